@@ -1,0 +1,3 @@
+fn main() {
+    println!("spk {}", env!("CARGO_PKG_VERSION"));
+}
