@@ -39,6 +39,7 @@ pub fn commit_tree(
             dir.display()
         )));
     }
+    tracing::debug!(dir = %dir.display(), ?opts, "committing directory");
     let root = commit_dir(repo, dir, lower.map(|m| &m.root), opts, progress)?;
     Ok(Manifest::new(root))
 }
@@ -62,6 +63,7 @@ pub fn store_layer(
     annotations: &[(String, String)],
 ) -> Result<Digest> {
     let manifest_digest = repo.write_object(&Object::Manifest(manifest))?;
+    tracing::debug!(manifest = %manifest_digest, "manifest stored");
     let mut layer = Layer::new(manifest_digest);
     for (k, v) in annotations {
         layer.annotations.insert(k.clone(), v.clone());
@@ -113,6 +115,7 @@ fn commit_entry(
     let mode = meta.mode() & 0o7777;
     if ft.is_file() {
         let (digest, size) = repo.store_file(path, mode)?;
+        tracing::trace!(path = %path.display(), %digest, size, "hashed file");
         progress.inc(1, size);
         return Ok(Some(Entry::file(mode, size, digest)));
     }

@@ -145,7 +145,12 @@ pub enum Error {
 }
 
 fn io_message(action: &str, path: &std::path::Path, err: &io::Error) -> String {
+    let full =
+        err.kind() == io::ErrorKind::StorageFull || err.kind() == io::ErrorKind::QuotaExceeded;
     let hint = match err.raw_os_error() {
+        _ if full => {
+            "; the disk is full: free space or use another repository (nothing partial was kept)"
+        }
         Some(libc::ENOSPC) | Some(libc::EDQUOT) => {
             "; the disk is full: free space or use another repository (nothing partial was kept)"
         }

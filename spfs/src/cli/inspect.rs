@@ -172,9 +172,11 @@ pub fn read(repo: &LocalRepository, reference: &str, path: Option<&str>) -> Resu
                         String::from_utf8_lossy(t)
                     )))
                 }
-                Some(EntryKind::Dir(_)) => return Err(invalid(format!(
+                Some(EntryKind::Dir(_)) => {
+                    return Err(invalid(format!(
                     "'{p}' is a directory in {reference}; list it with 'spfs ls {reference} {p}'"
-                ))),
+                )))
+                }
                 _ => {
                     return Err(Error::NoSuchPath {
                         path: p.to_string(),

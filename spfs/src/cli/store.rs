@@ -130,10 +130,9 @@ pub fn tag(repo: &LocalRepository, reference: &str, names: &[String]) -> Result<
     let target = match digests.as_slice() {
         [one] => *one,
         [] => return Err(invalid("nothing to tag: the reference is empty")),
-        many => {
-            // Tagging a stack records it as a platform.
+        // Tagging a stack records it as a platform.
+        _ => {
             let layers = repo.stack_layers(reference)?;
-            let _ = many;
             repo.write_object(&Object::Platform(Platform { layers }))?
         }
     };
@@ -206,7 +205,7 @@ pub fn check(repo: &LocalRepository, reference: Option<&str>) -> Result<i32> {
         } else {
             format!(" (reached by {})", p.tags.join(", "))
         };
-        println!("{} {} {}: {}{tags}", p.kind, p.digest, "is", p.issue);
+        println!("{} {}: {}{tags}", p.kind, p.digest, p.issue);
     }
     eprintln!(
         "checked {} objects and {} payloads ({}): {} problem(s)",

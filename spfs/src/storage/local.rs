@@ -136,6 +136,7 @@ impl LocalRepository {
             return Ok(digest);
         }
         self.write_atomic(&path, &bytes, 0o444)?;
+        tracing::debug!(%digest, kind = %object.kind(), "stored object");
         Ok(digest)
     }
 
@@ -144,7 +145,7 @@ impl LocalRepository {
         let tmp_dir = self.tmp_dir();
         let mut tmp =
             tempfile::NamedTempFile::new_in(&tmp_dir).ctx("creating a file in", &tmp_dir)?;
-        tmp.write_all(bytes).ctx("writing", path)?;
+        tmp.as_file_mut().write_all(bytes).ctx("writing", path)?;
         self.persist(tmp, path, mode)
     }
 

@@ -90,6 +90,7 @@ impl LocalRepository {
             let dest = self.payload_path(&digest);
             if !dest.exists() {
                 self.write_atomic(&dest, &buf, payload_mode(mode))?;
+                tracing::debug!(%digest, path = %src.display(), "stored payload");
             }
             return Ok((digest, buf.len() as u64));
         }
@@ -126,7 +127,7 @@ impl LocalRepository {
             }
             size += n as u64;
             hasher.update(&buf[..n]);
-            tmp.write_all(&buf[..n]).map_err(|e| {
+            tmp.as_file_mut().write_all(&buf[..n]).map_err(|e| {
                 Error::io(
                     format!("storing content of {} in", src.display()),
                     &tmp_dir,
@@ -136,6 +137,7 @@ impl LocalRepository {
         }
         let digest = hasher.finish();
         self.persist(tmp, &self.payload_path(&digest), payload_mode(mode))?;
+        tracing::debug!(%digest, path = %src.display(), "stored payload");
         Ok((digest, size))
     }
 

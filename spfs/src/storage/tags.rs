@@ -169,6 +169,7 @@ impl LocalRepository {
                 },
             );
             self.write_tag_file(name, &history)?;
+            tracing::info!(tag = %name, %target, "tagged");
         }
         Ok(())
     }
@@ -190,7 +191,9 @@ impl LocalRepository {
         let tmp_dir = self.tmp_dir();
         let mut tmp =
             tempfile::NamedTempFile::new_in(&tmp_dir).ctx("creating a file in", &tmp_dir)?;
-        tmp.write_all(text.as_bytes()).ctx("writing tag", &path)?;
+        tmp.as_file_mut()
+            .write_all(text.as_bytes())
+            .ctx("writing tag", &path)?;
         tmp.as_file().sync_all().ctx("writing tag", &path)?;
         tmp.persist(&path)
             .map_err(|e| Error::io("writing tag", &path, e.error))?;
