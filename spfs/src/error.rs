@@ -131,6 +131,19 @@ pub enum Error {
     #[error("interrupted; no partial objects were kept")]
     Interrupted,
 
+    /// The kernel's FUSE device cannot be used on this machine.
+    #[error("FUSE is not available: {0}; load the fuse module ('modprobe fuse') or use --backend render")]
+    FuseUnavailable(String),
+
+    /// Mounting, serving or unmounting a FUSE filesystem failed.
+    #[error("FUSE filesystem at {}: {reason}", path.display())]
+    Fuse {
+        /// The mount point.
+        path: PathBuf,
+        /// What went wrong and what to do.
+        reason: String,
+    },
+
     /// An I/O failure on a named path.
     #[error("{}", io_message(action, path, source))]
     Io {

@@ -1,0 +1,1239 @@
+//! A read-only FUSE filesystem that serves one merged manifest straight from the
+//! repository, with no render step.
+//!
+//! What the mounted tree looks like:
+//! - entries, kinds, permission bits, sizes and symlink targets exactly as in the manifest
+//!   (masks are skipped); the root directory is `0755`;
+//! - every entry is owned by the effective uid/gid of the process that mounted it;
+//! - every timestamp is the fixed [`FIXED_TIME`] (deterministic across mounts and late
+//!   enough for tools such as zip that reject pre-1980 times);
+//! - file contents are the payload files of the repository, read-only;
+//! - no extended attributes (the kernel is told so once and answers `EOPNOTSUPP` itself).
+//!
+//! Mounting uses `mount(2)` directly (no `fusermount` helper), so the caller needs
+//! `CAP_SYS_ADMIN` over its mount namespace: root, or root of a user namespace.
+
+use std::collections::{HashMap, VecDeque};
+use std::ffi::OsStr;
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use fuser::{
+    AccessFlags, BackgroundSession, BackingId, Config, Errno, FileAttr, FileHandle, FileType,
+    Filesystem, FopenFlags, Generation, INodeNo, InitFlags, KernelConfig, LockOwner, OpenAccMode,
+    OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus,
+    ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request, Session,
+    SessionACL, TimeOrNow, WriteFlags,
+};
+
+use crate::digest::Digest;
+use crate::error::{Error, Result};
+use crate::object::{EntryKind, Manifest, Tree};
+use crate::storage::LocalRepository;
+
+/// Timestamp (2000-01-01T00:00:00Z) reported as atime, mtime and ctime of every entry.
+pub const FIXED_TIME: Duration = Duration::from_secs(946_684_800);
+
+/// Permission bits of the root directory.
+const ROOT_MODE: u32 = 0o755;
+/// Everything is immutable, so the kernel may cache names and attributes for as long as
+/// the mount lives.
+const TTL: Duration = Duration::from_secs(365 * 24 * 3600);
+/// Largest single read request asked of the kernel.
+const MAX_IO: u32 = 1 << 20;
+/// Block size reported by `statfs`.
+const BLOCK: u64 = 4096;
+/// `FUSE_DEV_IOC_BACKING_CLOSE`: `_IOW(229, 2, u32)`.
+const FUSE_DEV_IOC_BACKING_CLOSE: libc::c_ulong = 0x4004_e502;
+/// How long the server may take to stop on its own after the lazy unmount before the
+/// connection is aborted (open files keep a detached FUSE superblock alive).
+const STOP_GRACE: Duration = Duration::from_secs(2);
+/// How long to wait for the server after aborting the connection.
+const ABORT_GRACE: Duration = Duration::from_secs(5);
+
+/// How a [`FuseMount`] serves file contents.
+#[derive(Debug, Clone)]
+pub struct FuseOptions {
+    /// Use FUSE passthrough for file reads when the kernel and privileges allow it; silently fall back otherwise.
+    pub passthrough: bool,
+}
+
+impl Default for FuseOptions {
+    fn default() -> Self {
+        FuseOptions { passthrough: true }
+    }
+}
+
+/// A mounted read-only view of one manifest. Dropping it unmounts and stops the server threads.
+#[derive(Debug)]
+pub struct FuseMount {
+    mountpoint: PathBuf,
+    /// `st_dev` of the mounted root.
+    dev: u64,
+    session: Option<BackgroundSession>,
+    shared: Arc<Shared>,
+}
+
+impl FuseMount {
+    /// Mounts `manifest` (already merged: contains no masks; ignore any Mask entries defensively) at `mountpoint`.
+    /// File contents come from `repo.payload_path(digest)`. Returns once the mount is live (a stat of the mountpoint shows the root).
+    pub fn mount(
+        repo: &LocalRepository,
+        manifest: Manifest,
+        mountpoint: &Path,
+        opts: &FuseOptions,
+    ) -> Result<FuseMount> {
+        let fuse_err = |reason: String| Error::Fuse {
+            path: mountpoint.to_path_buf(),
+            reason,
+        };
+        let mountpoint = mountpoint
+            .canonicalize()
+            .map_err(|e| fuse_err(format!("the mount point is not usable: {e}")))?;
+        let fuse_err = |reason: String| Error::Fuse {
+            path: mountpoint.clone(),
+            reason,
+        };
+        if !mountpoint.is_dir() {
+            return Err(fuse_err("the mount point is not a directory".into()));
+        }
+
+        let euid = nix::unistd::geteuid().as_raw();
+        let egid = nix::unistd::getegid().as_raw();
+        let nodes = build_nodes(manifest);
+        let shared = Arc::new(Shared::default());
+        let fs = SpfsFs::new(repo.clone(), nodes, euid, egid, opts, shared.clone());
+        let probe = fs.probe_candidates();
+
+        let dev_fuse = open_dev_fuse()?;
+        // Root (also root of a user namespace) lets every user of the namespace in;
+        // anyone else gets only their own requests served.
+        let allow_other = euid == 0;
+        let data = format!(
+            "fd={},rootmode={:o},user_id={euid},group_id={egid},default_permissions,\
+             max_read={MAX_IO},subtype=spfs{}",
+            dev_fuse.as_raw_fd(),
+            libc::S_IFDIR | ROOT_MODE,
+            if allow_other { ",allow_other" } else { "" },
+        );
+        let flags = nix::mount::MsFlags::MS_RDONLY
+            | nix::mount::MsFlags::MS_NOSUID
+            | nix::mount::MsFlags::MS_NODEV;
+        nix::mount::mount(
+            Some("spfs"),
+            &mountpoint,
+            Some("fuse"),
+            flags,
+            Some(data.as_str()),
+        )
+        .map_err(|e| {
+            let hint = match e {
+                nix::errno::Errno::EPERM => {
+                    "; mounting needs CAP_SYS_ADMIN over the mount namespace: run as root or \
+                     inside a user namespace, or use --backend render"
+                }
+                nix::errno::Errno::ENODEV => {
+                    "; the kernel has no FUSE support: load the fuse module ('modprobe fuse') \
+                     or use --backend render"
+                }
+                _ => "",
+            };
+            fuse_err(format!("mount(2) failed: {e}{hint}"))
+        })?;
+        tracing::debug!(mountpoint = %mountpoint.display(), "FUSE filesystem mounted");
+
+        let mut config = Config::default();
+        config.n_threads = Some(worker_threads());
+        let acl = if allow_other {
+            SessionACL::All
+        } else {
+            SessionACL::Owner
+        };
+        // The handshake completes inside `from_fd`; on failure the device is closed,
+        // which aborts the connection, and the lazy unmount removes the mount.
+        let session = match Session::from_fd(fs, dev_fuse, acl, config) {
+            Ok(s) => s,
+            Err(e) => {
+                detach(&mountpoint);
+                return Err(fuse_err(format!("FUSE handshake failed: {e}")));
+            }
+        };
+
+        if opts.passthrough && shared.negotiated.load(Ordering::Relaxed) {
+            match probe_passthrough(&session, &probe) {
+                Ok(()) => shared.passthrough.store(true, Ordering::Relaxed),
+                Err(reason) => tracing::info!(
+                    "FUSE passthrough unavailable ({reason}); serving reads from userspace"
+                ),
+            }
+        } else if opts.passthrough {
+            tracing::info!(
+                "the kernel does not offer FUSE passthrough; serving reads from userspace"
+            );
+        }
+
+        let session = match session.spawn() {
+            Ok(s) => s,
+            Err(e) => {
+                detach(&mountpoint);
+                return Err(fuse_err(format!("starting the FUSE server failed: {e}")));
+            }
+        };
+        let mut mount = FuseMount {
+            mountpoint: mountpoint.clone(),
+            dev: 0,
+            session: Some(session),
+            shared,
+        };
+
+        // Readiness: the root must answer through the new mount.
+        match std::fs::metadata(&mount.mountpoint) {
+            Ok(meta) if meta.is_dir() && meta.ino() == INodeNo::ROOT.0 => {
+                mount.dev = meta.dev();
+            }
+            Ok(_) => {
+                let err = fuse_err("the mount point does not show the served root".into());
+                let _ = mount.shutdown();
+                return Err(err);
+            }
+            Err(e) => {
+                let err = fuse_err(format!("the new mount does not answer: {e}"));
+                let _ = mount.shutdown();
+                return Err(err);
+            }
+        }
+        raise_readahead(mount.dev);
+        tracing::debug!(
+            mountpoint = %mount.mountpoint.display(),
+            passthrough = mount.passthrough_active(),
+            "FUSE filesystem ready"
+        );
+        Ok(mount)
+    }
+
+    /// Whether reads go through passthrough.
+    pub fn passthrough_active(&self) -> bool {
+        self.shared.passthrough.load(Ordering::Relaxed)
+    }
+
+    /// The directory the filesystem is mounted on.
+    pub fn mountpoint(&self) -> &Path {
+        &self.mountpoint
+    }
+
+    /// Unmounts and waits for the server to stop.
+    pub fn unmount(mut self) -> Result<()> {
+        self.shutdown()
+    }
+
+    fn shutdown(&mut self) -> Result<()> {
+        let Some(session) = self.session.take() else {
+            return Ok(());
+        };
+        // Only detach what is still ours: something may have been mounted on top, or the
+        // mount may already be gone.
+        let ours = self.dev == 0
+            || std::fs::symlink_metadata(&self.mountpoint)
+                .map(|m| m.dev() == self.dev)
+                .unwrap_or(false);
+        if ours {
+            detach(&self.mountpoint);
+        }
+        if !wait_finished(&session, STOP_GRACE) {
+            // Files still open through the detached mount (or a stacked overlay that is
+            // still mounted) keep the superblock, and so the server, alive.
+            tracing::warn!(
+                mountpoint = %self.mountpoint.display(),
+                "the FUSE filesystem is still in use after unmounting; aborting its connection"
+            );
+            if self.dev != 0 {
+                abort_connection(self.dev);
+            }
+            if !wait_finished(&session, ABORT_GRACE) {
+                return Err(Error::Fuse {
+                    path: self.mountpoint.clone(),
+                    reason: "the server did not stop: the filesystem is still in use (unmount \
+                             any overlay stacked on it first); it stops when the last user \
+                             goes away"
+                        .into(),
+                });
+            }
+        }
+        match session.join() {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                tracing::debug!(error = %e, "FUSE server ended with an error");
+                Ok(())
+            }
+        }
+    }
+}
+
+impl Drop for FuseMount {
+    fn drop(&mut self) {
+        if let Err(e) = self.shutdown() {
+            tracing::warn!("{e}");
+        }
+    }
+}
+
+fn wait_finished(session: &BackgroundSession, limit: Duration) -> bool {
+    let start = Instant::now();
+    loop {
+        if session.guard.is_finished() {
+            return true;
+        }
+        if start.elapsed() >= limit {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+fn detach(mountpoint: &Path) {
+    if let Err(e) = nix::mount::umount2(mountpoint, nix::mount::MntFlags::MNT_DETACH) {
+        tracing::debug!(mountpoint = %mountpoint.display(), error = %e, "unmounting FUSE filesystem");
+    }
+}
+
+/// The kernel-internal device number, which names the connection in fusectl and the
+/// backing device in sysfs.
+fn kernel_dev(dev: u64) -> (u32, u32) {
+    (libc::major(dev), libc::minor(dev))
+}
+
+/// Aborts the FUSE connection of the superblock `dev` through fusectl, mounting a private
+/// instance of it when none is visible. Best effort.
+fn abort_connection(dev: u64) {
+    let (major, minor) = kernel_dev(dev);
+    let name = ((major << 20) | minor).to_string();
+    let write_abort = |dir: &Path| std::fs::write(dir.join(&name).join("abort"), b"1");
+    if write_abort(Path::new("/sys/fs/fuse/connections")).is_ok() {
+        return;
+    }
+    let Ok(tmp) = tempfile::tempdir() else {
+        return;
+    };
+    let mounted = nix::mount::mount(
+        Some("fusectl"),
+        tmp.path(),
+        Some("fusectl"),
+        nix::mount::MsFlags::empty(),
+        None::<&str>,
+    );
+    if mounted.is_ok() {
+        if let Err(e) = write_abort(tmp.path()) {
+            tracing::debug!(error = %e, "aborting FUSE connection {name}");
+        }
+        let _ = nix::mount::umount2(tmp.path(), nix::mount::MntFlags::MNT_DETACH);
+    }
+}
+
+/// Raises the readahead window of the mount so that sequential reads arrive as large
+/// requests. Best effort: sysfs is writable only by root of the initial namespace.
+fn raise_readahead(dev: u64) {
+    let (major, minor) = kernel_dev(dev);
+    let path = format!("/sys/class/bdi/{major}:{minor}/read_ahead_kb");
+    if let Err(e) = std::fs::write(&path, (MAX_IO / 1024).to_string()) {
+        tracing::debug!(%path, error = %e, "keeping the default FUSE readahead");
+    }
+}
+
+fn open_dev_fuse() -> Result<OwnedFd> {
+    match std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/fuse")
+    {
+        Ok(f) => Ok(f.into()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            Err(Error::FuseUnavailable("/dev/fuse does not exist".into()))
+        }
+        Err(e) => Err(Error::FuseUnavailable(format!(
+            "cannot open /dev/fuse: {e}"
+        ))),
+    }
+}
+
+fn worker_threads() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
+        .clamp(2, 8)
+}
+
+/// Registers one payload as a passthrough backing file and releases it again: proves the
+/// kernel accepts passthrough from this process for files of this repository.
+fn probe_passthrough<FS: Filesystem>(
+    session: &Session<FS>,
+    candidates: &[PathBuf],
+) -> std::result::Result<(), String> {
+    let Some(file) = candidates.iter().find_map(|p| File::open(p).ok()) else {
+        return Err("no payload to serve".into());
+    };
+    let id = BackingId::create_raw(session, &file).map_err(|e| e.to_string())?;
+    let fd = std::os::fd::AsFd::as_fd(session).as_raw_fd();
+    // SAFETY: the ioctl reads one u32 from a valid pointer; `fd` is the open FUSE device.
+    let rc = unsafe { libc::ioctl(fd, FUSE_DEV_IOC_BACKING_CLOSE, &id as *const u32) };
+    if rc != 0 {
+        tracing::debug!(error = %io::Error::last_os_error(), "closing probe backing id");
+    }
+    Ok(())
+}
+
+/// State the mount handle shares with the server threads.
+#[derive(Debug, Default)]
+struct Shared {
+    /// The kernel accepted `FUSE_PASSTHROUGH` in the handshake.
+    negotiated: AtomicBool,
+    /// New opens use passthrough.
+    passthrough: AtomicBool,
+}
+
+/// One inode of the served tree.
+#[derive(Debug)]
+struct Node {
+    parent: u64,
+    perm: u16,
+    kind: NodeKind,
+}
+
+#[derive(Debug)]
+enum NodeKind {
+    /// Children sorted by name bytes, with their inode numbers.
+    Dir {
+        children: Vec<(Box<[u8]>, u64)>,
+        subdirs: u32,
+    },
+    File {
+        size: u64,
+        digest: Digest,
+    },
+    Symlink(Box<[u8]>),
+}
+
+/// Flattens a manifest into an inode table: index = inode number, root = 1, index 0 unused.
+fn build_nodes(manifest: Manifest) -> Vec<Node> {
+    let placeholder = Node {
+        parent: 0,
+        perm: 0,
+        kind: NodeKind::Symlink(Box::default()),
+    };
+    let root = Node {
+        parent: INodeNo::ROOT.0,
+        perm: ROOT_MODE as u16,
+        kind: NodeKind::Dir {
+            children: Vec::new(),
+            subdirs: 0,
+        },
+    };
+    let mut nodes = vec![placeholder, root];
+    let mut queue: VecDeque<(u64, Tree)> = VecDeque::new();
+    queue.push_back((INodeNo::ROOT.0, manifest.root));
+    while let Some((dir_ino, tree)) = queue.pop_front() {
+        let mut children = Vec::with_capacity(tree.len());
+        let mut subdirs = 0;
+        for (name, entry) in tree {
+            let perm = (entry.mode & 0o7777) as u16;
+            let ino = nodes.len() as u64;
+            let kind = match entry.kind {
+                EntryKind::Mask => continue,
+                EntryKind::File { size, digest } => NodeKind::File { size, digest },
+                EntryKind::Symlink(target) => NodeKind::Symlink(target.into_boxed_slice()),
+                EntryKind::Dir(sub) => {
+                    subdirs += 1;
+                    queue.push_back((ino, sub));
+                    NodeKind::Dir {
+                        children: Vec::new(),
+                        subdirs: 0,
+                    }
+                }
+            };
+            nodes.push(Node {
+                parent: dir_ino,
+                perm,
+                kind,
+            });
+            children.push((name.into_boxed_slice(), ino));
+        }
+        if let NodeKind::Dir {
+            children: c,
+            subdirs: s,
+        } = &mut nodes[dir_ino as usize].kind
+        {
+            *c = children;
+            *s = subdirs;
+        }
+    }
+    nodes
+}
+
+/// Passthrough backing files, one per inode while any handle on it is open.
+#[derive(Debug, Default)]
+struct Backing {
+    by_ino: HashMap<u64, (BackingId, usize)>,
+    by_fh: HashMap<u64, u64>,
+}
+
+/// The filesystem served to the kernel.
+#[derive(Debug)]
+struct SpfsFs {
+    repo: LocalRepository,
+    nodes: Vec<Node>,
+    uid: u32,
+    gid: u32,
+    total_bytes: u64,
+    want_passthrough: bool,
+    shared: Arc<Shared>,
+    next_fh: AtomicU64,
+    files: RwLock<HashMap<u64, Arc<File>>>,
+    backing: Mutex<Backing>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+thread_local! {
+    static READ_BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+impl SpfsFs {
+    fn new(
+        repo: LocalRepository,
+        nodes: Vec<Node>,
+        uid: u32,
+        gid: u32,
+        opts: &FuseOptions,
+        shared: Arc<Shared>,
+    ) -> Self {
+        let total_bytes = nodes
+            .iter()
+            .map(|n| match n.kind {
+                NodeKind::File { size, .. } => size,
+                _ => 0,
+            })
+            .sum();
+        SpfsFs {
+            repo,
+            nodes,
+            uid,
+            gid,
+            total_bytes,
+            want_passthrough: opts.passthrough,
+            shared,
+            next_fh: AtomicU64::new(1),
+            files: RwLock::new(HashMap::new()),
+            backing: Mutex::new(Backing::default()),
+        }
+    }
+
+    /// A few payload paths to try the passthrough probe with.
+    fn probe_candidates(&self) -> Vec<PathBuf> {
+        self.nodes
+            .iter()
+            .filter_map(|n| match n.kind {
+                NodeKind::File { digest, .. } => Some(self.repo.payload_path(&digest)),
+                _ => None,
+            })
+            .take(8)
+            .collect()
+    }
+
+    fn node(&self, ino: INodeNo) -> Option<&Node> {
+        if ino.0 == 0 {
+            return None;
+        }
+        self.nodes.get(ino.0 as usize)
+    }
+
+    fn attr(&self, ino: u64, node: &Node) -> FileAttr {
+        let time = UNIX_EPOCH + FIXED_TIME;
+        let (kind, size, nlink) = match &node.kind {
+            NodeKind::Dir { subdirs, .. } => (FileType::Directory, BLOCK, 2 + subdirs),
+            NodeKind::File { size, .. } => (FileType::RegularFile, *size, 1),
+            NodeKind::Symlink(t) => (FileType::Symlink, t.len() as u64, 1),
+        };
+        FileAttr {
+            ino: INodeNo(ino),
+            size,
+            blocks: size.div_ceil(512),
+            atime: time,
+            mtime: time,
+            ctime: time,
+            crtime: time,
+            kind,
+            perm: node.perm,
+            nlink,
+            uid: self.uid,
+            gid: self.gid,
+            rdev: 0,
+            blksize: BLOCK as u32,
+            flags: 0,
+        }
+    }
+
+    fn child(&self, parent: &Node, parent_ino: u64, name: &[u8]) -> Option<u64> {
+        match name {
+            b"." => return Some(parent_ino),
+            b".." => return Some(parent.parent),
+            _ => {}
+        }
+        let NodeKind::Dir { children, .. } = &parent.kind else {
+            return None;
+        };
+        children
+            .binary_search_by(|(n, _)| n.as_ref().cmp(name))
+            .ok()
+            .map(|i| children[i].1)
+    }
+
+    /// Directory entries from position `offset`: `.`, `..`, then the children.
+    fn dir_entries<'a>(
+        &'a self,
+        ino: u64,
+        node: &'a Node,
+        offset: u64,
+    ) -> Option<impl Iterator<Item = (u64, u64, &'a [u8])> + 'a> {
+        let NodeKind::Dir { children, .. } = &node.kind else {
+            return None;
+        };
+        let dots = [(ino, &b"."[..]), (node.parent, &b".."[..])];
+        Some(
+            dots.into_iter()
+                .chain(children.iter().map(|(n, i)| (*i, n.as_ref())))
+                .enumerate()
+                .skip(offset.min(usize::MAX as u64) as usize)
+                .map(|(i, (child, name))| (child, i as u64 + 1, name)),
+        )
+    }
+
+    fn open_payload(&self, digest: &Digest) -> std::result::Result<File, Errno> {
+        let path = self.repo.payload_path(digest);
+        File::open(&path).map_err(|e| {
+            tracing::error!(
+                %digest,
+                path = %path.display(),
+                error = %e,
+                "cannot open payload served through FUSE; run 'spfs check' and pull it again"
+            );
+            Errno::EIO
+        })
+    }
+
+    fn new_fh(&self) -> u64 {
+        self.next_fh.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Opens `ino` with a passthrough backing file. Returns the reply back when the
+    /// open must be served from userspace instead.
+    fn open_passthrough(&self, ino: u64, digest: &Digest, reply: ReplyOpen) -> Option<ReplyOpen> {
+        let flags = FopenFlags::FOPEN_NOFLUSH;
+        {
+            let mut b = lock(&self.backing);
+            if b.by_ino.contains_key(&ino) {
+                // Every open of an inode must use the same backing file.
+                let fh = self.new_fh();
+                b.by_fh.insert(fh, ino);
+                let entry = b.by_ino.get_mut(&ino).expect("checked above");
+                entry.1 += 1;
+                reply.opened_passthrough(FileHandle(fh), flags, &entry.0);
+                return None;
+            }
+        }
+        if !self.shared.passthrough.load(Ordering::Relaxed) {
+            return Some(reply);
+        }
+        let file = match self.open_payload(digest) {
+            Ok(f) => f,
+            Err(errno) => {
+                reply.error(errno);
+                return None;
+            }
+        };
+        let id = match reply.open_backing(&file) {
+            Ok(id) => id,
+            Err(e) => {
+                tracing::warn!(
+                    error = %e,
+                    "the kernel refused a FUSE passthrough file; serving reads from userspace"
+                );
+                self.shared.passthrough.store(false, Ordering::Relaxed);
+                return Some(reply);
+            }
+        };
+        let mut b = lock(&self.backing);
+        let fh = self.new_fh();
+        b.by_fh.insert(fh, ino);
+        // Another thread may have opened the same inode meanwhile: use its backing file.
+        let entry = b.by_ino.entry(ino).or_insert((id, 0));
+        entry.1 += 1;
+        reply.opened_passthrough(FileHandle(fh), flags, &entry.0);
+        None
+    }
+
+    fn release_fh(&self, fh: u64) {
+        let removed = self
+            .files
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&fh);
+        if removed.is_some() {
+            return;
+        }
+        let mut b = lock(&self.backing);
+        if let Some(ino) = b.by_fh.remove(&fh) {
+            let last = match b.by_ino.get_mut(&ino) {
+                Some(entry) => {
+                    entry.1 = entry.1.saturating_sub(1);
+                    entry.1 == 0
+                }
+                None => false,
+            };
+            if last {
+                b.by_ino.remove(&ino);
+            }
+        }
+    }
+
+    fn read_into(&self, file: &File, offset: u64, want: usize, reply: ReplyData) {
+        READ_BUF.with(|cell| {
+            let mut buf = cell.borrow_mut();
+            if buf.len() < want {
+                buf.resize(want, 0);
+            }
+            let mut done = 0;
+            while done < want {
+                match file.read_at(&mut buf[done..want], offset + done as u64) {
+                    Ok(0) => break,
+                    Ok(n) => done += n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => {
+                        tracing::error!(error = %e, "reading a payload served through FUSE");
+                        reply.error(Errno::EIO);
+                        return;
+                    }
+                }
+            }
+            reply.data(&buf[..done]);
+        });
+    }
+}
+
+impl Filesystem for SpfsFs {
+    fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> io::Result<()> {
+        if let Err(nearest) = config.set_max_write(MAX_IO) {
+            let _ = config.set_max_write(nearest);
+        }
+        if let Err(nearest) = config.set_max_readahead(MAX_IO) {
+            let _ = config.set_max_readahead(nearest);
+        }
+        for cap in [
+            InitFlags::FUSE_DO_READDIRPLUS,
+            InitFlags::FUSE_READDIRPLUS_AUTO,
+            InitFlags::FUSE_CACHE_SYMLINKS,
+            InitFlags::FUSE_PARALLEL_DIROPS,
+        ] {
+            let _ = config.add_capabilities(cap);
+        }
+        // Stack depth 1: backing files live on a plain filesystem, and overlayfs can
+        // still be stacked on this mount.
+        if self.want_passthrough
+            && config.add_capabilities(InitFlags::FUSE_PASSTHROUGH).is_ok()
+            && config.set_max_stack_depth(1).is_ok()
+        {
+            self.shared.negotiated.store(true, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        let Some(dir) = self.node(parent) else {
+            return reply.error(Errno::ENOENT);
+        };
+        if !matches!(dir.kind, NodeKind::Dir { .. }) {
+            return reply.error(Errno::ENOTDIR);
+        }
+        match self.child(dir, parent.0, name.as_bytes()) {
+            Some(ino) => {
+                let node = &self.nodes[ino as usize];
+                reply.entry(&TTL, &self.attr(ino, node), Generation(0));
+            }
+            None => reply.error(Errno::ENOENT),
+        }
+    }
+
+    fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+        match self.node(ino) {
+            Some(node) => reply.attr(&TTL, &self.attr(ino.0, node)),
+            None => reply.error(Errno::ENOENT),
+        }
+    }
+
+    fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
+        match self.node(ino).map(|n| &n.kind) {
+            Some(NodeKind::Symlink(target)) => reply.data(target),
+            Some(_) => reply.error(Errno::EINVAL),
+            None => reply.error(Errno::ENOENT),
+        }
+    }
+
+    fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        let digest = match self.node(ino).map(|n| &n.kind) {
+            Some(NodeKind::File { digest, .. }) => *digest,
+            Some(NodeKind::Dir { .. }) => return reply.error(Errno::EISDIR),
+            Some(NodeKind::Symlink(_)) => return reply.error(Errno::ELOOP),
+            None => return reply.error(Errno::ENOENT),
+        };
+        if flags.acc_mode() != OpenAccMode::O_RDONLY || flags.0 & libc::O_TRUNC != 0 {
+            return reply.error(Errno::EROFS);
+        }
+        let Some(reply) = self.open_passthrough(ino.0, &digest, reply) else {
+            return;
+        };
+        let file = match self.open_payload(&digest) {
+            Ok(f) => f,
+            Err(errno) => return reply.error(errno),
+        };
+        let fh = self.new_fh();
+        self.files
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(fh, Arc::new(file));
+        reply.opened(
+            FileHandle(fh),
+            FopenFlags::FOPEN_KEEP_CACHE | FopenFlags::FOPEN_NOFLUSH,
+        );
+    }
+
+    fn read(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        size: u32,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyData,
+    ) {
+        let (file_size, digest) = match self.node(ino).map(|n| &n.kind) {
+            Some(NodeKind::File { size, digest }) => (*size, *digest),
+            Some(_) => return reply.error(Errno::EISDIR),
+            None => return reply.error(Errno::ENOENT),
+        };
+        let want = (size as u64).min(file_size.saturating_sub(offset)) as usize;
+        if want == 0 {
+            return reply.data(&[]);
+        }
+        let file = self
+            .files
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&fh.0)
+            .cloned();
+        match file {
+            Some(file) => self.read_into(&file, offset, want, reply),
+            // A passthrough handle: the kernel reads the backing file itself, but serve
+            // a stray request anyway.
+            None => match self.open_payload(&digest) {
+                Ok(file) => self.read_into(&file, offset, want, reply),
+                Err(errno) => reply.error(errno),
+            },
+        }
+    }
+
+    fn flush(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _lock_owner: LockOwner,
+        reply: ReplyEmpty,
+    ) {
+        reply.ok();
+    }
+
+    fn release(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        _flush: bool,
+        reply: ReplyEmpty,
+    ) {
+        self.release_fh(fh.0);
+        reply.ok();
+    }
+
+    fn fsync(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _datasync: bool,
+        reply: ReplyEmpty,
+    ) {
+        reply.ok();
+    }
+
+    fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        match self.node(ino).map(|n| &n.kind) {
+            Some(NodeKind::Dir { .. }) => reply.opened(
+                FileHandle(0),
+                FopenFlags::FOPEN_CACHE_DIR | FopenFlags::FOPEN_KEEP_CACHE,
+            ),
+            Some(_) => reply.error(Errno::ENOTDIR),
+            None => reply.error(Errno::ENOENT),
+        }
+    }
+
+    fn readdir(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectory,
+    ) {
+        let Some(node) = self.node(ino) else {
+            return reply.error(Errno::ENOENT);
+        };
+        let Some(entries) = self.dir_entries(ino.0, node, offset) else {
+            return reply.error(Errno::ENOTDIR);
+        };
+        for (child, next, name) in entries {
+            let kind = self.attr(child, &self.nodes[child as usize]).kind;
+            if reply.add(INodeNo(child), next, kind, OsStr::from_bytes(name)) {
+                break;
+            }
+        }
+        reply.ok();
+    }
+
+    fn readdirplus(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectoryPlus,
+    ) {
+        let Some(node) = self.node(ino) else {
+            return reply.error(Errno::ENOENT);
+        };
+        let Some(entries) = self.dir_entries(ino.0, node, offset) else {
+            return reply.error(Errno::ENOTDIR);
+        };
+        for (child, next, name) in entries {
+            let attr = self.attr(child, &self.nodes[child as usize]);
+            let name = OsStr::from_bytes(name);
+            if reply.add(INodeNo(child), next, name, &TTL, &attr, Generation(0)) {
+                break;
+            }
+        }
+        reply.ok();
+    }
+
+    fn releasedir(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _flags: OpenFlags,
+        reply: ReplyEmpty,
+    ) {
+        reply.ok();
+    }
+
+    fn fsyncdir(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _datasync: bool,
+        reply: ReplyEmpty,
+    ) {
+        reply.ok();
+    }
+
+    fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
+        let blocks = self.total_bytes.div_ceil(BLOCK);
+        let files = self.nodes.len() as u64 - 1;
+        reply.statfs(blocks, 0, 0, files, 0, BLOCK as u32, 255, BLOCK as u32);
+    }
+
+    fn getxattr(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _name: &OsStr,
+        _size: u32,
+        reply: ReplyXattr,
+    ) {
+        // No extended attributes at all: after this answer the kernel stops asking and
+        // answers EOPNOTSUPP itself (overlayfs treats that as "no overlay xattrs").
+        reply.error(Errno::ENOSYS);
+    }
+
+    fn listxattr(&self, _req: &Request, _ino: INodeNo, _size: u32, reply: ReplyXattr) {
+        reply.error(Errno::ENOSYS);
+    }
+
+    fn access(&self, _req: &Request, ino: INodeNo, mask: AccessFlags, reply: ReplyEmpty) {
+        if self.node(ino).is_none() {
+            reply.error(Errno::ENOENT);
+        } else if mask.contains(AccessFlags::W_OK) {
+            reply.error(Errno::EROFS);
+        } else {
+            reply.ok();
+        }
+    }
+
+    // Everything below modifies the tree. A read-only mount never forwards these, but
+    // answer them correctly anyway.
+
+    fn setattr(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _mode: Option<u32>,
+        _uid: Option<u32>,
+        _gid: Option<u32>,
+        _size: Option<u64>,
+        _atime: Option<TimeOrNow>,
+        _mtime: Option<TimeOrNow>,
+        _ctime: Option<SystemTime>,
+        _fh: Option<FileHandle>,
+        _crtime: Option<SystemTime>,
+        _chgtime: Option<SystemTime>,
+        _bkuptime: Option<SystemTime>,
+        _flags: Option<fuser::BsdFileFlags>,
+        reply: ReplyAttr,
+    ) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn mknod(
+        &self,
+        _req: &Request,
+        _parent: INodeNo,
+        _name: &OsStr,
+        _mode: u32,
+        _umask: u32,
+        _rdev: u32,
+        reply: ReplyEntry,
+    ) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn mkdir(
+        &self,
+        _req: &Request,
+        _parent: INodeNo,
+        _name: &OsStr,
+        _mode: u32,
+        _umask: u32,
+        reply: ReplyEntry,
+    ) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn unlink(&self, _req: &Request, _parent: INodeNo, _name: &OsStr, reply: ReplyEmpty) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn rmdir(&self, _req: &Request, _parent: INodeNo, _name: &OsStr, reply: ReplyEmpty) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn symlink(
+        &self,
+        _req: &Request,
+        _parent: INodeNo,
+        _link_name: &OsStr,
+        _target: &Path,
+        reply: ReplyEntry,
+    ) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn rename(
+        &self,
+        _req: &Request,
+        _parent: INodeNo,
+        _name: &OsStr,
+        _newparent: INodeNo,
+        _newname: &OsStr,
+        _flags: RenameFlags,
+        reply: ReplyEmpty,
+    ) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn link(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _newparent: INodeNo,
+        _newname: &OsStr,
+        reply: ReplyEntry,
+    ) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn write(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _offset: u64,
+        _data: &[u8],
+        _write_flags: WriteFlags,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyWrite,
+    ) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn create(
+        &self,
+        _req: &Request,
+        _parent: INodeNo,
+        _name: &OsStr,
+        _mode: u32,
+        _umask: u32,
+        _flags: i32,
+        reply: ReplyCreate,
+    ) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn setxattr(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _name: &OsStr,
+        _value: &[u8],
+        _flags: i32,
+        _position: u32,
+        reply: ReplyEmpty,
+    ) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn removexattr(&self, _req: &Request, _ino: INodeNo, _name: &OsStr, reply: ReplyEmpty) {
+        reply.error(Errno::EROFS);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::object::Entry;
+
+    fn digest(n: u8) -> Digest {
+        Digest::of(&[n])
+    }
+
+    fn sample() -> Manifest {
+        let mut sub = Tree::new();
+        sub.insert(b"f".to_vec(), Entry::file(0o644, 3, digest(1)));
+        sub.insert(b"gone".to_vec(), Entry::mask());
+        sub.insert(b"inner".to_vec(), Entry::dir(0o700, Tree::new()));
+        let mut root = Tree::new();
+        root.insert(b"a".to_vec(), Entry::dir(0o755, sub));
+        root.insert(b"b\xff".to_vec(), Entry::symlink(b"a/f".to_vec()));
+        root.insert(b"c".to_vec(), Entry::file(0o4755, 9, digest(2)));
+        Manifest::new(root)
+    }
+
+    fn fs() -> SpfsFs {
+        let repo_dir = tempfile::tempdir().unwrap();
+        let repo = LocalRepository::create(repo_dir.path()).unwrap();
+        SpfsFs::new(
+            repo,
+            build_nodes(sample()),
+            7,
+            8,
+            &FuseOptions { passthrough: false },
+            Arc::default(),
+        )
+    }
+
+    #[test]
+    fn inode_table_has_parents_counts_and_no_masks() {
+        let fs = fs();
+        // placeholder, root, a, b\xff, c, a/f, a/inner
+        assert_eq!(fs.nodes.len(), 7);
+        let root = &fs.nodes[1];
+        let a = fs.child(root, 1, b"a").unwrap();
+        assert_eq!(fs.child(root, 1, b".."), Some(1));
+        assert_eq!(fs.child(root, 1, b"b\xff"), Some(3));
+        let a_node = &fs.nodes[a as usize];
+        assert_eq!(fs.child(a_node, a, b"gone"), None);
+        assert_eq!(fs.child(a_node, a, b".."), Some(1));
+        let inner = fs.child(a_node, a, b"inner").unwrap();
+        assert_eq!(fs.nodes[inner as usize].parent, a);
+
+        let attr = fs.attr(a, a_node);
+        assert_eq!(
+            (attr.kind, attr.perm, attr.nlink),
+            (FileType::Directory, 0o755, 3)
+        );
+        assert_eq!((attr.uid, attr.gid), (7, 8));
+        assert_eq!(fs.attr(1, root).nlink, 3);
+        let c = fs.child(root, 1, b"c").unwrap();
+        let attr = fs.attr(c, &fs.nodes[c as usize]);
+        assert_eq!(
+            (attr.kind, attr.perm, attr.size, attr.blocks),
+            (FileType::RegularFile, 0o4755, 9, 1)
+        );
+        assert_eq!(attr.mtime, UNIX_EPOCH + FIXED_TIME);
+        let attr = fs.attr(3, &fs.nodes[3]);
+        assert_eq!(
+            (attr.kind, attr.size, attr.perm),
+            (FileType::Symlink, 3, 0o777)
+        );
+    }
+
+    #[test]
+    fn directory_offsets_resume_where_they_stopped() {
+        let fs = fs();
+        let all: Vec<_> = fs
+            .dir_entries(1, &fs.nodes[1], 0)
+            .unwrap()
+            .map(|(ino, next, name)| (ino, next, name.to_vec()))
+            .collect();
+        let names: Vec<&[u8]> = all.iter().map(|e| e.2.as_slice()).collect();
+        assert_eq!(names, [&b"."[..], b"..", b"a", b"b\xff", b"c"]);
+        for (i, (_, next, _)) in all.iter().enumerate() {
+            assert_eq!(*next, i as u64 + 1);
+            let rest: Vec<_> = fs.dir_entries(1, &fs.nodes[1], *next).unwrap().collect();
+            assert_eq!(rest.len(), all.len() - i - 1);
+        }
+        assert_eq!(
+            fs.dir_entries(1, &fs.nodes[1], u64::MAX).unwrap().count(),
+            0
+        );
+        assert!(fs.dir_entries(5, &fs.nodes[5], 0).is_none());
+    }
+
+    #[test]
+    fn unknown_inodes_are_not_found() {
+        let fs = fs();
+        assert!(fs.node(INodeNo(0)).is_none());
+        assert!(fs.node(INodeNo(7)).is_none());
+        assert!(fs.node(INodeNo(u64::MAX)).is_none());
+    }
+}

@@ -1,0 +1,3 @@
+//! Isolated `/spfs` runtimes.
+
+pub mod fuse;
