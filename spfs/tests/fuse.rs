@@ -1,0 +1,694 @@
+//! The read-only FUSE filesystem, mounted for real: the served tree matches the committed
+//! one, reads are byte-exact, writes fail with EROFS, overlayfs stacks on it, and nothing
+//! stays mounted afterwards.
+//!
+//! Each test gives its own thread a private mount namespace, so mounts never leak to the
+//! host even when a test fails. These tests need root; they skip otherwise, except under
+//! CI where skipping is a failure.
+
+use std::collections::BTreeMap;
+use std::ffi::CString;
+use std::fs;
+use std::io::{ErrorKind, Read};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{symlink, FileExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::sched::{unshare, CloneFlags};
+use spfs::commit::{commit_tree, CommitOptions};
+use spfs::object::{EntryKind, Manifest, Object};
+use spfs::progress::Progress;
+use spfs::runtime::fuse::{FuseMount, FuseOptions};
+use spfs::storage::LocalRepository;
+
+const BIG: usize = 6 * 1024 * 1024 + 12345;
+
+/// True when the test may run; otherwise reports the skip (or fails under CI).
+fn privileged(name: &str) -> bool {
+    if nix::unistd::geteuid().is_root() {
+        return true;
+    }
+    if std::env::var_os("CI").is_some() {
+        panic!("{name} needs root, and CI must not skip it");
+    }
+    eprintln!("SKIPPED {name}: needs root");
+    false
+}
+
+/// Moves the calling thread into a private mount namespace. Threads it spawns (the FUSE
+/// server) inherit it; the rest of the process does not see its mounts.
+fn private_mount_ns() {
+    unshare(CloneFlags::CLONE_NEWNS).expect("unshare(CLONE_NEWNS)");
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .expect("making / private");
+}
+
+/// Mount points of this thread's namespace with their filesystem types.
+fn mounts() -> Vec<(String, String)> {
+    let text = fs::read_to_string("/proc/thread-self/mountinfo").unwrap();
+    text.lines()
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split(' ').collect();
+            let sep = fields.iter().position(|f| *f == "-")?;
+            Some((fields[4].to_string(), fields.get(sep + 1)?.to_string()))
+        })
+        .collect()
+}
+
+fn mounted_at(path: &Path) -> Option<String> {
+    let path = path.to_str().unwrap();
+    mounts()
+        .into_iter()
+        .find(|(p, _)| p == path)
+        .map(|(_, fstype)| fstype)
+}
+
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut rng = Rng(seed | 1);
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        out.extend_from_slice(&rng.next().to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+fn write(path: &Path, bytes: &[u8], mode: u32) {
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    fs::write(path, bytes).unwrap();
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+}
+
+fn mkdir(path: &Path, mode: u32) {
+    fs::create_dir_all(path).unwrap();
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+}
+
+fn osname(bytes: &[u8]) -> &std::ffi::OsStr {
+    std::ffi::OsStr::from_bytes(bytes)
+}
+
+/// A source tree covering every kind of entry the store keeps.
+fn sample_tree(src: &Path) {
+    write(&src.join("bin/tool"), b"#!/bin/sh\necho tool\n", 0o755);
+    write(&src.join("etc/conf"), b"key = value\n", 0o644);
+    write(&src.join("etc/secret"), b"s3cret", 0o600);
+    write(&src.join("bin/setuid"), b"#!/bin/sh\n", 0o4755);
+    write(&src.join("empty-file"), b"", 0o644);
+    write(&src.join("data/big.bin"), &noise(BIG, 7), 0o444);
+    write(&src.join(osname(b"caf\xe9.txt")), b"latin-1 name", 0o640);
+    mkdir(&src.join(osname(b"\xff\xfe-dir")), 0o750);
+    write(
+        &src.join(osname(b"\xff\xfe-dir")).join("inside"),
+        b"in a non-UTF-8 dir",
+        0o644,
+    );
+    mkdir(&src.join("empty-dir"), 0o755);
+    mkdir(&src.join("deep/a/b/c"), 0o700);
+    mkdir(&src.join("share/sticky"), 0o1777);
+    symlink("../etc/conf", src.join("bin/conf-link")).unwrap();
+    symlink("/etc/hostname", src.join("absolute-link")).unwrap();
+    symlink("no/such/target", src.join("dangling")).unwrap();
+    symlink(osname(b"caf\xe9.txt"), src.join("latin-link")).unwrap();
+    // Enough entries that a directory listing takes several readdir calls.
+    for i in 0..400 {
+        write(
+            &src.join(format!("many/entry-with-a-fairly-long-name-{i:04}")),
+            format!("{i}").as_bytes(),
+            0o644,
+        );
+    }
+    fs::set_permissions(src, fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+struct Fixture {
+    tmp: tempfile::TempDir,
+    src: PathBuf,
+    repo: LocalRepository,
+    manifest: Manifest,
+}
+
+impl Fixture {
+    fn new(build: impl FnOnce(&Path)) -> Self {
+        let tmp = tempfile::tempdir().unwrap();
+        let src = tmp.path().join("src");
+        fs::create_dir(&src).unwrap();
+        build(&src);
+        let repo = LocalRepository::create(&tmp.path().join("repo")).unwrap();
+        let committed = commit_tree(
+            &repo,
+            &src,
+            None,
+            &CommitOptions::default(),
+            &Progress::hidden(),
+        )
+        .unwrap();
+        let digest = repo.write_object(&Object::Manifest(committed)).unwrap();
+        let manifest = repo.read_manifest(&digest).unwrap();
+        Fixture {
+            tmp,
+            src,
+            repo,
+            manifest,
+        }
+    }
+
+    fn dir(&self, name: &str) -> PathBuf {
+        let p = self.tmp.path().join(name);
+        fs::create_dir_all(&p).unwrap();
+        p
+    }
+
+    fn mount(&self, at: &Path, passthrough: bool) -> FuseMount {
+        let m = FuseMount::mount(
+            &self.repo,
+            self.manifest.clone(),
+            at,
+            &FuseOptions { passthrough },
+        )
+        .unwrap();
+        assert_eq!(mounted_at(at).as_deref(), Some("fuse.spfs"));
+        if !passthrough {
+            assert!(!m.passthrough_active());
+        }
+        eprintln!(
+            "mounted at {} (passthrough requested: {passthrough}, active: {})",
+            at.display(),
+            m.passthrough_active()
+        );
+        m
+    }
+}
+
+#[derive(Debug, PartialEq)]
+struct Seen {
+    kind: char,
+    mode: u32,
+    size: Option<u64>,
+    nlink: u64,
+    target: Option<Vec<u8>>,
+}
+
+/// Every entry under `root` by relative path, with its kind, permission bits, size (files
+/// and symlinks), link count and symlink target.
+fn snapshot(root: &Path) -> BTreeMap<Vec<u8>, Seen> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![PathBuf::new()];
+    while let Some(rel) = stack.pop() {
+        for entry in fs::read_dir(root.join(&rel)).unwrap() {
+            let entry = entry.unwrap();
+            let rel = rel.join(entry.file_name());
+            let path = root.join(&rel);
+            let meta = fs::symlink_metadata(&path).unwrap();
+            let ft = meta.file_type();
+            let kind = if ft.is_dir() {
+                'd'
+            } else if ft.is_symlink() {
+                'l'
+            } else if ft.is_file() {
+                '-'
+            } else {
+                '?'
+            };
+            assert_eq!(
+                entry.file_type().unwrap().is_dir(),
+                ft.is_dir(),
+                "{rel:?}: d_type disagrees with stat"
+            );
+            if ft.is_dir() {
+                stack.push(rel.clone());
+            }
+            out.insert(
+                rel.as_os_str().as_bytes().to_vec(),
+                Seen {
+                    kind,
+                    mode: meta.mode() & 0o7777,
+                    size: (!ft.is_dir()).then_some(meta.len()),
+                    nlink: meta.nlink(),
+                    target: ft.is_symlink().then(|| {
+                        fs::read_link(&path)
+                            .unwrap()
+                            .as_os_str()
+                            .as_bytes()
+                            .to_vec()
+                    }),
+                },
+            );
+        }
+    }
+    out
+}
+
+fn errno_of(err: &std::io::Error) -> i32 {
+    err.raw_os_error().unwrap_or(0)
+}
+
+#[test]
+fn serves_the_committed_tree_exactly() {
+    if !privileged("serves_the_committed_tree_exactly") {
+        return;
+    }
+    private_mount_ns();
+    let fx = Fixture::new(sample_tree);
+    let expected = snapshot(&fx.src);
+    assert!(expected.len() > 400);
+    for passthrough in [false, true] {
+        let at = fx.dir(&format!("mnt-{passthrough}"));
+        let m = fx.mount(&at, passthrough);
+
+        let root = fs::metadata(&at).unwrap();
+        assert!(root.is_dir());
+        assert_eq!(root.mode() & 0o7777, 0o755);
+        assert_eq!(root.uid(), nix::unistd::geteuid().as_raw());
+        assert_eq!(root.gid(), nix::unistd::getegid().as_raw());
+
+        let seen = snapshot(&at);
+        let missing: Vec<_> = expected.keys().filter(|k| !seen.contains_key(*k)).collect();
+        let extra: Vec<_> = seen.keys().filter(|k| !expected.contains_key(*k)).collect();
+        assert!(
+            missing.is_empty() && extra.is_empty(),
+            "missing {missing:?}, extra {extra:?}"
+        );
+        for (path, want) in &expected {
+            assert_eq!(&seen[path], want, "{}", String::from_utf8_lossy(path));
+        }
+
+        for (path, entry) in &seen {
+            let rel = Path::new(osname(path));
+            let meta = fs::symlink_metadata(at.join(rel)).unwrap();
+            assert_eq!(meta.uid(), nix::unistd::geteuid().as_raw());
+            assert!(meta.mtime() > 315_532_800, "timestamps are before 1980");
+            if entry.kind == '-' {
+                let got = fs::read(at.join(rel)).unwrap();
+                let want = fs::read(fx.src.join(rel)).unwrap();
+                assert!(got == want, "{rel:?}: content differs");
+                assert_eq!(meta.blocks(), meta.len().div_ceil(512));
+            }
+        }
+
+        // Paths through symlinks and `..` resolve inside the mount.
+        assert_eq!(
+            fs::read(at.join("bin/conf-link")).unwrap(),
+            b"key = value\n"
+        );
+        assert_eq!(
+            fs::read(at.join("bin/../etc/conf")).unwrap(),
+            b"key = value\n"
+        );
+        assert_eq!(fs::read(at.join("latin-link")).unwrap(), b"latin-1 name");
+        let err = fs::metadata(at.join("no-such-name")).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::NotFound);
+        let err = fs::metadata(at.join("etc/conf/below-a-file")).unwrap_err();
+        assert_eq!(errno_of(&err), libc::ENOTDIR);
+
+        // statfs describes the served tree.
+        let st = nix::sys::statvfs::statvfs(&at).unwrap();
+        assert!(st.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY));
+        assert_eq!(
+            st.files() as usize,
+            expected.len() + 1,
+            "inodes, root included"
+        );
+
+        m.unmount().unwrap();
+        assert_eq!(mounted_at(&at), None);
+    }
+}
+
+#[test]
+fn large_files_read_sequentially_at_random_offsets_and_concurrently() {
+    if !privileged("large_files_read_sequentially_at_random_offsets_and_concurrently") {
+        return;
+    }
+    private_mount_ns();
+    let fx = Fixture::new(|src| {
+        write(&src.join("big.bin"), &noise(BIG, 7), 0o644);
+        for i in 0..4u64 {
+            write(
+                &src.join(format!("mid-{i}")),
+                &noise(300_000 + i as usize * 4099, 100 + i),
+                0o644,
+            );
+        }
+    });
+    let want = fs::read(fx.src.join("big.bin")).unwrap();
+    for passthrough in [false, true] {
+        let at = fx.dir(&format!("mnt-{passthrough}"));
+        let m = fx.mount(&at, passthrough);
+        let path = at.join("big.bin");
+
+        // Sequential reads with several buffer sizes, first read of each through a fresh open.
+        for bufsize in [4096usize, 65536, 1 << 20, 3 * 1024 * 1024 + 7] {
+            let mut f = fs::File::open(&path).unwrap();
+            let mut got = Vec::with_capacity(want.len());
+            let mut buf = vec![0u8; bufsize];
+            loop {
+                let n = f.read(&mut buf).unwrap();
+                if n == 0 {
+                    break;
+                }
+                got.extend_from_slice(&buf[..n]);
+            }
+            assert!(
+                got == want,
+                "sequential read with {bufsize}-byte buffer differs"
+            );
+        }
+
+        // Random offsets and lengths, including the tail and past the end.
+        let f = fs::File::open(&path).unwrap();
+        let mut rng = Rng(42);
+        for _ in 0..300 {
+            let off = rng.below(want.len() as u64 + 10_000) as usize;
+            let len = 1 + rng.below(300_000) as usize;
+            let mut buf = vec![0u8; len];
+            let n = f.read_at(&mut buf, off as u64).unwrap();
+            let end = (off + len).min(want.len());
+            let expect = if off >= want.len() {
+                &[][..]
+            } else {
+                &want[off..end]
+            };
+            assert_eq!(n, expect.len(), "read_at({off}, {len}) length");
+            assert!(buf[..n] == *expect, "read_at({off}, {len}) differs");
+        }
+        drop(f);
+
+        // Several readers at once: the same inode from several opens, and different files.
+        std::thread::scope(|s| {
+            for t in 0..4u64 {
+                let at = &at;
+                let fx = &fx;
+                let want = &want;
+                s.spawn(move || {
+                    for round in 0..3 {
+                        let got = fs::read(at.join("big.bin")).unwrap();
+                        assert!(got == *want, "thread {t} round {round}: big.bin differs");
+                        let name = format!("mid-{t}");
+                        let got = fs::read(at.join(&name)).unwrap();
+                        assert!(got == fs::read(fx.src.join(&name)).unwrap());
+                    }
+                });
+            }
+        });
+        m.unmount().unwrap();
+        assert_eq!(mounted_at(&at), None);
+    }
+}
+
+#[test]
+fn writes_are_refused_with_erofs() {
+    if !privileged("writes_are_refused_with_erofs") {
+        return;
+    }
+    private_mount_ns();
+    let fx = Fixture::new(sample_tree);
+    let at = fx.dir("mnt");
+    let m = fx.mount(&at, true);
+    let file = at.join("etc/conf");
+
+    let erofs = |what: &str, res: std::io::Result<()>| {
+        let err = res.expect_err(what);
+        assert_eq!(errno_of(&err), libc::EROFS, "{what}: {err}");
+    };
+    erofs(
+        "open for writing",
+        fs::OpenOptions::new().write(true).open(&file).map(drop),
+    );
+    erofs(
+        "open read-write",
+        fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&file)
+            .map(drop),
+    );
+    erofs(
+        "truncate on open",
+        fs::OpenOptions::new()
+            .write(true)
+            .truncate(true)
+            .open(&file)
+            .map(drop),
+    );
+    erofs("create", fs::write(at.join("new-file"), b"x"));
+    erofs(
+        "exclusive create",
+        fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o644)
+            .open(at.join("etc/new"))
+            .map(drop),
+    );
+    erofs("mkdir", fs::create_dir(at.join("new-dir")));
+    erofs("unlink", fs::remove_file(&file));
+    erofs("rmdir", fs::remove_dir(at.join("empty-dir")));
+    erofs("rename", fs::rename(&file, at.join("etc/renamed")));
+    erofs("symlink", symlink("x", at.join("new-link")));
+    erofs("hard link", fs::hard_link(&file, at.join("etc/linked")));
+    erofs(
+        "chmod",
+        fs::set_permissions(&file, fs::Permissions::from_mode(0o777)),
+    );
+    erofs(
+        "utimes",
+        fs::File::open(&file)
+            .unwrap()
+            .set_modified(std::time::SystemTime::now()),
+    );
+
+    // Extended attributes: none, and asking does not break anything.
+    let cpath = CString::new(file.as_os_str().as_bytes()).unwrap();
+    let name = CString::new("trusted.overlay.opaque").unwrap();
+    let mut buf = [0u8; 64];
+    // SAFETY: valid C strings and a buffer of the given length.
+    let rc = unsafe {
+        libc::lgetxattr(
+            cpath.as_ptr(),
+            name.as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    let err = std::io::Error::last_os_error();
+    assert_eq!(rc, -1);
+    assert!(
+        matches!(errno_of(&err), libc::ENODATA | libc::EOPNOTSUPP),
+        "getxattr: {err}"
+    );
+    let value = CString::new("y").unwrap();
+    // SAFETY: as above.
+    let rc = unsafe { libc::lsetxattr(cpath.as_ptr(), name.as_ptr(), value.as_ptr().cast(), 1, 0) };
+    assert_eq!(rc, -1);
+    assert_eq!(
+        errno_of(&std::io::Error::last_os_error()),
+        libc::EROFS,
+        "setxattr"
+    );
+
+    // Still intact and readable afterwards.
+    assert_eq!(fs::read(&file).unwrap(), b"key = value\n");
+    m.unmount().unwrap();
+    assert_eq!(fs::read(fx.src.join("etc/conf")).unwrap(), b"key = value\n");
+}
+
+#[test]
+fn missing_payload_fails_the_open_with_eio() {
+    if !privileged("missing_payload_fails_the_open_with_eio") {
+        return;
+    }
+    private_mount_ns();
+    let fx = Fixture::new(|src| {
+        write(&src.join("kept"), b"kept", 0o644);
+        write(&src.join("lost"), b"this payload goes missing", 0o644);
+    });
+    let EntryKind::File { digest, .. } = fx.manifest.root[&b"lost".to_vec()].kind else {
+        panic!("lost is not a file");
+    };
+    fs::remove_file(fx.repo.payload_path(&digest)).unwrap();
+    for passthrough in [false, true] {
+        let at = fx.dir(&format!("mnt-{passthrough}"));
+        let m = fx.mount(&at, passthrough);
+        // Listing and stat still work; only the content is unavailable.
+        assert_eq!(fs::metadata(at.join("lost")).unwrap().len(), 25);
+        let err = fs::read(at.join("lost")).unwrap_err();
+        assert_eq!(errno_of(&err), libc::EIO, "{err}");
+        assert_eq!(fs::read(at.join("kept")).unwrap(), b"kept");
+        m.unmount().unwrap();
+    }
+}
+
+#[test]
+fn unmount_and_drop_leave_nothing_mounted() {
+    if !privileged("unmount_and_drop_leave_nothing_mounted") {
+        return;
+    }
+    private_mount_ns();
+    let fx = Fixture::new(sample_tree);
+    let at = fx.dir("mnt");
+    let before = mounts();
+
+    // Explicit unmount.
+    let m = fx.mount(&at, false);
+    assert_eq!(m.mountpoint(), at.canonicalize().unwrap());
+    fs::read(at.join("etc/conf")).unwrap();
+    m.unmount().unwrap();
+    assert_eq!(mounts(), before);
+
+    // Drop.
+    {
+        let _m = fx.mount(&at, true);
+        fs::read(at.join("etc/conf")).unwrap();
+    }
+    assert_eq!(mounts(), before);
+
+    // Unmount while a file is still open through the mount: returns promptly, and the
+    // open file fails instead of hanging.
+    for passthrough in [false, true] {
+        let m = fx.mount(&at, passthrough);
+        let open = fs::File::open(at.join("data/big.bin")).unwrap();
+        let mut buf = [0u8; 16];
+        open.read_at(&mut buf, 0).unwrap();
+        let start = Instant::now();
+        m.unmount().unwrap();
+        assert!(start.elapsed() < Duration::from_secs(20));
+        assert_eq!(mounts(), before);
+        if !passthrough {
+            // Beyond what the kernel cached: the request needs the (stopped) server.
+            let err = open.read_at(&mut buf, 5 * 1024 * 1024).unwrap_err();
+            assert!(
+                matches!(errno_of(&err), libc::ENOTCONN | libc::EIO),
+                "{err}"
+            );
+        }
+        drop(open);
+    }
+
+    // A mount point that does not exist is an error naming it.
+    let err = FuseMount::mount(
+        &fx.repo,
+        fx.manifest.clone(),
+        &fx.tmp.path().join("no-such-dir"),
+        &FuseOptions::default(),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("no-such-dir"), "{err}");
+    assert_eq!(mounts(), before);
+}
+
+#[test]
+fn overlayfs_stacks_on_the_fuse_mount() {
+    if !privileged("overlayfs_stacks_on_the_fuse_mount") {
+        return;
+    }
+    private_mount_ns();
+    let fx = Fixture::new(sample_tree);
+    let before = mounts();
+    for passthrough in [false, true] {
+        let lower = fx.dir(&format!("lower-{passthrough}"));
+        let scratch = fx.dir(&format!("scratch-{passthrough}"));
+        let merged = fx.dir(&format!("merged-{passthrough}"));
+        let m = fx.mount(&lower, passthrough);
+
+        mount(
+            Some("tmpfs"),
+            &scratch,
+            Some("tmpfs"),
+            MsFlags::empty(),
+            Some("mode=0755"),
+        )
+        .unwrap();
+        fs::create_dir(scratch.join("upper")).unwrap();
+        fs::create_dir(scratch.join("work")).unwrap();
+        let data = format!(
+            "lowerdir={},upperdir={},workdir={}",
+            lower.display(),
+            scratch.join("upper").display(),
+            scratch.join("work").display()
+        );
+        mount(
+            Some("overlay"),
+            &merged,
+            Some("overlay"),
+            MsFlags::empty(),
+            Some(data.as_str()),
+        )
+        .unwrap_or_else(|e| panic!("overlay on the FUSE mount ({data}): {e}"));
+
+        // Reads come from the lower FUSE mount.
+        assert_eq!(
+            fs::read(merged.join("data/big.bin")).unwrap(),
+            fs::read(fx.src.join("data/big.bin")).unwrap()
+        );
+        assert_eq!(
+            fs::read_link(merged.join("bin/conf-link")).unwrap(),
+            Path::new("../etc/conf")
+        );
+        assert_eq!(
+            fs::read_dir(merged.join("many")).unwrap().count(),
+            400,
+            "listing through the overlay"
+        );
+        let meta = fs::metadata(merged.join("bin/setuid")).unwrap();
+        assert_eq!(meta.mode() & 0o7777, 0o4755);
+
+        // Writes land in the upper dir.
+        fs::write(merged.join("new-file"), b"written through the overlay").unwrap();
+        fs::write(merged.join("etc/conf"), b"changed\n").unwrap();
+        fs::create_dir(merged.join("empty-dir/sub")).unwrap();
+        fs::remove_file(merged.join("etc/secret")).unwrap();
+        fs::set_permissions(merged.join("bin/tool"), fs::Permissions::from_mode(0o700)).unwrap();
+        assert_eq!(
+            fs::read(merged.join("new-file")).unwrap(),
+            b"written through the overlay"
+        );
+        assert_eq!(fs::read(merged.join("etc/conf")).unwrap(), b"changed\n");
+        assert!(!merged.join("etc/secret").exists());
+        assert_eq!(
+            fs::read(scratch.join("upper/new-file")).unwrap(),
+            b"written through the overlay"
+        );
+
+        // The lower mount and the store are untouched.
+        assert!(!lower.join("new-file").exists());
+        assert_eq!(fs::read(lower.join("etc/conf")).unwrap(), b"key = value\n");
+        assert!(lower.join("etc/secret").exists());
+        assert!(!lower.join("empty-dir/sub").exists());
+        assert_eq!(
+            fs::metadata(lower.join("bin/tool")).unwrap().mode() & 0o7777,
+            0o755
+        );
+        for (_, _, digest, _) in fx.manifest.files() {
+            fx.repo.read_blob(&digest).unwrap();
+        }
+
+        // The overlay goes first; then the FUSE mount can stop.
+        umount2(&merged, MntFlags::empty()).unwrap();
+        umount2(&scratch, MntFlags::empty()).unwrap();
+        m.unmount().unwrap();
+        assert_eq!(mounts(), before);
+    }
+}
