@@ -692,3 +692,114 @@ fn overlayfs_stacks_on_the_fuse_mount() {
         assert_eq!(mounts(), before);
     }
 }
+
+const USERNS_CHILD: &str = "SPFS_FUSE_TEST_USERNS_CHILD";
+
+/// Runs inside `setpriv … unshare -U -r -m`: an ordinary user that is root of its own
+/// user namespace mounts and reads the tree; passthrough is refused there.
+fn userns_child(dir: &Path) {
+    let repo = LocalRepository::open(&dir.join("repo")).unwrap();
+    let digest = fs::read_to_string(dir.join("manifest-digest")).unwrap();
+    let digest = repo.resolve(digest.trim()).unwrap();
+    let manifest = repo.read_manifest(&digest).unwrap();
+    let at = dir.join("userns-mnt");
+    let before = mounts();
+    let m = FuseMount::mount(&repo, manifest, &at, &FuseOptions { passthrough: true }).unwrap();
+    assert_eq!(mounted_at(&at).as_deref(), Some("fuse.spfs"));
+    assert!(
+        !m.passthrough_active(),
+        "passthrough needs CAP_SYS_ADMIN in the initial user namespace"
+    );
+    assert_eq!(fs::metadata(at.join("etc/conf")).unwrap().uid(), 0);
+    assert_eq!(fs::read(at.join("etc/conf")).unwrap(), b"key = value\n");
+    assert_eq!(
+        fs::read(at.join("data/big.bin")).unwrap(),
+        fs::read(dir.join("src/data/big.bin")).unwrap()
+    );
+    assert_eq!(fs::read_dir(at.join("many")).unwrap().count(), 400);
+    m.unmount().unwrap();
+    assert_eq!(mounts(), before);
+}
+
+/// Hands a whole directory tree to `uid` (without following symlinks).
+fn chown_tree(root: &Path, uid: u32) {
+    let owner = Some(nix::unistd::Uid::from_raw(uid));
+    let group = Some(nix::unistd::Gid::from_raw(uid));
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(path) = stack.pop() {
+        nix::unistd::fchownat(
+            nix::fcntl::AT_FDCWD,
+            &path,
+            owner,
+            group,
+            nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+        )
+        .unwrap();
+        if fs::symlink_metadata(&path).unwrap().is_dir() {
+            stack.extend(fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+        }
+    }
+}
+
+#[test]
+fn mounts_in_a_user_namespace_as_an_ordinary_user() {
+    if let Some(dir) = std::env::var_os(USERNS_CHILD) {
+        userns_child(Path::new(&dir));
+        return;
+    }
+    if !privileged("mounts_in_a_user_namespace_as_an_ordinary_user") {
+        return;
+    }
+    private_mount_ns();
+    let fx = Fixture::new(sample_tree);
+    let digest = fx
+        .repo
+        .write_object(&Object::Manifest(fx.manifest.clone()))
+        .unwrap();
+    fs::write(fx.tmp.path().join("manifest-digest"), digest.to_string()).unwrap();
+    fx.dir("userns-mnt");
+    chown_tree(fx.tmp.path(), 65534);
+
+    // Users need read-write access to /dev/fuse; give it to them inside this test's mount
+    // namespace only when the machine does not already.
+    let dev_mode = fs::metadata("/dev/fuse").unwrap().mode();
+    if dev_mode & 0o006 != 0o006 {
+        let node = fx.tmp.path().join("fuse-dev");
+        nix::sys::stat::mknod(
+            &node,
+            nix::sys::stat::SFlag::S_IFCHR,
+            nix::sys::stat::Mode::from_bits_truncate(0o666),
+            nix::sys::stat::makedev(10, 229),
+        )
+        .unwrap();
+        fs::set_permissions(&node, fs::Permissions::from_mode(0o666)).unwrap();
+        mount(
+            Some(&node),
+            "/dev/fuse",
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .unwrap();
+    }
+
+    let out = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .args(["unshare", "--user", "--map-root-user", "--mount", "--"])
+        .arg(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "mounts_in_a_user_namespace_as_an_ordinary_user",
+            "--nocapture",
+        ])
+        .env(USERNS_CHILD, fx.tmp.path())
+        .output()
+        .expect("running setpriv and unshare (util-linux)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stdout.contains("1 passed"),
+        "user-namespace child failed ({:?}):\n{stdout}\n{stderr}",
+        out.status
+    );
+}

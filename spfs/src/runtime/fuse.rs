@@ -356,6 +356,11 @@ fn open_dev_fuse() -> Result<OwnedFd> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             Err(Error::FuseUnavailable("/dev/fuse does not exist".into()))
         }
+        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => Err(Error::FuseUnavailable(
+            "/dev/fuse is not readable and writable by this user (distributions make it \
+             mode 0666)"
+                .into(),
+        )),
         Err(e) => Err(Error::FuseUnavailable(format!(
             "cannot open /dev/fuse: {e}"
         ))),
