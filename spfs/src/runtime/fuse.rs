@@ -209,7 +209,6 @@ impl FuseMount {
                 return Err(err);
             }
         }
-        raise_readahead(mount.dev);
         tracing::debug!(
             mountpoint = %mount.mountpoint.display(),
             passthrough = mount.passthrough_active(),
@@ -303,17 +302,11 @@ fn detach(mountpoint: &Path) {
     }
 }
 
-/// The kernel-internal device number, which names the connection in fusectl and the
-/// backing device in sysfs.
-fn kernel_dev(dev: u64) -> (u32, u32) {
-    (libc::major(dev), libc::minor(dev))
-}
-
 /// Aborts the FUSE connection of the superblock `dev` through fusectl, mounting a private
 /// instance of it when none is visible. Best effort.
 fn abort_connection(dev: u64) {
-    let (major, minor) = kernel_dev(dev);
-    let name = ((major << 20) | minor).to_string();
+    // fusectl names a connection by the kernel-internal device number.
+    let name = ((libc::major(dev) << 20) | libc::minor(dev)).to_string();
     let write_abort = |dir: &Path| std::fs::write(dir.join(&name).join("abort"), b"1");
     if write_abort(Path::new("/sys/fs/fuse/connections")).is_ok() {
         return;
@@ -333,16 +326,6 @@ fn abort_connection(dev: u64) {
             tracing::debug!(error = %e, "aborting FUSE connection {name}");
         }
         let _ = nix::mount::umount2(tmp.path(), nix::mount::MntFlags::MNT_DETACH);
-    }
-}
-
-/// Raises the readahead window of the mount so that sequential reads arrive as large
-/// requests. Best effort: sysfs is writable only by root of the initial namespace.
-fn raise_readahead(dev: u64) {
-    let (major, minor) = kernel_dev(dev);
-    let path = format!("/sys/class/bdi/{major}:{minor}/read_ahead_kb");
-    if let Err(e) = std::fs::write(&path, (MAX_IO / 1024).to_string()) {
-        tracing::debug!(%path, error = %e, "keeping the default FUSE readahead");
     }
 }
 
@@ -498,6 +481,9 @@ struct SpfsFs {
     want_passthrough: bool,
     shared: Arc<Shared>,
     next_fh: AtomicU64,
+    /// Read requests served from userspace and their bytes, for the debug log.
+    reads: AtomicU64,
+    read_bytes: AtomicU64,
     files: RwLock<HashMap<u64, Arc<File>>>,
     backing: Mutex<Backing>,
 }
@@ -535,6 +521,8 @@ impl SpfsFs {
             want_passthrough: opts.passthrough,
             shared,
             next_fh: AtomicU64::new(1),
+            reads: AtomicU64::new(0),
+            read_bytes: AtomicU64::new(0),
             files: RwLock::new(HashMap::new()),
             backing: Mutex::new(Backing::default()),
         }
@@ -727,6 +715,8 @@ impl SpfsFs {
                     }
                 }
             }
+            self.reads.fetch_add(1, Ordering::Relaxed);
+            self.read_bytes.fetch_add(done as u64, Ordering::Relaxed);
             reply.data(&buf[..done]);
         });
     }
@@ -757,6 +747,14 @@ impl Filesystem for SpfsFs {
             self.shared.negotiated.store(true, Ordering::Relaxed);
         }
         Ok(())
+    }
+
+    fn destroy(&mut self) {
+        tracing::debug!(
+            reads = self.reads.load(Ordering::Relaxed),
+            bytes = self.read_bytes.load(Ordering::Relaxed),
+            "FUSE server stopped"
+        );
     }
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
