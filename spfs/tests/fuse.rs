@@ -125,6 +125,12 @@ fn sample_tree(src: &Path) {
         b"in a non-UTF-8 dir",
         0o644,
     );
+    // A real executable: exec maps it through the mount.
+    write(
+        &src.join("bin/true"),
+        &fs::read("/bin/true").unwrap(),
+        0o755,
+    );
     mkdir(&src.join("empty-dir"), 0o755);
     mkdir(&src.join("deep/a/b/c"), 0o700);
     mkdir(&src.join("share/sticky"), 0o1777);
@@ -307,6 +313,16 @@ fn serves_the_committed_tree_exactly() {
                 assert_eq!(meta.blocks(), meta.len().div_ceil(512));
             }
         }
+
+        // Programs run from the mount.
+        let status = std::process::Command::new(at.join("bin/true"))
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let out = std::process::Command::new(at.join("bin/tool"))
+            .output()
+            .unwrap();
+        assert_eq!(out.stdout, b"tool\n");
 
         // Paths through symlinks and `..` resolve inside the mount.
         assert_eq!(
@@ -654,6 +670,11 @@ fn overlayfs_stacks_on_the_fuse_mount() {
         );
         let meta = fs::metadata(merged.join("bin/setuid")).unwrap();
         assert_eq!(meta.mode() & 0o7777, 0o4755);
+
+        assert!(std::process::Command::new(merged.join("bin/true"))
+            .status()
+            .unwrap()
+            .success());
 
         // Writes land in the upper dir.
         fs::write(merged.join("new-file"), b"written through the overlay").unwrap();
