@@ -127,6 +127,10 @@ pub enum Error {
     #[error("{0}")]
     InvalidInput(String),
 
+    /// A runtime could not be set up, entered or changed.
+    #[error("{0}")]
+    Runtime(String),
+
     /// The operation was interrupted by a signal; nothing partial was kept.
     #[error("interrupted; no partial objects were kept")]
     Interrupted,

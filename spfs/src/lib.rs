@@ -3,6 +3,7 @@
 //! - [`object`]: manifests, layers and platforms and their canonical encoding
 //! - [`storage`]: the repository directory, payloads, tags and references
 //! - [`commit`], [`render`], [`check`], [`diff`]: moving trees in and out and verifying
+//! - [`runtime`]: isolated /spfs environments (namespaces, overlayfs, FUSE)
 
 pub mod check;
 pub mod commit;
@@ -13,6 +14,7 @@ pub mod error;
 pub mod object;
 pub mod progress;
 pub mod render;
+pub mod runtime;
 pub mod signals;
 pub mod storage;
 
