@@ -1,0 +1,33 @@
+# Shared helpers for the benchmark scripts (sourced).
+
+# now_ns: monotonic-enough wall clock in nanoseconds.
+now_ns() { date +%s%N; }
+
+# median_of N CMD...: runs a setup-free command N times, prints the median seconds.
+# Before each run, the function named by $BENCH_RESET (if set) runs untimed.
+median_of() {
+  local n=$1; shift
+  local times=()
+  for _ in $(seq "$n"); do
+    if [ -n "${BENCH_RESET:-}" ]; then $BENCH_RESET; fi
+    local t0 t1
+    t0=$(now_ns)
+    "$@" >/dev/null 2>&1 || { echo "benchmark command failed: $*" >&2; exit 1; }
+    t1=$(now_ns)
+    times+=("$(( (t1 - t0) / 1000 ))")
+  done
+  printf '%s\n' "${times[@]}" | sort -n | awk '{a[NR]=$1} END {m=a[int((NR+1)/2)]; printf "%.3f\n", m/1e6}'
+}
+
+# row LABEL SECONDS BASE_LABEL BASE_SECONDS TARGET: prints one table row with the ratio.
+row() {
+  local ratio verdict
+  ratio=$(awk -v a="$2" -v b="$4" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }')
+  verdict=$(awk -v r="$ratio" -v t="$5" 'BEGIN { if (t == "-") print "-"; else if (r <= t) print "PASS"; else print "FAIL" }')
+  printf '| %-34s | %8.3f s | %-22s | %8.3f s | %6s× | %6s | %-4s |\n' "$1" "$2" "$3" "$4" "$ratio" "≤ $5" "$verdict"
+}
+
+header() {
+  printf '| %-34s | %10s | %-22s | %10s | %7s | %6s | %-4s |\n' operation time baseline "base time" ratio target ok
+  printf '|%s|%s|%s|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..36})" "------------" "------------------------" "------------" "---------" "--------" "------"
+}

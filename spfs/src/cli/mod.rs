@@ -1,0 +1,235 @@
+//! Command-line interface of `spfs`.
+
+mod inspect;
+mod output;
+mod runtime;
+mod store;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use spfs::storage::LocalRepository;
+use spfs::{Error, Result};
+
+pub use output::{exit_code, init_tracing};
+
+/// A content-addressed filesystem store and isolated /spfs runtimes.
+#[derive(Parser)]
+#[command(name = "spfs", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    /// Repository directory [default: $SPFS_ROOT or ~/.local/share/spfs]
+    #[arg(long, global = true, value_name = "PATH")]
+    repo: Option<PathBuf>,
+
+    /// Show more detail (-v info, -vv debug, -vvv trace); RUST_LOG also works
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create a repository (at DIR, or at the configured location)
+    Init {
+        /// Where to create it
+        dir: Option<PathBuf>,
+    },
+    /// Print the version
+    Version,
+    /// Store a directory as a layer, or a stack of references as a platform
+    #[command(subcommand)]
+    Commit(store::CommitCmd),
+    /// Point one or more tags at a reference
+    Tag {
+        /// What the tags should point at
+        reference: String,
+        /// Tag names, like org/name
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Remove a tag version (NAME or NAME~N), or a whole tag with --all
+    Untag {
+        /// NAME (the current version), NAME~N (one older version)
+        name: String,
+        /// Remove the tag and its whole history
+        #[arg(long)]
+        all: bool,
+    },
+    /// Show a tag's history, newest first
+    Log {
+        /// The tag name
+        name: String,
+    },
+    /// List tags, optionally under a prefix
+    Tags {
+        /// Only tags under this prefix
+        prefix: Option<String>,
+    },
+    /// List the contents of a directory in a reference
+    Ls {
+        /// Layer, platform or manifest reference (a+b stacks merge)
+        reference: String,
+        /// Directory inside it
+        path: Option<String>,
+        /// Long listing: mode, size and digest
+        #[arg(short, long)]
+        long: bool,
+        /// Recurse into subdirectories
+        #[arg(short = 'R', long)]
+        recursive: bool,
+    },
+    /// Write one file of a reference to stdout
+    Read {
+        /// Layer, platform, manifest or blob reference
+        reference: String,
+        /// File inside it (not needed for a blob)
+        path: Option<String>,
+    },
+    /// Describe an object: kind, digest, size, children, tags
+    Info {
+        /// Any reference
+        reference: String,
+    },
+    /// Show what changed between two references, or the current runtime's edits
+    Diff {
+        /// The old side
+        #[arg(requires = "to")]
+        from: Option<String>,
+        /// The new side
+        to: Option<String>,
+    },
+    /// Materialize a reference as a directory
+    Render {
+        /// Layer, platform or manifest reference (a+b stacks merge)
+        reference: String,
+        /// Target directory (must be missing or empty)
+        dir: PathBuf,
+        /// hardlink: share the store's read-only files; copy: independent, exact modes
+        #[arg(long, value_enum, default_value_t = store::Strategy::Hardlink)]
+        strategy: store::Strategy,
+    },
+    /// Run a command in a new runtime: /spfs shows REF's layers, private to it
+    #[command(after_help = "Example: spfs run org/python+org/tools -- python3 script.py")]
+    Run {
+        #[command(flatten)]
+        args: runtime::RuntimeArgs,
+        /// The command and its arguments (after --); the user's shell when omitted
+        #[arg(last = true, value_name = "CMD")]
+        command: Vec<std::ffi::OsString>,
+    },
+    /// Start an interactive shell in a new runtime
+    Shell {
+        #[command(flatten)]
+        args: runtime::RuntimeArgs,
+    },
+    /// Make the current runtime's /spfs writable (or read-only with --off)
+    Edit {
+        /// Make /spfs read-only again
+        #[arg(long)]
+        off: bool,
+    },
+    /// Drop the current runtime's edits (all, or under the given paths)
+    Reset {
+        /// Paths inside /spfs
+        paths: Vec<String>,
+    },
+    /// Inspect and clean up runtime records
+    #[command(subcommand)]
+    Runtime(runtime::RuntimeCmd),
+    /// Verify objects and payloads (all, or the closure of REF)
+    Check {
+        /// Only check what this reference needs
+        reference: Option<String>,
+    },
+}
+
+impl Cli {
+    fn repo_path(&self) -> PathBuf {
+        self.repo
+            .clone()
+            .unwrap_or_else(spfs::storage::default_root)
+    }
+
+    /// The configured repository, which must already exist.
+    fn open_repo(&self) -> Result<LocalRepository> {
+        LocalRepository::open(&self.repo_path())
+    }
+
+    /// The configured repository, created on first use.
+    fn repo_for_write(&self) -> Result<LocalRepository> {
+        LocalRepository::open_or_create(&self.repo_path())
+    }
+}
+
+/// Runs the command line and returns the process exit code.
+pub fn main() -> i32 {
+    let cli = Cli::parse();
+    init_tracing(cli.verbose);
+    spfs::signals::install();
+    match run(&cli) {
+        Ok(code) => code,
+        Err(e) => {
+            output::report_error(&e);
+            exit_code(&e)
+        }
+    }
+}
+
+fn run(cli: &Cli) -> Result<i32> {
+    match &cli.command {
+        Command::Init { dir } => {
+            let path = dir.clone().unwrap_or_else(|| cli.repo_path());
+            let repo = LocalRepository::create(&path)?;
+            eprintln!("initialized spfs repository in {}", repo.root().display());
+            Ok(0)
+        }
+        Command::Version => {
+            println!("spfs {}", env!("CARGO_PKG_VERSION"));
+            Ok(0)
+        }
+        Command::Commit(cmd) => store::commit(cli, cmd),
+        Command::Tag { reference, names } => store::tag(&cli.repo_for_write()?, reference, names),
+        Command::Untag { name, all } => store::untag(&cli.open_repo()?, name, *all),
+        Command::Log { name } => inspect::log(&cli.open_repo()?, name),
+        Command::Tags { prefix } => inspect::tags(&cli.open_repo()?, prefix.as_deref()),
+        Command::Ls {
+            reference,
+            path,
+            long,
+            recursive,
+        } => inspect::ls(
+            &cli.open_repo()?,
+            reference,
+            path.as_deref(),
+            *long,
+            *recursive,
+        ),
+        Command::Read { reference, path } => {
+            inspect::read(&cli.open_repo()?, reference, path.as_deref())
+        }
+        Command::Info { reference } => inspect::info(&cli.open_repo()?, reference),
+        Command::Diff { from, to } => match (from, to) {
+            (Some(a), Some(b)) => inspect::diff(&cli.open_repo()?, a, b),
+            _ => inspect::runtime_diff(&cli.open_repo()?),
+        },
+        Command::Run { args, command } => runtime::run(cli, args, command),
+        Command::Shell { args } => runtime::run(cli, args, &[]),
+        Command::Edit { off } => runtime::edit(&cli.open_repo()?, *off),
+        Command::Reset { paths } => runtime::reset(&cli.open_repo()?, paths),
+        Command::Runtime(cmd) => runtime::runtime(&cli.open_repo()?, cmd),
+        Command::Render {
+            reference,
+            dir,
+            strategy,
+        } => store::render(&cli.open_repo()?, reference, dir, *strategy),
+        Command::Check { reference } => store::check(&cli.open_repo()?, reference.as_deref()),
+    }
+}
+
+/// Shorthand for an invalid-input error.
+fn invalid(msg: impl Into<String>) -> Error {
+    Error::InvalidInput(msg.into())
+}

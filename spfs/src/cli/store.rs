@@ -1,0 +1,240 @@
+//! Commands that write: commit, tag, untag, render, check.
+
+use std::path::{Path, PathBuf};
+
+use clap::{Subcommand, ValueEnum};
+
+use spfs::commit::{commit_layer, CommitOptions};
+use spfs::object::{Object, Platform};
+use spfs::progress::{human_bytes, Progress};
+use spfs::render::{render_to, RenderStrategy};
+use spfs::storage::LocalRepository;
+use spfs::{Digest, Error, Result};
+
+use super::{invalid, Cli};
+
+#[derive(Subcommand)]
+pub enum CommitCmd {
+    /// Store a directory as a layer
+    Layer {
+        /// The directory to store [default: the current runtime's edits]
+        #[arg(long, value_name = "DIR")]
+        path: Option<PathBuf>,
+        /// Tag the new layer (repeatable)
+        #[arg(short, long = "tag", value_name = "TAG")]
+        tags: Vec<String>,
+        /// Annotate the layer with KEY=VALUE (repeatable)
+        #[arg(long = "annotation", value_name = "KEY=VALUE")]
+        annotations: Vec<String>,
+        /// Skip sockets, fifos and devices with a warning instead of failing
+        #[arg(long)]
+        skip_special: bool,
+    },
+    /// Store a stack of references (bottom first, joined by '+') as a platform
+    Platform {
+        /// The layers, like base+tools+app [default: the current runtime's layers and edits]
+        #[arg(long = "ref", value_name = "REFS")]
+        reference: Option<String>,
+        /// Tag the new platform (repeatable)
+        #[arg(short, long = "tag", value_name = "TAG")]
+        tags: Vec<String>,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum Strategy {
+    /// Hard links to the store's read-only payloads
+    Hardlink,
+    /// Independent copies with exact modes
+    Copy,
+}
+
+pub fn commit(cli: &Cli, cmd: &CommitCmd) -> Result<i32> {
+    let repo = cli.repo_for_write()?;
+    match cmd {
+        CommitCmd::Layer {
+            path,
+            tags,
+            annotations,
+            skip_special,
+        } => {
+            for t in tags {
+                spfs::storage::validate_tag_name(t)?;
+            }
+            let annotations = annotations
+                .iter()
+                .map(|a| {
+                    a.split_once('=')
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .ok_or_else(|| invalid(format!("annotation '{a}' is not KEY=VALUE")))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let opts = CommitOptions {
+                skip_special: *skip_special,
+                overlay_upper: false,
+                hash_only: false,
+            };
+            let progress = Progress::new("committing");
+            let started = std::time::Instant::now();
+            let layer = match path {
+                Some(path) => commit_layer(&repo, path, &opts, &annotations, &progress),
+                None => spfs::runtime::upper::current(&repo).and_then(|rt| {
+                    spfs::runtime::upper::commit_layer(&repo, &rt, &annotations, &progress)
+                }),
+            };
+            progress.finish();
+            let layer = layer?;
+            finish_commit(&repo, "layer", &layer, tags)?;
+            let manifest = repo.read_manifest(&layer)?;
+            let (files, dirs, links, _) = manifest.counts();
+            eprintln!(
+                "committed layer {} ({files} files, {dirs} dirs, {links} symlinks, {}) in {:.2?}",
+                layer.short(),
+                human_bytes(manifest.total_size()),
+                started.elapsed()
+            );
+            Ok(0)
+        }
+        CommitCmd::Platform { reference, tags } => {
+            for t in tags {
+                spfs::storage::validate_tag_name(t)?;
+            }
+            let digest = match reference {
+                Some(reference) => {
+                    let layers = repo.stack_layers(reference)?;
+                    if layers.is_empty() {
+                        return Err(invalid(
+                            "a platform needs at least one layer; give --ref A+B",
+                        ));
+                    }
+                    repo.write_object(&Object::Platform(Platform { layers }))?
+                }
+                None => {
+                    let rt = spfs::runtime::upper::current(&repo)?;
+                    let progress = Progress::new("committing");
+                    let d = spfs::runtime::upper::commit_platform(&repo, &rt, &progress);
+                    progress.finish();
+                    d?
+                }
+            };
+            finish_commit(&repo, "platform", &digest, tags)?;
+            Ok(0)
+        }
+    }
+}
+
+fn finish_commit(
+    repo: &LocalRepository,
+    kind: &str,
+    digest: &Digest,
+    tags: &[String],
+) -> Result<()> {
+    let pairs: Vec<_> = tags.iter().map(|t| (t.clone(), *digest)).collect();
+    if pairs.is_empty() {
+        repo.sync()?;
+    } else {
+        repo.push_tags(&pairs)?;
+        for t in tags {
+            eprintln!("tagged {kind} {} as {t}", digest.short());
+        }
+    }
+    println!("{digest}");
+    Ok(())
+}
+
+pub fn tag(repo: &LocalRepository, reference: &str, names: &[String]) -> Result<i32> {
+    let digests = repo.resolve_refs(reference)?;
+    let target = match digests.as_slice() {
+        [one] => *one,
+        [] => return Err(invalid("nothing to tag: the reference is empty")),
+        // Tagging a stack records it as a platform.
+        _ => {
+            let layers = repo.stack_layers(reference)?;
+            repo.write_object(&Object::Platform(Platform { layers }))?
+        }
+    };
+    let pairs: Vec<_> = names.iter().map(|n| (n.clone(), target)).collect();
+    repo.push_tags(&pairs)?;
+    for n in names {
+        eprintln!("tagged {} as {n}", target.short());
+    }
+    Ok(0)
+}
+
+pub fn untag(repo: &LocalRepository, name: &str, all: bool) -> Result<i32> {
+    if all {
+        if name.contains('~') {
+            return Err(invalid("--all removes a whole tag: give NAME without ~N"));
+        }
+        repo.remove_tag(name)?;
+        eprintln!("removed tag {name} and its history");
+        return Ok(0);
+    }
+    let (base, version) = match name.rsplit_once('~') {
+        Some((b, n)) => (
+            b,
+            n.parse::<usize>()
+                .map_err(|_| invalid(format!("'{name}': expected a number after '~'")))?,
+        ),
+        None => (name, 0),
+    };
+    repo.remove_tag_version(base, version)?;
+    eprintln!("removed {base}~{version}");
+    Ok(0)
+}
+
+pub fn render(
+    repo: &LocalRepository,
+    reference: &str,
+    dir: &Path,
+    strategy: Strategy,
+) -> Result<i32> {
+    let manifest = repo.merged_manifest(reference)?;
+    let strategy = match strategy {
+        Strategy::Hardlink => RenderStrategy::HardLink,
+        Strategy::Copy => RenderStrategy::Copy,
+    };
+    let progress = Progress::new("rendering");
+    let r = render_to(repo, &manifest, dir, strategy, false, &progress);
+    progress.finish();
+    if let Err(e) = r {
+        if matches!(e, Error::Interrupted) {
+            eprintln!(
+                "render interrupted: {} is incomplete; remove it",
+                dir.display()
+            );
+        }
+        return Err(e);
+    }
+    eprintln!("rendered {reference} into {}", dir.display());
+    Ok(0)
+}
+
+pub fn check(repo: &LocalRepository, reference: Option<&str>) -> Result<i32> {
+    let roots = reference.map(|r| repo.resolve_refs(r)).transpose()?;
+    let progress = Progress::new("checking");
+    let report = spfs::check::check(repo, roots, &progress);
+    progress.finish();
+    let report = report?;
+    for p in &report.problems {
+        let tags = if p.tags.is_empty() {
+            String::new()
+        } else {
+            format!(" (reached by {})", p.tags.join(", "))
+        };
+        println!("{} {}: {}{tags}", p.kind, p.digest, p.issue);
+    }
+    eprintln!(
+        "checked {} objects and {} payloads ({}): {} problem(s)",
+        report.objects,
+        report.payloads,
+        human_bytes(report.bytes),
+        report.problems.len()
+    );
+    if report.problems.is_empty() {
+        Ok(0)
+    } else {
+        eprintln!("help: restore the listed digests from another repository, or remove the tags that reach them");
+        Ok(1)
+    }
+}

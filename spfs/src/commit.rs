@@ -1,0 +1,211 @@
+//! Turning a directory into objects: payloads stored in parallel, manifest built bottom-up.
+
+use std::ffi::OsStr;
+use std::fs;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::Path;
+
+use rayon::prelude::*;
+
+use crate::digest::Digest;
+use crate::error::{Error, IoContext, Result};
+use crate::object::{Entry, EntryKind, Layer, Manifest, Object, Tree};
+use crate::progress::Progress;
+use crate::storage::LocalRepository;
+
+/// How a directory is read into the store.
+#[derive(Debug, Clone, Default)]
+pub struct CommitOptions {
+    /// Skip sockets, fifos and devices with a warning instead of failing.
+    pub skip_special: bool,
+    /// The directory is an overlayfs upper dir: whiteouts become masks and opaque
+    /// directories mask what `lower` holds beneath them.
+    pub overlay_upper: bool,
+    /// Only compute digests; store nothing.
+    pub hash_only: bool,
+}
+
+/// Reads `dir` into the store and returns its manifest (not yet stored).
+pub fn commit_tree(
+    repo: &LocalRepository,
+    dir: &Path,
+    lower: Option<&Manifest>,
+    opts: &CommitOptions,
+    progress: &Progress,
+) -> Result<Manifest> {
+    let meta = fs::metadata(dir).ctx("reading", dir)?;
+    if !meta.is_dir() {
+        return Err(Error::InvalidInput(format!(
+            "{} is not a directory; give a directory to commit",
+            dir.display()
+        )));
+    }
+    tracing::debug!(dir = %dir.display(), ?opts, "committing directory");
+    let root = commit_dir(repo, dir, lower.map(|m| &m.root), opts, progress)?;
+    Ok(Manifest::new(root))
+}
+
+/// Reads `dir` into the store and records it as a layer with `annotations`.
+pub fn commit_layer(
+    repo: &LocalRepository,
+    dir: &Path,
+    opts: &CommitOptions,
+    annotations: &[(String, String)],
+    progress: &Progress,
+) -> Result<Digest> {
+    let manifest = commit_tree(repo, dir, None, opts, progress)?;
+    store_layer(repo, manifest, annotations)
+}
+
+/// Stores a manifest and a layer wrapping it; returns the layer digest.
+pub fn store_layer(
+    repo: &LocalRepository,
+    manifest: Manifest,
+    annotations: &[(String, String)],
+) -> Result<Digest> {
+    let manifest_digest = repo.write_object(&Object::Manifest(manifest))?;
+    tracing::debug!(manifest = %manifest_digest, "manifest stored");
+    let mut layer = Layer::new(manifest_digest);
+    for (k, v) in annotations {
+        layer.annotations.insert(k.clone(), v.clone());
+    }
+    repo.write_object(&Object::Layer(layer))
+}
+
+fn commit_dir(
+    repo: &LocalRepository,
+    dir: &Path,
+    lower: Option<&Tree>,
+    opts: &CommitOptions,
+    progress: &Progress,
+) -> Result<Tree> {
+    crate::signals::check()?;
+    let mut names = Vec::new();
+    for entry in fs::read_dir(dir).ctx("reading directory", dir)? {
+        names.push(entry.ctx("reading directory", dir)?.file_name());
+    }
+    let entries = names
+        .par_iter()
+        .map(|name| {
+            let lower_child = lower.and_then(|t| t.get(name.as_bytes()));
+            commit_entry(repo, &dir.join(name), lower_child, opts, progress)
+                .map(|e| e.map(|e| (name.as_bytes().to_vec(), e)))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let mut tree: Tree = entries.into_iter().flatten().collect();
+    if opts.overlay_upper && is_opaque(dir) {
+        if let Some(lower) = lower {
+            for name in lower.keys() {
+                tree.entry(name.clone()).or_insert_with(Entry::mask);
+            }
+        }
+    }
+    Ok(tree)
+}
+
+fn commit_entry(
+    repo: &LocalRepository,
+    path: &Path,
+    lower: Option<&Entry>,
+    opts: &CommitOptions,
+    progress: &Progress,
+) -> Result<Option<Entry>> {
+    crate::signals::check()?;
+    let meta = fs::symlink_metadata(path).ctx("reading", path)?;
+    let ft = meta.file_type();
+    let mode = meta.mode() & 0o7777;
+    if ft.is_file() {
+        let (digest, size) = if opts.hash_only {
+            hash_file(path)?
+        } else {
+            repo.store_file(path, mode)?
+        };
+        tracing::trace!(path = %path.display(), %digest, size, "hashed file");
+        progress.inc(1, size);
+        return Ok(Some(Entry::file(mode, size, digest)));
+    }
+    if ft.is_dir() {
+        let lower_tree = match lower {
+            Some(Entry {
+                kind: EntryKind::Dir(t),
+                ..
+            }) => Some(t),
+            _ => None,
+        };
+        let tree = commit_dir(repo, path, lower_tree, opts, progress)?;
+        progress.inc(1, 0);
+        return Ok(Some(Entry::dir(mode, tree)));
+    }
+    if ft.is_symlink() {
+        let target = fs::read_link(path).ctx("reading symlink", path)?;
+        progress.inc(1, 0);
+        return Ok(Some(Entry::symlink(target.as_os_str().as_bytes().to_vec())));
+    }
+    if opts.overlay_upper && ft.is_char_device() && meta.rdev() == 0 {
+        return Ok(Some(Entry::mask()));
+    }
+    let kind = if ft.is_socket() {
+        "socket"
+    } else if ft.is_fifo() {
+        "fifo"
+    } else if ft.is_block_device() {
+        "block device"
+    } else {
+        "character device"
+    };
+    if opts.skip_special {
+        tracing::warn!("skipping {kind} {}", path.display());
+        return Ok(None);
+    }
+    Err(Error::SpecialFile {
+        path: path.to_path_buf(),
+        kind,
+    })
+}
+
+/// True if overlayfs marked the directory opaque (it hides everything below it).
+fn is_opaque(dir: &Path) -> bool {
+    ["trusted.overlay.opaque", "user.overlay.opaque"]
+        .iter()
+        .any(|attr| get_xattr(dir, attr).as_deref() == Some(b"y".as_slice()))
+}
+
+fn get_xattr(path: &Path, name: &str) -> Option<Vec<u8>> {
+    let cpath = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    let cname = std::ffi::CString::new(name).ok()?;
+    let mut buf = [0u8; 16];
+    // SAFETY: both strings are NUL-terminated and the buffer length is passed.
+    let n = unsafe {
+        libc::lgetxattr(
+            cpath.as_ptr(),
+            cname.as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    (n >= 0).then(|| buf[..n as usize].to_vec())
+}
+
+/// Converts manifest name bytes to an OS path component.
+pub(crate) fn os(name: &[u8]) -> &OsStr {
+    OsStr::from_bytes(name)
+}
+
+/// The digest and size of a file's content, without storing it.
+pub fn hash_file(path: &Path) -> Result<(Digest, u64)> {
+    use std::io::Read;
+    let mut f = fs::File::open(path).ctx("reading", path)?;
+    let mut h = crate::digest::Hasher::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut size = 0u64;
+    loop {
+        crate::signals::check()?;
+        let n = f.read(&mut buf).ctx("reading", path)?;
+        if n == 0 {
+            return Ok((h.finish(), size));
+        }
+        size += n as u64;
+        h.update(&buf[..n]);
+    }
+}

@@ -1,0 +1,158 @@
+//! Materializing manifests as directories.
+
+use std::fs;
+use std::os::unix::fs::symlink;
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+
+use crate::commit::os;
+use crate::digest::Digest;
+use crate::error::{Error, IoContext, Result};
+use crate::object::{EntryKind, Manifest};
+use crate::progress::Progress;
+use crate::storage::LocalRepository;
+
+/// How file content reaches a render.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RenderStrategy {
+    /// Hard links to the store's read-only payloads (copies where links are impossible).
+    /// Files carry their committed mode without write bits.
+    #[default]
+    HardLink,
+    /// Independent copies with exactly the committed modes.
+    Copy,
+}
+
+/// Writes `manifest` into `dest`, which must be missing or an empty directory.
+/// Masks are skipped unless `whiteouts` is set, in which case they become overlayfs
+/// whiteouts (character devices 0/0).
+pub fn render_to(
+    repo: &LocalRepository,
+    manifest: &Manifest,
+    dest: &Path,
+    strategy: RenderStrategy,
+    whiteouts: bool,
+    progress: &Progress,
+) -> Result<()> {
+    if dest.exists() {
+        let mut rd = fs::read_dir(dest).ctx("reading", dest)?;
+        if rd.next().is_some() {
+            return Err(Error::InvalidInput(format!(
+                "{} is not empty; render into a new or empty directory",
+                dest.display()
+            )));
+        }
+    } else {
+        fs::create_dir_all(dest).ctx("creating", dest)?;
+    }
+    let walked = manifest.walk();
+    let mut dirs = Vec::new();
+    let mut files = Vec::new();
+    for w in &walked {
+        let path = dest.join(os(&w.path));
+        match &w.entry.kind {
+            EntryKind::Dir(_) => {
+                fs::create_dir(&path).ctx("creating", &path)?;
+                crate::storage::set_mode(&path, 0o700)?;
+                dirs.push((path, w.entry.mode));
+            }
+            EntryKind::File { digest, .. } => files.push((path, *digest, w.entry.mode)),
+            EntryKind::Symlink(target) => {
+                symlink(os(target), &path).ctx("creating symlink", &path)?;
+            }
+            EntryKind::Mask => {
+                if whiteouts {
+                    make_whiteout(&path)?;
+                }
+            }
+        }
+    }
+    files
+        .par_iter()
+        .try_for_each(|(path, digest, mode)| -> Result<()> {
+            crate::signals::check()?;
+            render_file(repo, path, digest, *mode, strategy)?;
+            progress.inc(1, 0);
+            Ok(())
+        })?;
+    for (path, mode) in dirs.iter().rev() {
+        crate::storage::set_mode(path, *mode)?;
+    }
+    Ok(())
+}
+
+fn render_file(
+    repo: &LocalRepository,
+    path: &Path,
+    digest: &Digest,
+    mode: u32,
+    strategy: RenderStrategy,
+) -> Result<()> {
+    if strategy == RenderStrategy::HardLink {
+        let src = repo.payload_for_mode(digest, mode)?;
+        match fs::hard_link(&src, path) {
+            Ok(()) => return Ok(()),
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::EXDEV) | Some(libc::EPERM) | Some(libc::EMLINK) | Some(libc::EACCES)
+                ) => {}
+            Err(e) => return Err(Error::io("linking", path, e)),
+        }
+    }
+    let src = repo.payload_path(digest);
+    if let Err(e) = fs::copy(&src, path) {
+        if e.kind() == std::io::ErrorKind::NotFound && !src.exists() {
+            return Err(Error::MissingPayload(*digest));
+        }
+        return Err(Error::io("writing", path, e));
+    }
+    let mode = if strategy == RenderStrategy::HardLink {
+        crate::storage::payload_mode(mode)
+    } else {
+        mode
+    };
+    crate::storage::set_mode(path, mode)
+}
+
+fn make_whiteout(path: &Path) -> Result<()> {
+    nix::sys::stat::mknod(
+        path,
+        nix::sys::stat::SFlag::S_IFCHR,
+        nix::sys::stat::Mode::empty(),
+        0,
+    )
+    .map_err(|e| Error::io("creating whiteout", path, e.into()))
+}
+
+/// The cached hard-link render of a manifest under `renders/`, made on first use.
+/// Masks are rendered as whiteouts, ready to be an overlayfs lower directory.
+pub fn render_cached(repo: &LocalRepository, manifest: &Digest) -> Result<PathBuf> {
+    let final_path = repo.renders_dir().join(manifest.to_hex());
+    if final_path.exists() {
+        return Ok(final_path);
+    }
+    let m = repo.read_manifest(manifest)?;
+    let renders = repo.renders_dir();
+    let tmp = tempfile::Builder::new()
+        .prefix(".render-")
+        .tempdir_in(&renders)
+        .ctx("creating a directory in", &renders)?;
+    let work = tmp.path().join("tree");
+    render_to(
+        repo,
+        &m,
+        &work,
+        RenderStrategy::HardLink,
+        true,
+        &Progress::hidden(),
+    )?;
+    match fs::rename(&work, &final_path) {
+        Ok(()) => {}
+        // Another process finished the same render first: theirs is identical.
+        Err(_) if final_path.exists() => {}
+        Err(e) => return Err(Error::io("storing render", &final_path, e)),
+    }
+    Ok(final_path)
+}

@@ -1,0 +1,313 @@
+//! The on-disk repository: layout, objects and durability.
+
+use std::fs;
+use std::io::Write;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+
+use crate::digest::{is_hex, Digest};
+use crate::error::{Error, IoContext, Result};
+use crate::object::{Layer, Manifest, Object, Platform};
+
+/// On-disk format version written to `VERSION`.
+pub const FORMAT_VERSION: u32 = 1;
+
+const SUBDIRS: &[&str] = &["objects", "payloads", "tags", "renders", "runtimes", "tmp"];
+
+/// The default repository location: `$SPFS_ROOT`, else `$XDG_DATA_HOME/spfs`, else
+/// `~/.local/share/spfs`.
+pub fn default_root() -> PathBuf {
+    if let Some(root) = std::env::var_os("SPFS_ROOT").filter(|v| !v.is_empty()) {
+        return PathBuf::from(root);
+    }
+    if let Some(data) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
+        return PathBuf::from(data).join("spfs");
+    }
+    let home = std::env::var_os("HOME").unwrap_or_else(|| "/tmp".into());
+    PathBuf::from(home).join(".local/share/spfs")
+}
+
+/// A repository stored in a local (or network-mounted) directory.
+#[derive(Debug, Clone)]
+pub struct LocalRepository {
+    root: PathBuf,
+}
+
+impl LocalRepository {
+    /// Opens an existing repository.
+    pub fn open(root: &Path) -> Result<Self> {
+        let version_file = root.join("VERSION");
+        let text = match fs::read_to_string(&version_file) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Error::NoRepository(root.to_path_buf()))
+            }
+            Err(e) => return Err(Error::io("reading", &version_file, e)),
+        };
+        if text.trim() != FORMAT_VERSION.to_string() {
+            return Err(Error::UnsupportedRepository {
+                path: root.to_path_buf(),
+                found: text.trim().to_string(),
+                supported: FORMAT_VERSION,
+            });
+        }
+        let repo = LocalRepository {
+            root: root.to_path_buf(),
+        };
+        for sub in SUBDIRS {
+            let p = repo.root.join(sub);
+            if !p.is_dir() {
+                fs::create_dir_all(&p).ctx("creating", &p)?;
+            }
+        }
+        Ok(repo)
+    }
+
+    /// Creates a repository (or opens the one already there).
+    pub fn create(root: &Path) -> Result<Self> {
+        fs::create_dir_all(root).ctx("creating repository directory", root)?;
+        for sub in SUBDIRS {
+            let p = root.join(sub);
+            fs::create_dir_all(&p).ctx("creating", &p)?;
+        }
+        let version_file = root.join("VERSION");
+        if !version_file.exists() {
+            let tmp = root.join("tmp");
+            let mut f = tempfile::NamedTempFile::new_in(&tmp).ctx("creating a file in", &tmp)?;
+            writeln!(f, "{FORMAT_VERSION}").ctx("writing", f.path())?;
+            match f.persist_noclobber(&version_file) {
+                Ok(_) => {}
+                Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(Error::io("writing", &version_file, e.error)),
+            }
+        }
+        Self::open(root)
+    }
+
+    /// Opens the repository, creating it on first use.
+    pub fn open_or_create(root: &Path) -> Result<Self> {
+        match Self::open(root) {
+            Err(Error::NoRepository(_)) => Self::create(root),
+            other => other,
+        }
+    }
+
+    /// The repository's root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Directory for temporary files that are renamed into place.
+    pub fn tmp_dir(&self) -> PathBuf {
+        self.root.join("tmp")
+    }
+
+    /// Directory holding cached renders.
+    pub fn renders_dir(&self) -> PathBuf {
+        self.root.join("renders")
+    }
+
+    /// Directory holding runtime records.
+    pub fn runtimes_dir(&self) -> PathBuf {
+        self.root.join("runtimes")
+    }
+
+    pub(super) fn sharded(&self, area: &str, digest: &Digest) -> PathBuf {
+        let hex = digest.to_hex();
+        self.root.join(area).join(&hex[..2]).join(&hex[2..])
+    }
+
+    /// File holding an encoded object.
+    pub fn object_path(&self, digest: &Digest) -> PathBuf {
+        self.sharded("objects", digest)
+    }
+
+    /// True if the object is stored.
+    pub fn has_object(&self, digest: &Digest) -> bool {
+        self.object_path(digest).exists()
+    }
+
+    /// Stores an object and returns its digest. Storing an existing object is a no-op.
+    pub fn write_object(&self, object: &Object) -> Result<Digest> {
+        let bytes = object.encode();
+        let digest = Digest::of(&bytes);
+        let path = self.object_path(&digest);
+        if path.exists() {
+            return Ok(digest);
+        }
+        self.write_atomic(&path, &bytes, 0o444)?;
+        tracing::debug!(%digest, kind = %object.kind(), "stored object");
+        Ok(digest)
+    }
+
+    /// Writes `bytes` to `path` through a renamed temporary file; an existing file wins.
+    pub(super) fn write_atomic(&self, path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
+        let tmp_dir = self.tmp_dir();
+        let mut tmp =
+            tempfile::NamedTempFile::new_in(&tmp_dir).ctx("creating a file in", &tmp_dir)?;
+        tmp.as_file_mut().write_all(bytes).ctx("writing", path)?;
+        self.persist(tmp, path, mode)
+    }
+
+    /// Moves a finished temporary file to its final name with the given mode.
+    pub(super) fn persist(
+        &self,
+        tmp: tempfile::NamedTempFile,
+        path: &Path,
+        mode: u32,
+    ) -> Result<()> {
+        use std::os::unix::fs::PermissionsExt;
+        crate::signals::check()?;
+        tmp.as_file()
+            .set_permissions(fs::Permissions::from_mode(mode))
+            .ctx("setting permissions on", tmp.path())?;
+        let parent = path.parent().unwrap_or(&self.root);
+        if !parent.exists() {
+            fs::create_dir_all(parent).ctx("creating", parent)?;
+        }
+        match tmp.persist_noclobber(path) {
+            Ok(_) => Ok(()),
+            Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+            Err(e) => Err(Error::io("storing", path, e.error)),
+        }
+    }
+
+    /// Reads and verifies an object.
+    pub fn read_object(&self, digest: &Digest) -> Result<Object> {
+        let path = self.object_path(digest);
+        let bytes = match fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Error::MissingObject(*digest))
+            }
+            Err(e) => return Err(Error::io("reading object", &path, e)),
+        };
+        let actual = Digest::of(&bytes);
+        if actual != *digest {
+            return Err(Error::Corrupt {
+                what: "object",
+                digest: *digest,
+                path,
+                reason: format!("content hashes to {}", actual.short()),
+            });
+        }
+        Object::decode(&bytes).map_err(|e| Error::Corrupt {
+            what: "object",
+            digest: *digest,
+            path,
+            reason: e.0,
+        })
+    }
+
+    /// Reads a manifest; a layer's manifest is followed.
+    pub fn read_manifest(&self, digest: &Digest) -> Result<Manifest> {
+        match self.read_object(digest)? {
+            Object::Manifest(m) => Ok(m),
+            Object::Layer(l) => self.read_manifest(&l.manifest),
+            Object::Platform(_) => Err(Error::WrongKind {
+                reference: digest.to_string(),
+                actual: "platform",
+                expected: "a manifest or layer",
+            }),
+        }
+    }
+
+    /// Reads a layer object.
+    pub fn read_layer(&self, digest: &Digest) -> Result<Layer> {
+        match self.read_object(digest)? {
+            Object::Layer(l) => Ok(l),
+            o => Err(Error::WrongKind {
+                reference: digest.to_string(),
+                actual: o.kind().name(),
+                expected: "a layer",
+            }),
+        }
+    }
+
+    /// Reads a platform object.
+    pub fn read_platform(&self, digest: &Digest) -> Result<Platform> {
+        match self.read_object(digest)? {
+            Object::Platform(p) => Ok(p),
+            o => Err(Error::WrongKind {
+                reference: digest.to_string(),
+                actual: o.kind().name(),
+                expected: "a platform",
+            }),
+        }
+    }
+
+    /// Every stored object digest.
+    pub fn list_objects(&self) -> Result<Vec<Digest>> {
+        self.list_area("objects")
+    }
+
+    /// Every stored payload digest.
+    pub fn list_payloads(&self) -> Result<Vec<Digest>> {
+        self.list_area("payloads")
+    }
+
+    fn list_area(&self, area: &str) -> Result<Vec<Digest>> {
+        let dir = self.root.join(area);
+        let mut out = Vec::new();
+        for shard in fs::read_dir(&dir).ctx("listing", &dir)? {
+            let shard = shard.ctx("listing", &dir)?;
+            let sname = shard.file_name().to_string_lossy().to_string();
+            if sname.len() != 2 || !is_hex(&sname) {
+                continue;
+            }
+            let spath = shard.path();
+            for f in fs::read_dir(&spath).ctx("listing", &spath)? {
+                let f = f.ctx("listing", &spath)?;
+                let name = f.file_name().to_string_lossy().to_string();
+                if let Ok(d) = Digest::parse(&format!("{sname}{name}")) {
+                    out.push(d);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Digests of objects and payloads starting with `prefix` (hex, at least 2 chars).
+    pub fn find_prefix(&self, prefix: &str) -> Result<Vec<Digest>> {
+        let prefix = prefix.to_ascii_lowercase();
+        if prefix.len() < 2 || !is_hex(&prefix) {
+            return Ok(Vec::new());
+        }
+        let mut out = Vec::new();
+        for area in ["objects", "payloads"] {
+            let dir = self.root.join(area).join(&prefix[..2]);
+            let entries = match fs::read_dir(&dir) {
+                Ok(e) => e,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(Error::io("listing", &dir, e)),
+            };
+            for f in entries {
+                let f = f.ctx("listing", &dir)?;
+                let name = f.file_name().to_string_lossy().to_string();
+                if name.starts_with(&prefix[2..]) {
+                    if let Ok(d) = Digest::parse(&format!("{}{name}", &prefix[..2])) {
+                        if !out.contains(&d) {
+                            out.push(d);
+                        }
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Flushes everything written so far to stable storage (one `syncfs`).
+    pub fn sync(&self) -> Result<()> {
+        let dir = fs::File::open(&self.root).ctx("opening", &self.root)?;
+        // SAFETY: syncfs takes a valid open descriptor and touches no memory.
+        let rc = unsafe { libc::syncfs(dir.as_raw_fd()) };
+        if rc != 0 {
+            return Err(Error::io(
+                "flushing",
+                &self.root,
+                std::io::Error::last_os_error(),
+            ));
+        }
+        Ok(())
+    }
+}

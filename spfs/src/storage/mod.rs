@@ -1,0 +1,15 @@
+//! Where objects, payloads and tags live.
+//!
+//! The local repository is a plain directory (docs/repository-layout.md) that several
+//! processes and users can use at once: every write lands in a temporary file that is
+//! renamed into place, so readers never see partial content.
+
+mod local;
+mod payloads;
+mod references;
+mod tags;
+
+pub use local::{default_root, LocalRepository, FORMAT_VERSION};
+pub use payloads::payload_mode;
+pub(crate) use payloads::set_mode;
+pub use tags::{validate_tag_name, TagEntry};

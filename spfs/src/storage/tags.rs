@@ -1,0 +1,331 @@
+//! Tags: human names pointing at digests, with append-only history.
+//!
+//! A tag `org/name` is the file `tags/org/name.tag`, one line per version, oldest
+//! first: `<digest hex> <unix seconds> <user>`. Updates rewrite the file through a
+//! renamed temporary file while holding an exclusive `flock` on `name.tag.lock`.
+
+use std::fs;
+use std::io::Write;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+
+use super::LocalRepository;
+use crate::digest::Digest;
+use crate::error::{Error, IoContext, Result};
+
+const TAG_SUFFIX: &str = ".tag";
+const LOCK_SUFFIX: &str = ".tag.lock";
+
+/// One version of a tag.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TagEntry {
+    /// What the tag pointed at.
+    pub target: Digest,
+    /// When it was set (seconds since the Unix epoch).
+    pub time: u64,
+    /// Who set it.
+    pub user: String,
+}
+
+/// Checks a tag name: `/`-separated segments of letters, digits and `._+,=@-`, none
+/// empty or starting with a dot.
+pub fn validate_tag_name(name: &str) -> Result<()> {
+    let bad = |reason: &str| {
+        Err(Error::InvalidTag {
+            name: name.to_string(),
+            reason: reason.to_string(),
+        })
+    };
+    if name.is_empty() {
+        return bad("it is empty");
+    }
+    for seg in name.split('/') {
+        if seg.is_empty() {
+            return bad("empty path segment (leading, trailing or doubled '/')");
+        }
+        if seg.starts_with('.') {
+            return bad("a segment may not start with '.'");
+        }
+        if let Some(c) = seg
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || "._+,=@-".contains(*c)))
+        {
+            return bad(&format!(
+                "character '{c}' is not allowed (use letters, digits and . _ + , = @ -)"
+            ));
+        }
+    }
+    Ok(())
+}
+
+struct TagLock {
+    _file: fs::File,
+}
+
+impl LocalRepository {
+    fn tags_dir(&self) -> PathBuf {
+        self.root().join("tags")
+    }
+
+    fn tag_file(&self, name: &str) -> PathBuf {
+        self.tags_dir().join(format!("{name}{TAG_SUFFIX}"))
+    }
+
+    fn lock_tag(&self, name: &str) -> Result<TagLock> {
+        let path = self.tags_dir().join(format!("{name}{LOCK_SUFFIX}"));
+        if let Some(parent) = path.parent() {
+            fs::create_dir_all(parent).ctx("creating", parent)?;
+        }
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .ctx("locking tag", &path)?;
+        loop {
+            // SAFETY: flock on a descriptor we own; no memory is touched.
+            let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
+            if rc == 0 {
+                break;
+            }
+            let err = std::io::Error::last_os_error();
+            if err.raw_os_error() != Some(libc::EINTR) {
+                return Err(Error::io("locking tag", &path, err));
+            }
+        }
+        Ok(TagLock { _file: file })
+    }
+
+    /// Every version of a tag, newest first. Empty if the tag does not exist.
+    pub fn tag_history(&self, name: &str) -> Result<Vec<TagEntry>> {
+        validate_tag_name(name)?;
+        let path = self.tag_file(name);
+        let text = match fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(Error::io("reading tag", &path, e)),
+        };
+        let mut out = Vec::new();
+        for (i, line) in text.lines().enumerate() {
+            if line.trim().is_empty() {
+                continue;
+            }
+            let mut parts = line.splitn(3, ' ');
+            let digest = parts.next().and_then(|d| Digest::parse(d).ok());
+            let time = parts.next().and_then(|t| t.parse().ok());
+            match (digest, time) {
+                (Some(target), Some(time)) => out.push(TagEntry {
+                    target,
+                    time,
+                    user: parts.next().unwrap_or("").to_string(),
+                }),
+                _ => {
+                    return Err(Error::InvalidInput(format!(
+                        "corrupt tag file {} line {}: expected '<digest> <time> <user>'; fix or remove the line",
+                        path.display(),
+                        i + 1
+                    )))
+                }
+            }
+        }
+        out.reverse();
+        Ok(out)
+    }
+
+    /// The current target of a tag, if it exists.
+    pub fn resolve_tag(&self, name: &str) -> Result<Option<Digest>> {
+        Ok(self.tag_history(name)?.first().map(|e| e.target))
+    }
+
+    /// Points a tag at `target`, keeping its previous targets as history.
+    /// Everything written to the repository so far is flushed first.
+    pub fn push_tag(&self, name: &str, target: &Digest) -> Result<()> {
+        self.push_tags(&[(name.to_string(), *target)])
+    }
+
+    /// Points several tags at once, with one flush of the repository beforehand.
+    pub fn push_tags(&self, tags: &[(String, Digest)]) -> Result<()> {
+        for (name, _) in tags {
+            validate_tag_name(name)?;
+        }
+        self.sync()?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let user = current_user();
+        for (name, target) in tags {
+            let _lock = self.lock_tag(name)?;
+            let mut history = self.tag_history(name)?;
+            if history.first().map(|e| e.target) == Some(*target) {
+                continue;
+            }
+            history.insert(
+                0,
+                TagEntry {
+                    target: *target,
+                    time: now,
+                    user: user.clone(),
+                },
+            );
+            self.write_tag_file(name, &history)?;
+            tracing::info!(tag = %name, %target, "tagged");
+        }
+        Ok(())
+    }
+
+    fn write_tag_file(&self, name: &str, newest_first: &[TagEntry]) -> Result<()> {
+        let path = self.tag_file(name);
+        if newest_first.is_empty() {
+            match fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io("removing tag", &path, e)),
+            }
+            return Ok(());
+        }
+        let mut text = String::new();
+        for e in newest_first.iter().rev() {
+            text.push_str(&format!("{} {} {}\n", e.target, e.time, e.user));
+        }
+        let tmp_dir = self.tmp_dir();
+        let mut tmp =
+            tempfile::NamedTempFile::new_in(&tmp_dir).ctx("creating a file in", &tmp_dir)?;
+        tmp.as_file_mut()
+            .write_all(text.as_bytes())
+            .ctx("writing tag", &path)?;
+        tmp.as_file().sync_all().ctx("writing tag", &path)?;
+        tmp.persist(&path)
+            .map_err(|e| Error::io("writing tag", &path, e.error))?;
+        Ok(())
+    }
+
+    /// Removes a whole tag and its history.
+    pub fn remove_tag(&self, name: &str) -> Result<()> {
+        validate_tag_name(name)?;
+        let _lock = self.lock_tag(name)?;
+        if self.tag_history(name)?.is_empty() {
+            return Err(Error::UnknownReference(name.to_string()));
+        }
+        self.write_tag_file(name, &[])?;
+        self.prune_empty_tag_dirs(name);
+        Ok(())
+    }
+
+    /// Removes one version (`0` is the current one) from a tag's history.
+    pub fn remove_tag_version(&self, name: &str, version: usize) -> Result<()> {
+        validate_tag_name(name)?;
+        let _lock = self.lock_tag(name)?;
+        let mut history = self.tag_history(name)?;
+        if history.is_empty() {
+            return Err(Error::UnknownReference(name.to_string()));
+        }
+        if version >= history.len() {
+            return Err(Error::TagHistoryTooShort {
+                name: name.to_string(),
+                requested: version,
+                available: history.len(),
+            });
+        }
+        history.remove(version);
+        self.write_tag_file(name, &history)?;
+        if history.is_empty() {
+            self.prune_empty_tag_dirs(name);
+        }
+        Ok(())
+    }
+
+    fn prune_empty_tag_dirs(&self, name: &str) {
+        let mut dir = self.tag_file(name).parent().map(Path::to_path_buf);
+        let top = self.tags_dir();
+        while let Some(d) = dir {
+            if d == top {
+                break;
+            }
+            let only_locks = fs::read_dir(&d)
+                .map(|rd| {
+                    rd.flatten()
+                        .all(|e| e.file_name().to_string_lossy().ends_with(LOCK_SUFFIX))
+                })
+                .unwrap_or(false);
+            if !only_locks {
+                break;
+            }
+            // Lock files stay while a tag exists; an empty namespace can go.
+            if let Ok(rd) = fs::read_dir(&d) {
+                for e in rd.flatten() {
+                    let _ = fs::remove_file(e.path());
+                }
+            }
+            if fs::remove_dir(&d).is_err() {
+                break;
+            }
+            dir = d.parent().map(Path::to_path_buf);
+        }
+    }
+
+    /// Names of all tags under a `/`-separated prefix (all tags for `""`), sorted.
+    pub fn list_tags(&self, prefix: &str) -> Result<Vec<String>> {
+        let prefix = prefix.trim_matches('/');
+        let mut out = Vec::new();
+        let top = self.tags_dir();
+        walk_tags(&top, &top, &mut out)?;
+        out.retain(|n| {
+            prefix.is_empty()
+                || n == prefix
+                || n.starts_with(&format!("{prefix}/"))
+                || (!prefix.contains('/') && n.starts_with(prefix))
+        });
+        out.sort();
+        Ok(out)
+    }
+
+    /// Every tag with its current target.
+    pub fn all_tags(&self) -> Result<Vec<(String, Digest)>> {
+        let mut out = Vec::new();
+        for name in self.list_tags("")? {
+            if let Some(d) = self.resolve_tag(&name)? {
+                out.push((name, d));
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn walk_tags(top: &Path, dir: &Path, out: &mut Vec<String>) -> Result<()> {
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::io("listing tags in", dir, e)),
+    };
+    for entry in entries {
+        let entry = entry.ctx("listing tags in", dir)?;
+        let path = entry.path();
+        let ft = entry.file_type().ctx("listing tags in", dir)?;
+        if ft.is_dir() {
+            walk_tags(top, &path, out)?;
+        } else if let Some(name) = path
+            .strip_prefix(top)
+            .ok()
+            .and_then(|p| p.to_str())
+            .and_then(|p| p.strip_suffix(TAG_SUFFIX))
+        {
+            out.push(name.to_string());
+        }
+    }
+    Ok(())
+}
+
+fn current_user() -> String {
+    std::env::var("USER")
+        .ok()
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| {
+            let uid = nix::unistd::getuid();
+            nix::unistd::User::from_uid(uid)
+                .ok()
+                .flatten()
+                .map(|u| u.name)
+                .unwrap_or_else(|| uid.to_string())
+        })
+}

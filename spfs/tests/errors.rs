@@ -1,0 +1,309 @@
+//! Bad input: each case gives a one-line error naming the thing and the fix, a
+//! non-zero exit, no panic, and leaves the repository valid.
+
+mod common;
+
+use std::fs;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+#[test]
+fn unknown_reference() {
+    let env = Env::new();
+    env.ok(&["init"]);
+    let err = env.fails(&["ls", "no/such/tag"]);
+    assert!(
+        err.contains("unknown reference 'no/such/tag'") && err.contains("spfs tags"),
+        "{err}"
+    );
+    let err = env.fails(&["info", &"ab".repeat(32)]);
+    assert!(err.contains("unknown reference"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+}
+
+#[test]
+fn ambiguous_and_short_prefixes() {
+    let env = Env::new();
+    let src = env.path("src");
+    write(&src.join("f"), b"x", 0o644);
+    let layer = env.commit(&src, &[]);
+    // Plant a second object sharing the first 10 characters.
+    let shard = env.repo.join("objects").join(&layer[..2]);
+    let twin = format!("{}{}", &layer[2..10], "0".repeat(54));
+    fs::write(shard.join(&twin), b"x").unwrap();
+    let err = env.fails(&["info", &layer[..8]]);
+    assert!(
+        err.contains("ambiguous reference") && err.contains("more characters"),
+        "{err}"
+    );
+    env.ok(&["info", &layer[..20]]);
+    let err = env.fails(&["info", &layer[..4]]);
+    assert!(err.contains("at least 6"), "{err}");
+}
+
+#[test]
+fn missing_repository_for_read_commands_created_for_writes() {
+    let env = Env::new();
+    let err = env.fails(&["tags"]);
+    assert!(
+        err.contains("no spfs repository") && err.contains("spfs init"),
+        "{err}"
+    );
+    assert!(!env.repo.exists());
+    let src = env.path("src");
+    write(&src.join("f"), b"x", 0o644);
+    env.commit(&src, &["first/use"]);
+    assert!(env.repo.join("VERSION").exists());
+    // --repo wins over SPFS_ROOT.
+    let other = env.path("other");
+    let out = env
+        .cmd(&["--repo", other.to_str().unwrap(), "init"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(fs::read_to_string(other.join("VERSION")).unwrap(), "1\n");
+    let err = env.fails(&["--repo", other.to_str().unwrap(), "ls", "first/use"]);
+    assert!(err.contains("unknown reference"), "{err}");
+}
+
+#[test]
+fn newer_repository_format_is_refused() {
+    let env = Env::new();
+    env.ok(&["init"]);
+    fs::write(env.repo.join("VERSION"), "99\n").unwrap();
+    let err = env.fails(&["tags"]);
+    assert!(err.contains("format version 99"), "{err}");
+}
+
+#[test]
+fn bad_commit_inputs() {
+    let env = Env::new();
+    let err = env.fails(&[
+        "commit",
+        "layer",
+        "--path",
+        env.path("nope").to_str().unwrap(),
+    ]);
+    assert!(err.contains("nope"), "{err}");
+    let file = env.path("file");
+    fs::write(&file, b"x").unwrap();
+    let err = env.fails(&["commit", "layer", "--path", file.to_str().unwrap()]);
+    assert!(err.contains("not a directory"), "{err}");
+    let err = env.fails(&["commit", "platform", "--ref", "-", "-t", "p/x"]);
+    assert!(err.contains("at least one layer"), "{err}");
+    let err = env.fails(&["read", "-", "x"]);
+    assert!(err.contains("no such path"), "{err}");
+}
+
+#[test]
+fn unreadable_source_file_is_named() {
+    let env = Env::new();
+    let src = env.path("src");
+    write(&src.join("readable"), b"ok", 0o644);
+    write(&src.join("locked"), b"secret", 0o000);
+    env.ok(&["init"]);
+    // Root reads anything, so drop to an unprivileged user where needed.
+    let mut cmd = if nix::unistd::geteuid().is_root() {
+        chmod_r(env.tmp.path(), 0o777);
+        fs::set_permissions(
+            src.join("locked"),
+            std::os::unix::fs::PermissionsExt::from_mode(0o000),
+        )
+        .unwrap();
+        let mut c = std::process::Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", SPFS]);
+        c
+    } else {
+        std::process::Command::new(SPFS)
+    };
+    let out = cmd
+        .args(["commit", "layer", "--path", src.to_str().unwrap()])
+        .env("SPFS_ROOT", &env.repo)
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("locked") && err.contains("ermission denied"),
+        "{err}"
+    );
+    env.ok(&["check"]);
+}
+
+fn chmod_r(dir: &std::path::Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(dir, fs::Permissions::from_mode(mode)).unwrap();
+    for e in fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        let m = fs::symlink_metadata(&p).unwrap();
+        if m.is_dir() {
+            chmod_r(&p, mode);
+        } else if m.is_file() {
+            fs::set_permissions(&p, fs::Permissions::from_mode(mode)).unwrap();
+        }
+    }
+}
+
+#[test]
+fn disk_full_keeps_repository_valid() {
+    if !privileged("disk_full_keeps_repository_valid") {
+        return;
+    }
+    let env = Env::new();
+    let mnt = env.path("small");
+    fs::create_dir(&mnt).unwrap();
+    nix::mount::mount(
+        Some("tmpfs"),
+        &mnt,
+        Some("tmpfs"),
+        nix::mount::MsFlags::empty(),
+        Some("size=2m"),
+    )
+    .unwrap();
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = nix::mount::umount2(&self.0, nix::mount::MntFlags::MNT_DETACH);
+        }
+    }
+    let _guard = Unmount(mnt.clone());
+    let repo = mnt.join("repo");
+    let small = env.path("small-src");
+    write(&small.join("a"), b"fits", 0o644);
+    let big = env.path("big-src");
+    for i in 0..4 {
+        write(
+            &big.join(format!("f{i}")),
+            &vec![i as u8 + 1; 1 << 20],
+            0o644,
+        );
+    }
+    let run = |args: &[&str]| env.cmd(args).env("SPFS_ROOT", &repo).output().unwrap();
+    assert!(run(&[
+        "commit",
+        "layer",
+        "--path",
+        small.to_str().unwrap(),
+        "-t",
+        "ok/small"
+    ])
+    .status
+    .success());
+    let out = run(&[
+        "commit",
+        "layer",
+        "--path",
+        big.to_str().unwrap(),
+        "-t",
+        "too/big",
+    ]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("disk is full") && err.contains("free space"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"));
+    // The repository is as valid as before, and holds no partial files.
+    assert!(run(&["check"]).status.success());
+    assert_eq!(fs::read_dir(repo.join("tmp")).unwrap().count(), 0);
+    assert!(!run(&["tags"]).stdout.is_empty());
+    let tags = String::from_utf8(run(&["tags"]).stdout).unwrap();
+    assert!(
+        tags.contains("ok/small") && !tags.contains("too/big"),
+        "{tags}"
+    );
+}
+
+#[test]
+fn interrupt_during_commit_leaves_no_partial_object() {
+    let env = Env::new();
+    let src = env.path("src");
+    fs::create_dir_all(&src).unwrap();
+    // Large sparse files: cheap to create, slow enough to commit to interrupt midway.
+    for i in 0..3u8 {
+        let f = fs::File::create(src.join(format!("big{i}"))).unwrap();
+        f.set_len(768 << 20).unwrap();
+        use std::os::unix::fs::FileExt;
+        f.write_at(&[i + 1], 0).unwrap();
+    }
+    env.ok(&["init"]);
+    let mut child = env
+        .cmd(&[
+            "commit",
+            "layer",
+            "--path",
+            src.to_str().unwrap(),
+            "-t",
+            "never/tagged",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until a payload is being copied into tmp/, then interrupt.
+    let tmp = env.repo.join("tmp");
+    let start = Instant::now();
+    while fs::read_dir(&tmp).unwrap().count() == 0 {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "commit never started copying"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let status = child.wait().unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(status.code(), Some(130), "{}", stderr(&out));
+    assert!(stderr(&out).contains("interrupted"), "{}", stderr(&out));
+    assert_eq!(
+        fs::read_dir(&tmp).unwrap().count(),
+        0,
+        "temporary files left behind"
+    );
+    assert_eq!(env.ok(&["tags"]), "");
+    env.ok(&["check"]);
+}
+
+#[test]
+fn progress_only_on_a_terminal_and_tracing_on_request() {
+    let env = Env::new();
+    let src = env.path("src");
+    sample_tree(&src);
+    env.ok(&["init"]);
+    // Piped: no progress drawing.
+    let out = env.run(&["commit", "layer", "--path", src.to_str().unwrap()]);
+    let err = stderr(&out);
+    assert!(!err.contains('\r') && !err.contains("\x1b["), "{err:?}");
+    // On a terminal (through script(1)): the progress line appears.
+    let cmdline = format!(
+        "SPFS_ROOT={} {SPFS} commit layer --path {}",
+        env.repo.display(),
+        src.display()
+    );
+    let out = std::process::Command::new("script")
+        .args(["-qec", &cmdline, "/dev/null"])
+        .output()
+        .unwrap();
+    let tty = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{tty}");
+    assert!(
+        tty.contains("committing") || tty.contains("committed layer"),
+        "{tty}"
+    );
+    // -vv and RUST_LOG give tracing detail.
+    let out = env.run(&["-vv", "commit", "layer", "--path", src.to_str().unwrap()]);
+    assert!(stderr(&out).contains("DEBUG"), "{}", stderr(&out));
+    let out = env
+        .cmd(&["commit", "layer", "--path", src.to_str().unwrap()])
+        .env("RUST_LOG", "debug")
+        .output()
+        .unwrap();
+    assert!(stderr(&out).contains("DEBUG"), "{}", stderr(&out));
+}
