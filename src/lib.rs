@@ -9,6 +9,7 @@ pub mod name;
 pub mod option_map;
 pub mod request;
 pub mod spec;
+pub mod storage;
 pub mod version;
 
 pub use ident::{AnyIdent, Build, BuildIdent, VersionIdent};

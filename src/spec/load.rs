@@ -127,6 +127,20 @@ pub fn parse_spec(text: &str, label: &str, opts: &LoadOptions) -> Result<LoadedS
             .help("fix the Tera template syntax, or pass missing values with -o name=value")
     })?;
     let relocated = rendered.lines().count() != text.lines().count();
+    parse_rendered_inner(rendered, label, opts, relocated)
+}
+
+/// Parses spec text that needs no template rendering (for example a stored build spec).
+pub fn parse_rendered(text: &str, label: &str, opts: &LoadOptions) -> Result<LoadedSpec, SpecError> {
+    parse_rendered_inner(text.to_string(), label, opts, false)
+}
+
+fn parse_rendered_inner(
+    rendered: String,
+    label: &str,
+    opts: &LoadOptions,
+    relocated: bool,
+) -> Result<LoadedSpec, SpecError> {
     let mut current = rendered.clone();
     let mut warnings = Vec::new();
     for _ in 0..100 {

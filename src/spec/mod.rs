@@ -14,7 +14,7 @@ pub use build::{
 };
 pub use install::{ComponentSpec, EnvOp, InstallSpec};
 pub use load::{
-    load_spec_file, parse_spec, render_and_parse, suggest, LoadOptions, LoadedSpec, SpecError,
+    load_spec_file, parse_rendered, parse_spec, render_and_parse, suggest, LoadOptions, LoadedSpec, SpecError,
     Warning,
 };
 pub use option::{Inheritance, Opt, PkgOpt, VarOpt};
@@ -435,6 +435,8 @@ impl Spec {
     pub fn to_build_spec(&self, options: &OptionMap, build_env: &[Arc<Spec>]) -> Result<Spec, Problem> {
         let mut out = self.clone();
         out.pkg.build = Some(Build::Digest(options.digest()));
+        // A build is one variant: the list of variants belongs to the recipe.
+        out.build.variants.clear();
         let find = |name: &PkgName| build_env.iter().find(|s| s.name() == name);
         for opt in &mut out.build.options {
             let value = options.get_str(&opt.name()).map(str::to_string);
