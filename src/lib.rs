@@ -8,6 +8,7 @@ pub mod ident;
 pub mod name;
 pub mod option_map;
 pub mod request;
+pub mod solve;
 pub mod spec;
 pub mod storage;
 pub mod version;
