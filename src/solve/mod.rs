@@ -126,6 +126,8 @@ pub struct SolveOptions {
     pub timeout: Option<Duration>,
     /// Set to true (for example from a signal handler) to stop the solve.
     pub cancel: Option<Arc<AtomicBool>>,
+    /// Polled during the solve; returning true stops it (for example a signal check).
+    pub interrupted: Option<fn() -> bool>,
 }
 
 /// Resolves requests against one repository.
@@ -165,6 +167,7 @@ impl<'a> Solver<'a> {
             self.options.build_from_source,
             deadline,
             self.options.cancel.clone(),
+            self.options.interrupted,
         );
         match pubgrub::resolve(&provider, SolverPkg::Root, 1u32) {
             Ok(selected) => provider.solution(selected),

@@ -96,6 +96,7 @@ pub struct Provider<'a> {
     build_from_source: bool,
     deadline: Option<(Instant, Duration)>,
     cancel: Option<Arc<AtomicBool>>,
+    interrupted: Option<fn() -> bool>,
     candidates: RefCell<HashMap<PkgName, Rc<Vec<Candidate>>>>,
     set_cache: RefCell<HashMap<(PkgRequest, CompatRule), Set>>,
     /// Request text of each dependency: (dependent, its candidate, dependency) -> text.
@@ -156,6 +157,7 @@ impl<'a> Provider<'a> {
         build_from_source: bool,
         deadline: Option<(Instant, Duration)>,
         cancel: Option<Arc<AtomicBool>>,
+        interrupted: Option<fn() -> bool>,
     ) -> Self {
         Self {
             repo,
@@ -164,6 +166,7 @@ impl<'a> Provider<'a> {
             build_from_source,
             deadline,
             cancel,
+            interrupted,
             candidates: RefCell::new(HashMap::new()),
             set_cache: RefCell::new(HashMap::new()),
             dep_text: RefCell::new(HashMap::new()),
@@ -697,6 +700,9 @@ impl DependencyProvider for Provider<'_> {
             if Instant::now() > deadline {
                 return Err(Cancelled::Timeout(limit));
             }
+        }
+        if self.interrupted.is_some_and(|f| f()) {
+            return Err(Cancelled::Interrupted);
         }
         if let Some(flag) = &self.cancel {
             if flag.load(Ordering::Relaxed) {
