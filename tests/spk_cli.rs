@@ -167,7 +167,7 @@ fn explain_success_and_failure() {
     assert!(err.contains("no package named 'nosuch'"), "{err}");
     let err = env.fail(&["explain", "python/x.y"]);
     assert!(err.contains("invalid request 'python/x.y'"), "{err}");
-    let err = env.fail(&["explain", "maya", "--timeout", "-1"]);
+    let err = env.fail(&["explain", "maya", "--timeout=-1"]);
     assert!(err.contains("invalid timeout"), "{err}");
 }
 
