@@ -17,7 +17,10 @@ fn name(i: usize) -> String {
 }
 
 fn recipe(pkg: &str, version: &str, deps: &[(String, String)], flavors: bool) -> Spec {
-    let mut s = Spec::new(VersionIdent::new(pkg.parse().unwrap(), version.parse::<Version>().unwrap()));
+    let mut s = Spec::new(VersionIdent::new(
+        pkg.parse().unwrap(),
+        version.parse::<Version>().unwrap(),
+    ));
     for (d, range) in deps {
         let mut r: PkgRequest = d.parse().unwrap();
         r.range = range.parse().unwrap();
@@ -90,7 +93,11 @@ fn large_repo(rng: &mut fastrand::Rng) -> (MemRepository, usize) {
 fn backtracking_repo(unsat: bool) -> (MemRepository, Vec<Request>) {
     let repo = MemRepository::new();
     for k in 1..=20 {
-        publish(&repo, &recipe("shared", &format!("{k}.0.0"), &[], false), &[""]);
+        publish(
+            &repo,
+            &recipe("shared", &format!("{k}.0.0"), &[], false),
+            &[""],
+        );
     }
     let mut requests = Vec::new();
     for c in 0..30 {
@@ -98,12 +105,21 @@ fn backtracking_repo(unsat: bool) -> (MemRepository, Vec<Request>) {
         for k in 1..=20u32 {
             // In the unsatisfiable variant, package c29 never accepts shared 1.
             let need = if unsat && c == 29 { k.max(2) } else { k };
-            let spec = recipe(&pkg, &format!("{k}.0.0"), &[("shared".into(), format!("^{need}"))], false);
+            let spec = recipe(
+                &pkg,
+                &format!("{k}.0.0"),
+                &[("shared".into(), format!("^{need}"))],
+                false,
+            );
             publish(&repo, &spec, &[""]);
         }
         requests.push(Request::Pkg(pkg.parse().unwrap()));
     }
-    publish(&repo, &recipe("final", "1.0.0", &[("shared".into(), "^1".into())], false), &[""]);
+    publish(
+        &repo,
+        &recipe("final", "1.0.0", &[("shared".into(), "^1".into())], false),
+        &[""],
+    );
     requests.push(Request::Pkg("final".parse().unwrap()));
     (repo, requests)
 }
@@ -111,7 +127,9 @@ fn backtracking_repo(unsat: bool) -> (MemRepository, Vec<Request>) {
 fn stats(mut times: Vec<Duration>) -> (Duration, Duration) {
     times.sort();
     let median = times[times.len() / 2];
-    let p90 = times[((times.len() as f64 * 0.9).ceil() as usize).saturating_sub(1).min(times.len() - 1)];
+    let p90 = times[((times.len() as f64 * 0.9).ceil() as usize)
+        .saturating_sub(1)
+        .min(times.len() - 1)];
     (median, p90)
 }
 
@@ -124,7 +142,10 @@ fn main() {
     let t = Instant::now();
     let (repo, builds) = large_repo(&mut rng);
     let packages = repo.list_packages().unwrap().len();
-    eprintln!("generated case (a): {packages} packages, {builds} builds in {:.1?}", t.elapsed());
+    eprintln!(
+        "generated case (a): {packages} packages, {builds} builds in {:.1?}",
+        t.elapsed()
+    );
 
     // (a) random requests among the upper layers; keep the satisfiable ones.
     let mut times = Vec::new();
@@ -166,7 +187,9 @@ fn main() {
     let mut btimes = Vec::new();
     for _ in 0..20 {
         let start = Instant::now();
-        let s = Solver::new(&brepo, SolveOptions::default()).solve(&breqs).expect("case (b) is satisfiable");
+        let s = Solver::new(&brepo, SolveOptions::default())
+            .solve(&breqs)
+            .expect("case (b) is satisfiable");
         btimes.push(start.elapsed());
         assert_eq!(s.get("shared").unwrap().ident.version.to_string(), "1.0.0");
     }
@@ -187,7 +210,13 @@ fn main() {
     let (c_med, c_p90) = stats(ctimes);
     eprintln!("case (c) explanation: {summary}");
 
-    let ok = |d: Duration, limit_ms: f64| if d.as_secs_f64() * 1000.0 <= limit_ms { "PASS" } else { "FAIL" };
+    let ok = |d: Duration, limit_ms: f64| {
+        if d.as_secs_f64() * 1000.0 <= limit_ms {
+            "PASS"
+        } else {
+            "FAIL"
+        }
+    };
     println!("| case | runs | median | p90 | target | result |");
     println!("|---|---|---|---|---|---|");
     println!(
@@ -198,5 +227,10 @@ fn main() {
         if ok(a_med, 20.0) == "PASS" && ok(a_p90, 100.0) == "PASS" { "PASS" } else { "FAIL" }
     );
     println!("| (b) deep backtracking (30 pkgs walked to their oldest version) | 20 | {} | {} | <= 1 s | {} |", ms(b_med), ms(b_p90), ok(b_p90, 1000.0));
-    println!("| (c) unsatisfiable, with explanation | 20 | {} | {} | <= 1 s | {} |", ms(c_med), ms(c_p90), ok(c_p90, 1000.0));
+    println!(
+        "| (c) unsatisfiable, with explanation | 20 | {} | {} | <= 1 s | {} |",
+        ms(c_med),
+        ms(c_p90),
+        ok(c_p90, 1000.0)
+    );
 }

@@ -177,7 +177,9 @@ impl FromStr for AnyIdent {
         };
         let mut parts = s.split('/');
         let name = parts.next().unwrap_or_default();
-        let name: PkgName = name.parse().map_err(|e: crate::name::NameError| err(e.to_string()))?;
+        let name: PkgName = name
+            .parse()
+            .map_err(|e: crate::name::NameError| err(e.to_string()))?;
         let version = match parts.next() {
             Some(v) => Some(v.parse::<Version>().map_err(|e| err(e.to_string()))?),
             None => None,

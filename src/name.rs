@@ -120,8 +120,12 @@ impl FromStr for OptName {
             None => (None, s),
         };
         if let Some(ns) = ns {
-            ns.parse::<PkgName>()
-                .map_err(|e| err(format!("the namespace must be a package name: {}", e.reason)))?;
+            ns.parse::<PkgName>().map_err(|e| {
+                err(format!(
+                    "the namespace must be a package name: {}",
+                    e.reason
+                ))
+            })?;
         }
         if base.is_empty() {
             return Err(err("an option name cannot be empty".into()));
@@ -183,14 +187,15 @@ impl FromStr for Component {
             "src" => Self::Source,
             _ => {
                 if s.is_empty()
-                    || !s
-                        .chars()
-                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+                    || !s.chars().all(|c| {
+                        c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_'
+                    })
                 {
                     return Err(NameError {
                         what: "component name",
                         input: s.to_string(),
-                        reason: "component names use only lowercase letters, digits, '-' and '_'".into(),
+                        reason: "component names use only lowercase letters, digits, '-' and '_'"
+                            .into(),
                     });
                 }
                 Self::Named(s.to_string())

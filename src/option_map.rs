@@ -78,7 +78,10 @@ impl OptionMap {
         }
         for (k, v) in self.iter() {
             if k.namespace() == Some(pkg.as_str()) {
-                let base: OptName = k.base_name().parse().expect("base of a valid name is valid");
+                let base: OptName = k
+                    .base_name()
+                    .parse()
+                    .expect("base of a valid name is valid");
                 out.0.insert(base, v.to_string());
             }
         }
@@ -112,7 +115,13 @@ impl OptionMap {
 /// Makes a name usable in an environment variable name.
 pub fn env_safe(name: &str) -> String {
     name.chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect()
 }
 
@@ -191,7 +200,10 @@ mod tests {
         assert_eq!(a.digest().len(), BUILD_ID_LEN);
         assert!(a.digest().parse::<crate::ident::Build>().is_ok());
         // Pinned: changing this value changes every published build id.
-        assert_eq!(OptionMap::new().digest(), base32_prefix(blake3::hash(b"").as_bytes(), 8));
+        assert_eq!(
+            OptionMap::new().digest(),
+            base32_prefix(blake3::hash(b"").as_bytes(), 8)
+        );
         b.insert(n("debug"), "on");
         assert_ne!(a.digest(), b.digest());
     }
@@ -216,7 +228,10 @@ mod tests {
         assert_eq!(p.get_str("abi"), Some("cp37m"));
         assert_eq!(p.get_str("debug"), Some("on"));
         let env = o.to_environment();
-        assert_eq!(env.get("SPK_OPT_python_abi").map(|s| s.as_str()), Some("cp37m"));
+        assert_eq!(
+            env.get("SPK_OPT_python_abi").map(|s| s.as_str()),
+            Some("cp37m")
+        );
         assert_eq!(env.get("SPK_OPT_debug").map(|s| s.as_str()), Some("on"));
     }
 

@@ -86,7 +86,12 @@ impl PkgRequest {
     }
 
     /// True when a version is allowed under this request's range and pre-release policy.
-    pub fn allows_version(&self, version: &Version, compat: &Compat, default_rule: CompatRule) -> bool {
+    pub fn allows_version(
+        &self,
+        version: &Version,
+        compat: &Compat,
+        default_rule: CompatRule,
+    ) -> bool {
         if version.is_pre_release()
             && self.prerelease_policy == PreReleasePolicy::ExcludeAll
             && !self.range.mentions_pre_release()
@@ -203,7 +208,9 @@ impl FromStr for PkgRequest {
             Some((n, c)) => (n, parse_components(c, s)?),
             None => (head, BTreeSet::new()),
         };
-        let name: PkgName = name.parse().map_err(|e: crate::name::NameError| err(e.to_string()))?;
+        let name: PkgName = name
+            .parse()
+            .map_err(|e: crate::name::NameError| err(e.to_string()))?;
         let mut req = PkgRequest::new(name);
         req.components = components;
         if let Some(rest) = rest {
@@ -211,9 +218,14 @@ impl FromStr for PkgRequest {
                 Some((r, b)) => (r, Some(b)),
                 None => (rest, None),
             };
-            req.range = range.parse().map_err(|e: crate::version::ParseError| err(e.to_string()))?;
+            req.range = range
+                .parse()
+                .map_err(|e: crate::version::ParseError| err(e.to_string()))?;
             if let Some(b) = build {
-                req.build = Some(b.parse().map_err(|e: crate::ident::IdentError| err(e.reason))?);
+                req.build = Some(
+                    b.parse()
+                        .map_err(|e: crate::ident::IdentError| err(e.reason))?,
+                );
             }
         }
         Ok(req)
@@ -250,10 +262,12 @@ impl FromStr for VarRequest {
             Some((n, v)) => (n, Some(v.to_string())),
             None => (s, None),
         };
-        let var: OptName = name.parse().map_err(|e: crate::name::NameError| RequestError {
-            input: s.to_string(),
-            reason: e.to_string(),
-        })?;
+        let var: OptName = name
+            .parse()
+            .map_err(|e: crate::name::NameError| RequestError {
+                input: s.to_string(),
+                reason: e.to_string(),
+            })?;
         Ok(Self {
             var,
             value,
@@ -308,7 +322,11 @@ struct RawRequest {
     var: Option<String>,
     #[serde(default, deserialize_with = "crate::spec::de::opt_scalar_string")]
     value: Option<String>,
-    #[serde(default, rename = "fromBuildEnv", deserialize_with = "crate::spec::de::string_or_bool")]
+    #[serde(
+        default,
+        rename = "fromBuildEnv",
+        deserialize_with = "crate::spec::de::string_or_bool"
+    )]
     from_build_env: Option<String>,
     include: Option<Inclusion>,
     #[serde(rename = "prereleasePolicy")]
@@ -322,7 +340,9 @@ impl TryFrom<RawRequest> for Request {
     fn try_from(raw: RawRequest) -> Result<Self, String> {
         match (raw.pkg, raw.var) {
             (Some(_), Some(_)) => Err("a requirement has either 'pkg' or 'var', not both".into()),
-            (None, None) => Err("a requirement needs 'pkg: name/range' or 'var: name/value'".into()),
+            (None, None) => {
+                Err("a requirement needs 'pkg: name/range' or 'var: name/value'".into())
+            }
             (Some(pkg), None) => {
                 if raw.value.is_some() {
                     return Err("'value' only applies to 'var' requirements".into());
@@ -350,7 +370,9 @@ impl TryFrom<RawRequest> for Request {
             }
             (None, Some(var)) => {
                 if raw.include.is_some() || raw.prerelease_policy.is_some() {
-                    return Err("'include' and 'prereleasePolicy' only apply to 'pkg' requirements".into());
+                    return Err(
+                        "'include' and 'prereleasePolicy' only apply to 'pkg' requirements".into(),
+                    );
                 }
                 let mut req: VarRequest = var.parse().map_err(|e: RequestError| e.to_string())?;
                 if let Some(v) = raw.value {
@@ -370,7 +392,9 @@ impl TryFrom<RawRequest> for Request {
                         req.pin = true;
                     }
                     Some(other) => {
-                        return Err(format!("fromBuildEnv for a var requirement must be true, not '{other}'"))
+                        return Err(format!(
+                            "fromBuildEnv for a var requirement must be true, not '{other}'"
+                        ))
                     }
                     None => {
                         if req.value.is_none() {
@@ -439,7 +463,10 @@ mod tests {
     fn parse_request_strings() {
         let r: PkgRequest = "python".parse().unwrap();
         assert!(r.range.is_any());
-        assert_eq!(r.components_or_default(), [Component::Run].into_iter().collect());
+        assert_eq!(
+            r.components_or_default(),
+            [Component::Run].into_iter().collect()
+        );
         let r: PkgRequest = "python:build/3.7".parse().unwrap();
         assert_eq!(r.components, [Component::Build].into_iter().collect());
         assert_eq!(r.range.to_string(), "3.7");
@@ -462,7 +489,10 @@ mod tests {
             }
             other => panic!("expected var request, got {other:?}"),
         }
-        assert!(matches!(Request::parse_cli("python/3.7").unwrap(), Request::Pkg(_)));
+        assert!(matches!(
+            Request::parse_cli("python/3.7").unwrap(),
+            Request::Pkg(_)
+        ));
         assert!(Request::parse_cli("python.abi").is_err());
     }
 

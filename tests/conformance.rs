@@ -40,7 +40,11 @@ fn every_conformance_spec_parses() {
     let dir = corpus_dir();
     let mut files = Vec::new();
     spec_files(&dir, &mut files);
-    assert!(files.len() >= 60, "expected the whole corpus, found {} files", files.len());
+    assert!(
+        files.len() >= 60,
+        "expected the whole corpus, found {} files",
+        files.len()
+    );
     let opts = LoadOptions {
         lenient_unknown_fields: true,
         ..Default::default()
@@ -53,8 +57,18 @@ fn every_conformance_spec_parses() {
                 // A parsed recipe serializes and reads back to the same spec.
                 let text = loaded.spec.to_yaml();
                 let again = spk::spec::parse_spec(&text, "round-trip", &LoadOptions::default())
-                    .unwrap_or_else(|e| panic!("{}: re-reading the serialized spec failed: {e}\n{text}", f.display()));
-                assert_eq!(again.spec, loaded.spec, "{}: round trip changed the spec", f.display());
+                    .unwrap_or_else(|e| {
+                        panic!(
+                            "{}: re-reading the serialized spec failed: {e}\n{text}",
+                            f.display()
+                        )
+                    });
+                assert_eq!(
+                    again.spec,
+                    loaded.spec,
+                    "{}: round trip changed the spec",
+                    f.display()
+                );
                 for w in loaded.warnings {
                     warnings.push(format!("{w} ({})", w.help.clone().unwrap_or_default()));
                 }
@@ -62,10 +76,25 @@ fn every_conformance_spec_parses() {
             Err(e) => failures.push(format!("{e} ({})", e.help.clone().unwrap_or_default())),
         }
     }
-    assert!(failures.is_empty(), "{} spec(s) failed to parse:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} spec(s) failed to parse:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
     // The corpus has exactly one typo'd key (`uild:`); it is reported, not silently accepted.
-    assert_eq!(warnings.len(), 1, "unexpected warnings:\n{}", warnings.join("\n"));
-    assert!(warnings[0].contains("unknown field 'uild'") && warnings[0].contains("did you mean 'build'"), "{}", warnings[0]);
+    assert_eq!(
+        warnings.len(),
+        1,
+        "unexpected warnings:\n{}",
+        warnings.join("\n")
+    );
+    assert!(
+        warnings[0].contains("unknown field 'uild'")
+            && warnings[0].contains("did you mean 'build'"),
+        "{}",
+        warnings[0]
+    );
 }
 
 #[test]
@@ -85,6 +114,12 @@ fn templated_corpus_specs_take_command_line_options() {
     opts.insert("version".parse().unwrap(), "3.9.1");
     let custom = load_spec_file(&path, &LoadOptions::with_options(opts)).unwrap();
     assert_eq!(custom.spec.ident().to_string(), "python/3.9.1");
-    let abi = custom.spec.build.options.iter().find(|o| o.name() == "abi").unwrap();
+    let abi = custom
+        .spec
+        .build
+        .options
+        .iter()
+        .find(|o| o.name() == "abi")
+        .unwrap();
     assert_eq!(abi.value(None).as_deref(), Some("cp39m"));
 }

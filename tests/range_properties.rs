@@ -10,7 +10,11 @@ fn version() -> impl Strategy<Value = Version> {
         prop::option::of(0u32..3),
     )
         .prop_map(|(parts, pre, post)| {
-            let mut text = parts.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(".");
+            let mut text = parts
+                .iter()
+                .map(|p| p.to_string())
+                .collect::<Vec<_>>()
+                .join(".");
             if let Some(p) = pre {
                 text.push_str(&format!("-rc.{p}"));
             }
@@ -22,19 +26,21 @@ fn version() -> impl Strategy<Value = Version> {
 }
 
 fn range() -> impl Strategy<Value = VersionRange> {
-    let ops = prop::sample::select(vec!["", "API:", "Binary:", "^", "~", ">", ">=", "<", "<=", "=", "==", "!=", "!=="]);
+    let ops = prop::sample::select(vec![
+        "", "API:", "Binary:", "^", "~", ">", ">=", "<", "<=", "=", "==", "!=", "!==",
+    ]);
     prop_oneof![
         (ops, version()).prop_map(|(op, v)| format!("{op}{v}").parse::<VersionRange>().unwrap()),
-        prop::collection::vec(prop::option::of(0u32..4), 1..4)
-            .prop_map(|mut p| {
-                p.push(None);
-                VersionRange::Wildcard(p)
-            }),
+        prop::collection::vec(prop::option::of(0u32..4), 1..4).prop_map(|mut p| {
+            p.push(None);
+            VersionRange::Wildcard(p)
+        }),
     ]
 }
 
 fn compat() -> impl Strategy<Value = Compat> {
-    prop::sample::select(vec!["x.a.b", "x.ab", "x.x.x-x+x", "x.x.a.b", "x.b"]).prop_map(|s| s.parse().unwrap())
+    prop::sample::select(vec!["x.a.b", "x.ab", "x.x.x-x+x", "x.x.a.b", "x.b"])
+        .prop_map(|s| s.parse().unwrap())
 }
 
 fn rule() -> impl Strategy<Value = CompatRule> {

@@ -112,14 +112,19 @@ pub struct Explain {
 fn open_repo(opt: &Opt) -> Result<SpfsRepository, CliError> {
     let root = opt.repo.clone().unwrap_or_else(spfs::storage::default_root);
     SpfsRepository::open_or_create(&root).map_err(|e| {
-        CliError::new(format!("cannot open the repository at {}: {e}", root.display()))
-            .help("pass --repo PATH or set SPFS_ROOT to a writable directory")
+        CliError::new(format!(
+            "cannot open the repository at {}: {e}",
+            root.display()
+        ))
+        .help("pass --repo PATH or set SPFS_ROOT to a writable directory")
     })
 }
 
 fn parse_ident(s: &str) -> Result<AnyIdent, CliError> {
-    s.parse::<AnyIdent>()
-        .map_err(|e| CliError::new(e.to_string()).help("write packages as name, name/version or name/version/build"))
+    s.parse::<AnyIdent>().map_err(|e| {
+        CliError::new(e.to_string())
+            .help("write packages as name, name/version or name/version/build")
+    })
 }
 
 /// Dispatches a parsed command line.
@@ -163,7 +168,8 @@ fn ls(opt: &Opt, a: &Ls) -> CliResult {
         Some(vi) => {
             let builds = repo.list_builds(&vi)?;
             if builds.is_empty() && repo.read_recipe(&vi).is_err() {
-                return Err(CliError::new(format!("no package {vi}")).help(format!("see the versions with 'spk ls {}'", vi.name)));
+                return Err(CliError::new(format!("no package {vi}"))
+                    .help(format!("see the versions with 'spk ls {}'", vi.name)));
             }
             if builds.is_empty() {
                 println!("{vi}  (recipe only, no builds)");
@@ -173,7 +179,11 @@ fn ls(opt: &Opt, a: &Ls) -> CliResult {
                 println!(
                     "{b}  {}{}",
                     spec.option_values(),
-                    if spec.deprecated { "  (deprecated)" } else { "" }
+                    if spec.deprecated {
+                        "  (deprecated)"
+                    } else {
+                        ""
+                    }
                 );
             }
         }
@@ -185,8 +195,10 @@ fn search(opt: &Opt, a: &Search) -> CliResult {
     let repo = open_repo(opt)?;
     let found = repo.search(&a.term)?;
     if found.is_empty() {
-        return Err(CliError::new(format!("no package name contains '{}'", a.term))
-            .help("list every package with 'spk ls'"));
+        return Err(
+            CliError::new(format!("no package name contains '{}'", a.term))
+                .help("list every package with 'spk ls'"),
+        );
     }
     for vi in found {
         println!("{vi}");
@@ -210,7 +222,8 @@ fn info(opt: &Opt, a: &Info) -> CliResult {
         Some(v) => v,
         None => {
             let newest = repo.list_versions(&ident.name)?.pop().ok_or_else(|| {
-                CliError::new(format!("no package named '{}'", ident.name)).help("find packages with 'spk search TERM'")
+                CliError::new(format!("no package named '{}'", ident.name))
+                    .help("find packages with 'spk search TERM'")
             })?;
             crate::ident::VersionIdent::new(ident.name.clone(), newest)
         }
@@ -225,7 +238,10 @@ fn deprecate(opt: &Opt, a: &Deprecate, value: bool) -> CliResult {
     for p in &a.packages {
         let ident = parse_ident(p)?;
         for changed in repo.set_deprecated(&ident, value)? {
-            println!("{} {changed}", if value { "deprecated" } else { "undeprecated" });
+            println!(
+                "{} {changed}",
+                if value { "deprecated" } else { "undeprecated" }
+            );
         }
     }
     Ok(())
@@ -331,7 +347,8 @@ fn lint(a: &Lint) -> CliResult {
     match first {
         None => Ok(()),
         Some(mut e) if failed > 1 => {
-            e.details.push(format!("{failed} of {} files failed", a.files.len()));
+            e.details
+                .push(format!("{failed} of {} files failed", a.files.len()));
             Err(e)
         }
         Some(e) => Err(e),
@@ -341,11 +358,12 @@ fn lint(a: &Lint) -> CliResult {
 fn publish(opt: &Opt, a: &Publish) -> CliResult {
     let repo = open_repo(opt)?;
     let opts = template_options(&a.options)?;
-    let published = fixtures::publish_paths(&repo, &a.paths, &opts, a.stub_builds, a.force).map_err(|e| match e {
-        fixtures::FixtureError::Spec(s) => CliError::from(s),
-        fixtures::FixtureError::Storage(s) => CliError::from(s),
-        other => CliError::new(other.to_string()),
-    })?;
+    let published = fixtures::publish_paths(&repo, &a.paths, &opts, a.stub_builds, a.force)
+        .map_err(|e| match e {
+            fixtures::FixtureError::Spec(s) => CliError::from(s),
+            fixtures::FixtureError::Storage(s) => CliError::from(s),
+            other => CliError::new(other.to_string()),
+        })?;
     for r in &published.recipes {
         println!("published {r}");
     }
@@ -362,12 +380,20 @@ fn explain(opt: &Opt, a: &Explain) -> CliResult {
         .iter()
         .map(|r| Request::parse_cli(r))
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| CliError::new(e.to_string()).help("write requests as name[:component][/range[/build]] or pkg.var/value"))?;
-    let mut options = if a.no_host { Default::default() } else { host_options() };
+        .map_err(|e| {
+            CliError::new(e.to_string())
+                .help("write requests as name[:component][/range[/build]] or pkg.var/value")
+        })?;
+    let mut options = if a.no_host {
+        Default::default()
+    } else {
+        host_options()
+    };
     options.extend(&parse_options(&a.options)?);
     let timeout = match a.timeout {
         Some(t) if !(t.is_finite() && t >= 0.0) => {
-            return Err(CliError::new(format!("invalid timeout {t}")).help("give a number of seconds, e.g. --timeout 10"))
+            return Err(CliError::new(format!("invalid timeout {t}"))
+                .help("give a number of seconds, e.g. --timeout 10"))
         }
         Some(t) => Some(Duration::from_secs_f64(t)),
         None => None,
@@ -393,8 +419,10 @@ fn explain(opt: &Opt, a: &Explain) -> CliResult {
             details: e.reasons.clone(),
             help: Some(e.help.clone()),
         }),
-        Err(SolveError::TimedOut(t)) => Err(CliError::new(format!("the solve did not finish within {t:?}"))
-            .help("raise --timeout, or narrow the requests")),
+        Err(SolveError::TimedOut(t)) => Err(CliError::new(format!(
+            "the solve did not finish within {t:?}"
+        ))
+        .help("raise --timeout, or narrow the requests")),
         Err(SolveError::Interrupted) => Err(CliError::new("the solve was interrupted")),
         Err(e) => Err(CliError::new(e.to_string())),
     }

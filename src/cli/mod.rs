@@ -39,11 +39,19 @@ impl CliError {
 impl From<crate::storage::StorageError> for CliError {
     fn from(e: crate::storage::StorageError) -> Self {
         let help = match &e {
-            crate::storage::StorageError::NotFound { .. } => Some("list what exists with 'spk ls'".to_string()),
-            crate::storage::StorageError::AlreadyExists(_) => Some("pass --force to replace it".to_string()),
+            crate::storage::StorageError::NotFound { .. } => {
+                Some("list what exists with 'spk ls'".to_string())
+            }
+            crate::storage::StorageError::AlreadyExists(_) => {
+                Some("pass --force to replace it".to_string())
+            }
             _ => None,
         };
-        Self { message: e.to_string(), details: Vec::new(), help }
+        Self {
+            message: e.to_string(),
+            details: Vec::new(),
+            help,
+        }
     }
 }
 

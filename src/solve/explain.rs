@@ -92,7 +92,9 @@ pub fn explain(p: &Provider, tree: &Tree) -> Explanation {
     let mut summary = None;
     'outer: for (i, a) in edges.iter().enumerate() {
         for b in edges.iter().skip(i + 1) {
-            let (Some(na), Some(nb)) = (a.dep.name(), b.dep.name()) else { continue };
+            let (Some(na), Some(nb)) = (a.dep.name(), b.dep.name()) else {
+                continue;
+            };
             if na != nb || a.from == b.from {
                 continue;
             }
@@ -167,14 +169,14 @@ pub fn explain(p: &Provider, tree: &Tree) -> Explanation {
     if let Some((_, _, msg)) = customs.first() {
         summary.get_or_insert(msg.clone());
     }
-    let summary = summary.unwrap_or_else(|| {
-        "the requests cannot be satisfied together".to_string()
-    });
+    let summary =
+        summary.unwrap_or_else(|| "the requests cannot be satisfied together".to_string());
     reasons.retain(|r| r != &summary);
     let help = if summary.contains("no package named") {
         "check the spelling with 'spk search', or publish the package first".to_string()
     } else if summary.contains("satisfies both") {
-        "relax one of the conflicting requests, or publish a version that satisfies both".to_string()
+        "relax one of the conflicting requests, or publish a version that satisfies both"
+            .to_string()
     } else {
         "relax the requests above, or run 'spk ls NAME' to see what versions exist".to_string()
     };

@@ -179,11 +179,13 @@ impl<'a> Solver<'a> {
                 _ => SolveError::Interrupted,
             }),
             Err(pubgrub::PubGrubError::ErrorRetrievingDependencies { source, .. })
-            | Err(pubgrub::PubGrubError::ErrorChoosingVersion { source, .. }) => Err(match source {
-                Cancelled::Storage(e) => SolveError::Storage(e),
-                Cancelled::Timeout(t) => SolveError::TimedOut(t),
-                Cancelled::Interrupted => SolveError::Interrupted,
-            }),
+            | Err(pubgrub::PubGrubError::ErrorChoosingVersion { source, .. }) => {
+                Err(match source {
+                    Cancelled::Storage(e) => SolveError::Storage(e),
+                    Cancelled::Timeout(t) => SolveError::TimedOut(t),
+                    Cancelled::Interrupted => SolveError::Interrupted,
+                })
+            }
         }
     }
 }

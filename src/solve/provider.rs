@@ -10,9 +10,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use pubgrub::{Dependencies, DependencyConstraints, DependencyProvider, PackageResolutionStatistics, Ranges};
+use pubgrub::{
+    Dependencies, DependencyConstraints, DependencyProvider, PackageResolutionStatistics, Ranges,
+};
 
-use super::{PackageSource, SolveError, SolvedPackage, Solution};
+use super::{PackageSource, Solution, SolveError, SolvedPackage};
 use crate::ident::{Build, BuildIdent, VersionIdent};
 use crate::name::{Component, PkgName};
 use crate::option_map::OptionMap;
@@ -184,7 +186,9 @@ impl<'a> Provider<'a> {
             return Ok(c.clone());
         }
         let list = Rc::new(self.load_candidates(name)?);
-        self.candidates.borrow_mut().insert(name.clone(), list.clone());
+        self.candidates
+            .borrow_mut()
+            .insert(name.clone(), list.clone());
         Ok(list)
     }
 
@@ -195,7 +199,9 @@ impl<'a> Provider<'a> {
                 if !value.is_empty() && wanted != value {
                     return Some(format!(
                         "{} was built with {name}={value}, but {name}={wanted} is requested",
-                        spec.build_ident().map(|b| b.to_string()).unwrap_or_else(|| spec.ident().to_string()),
+                        spec.build_ident()
+                            .map(|b| b.to_string())
+                            .unwrap_or_else(|| spec.ident().to_string()),
                     ));
                 }
             }
@@ -217,7 +223,11 @@ impl<'a> Provider<'a> {
                     Err(StorageError::NotFound { .. }) => continue,
                     Err(e) => return Err(Cancelled::Storage(e)),
                 };
-                let kind = if b.build == Build::Source { Kind::PublishedSource } else { Kind::Binary };
+                let kind = if b.build == Build::Source {
+                    Kind::PublishedSource
+                } else {
+                    Kind::Binary
+                };
                 let cand = Candidate {
                     unusable: self.unusable_reason(&spec),
                     components: spec.component_names(),
@@ -273,7 +283,9 @@ impl<'a> Provider<'a> {
                     components: emb.component_names(),
                     unusable: self.unusable_reason(&emb),
                     spec: Arc::new(emb),
-                    kind: Kind::Embedded { parent: parent.clone() },
+                    kind: Kind::Embedded {
+                        parent: parent.clone(),
+                    },
                 });
             }
         }
@@ -292,8 +304,7 @@ impl<'a> Provider<'a> {
             let ok = match &req.build {
                 Some(b) if *b != c.ident.build => false,
                 _ => {
-                    (exact || !c.spec.deprecated)
-                        && (exact || c.kind != Kind::PublishedSource)
+                    (exact || (!c.spec.deprecated && c.kind != Kind::PublishedSource))
                         && req.allows_version(&c.ident.version, &c.spec.compat, rule)
                 }
             };
@@ -392,15 +403,26 @@ impl<'a> Provider<'a> {
             .map(|i| i as Idx + 1))
     }
 
-    fn embedded_deps(&self, from: (&SolverPkg, Idx), parent: &BuildIdent, specs: &[&Spec], deps: &mut Vec<(SolverPkg, Set)>) -> Result<(), Cancelled> {
+    fn embedded_deps(
+        &self,
+        from: (&SolverPkg, Idx),
+        parent: &BuildIdent,
+        specs: &[&Spec],
+        deps: &mut Vec<(SolverPkg, Set)>,
+    ) -> Result<(), Cancelled> {
         for e in specs {
             let cands = self.candidates(e.name())?;
             let idx = cands.iter().position(|c| {
-                matches!(&c.kind, Kind::Embedded { parent: p } if p == parent) && c.ident.version == *e.version()
+                matches!(&c.kind, Kind::Embedded { parent: p } if p == parent)
+                    && c.ident.version == *e.version()
             });
             if let Some(i) = idx {
                 let dep = SolverPkg::Pkg(e.name().clone());
-                self.note(from, &dep, format!("{}/{} (embedded)", e.name(), e.version()));
+                self.note(
+                    from,
+                    &dep,
+                    format!("{}/{} (embedded)", e.name(), e.version()),
+                );
                 deps.push((dep, singleton(i as Idx + 1)));
             }
         }
@@ -429,9 +451,15 @@ impl<'a> Provider<'a> {
         };
         let idx = indices(set, cands.len(), false);
         if idx.is_empty() {
-            return if set.contains(&0) { format!("no {label}") } else { format!("{label} (no version)") };
+            return if set.contains(&0) {
+                format!("no {label}")
+            } else {
+                format!("{label} (no version)")
+            };
         }
-        let all_versions = cands.iter().all(|c| c.ident.version == cands[0].ident.version);
+        let all_versions = cands
+            .iter()
+            .all(|c| c.ident.version == cands[0].ident.version);
         if idx.len() == cands.len() && !all_versions {
             return label;
         }
@@ -443,7 +471,10 @@ impl<'a> Provider<'a> {
             }
         }
         if versions.len() == 1 {
-            let all_builds = cands.iter().filter(|c| &c.ident.version == versions[0]).count();
+            let all_builds = cands
+                .iter()
+                .filter(|c| &c.ident.version == versions[0])
+                .count();
             if idx.len() == 1 && all_builds > 1 {
                 let c = &cands[idx[0] as usize - 1];
                 return format!("{label}/{}/{}", c.ident.version, c.ident.build);
@@ -469,7 +500,11 @@ impl<'a> Provider<'a> {
         if *from == SolverPkg::Root {
             return texts.get(&(SolverPkg::Root, 1, dep.clone())).cloned();
         }
-        let n = from.name().and_then(|n| self.candidates(n).ok()).map(|c| c.len()).unwrap_or(0);
+        let n = from
+            .name()
+            .and_then(|n| self.candidates(n).ok())
+            .map(|c| c.len())
+            .unwrap_or(0);
         indices(set, n, false)
             .into_iter()
             .find_map(|i| texts.get(&(from.clone(), i, dep.clone())).cloned())
@@ -477,7 +512,9 @@ impl<'a> Provider<'a> {
 
     /// Reasons why candidates in `set` of `name` cannot be used by this solve.
     pub fn unusable_reasons(&self, name: &PkgName, set: &Set) -> Vec<String> {
-        let Ok(cands) = self.candidates(name) else { return Vec::new() };
+        let Ok(cands) = self.candidates(name) else {
+            return Vec::new();
+        };
         indices(set, cands.len(), false)
             .into_iter()
             .filter_map(|i| cands[i as usize - 1].unusable.clone())
@@ -498,7 +535,11 @@ impl<'a> Provider<'a> {
     pub fn missing_component(&self, name: &PkgName, set: &Set, comp: &Component) -> Option<String> {
         let cands = self.candidates(name).ok()?;
         let idx = indices(set, cands.len(), false);
-        if idx.is_empty() || idx.iter().any(|i| cands[*i as usize - 1].components.contains(comp)) {
+        if idx.is_empty()
+            || idx
+                .iter()
+                .any(|i| cands[*i as usize - 1].components.contains(comp))
+        {
             return None;
         }
         let mut known: Vec<&str> = idx
@@ -507,12 +548,17 @@ impl<'a> Provider<'a> {
             .collect();
         known.sort();
         known.dedup();
-        Some(format!("no build of {name} has a component '{comp}' (components: {})", known.join(", ")))
+        Some(format!(
+            "no build of {name} has a component '{comp}' (components: {})",
+            known.join(", ")
+        ))
     }
 
     /// All versions of a package, for explanations.
     pub fn known_versions(&self, name: &PkgName) -> Vec<String> {
-        let Ok(cands) = self.candidates(name) else { return Vec::new() };
+        let Ok(cands) = self.candidates(name) else {
+            return Vec::new();
+        };
         let mut out: Vec<String> = Vec::new();
         for c in cands.iter() {
             let v = c.ident.version.to_string();
@@ -523,7 +569,10 @@ impl<'a> Provider<'a> {
         out
     }
 
-    pub fn solution(&self, selected: pubgrub::SelectedDependencies<SolverPkg, Idx>) -> Result<Solution, SolveError> {
+    pub fn solution(
+        &self,
+        selected: pubgrub::SelectedDependencies<SolverPkg, Idx>,
+    ) -> Result<Solution, SolveError> {
         if let Some(e) = self.storage_error.borrow_mut().take() {
             return Err(SolveError::Storage(e));
         }
@@ -557,7 +606,9 @@ impl<'a> Provider<'a> {
                 spec: c.spec.clone(),
                 components,
                 source: match &c.kind {
-                    Kind::Embedded { parent } => PackageSource::Embedded { parent: parent.clone() },
+                    Kind::Embedded { parent } => PackageSource::Embedded {
+                        parent: parent.clone(),
+                    },
                     Kind::BuildFromSource => PackageSource::BuildFromSource,
                     _ => PackageSource::Repository,
                 },
@@ -576,7 +627,12 @@ impl DependencyProvider for Provider<'_> {
     type M = String;
     type Err = Cancelled;
 
-    fn prioritize(&self, package: &SolverPkg, range: &Set, stats: &PackageResolutionStatistics) -> Self::Priority {
+    fn prioritize(
+        &self,
+        package: &SolverPkg,
+        range: &Set,
+        stats: &PackageResolutionStatistics,
+    ) -> Self::Priority {
         let Some(name) = package.name() else {
             return (u8::MAX, 0, Reverse(0));
         };
@@ -587,7 +643,9 @@ impl DependencyProvider for Provider<'_> {
             return (u8::MAX, 0, Reverse(0));
         };
         let idx = indices(range, cands.len(), false);
-        let only_embedded = idx.iter().all(|i| matches!(cands[*i as usize - 1].kind, Kind::Embedded { .. }));
+        let only_embedded = idx
+            .iter()
+            .all(|i| matches!(cands[*i as usize - 1].kind, Kind::Embedded { .. }));
         let class = match (package, only_embedded) {
             (_, true) => 1,
             (SolverPkg::Comp(..), _) => 3,
@@ -612,7 +670,10 @@ impl DependencyProvider for Provider<'_> {
                 continue;
             }
             if let SolverPkg::Comp(_, comp) = package {
-                if *comp != Component::All && !c.components.contains(comp) && !matches!(c.kind, Kind::Embedded { .. }) {
+                if *comp != Component::All
+                    && !c.components.contains(comp)
+                    && !matches!(c.kind, Kind::Embedded { .. })
+                {
                     continue;
                 }
             }
@@ -625,13 +686,19 @@ impl DependencyProvider for Provider<'_> {
         Ok(embedded)
     }
 
-    fn get_dependencies(&self, package: &SolverPkg, version: &Idx) -> Result<Dependencies<SolverPkg, Set, String>, Cancelled> {
+    fn get_dependencies(
+        &self,
+        package: &SolverPkg,
+        version: &Idx,
+    ) -> Result<Dependencies<SolverPkg, Set, String>, Cancelled> {
         let i = *version;
         let mut deps = Vec::new();
         match package {
             SolverPkg::Root => {
                 let requests = self.root_requests.clone();
-                if let Some(reason) = self.add_requests((package, 1), &requests, CompatRule::Api, &mut deps)? {
+                if let Some(reason) =
+                    self.add_requests((package, 1), &requests, CompatRule::Api, &mut deps)?
+                {
                     return Ok(Dependencies::Unavailable(reason));
                 }
             }
@@ -653,7 +720,12 @@ impl DependencyProvider for Provider<'_> {
                         }
                     }
                     _ => {
-                        if let Some(reason) = self.add_requests((package, i), &c.spec.install.requirements, CompatRule::Binary, &mut deps)? {
+                        if let Some(reason) = self.add_requests(
+                            (package, i),
+                            &c.spec.install.requirements,
+                            CompatRule::Binary,
+                            &mut deps,
+                        )? {
                             return Ok(Dependencies::Unavailable(format!("{} {reason}", c.ident)));
                         }
                         let specs: Vec<&Spec> = c.spec.install.embedded.iter().collect();
@@ -685,7 +757,12 @@ impl DependencyProvider for Provider<'_> {
                 for u in &spec.uses {
                     deps.push((SolverPkg::Comp(name.clone(), u.clone()), singleton(i)));
                 }
-                if let Some(reason) = self.add_requests((package, i), &spec.requirements, CompatRule::Binary, &mut deps)? {
+                if let Some(reason) = self.add_requests(
+                    (package, i),
+                    &spec.requirements,
+                    CompatRule::Binary,
+                    &mut deps,
+                )? {
                     return Ok(Dependencies::Unavailable(format!("{} {reason}", c.ident)));
                 }
                 let specs: Vec<&Spec> = spec.embedded.iter().collect();

@@ -46,13 +46,21 @@ pub struct Variant {
 impl Variant {
     /// The option map of this variant.
     pub fn option_map(&self) -> crate::option_map::OptionMap {
-        self.options.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+        self.options
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
     }
 }
 
 impl Variant {
     fn key_for(&self, k: &OptName) -> String {
-        match k.as_str().parse::<PkgName>().ok().and_then(|p| self.components.get(&p)) {
+        match k
+            .as_str()
+            .parse::<PkgName>()
+            .ok()
+            .and_then(|p| self.components.get(&p))
+        {
             Some(c) if !c.is_empty() => {
                 let c: Vec<&str> = c.iter().map(|c| c.as_str()).collect();
                 format!("{k}:{{{}}}", c.join(","))
@@ -86,7 +94,10 @@ impl<'de> Deserialize<'de> for Variant {
         for (key, Val(value)) in raw {
             let (name, comps) = match key.split_once(':') {
                 Some((n, c)) => {
-                    let inner = c.strip_prefix('{').and_then(|c| c.strip_suffix('}')).unwrap_or(c);
+                    let inner = c
+                        .strip_prefix('{')
+                        .and_then(|c| c.strip_suffix('}'))
+                        .unwrap_or(c);
                     let comps = inner
                         .split(',')
                         .map(|c| c.trim().parse::<Component>())
@@ -99,7 +110,9 @@ impl<'de> Deserialize<'de> for Variant {
             let opt: OptName = name.parse().map_err(serde::de::Error::custom)?;
             if let Some(comps) = comps {
                 let pkg: PkgName = name.parse().map_err(|e| {
-                    serde::de::Error::custom(format!("components in a variant need a package name: {e}"))
+                    serde::de::Error::custom(format!(
+                        "components in a variant need a package name: {e}"
+                    ))
                 })?;
                 out.components.insert(pkg, comps);
             }
@@ -223,7 +236,8 @@ impl ValidationSpec {
                 ValidationRule::Allow(n) if *n == name => on = false,
                 // The reference guide disables the description check with `deny`.
                 ValidationRule::Deny(n)
-                    if *n == name && name == ValidationRuleName::StrongInheritanceVarDescription =>
+                    if *n == name
+                        && name == ValidationRuleName::StrongInheritanceVarDescription =>
                 {
                     on = false
                 }
@@ -326,10 +340,11 @@ impl TestSpec {
     /// True when the test runs for a variant with these resolved options.
     pub fn selects(&self, options: &crate::option_map::OptionMap) -> bool {
         self.selectors.is_empty()
-            || self
-                .selectors
-                .iter()
-                .any(|s| s.options.iter().all(|(k, v)| options.get(k) == Some(v.as_str())))
+            || self.selectors.iter().any(|s| {
+                s.options
+                    .iter()
+                    .all(|(k, v)| options.get(k) == Some(v.as_str()))
+            })
     }
 }
 
@@ -361,7 +376,8 @@ mod tests {
 
     #[test]
     fn validation_rules() {
-        let v: ValidationSpec = serde_yaml::from_str("rules:\n  - allow: RecursiveBuild\n").unwrap();
+        let v: ValidationSpec =
+            serde_yaml::from_str("rules:\n  - allow: RecursiveBuild\n").unwrap();
         assert!(!v.is_enabled(ValidationRuleName::RecursiveBuild));
         assert!(v.is_enabled(ValidationRuleName::EmptyPackage));
         assert!(v.is_enabled(ValidationRuleName::StrongInheritanceVarDescription));
@@ -369,14 +385,16 @@ mod tests {
             serde_yaml::from_str("rules:\n  - deny: StrongInheritanceVarDescription\n").unwrap();
         assert!(!v.is_enabled(ValidationRuleName::StrongInheritanceVarDescription));
         assert!(serde_yaml::from_str::<ValidationSpec>("rules:\n  - allow: Nope\n").is_err());
-        let back: ValidationSpec = serde_yaml::from_str(&serde_yaml::to_string(&v).unwrap()).unwrap();
+        let back: ValidationSpec =
+            serde_yaml::from_str(&serde_yaml::to_string(&v).unwrap()).unwrap();
         assert_eq!(back, v);
     }
 
     #[test]
     fn selectors() {
         let t: TestSpec =
-            serde_yaml::from_str("stage: install\nselectors: [{python: 3}]\nscript: pytest\n").unwrap();
+            serde_yaml::from_str("stage: install\nselectors: [{python: 3}]\nscript: pytest\n")
+                .unwrap();
         let mut o = crate::option_map::OptionMap::new();
         o.insert("python".parse().unwrap(), "3");
         assert!(t.selects(&o));

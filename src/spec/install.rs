@@ -71,36 +71,58 @@ impl TryFrom<RawEnvOp> for EnvOp {
     type Error = String;
 
     fn try_from(r: RawEnvOp) -> Result<Self, String> {
-        let n = [r.set.is_some(), r.append.is_some(), r.prepend.is_some(), r.comment.is_some(), r.priority.is_some()]
-            .iter()
-            .filter(|x| **x)
-            .count();
+        let n = [
+            r.set.is_some(),
+            r.append.is_some(),
+            r.prepend.is_some(),
+            r.comment.is_some(),
+            r.priority.is_some(),
+        ]
+        .iter()
+        .filter(|x| **x)
+        .count();
         if n != 1 {
             return Err("an environment entry needs exactly one of 'set', 'append', 'prepend', 'comment' or 'priority'".into());
         }
         let check_var = |v: &str| -> Result<(), String> {
-            if v.is_empty() || !v.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') || v.starts_with(|c: char| c.is_ascii_digit()) {
+            if v.is_empty()
+                || !v.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                || v.starts_with(|c: char| c.is_ascii_digit())
+            {
                 return Err(format!("'{v}' is not a valid environment variable name"));
             }
             Ok(())
         };
         let need_value = |op: &str, v: &str| {
-            r.value.clone().ok_or_else(|| format!("'{op}: {v}' needs a 'value'"))
+            r.value
+                .clone()
+                .ok_or_else(|| format!("'{op}: {v}' needs a 'value'"))
         };
         if r.separator.is_some() && r.append.is_none() && r.prepend.is_none() {
             return Err("'separator' only applies to 'append' and 'prepend'".into());
         }
         if let Some(var) = &r.set {
             check_var(var)?;
-            return Ok(EnvOp::Set { var: var.clone(), value: need_value("set", var)? });
+            return Ok(EnvOp::Set {
+                var: var.clone(),
+                value: need_value("set", var)?,
+            });
         }
         if let Some(var) = &r.append {
             check_var(var)?;
-            return Ok(EnvOp::Append { var: var.clone(), value: need_value("append", var)?, separator: r.separator.clone() });
+            return Ok(EnvOp::Append {
+                var: var.clone(),
+                value: need_value("append", var)?,
+                separator: r.separator.clone(),
+            });
         }
         if let Some(var) = &r.prepend {
             check_var(var)?;
-            return Ok(EnvOp::Prepend { var: var.clone(), value: need_value("prepend", var)?, separator: r.separator.clone() });
+            return Ok(EnvOp::Prepend {
+                var: var.clone(),
+                value: need_value("prepend", var)?,
+                separator: r.separator.clone(),
+            });
         }
         if r.value.is_some() {
             return Err("'value' only applies to 'set', 'append' and 'prepend'".into());
@@ -127,8 +149,21 @@ impl Serialize for EnvOp {
                 m.serialize_entry("set", var)?;
                 m.serialize_entry("value", value)?;
             }
-            EnvOp::Append { var, value, separator } | EnvOp::Prepend { var, value, separator } => {
-                let key = if matches!(self, EnvOp::Append { .. }) { "append" } else { "prepend" };
+            EnvOp::Append {
+                var,
+                value,
+                separator,
+            }
+            | EnvOp::Prepend {
+                var,
+                value,
+                separator,
+            } => {
+                let key = if matches!(self, EnvOp::Append { .. }) {
+                    "append"
+                } else {
+                    "prepend"
+                };
                 m.serialize_entry(key, var)?;
                 m.serialize_entry("value", value)?;
                 if let Some(sep) = separator {
@@ -152,7 +187,11 @@ pub struct ComponentSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub files: Vec<String>,
     /// Other components of this package it brings in.
-    #[serde(default, deserialize_with = "deserialize_uses", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "deserialize_uses",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub uses: Vec<Component>,
     /// Requirements added when this component is used.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -239,14 +278,20 @@ mod tests {
         assert!(matches!(&ops[2], EnvOp::Set { value, .. } if value == "1"));
         assert_eq!(ops[3].separator(), ":");
         assert_eq!(ops[4].separator(), ";");
-        let install = InstallSpec { environment: ops.clone(), ..Default::default() };
+        let install = InstallSpec {
+            environment: ops.clone(),
+            ..Default::default()
+        };
         assert_eq!(install.priority(), 99);
         let back: Vec<EnvOp> = serde_yaml::from_str(&serde_yaml::to_string(&ops).unwrap()).unwrap();
         assert_eq!(back, ops);
         let e = serde_yaml::from_str::<Vec<EnvOp>>("- set: A\n").unwrap_err();
         assert!(e.to_string().contains("needs a 'value'"), "{e}");
         let e = serde_yaml::from_str::<Vec<EnvOp>>("- set: A B\n  value: 1\n").unwrap_err();
-        assert!(e.to_string().contains("not a valid environment variable"), "{e}");
+        assert!(
+            e.to_string().contains("not a valid environment variable"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -256,9 +301,14 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c[1].uses, vec![Component::Named("lib".into())]);
-        let install = InstallSpec { components: c, ..Default::default() };
+        let install = InstallSpec {
+            components: c,
+            ..Default::default()
+        };
         let all = install.components_with_defaults();
         assert_eq!(all.len(), 4);
-        assert!(all.iter().any(|x| x.name == Component::Build && x.files == ["*"]));
+        assert!(all
+            .iter()
+            .any(|x| x.name == Component::Build && x.files == ["*"]));
     }
 }

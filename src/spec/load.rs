@@ -131,7 +131,11 @@ pub fn parse_spec(text: &str, label: &str, opts: &LoadOptions) -> Result<LoadedS
 }
 
 /// Parses spec text that needs no template rendering (for example a stored build spec).
-pub fn parse_rendered(text: &str, label: &str, opts: &LoadOptions) -> Result<LoadedSpec, SpecError> {
+pub fn parse_rendered(
+    text: &str,
+    label: &str,
+    opts: &LoadOptions,
+) -> Result<LoadedSpec, SpecError> {
     parse_rendered_inner(text.to_string(), label, opts, false)
 }
 
@@ -174,14 +178,22 @@ fn parse_rendered_inner(
 }
 
 /// Same as [`parse_spec`]; kept as the name used by callers that render explicitly.
-pub fn render_and_parse(text: &str, label: &str, opts: &LoadOptions) -> Result<LoadedSpec, SpecError> {
+pub fn render_and_parse(
+    text: &str,
+    label: &str,
+    opts: &LoadOptions,
+) -> Result<LoadedSpec, SpecError> {
     parse_spec(text, label, opts)
 }
 
 fn parse_yaml(text: &str, label: &str, relocated: bool) -> Result<Spec, (SpecError, bool)> {
-    if text.lines().all(|l| l.trim().is_empty() || l.trim_start().starts_with('#')) {
+    if text
+        .lines()
+        .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
+    {
         return Err((
-            SpecError::new(label, "the spec is empty").help("a spec needs at least 'pkg: name/version'"),
+            SpecError::new(label, "the spec is empty")
+                .help("a spec needs at least 'pkg: name/version'"),
             false,
         ));
     }
@@ -197,7 +209,11 @@ fn parse_yaml(text: &str, label: &str, relocated: bool) -> Result<Spec, (SpecErr
         };
         let (message, help, unknown) = explain_yaml_error(&message);
         let mut err = SpecError::new(label, message).at(line, column);
-        let note = if relocated { " (line numbers refer to the rendered template)" } else { "" };
+        let note = if relocated {
+            " (line numbers refer to the rendered template)"
+        } else {
+            ""
+        };
         err.help = help.map(|h| format!("{h}{note}"));
         (err, unknown)
     })
@@ -220,7 +236,10 @@ fn explain_yaml_error(message: &str) -> (String, Option<String>, bool) {
             .map(|(_, s)| s)
             .collect();
         let help = match suggest(name, &expected) {
-            Some(s) => format!("did you mean '{s}'? (known fields here: {})", expected.join(", ")),
+            Some(s) => format!(
+                "did you mean '{s}'? (known fields here: {})",
+                expected.join(", ")
+            ),
             None => format!("remove it; known fields here: {}", expected.join(", ")),
         };
         return (format!("unknown field '{name}'{place}"), Some(help), true);
@@ -256,7 +275,11 @@ fn explain_yaml_error(message: &str) -> (String, Option<String>, bool) {
             false,
         );
     }
-    if path.is_none() && (body.contains("did not find expected") || body.contains("while parsing") || body.contains("mapping values are not allowed")) {
+    if path.is_none()
+        && (body.contains("did not find expected")
+            || body.contains("while parsing")
+            || body.contains("mapping values are not allowed"))
+    {
         return (
             format!("malformed YAML: {body}"),
             Some("check indentation, colons and quoting around this point".into()),
@@ -369,11 +392,25 @@ mod tests {
 
     #[test]
     fn unknown_field_suggests() {
-        let err = parse_spec("pkg: a/1.0.0\nbuild:\n  options:\n    - var: x\n      chioces: [a]\n", "f.yaml", &strict()).unwrap_err();
+        let err = parse_spec(
+            "pkg: a/1.0.0\nbuild:\n  options:\n    - var: x\n      chioces: [a]\n",
+            "f.yaml",
+            &strict(),
+        )
+        .unwrap_err();
         assert_eq!((err.line, err.column), (Some(5), Some(7)));
         assert!(err.message.contains("unknown field 'chioces'"), "{err}");
-        assert!(err.help.as_deref().unwrap().contains("did you mean 'choices'"), "{err:?}");
-        assert_eq!(err.to_string(), "f.yaml:5:7: unknown field 'chioces' in 'build.options[0]'");
+        assert!(
+            err.help
+                .as_deref()
+                .unwrap()
+                .contains("did you mean 'choices'"),
+            "{err:?}"
+        );
+        assert_eq!(
+            err.to_string(),
+            "f.yaml:5:7: unknown field 'chioces' in 'build.options[0]'"
+        );
     }
 
     #[test]
@@ -383,7 +420,11 @@ mod tests {
         opts.lenient_unknown_fields = true;
         let loaded = parse_spec(text, "f", &opts).unwrap();
         assert_eq!(loaded.warnings.len(), 2);
-        assert!(loaded.warnings[0].help.as_deref().unwrap().contains("'build'"));
+        assert!(loaded.warnings[0]
+            .help
+            .as_deref()
+            .unwrap()
+            .contains("'build'"));
         assert_eq!(loaded.spec.install.requirements.len(), 1);
         assert!(parse_spec(text, "f", &strict()).is_err());
     }
@@ -395,7 +436,12 @@ mod tests {
         let err = parse_spec("pkg: a/1.x\n", "f", &strict()).unwrap_err();
         assert!(err.message.contains("invalid version"), "{err}");
         assert_eq!(err.line, Some(1));
-        let err = parse_spec("pkg: a/1.0\ninstall:\n  requirements:\n    - pkg: b/>=x\n", "f", &strict()).unwrap_err();
+        let err = parse_spec(
+            "pkg: a/1.0\ninstall:\n  requirements:\n    - pkg: b/>=x\n",
+            "f",
+            &strict(),
+        )
+        .unwrap_err();
         assert!(err.message.contains("version range"), "{err}");
         assert_eq!(err.line, Some(4));
         let err = parse_spec("# nothing\n", "f", &strict()).unwrap_err();

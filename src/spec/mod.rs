@@ -14,8 +14,8 @@ pub use build::{
 };
 pub use install::{ComponentSpec, EnvOp, InstallSpec};
 pub use load::{
-    load_spec_file, parse_rendered, parse_spec, render_and_parse, suggest, LoadOptions, LoadedSpec, SpecError,
-    Warning,
+    load_spec_file, parse_rendered, parse_spec, render_and_parse, suggest, LoadOptions, LoadedSpec,
+    SpecError, Warning,
 };
 pub use option::{Inheritance, Opt, PkgOpt, VarOpt};
 pub use source::SourceSpec;
@@ -56,7 +56,9 @@ impl FromStr for SpecIdent {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let any: crate::ident::AnyIdent = s.parse().map_err(|e: crate::ident::IdentError| e.to_string())?;
+        let any: crate::ident::AnyIdent = s
+            .parse()
+            .map_err(|e: crate::ident::IdentError| e.to_string())?;
         let ident = any
             .version_ident()
             .ok_or_else(|| format!("'pkg: {s}' needs a version, as in 'pkg: {s}/1.0.0'"))?;
@@ -121,7 +123,11 @@ pub struct Spec {
     /// Name, version and (for builds) build id.
     pub pkg: SpecIdent,
     /// The spec format; only `v0/package`.
-    #[serde(default, deserialize_with = "deserialize_api", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "deserialize_api",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub api: Option<String>,
     /// Descriptive metadata.
     #[serde(default, skip_serializing_if = "Meta::is_empty")]
@@ -235,8 +241,11 @@ impl Spec {
             let name = opt.name();
             if !seen.insert(name.clone()) {
                 out.push(
-                    Problem::new(format!("build option '{name}' is declared twice"), Some(&name))
-                        .help("remove one of the two entries"),
+                    Problem::new(
+                        format!("build option '{name}' is declared twice"),
+                        Some(&name),
+                    )
+                    .help("remove one of the two entries"),
                 );
             }
             if let Opt::Var(v) = opt {
@@ -271,10 +280,17 @@ impl Spec {
         // Variants: values must be acceptable to the options they set.
         for (i, variant) in self.build.variants.iter().enumerate() {
             for (name, value) in &variant.options {
-                let opt = self.build.options.iter().find(|o| o.name() == name.as_str());
+                let opt = self
+                    .build
+                    .options
+                    .iter()
+                    .find(|o| o.name() == name.as_str());
                 if let Some(opt) = opt {
                     if let Err(e) = opt.validate(value) {
-                        out.push(Problem::new(format!("variant {}: {e}", i + 1), Some(name.as_str())));
+                        out.push(Problem::new(
+                            format!("variant {}: {e}", i + 1),
+                            Some(name.as_str()),
+                        ));
                     }
                 }
             }
@@ -286,19 +302,28 @@ impl Spec {
         let mut seen = BTreeSet::new();
         for c in &self.install.components {
             if c.name == Component::All {
-                out.push(Problem::new("'all' is reserved and cannot name a component", Some("all")));
+                out.push(Problem::new(
+                    "'all' is reserved and cannot name a component",
+                    Some("all"),
+                ));
             }
             if !seen.insert(&c.name) {
                 out.push(
-                    Problem::new(format!("component '{}' is declared twice", c.name), Some(c.name.as_str()))
-                        .help("merge the two entries"),
+                    Problem::new(
+                        format!("component '{}' is declared twice", c.name),
+                        Some(c.name.as_str()),
+                    )
+                    .help("merge the two entries"),
                 );
             }
             for u in &c.uses {
                 if !names.contains(u) {
                     let known: Vec<&str> = names.iter().map(|n| n.as_str()).collect();
                     let mut p = Problem::new(
-                        format!("component '{}' uses '{u}', which is not a component of this package", c.name),
+                        format!(
+                            "component '{}' uses '{u}', which is not a component of this package",
+                            c.name
+                        ),
                         Some(u.as_str()),
                     );
                     p = match suggest(u.as_str(), &known) {
@@ -310,17 +335,31 @@ impl Spec {
             }
         }
         if let Err(cycle) = self.component_closure_check() {
-            out.push(Problem::new(format!("components use each other in a cycle: {cycle}"), None));
+            out.push(Problem::new(
+                format!("components use each other in a cycle: {cycle}"),
+                None,
+            ));
         }
 
         // Embedded packages.
-        for e in self.install.embedded.iter().chain(self.install.components.iter().flat_map(|c| c.embedded.iter())) {
+        for e in self.install.embedded.iter().chain(
+            self.install
+                .components
+                .iter()
+                .flat_map(|c| c.embedded.iter()),
+        ) {
             if e.name() == self.name() {
-                out.push(Problem::new(format!("package '{}' cannot embed itself", e.name()), Some(e.name().as_str())));
+                out.push(Problem::new(
+                    format!("package '{}' cannot embed itself", e.name()),
+                    Some(e.name().as_str()),
+                ));
             }
             if matches!(&e.pkg.build, Some(b) if *b != Build::Embedded) {
                 out.push(Problem::new(
-                    format!("embedded package '{}' can only have the build 'embedded'", e.pkg),
+                    format!(
+                        "embedded package '{}' can only have the build 'embedded'",
+                        e.pkg
+                    ),
                     Some(e.name().as_str()),
                 ));
             }
@@ -330,14 +369,19 @@ impl Spec {
 
     fn component_closure_check(&self) -> Result<(), String> {
         let comps = self.components();
-        let by_name: BTreeMap<&Component, &ComponentSpec> = comps.iter().map(|c| (&c.name, c)).collect();
+        let by_name: BTreeMap<&Component, &ComponentSpec> =
+            comps.iter().map(|c| (&c.name, c)).collect();
         fn visit<'a>(
             c: &'a Component,
             by_name: &BTreeMap<&'a Component, &'a ComponentSpec>,
             stack: &mut Vec<&'a Component>,
         ) -> Result<(), String> {
             if stack.contains(&c) {
-                let path: Vec<&str> = stack.iter().map(|c| c.as_str()).chain([c.as_str()]).collect();
+                let path: Vec<&str> = stack
+                    .iter()
+                    .map(|c| c.as_str())
+                    .chain([c.as_str()])
+                    .collect();
                 return Err(path.join(" -> "));
             }
             stack.push(c);
@@ -393,17 +437,26 @@ impl Spec {
                         format!("option '{}' needs a value", v.var),
                         Some(v.var.as_str()),
                     )
-                    .help(format!("pass -o {}=<one of: {}>", v.var, v.choices.join(", "))));
+                    .help(format!(
+                        "pass -o {}=<one of: {}>",
+                        v.var,
+                        v.choices.join(", ")
+                    )));
                 }
             }
-            let key: OptName = name.parse().map_err(|e: crate::name::NameError| Problem::new(e.to_string(), None))?;
+            let key: OptName = name
+                .parse()
+                .map_err(|e: crate::name::NameError| Problem::new(e.to_string(), None))?;
             out.insert(key, value);
         }
         if let Some(auto) = self.build.auto_host_vars {
             let host = crate::option_map::host_options();
             for name in auto.names(&host) {
                 if out.get_str(&name).is_none() {
-                    if let (Ok(key), Some(v)) = (name.parse::<OptName>(), given.get_str(&name).or(host.get_str(&name))) {
+                    if let (Ok(key), Some(v)) = (
+                        name.parse::<OptName>(),
+                        given.get_str(&name).or(host.get_str(&name)),
+                    ) {
                         out.insert(key, v);
                     }
                 }
@@ -432,7 +485,11 @@ impl Spec {
     /// [`Spec::resolve_options`]), package options and `fromBuildEnv` requirements pinned
     /// to the packages of `build_env`, and strongly inherited options of those packages
     /// added as install requirements.
-    pub fn to_build_spec(&self, options: &OptionMap, build_env: &[Arc<Spec>]) -> Result<Spec, Problem> {
+    pub fn to_build_spec(
+        &self,
+        options: &OptionMap,
+        build_env: &[Arc<Spec>],
+    ) -> Result<Spec, Problem> {
         let mut out = self.clone();
         out.pkg.build = Some(Build::Digest(options.digest()));
         // A build is one variant: the list of variants belongs to the recipe.
@@ -455,7 +512,10 @@ impl Spec {
                 Request::Pkg(p) if p.needs_pin() => {
                     let dep = find(&p.name).ok_or_else(|| {
                         Problem::new(
-                            format!("'{}' uses fromBuildEnv but is not in the build environment", p.name),
+                            format!(
+                                "'{}' uses fromBuildEnv but is not in the build environment",
+                                p.name
+                            ),
                             Some(p.name.as_str()),
                         )
                         .help(format!("add 'pkg: {}' to build.options", p.name))
@@ -473,16 +533,31 @@ impl Spec {
                                     Some(v.var.as_str()),
                                 )
                             })?;
-                            dep.option_values().get_str(v.var.base_name()).unwrap_or_default().to_string()
+                            dep.option_values()
+                                .get_str(v.var.base_name())
+                                .unwrap_or_default()
+                                .to_string()
                         }
-                        None => options.get_str(v.var.as_str()).unwrap_or_default().to_string(),
+                        None => options
+                            .get_str(v.var.as_str())
+                            .unwrap_or_default()
+                            .to_string(),
                     };
-                    Ok(Request::Var(VarRequest { value: Some(value), pin: false, ..v.clone() }))
+                    Ok(Request::Var(VarRequest {
+                        value: Some(value),
+                        pin: false,
+                        ..v.clone()
+                    }))
                 }
                 other => Ok(other.clone()),
             }
         };
-        out.install.requirements = out.install.requirements.iter().map(pin).collect::<Result<_, _>>()?;
+        out.install.requirements = out
+            .install
+            .requirements
+            .iter()
+            .map(pin)
+            .collect::<Result<_, _>>()?;
         for c in &mut out.install.components {
             c.requirements = c.requirements.iter().map(pin).collect::<Result<_, _>>()?;
         }
@@ -493,9 +568,17 @@ impl Spec {
                         continue;
                     }
                     let var = v.var.with_namespace(dep.name());
-                    let value = dep.option_values().get_str(v.var.as_str()).unwrap_or_default().to_string();
+                    let value = dep
+                        .option_values()
+                        .get_str(v.var.as_str())
+                        .unwrap_or_default()
+                        .to_string();
                     if v.inheritance == Inheritance::Strong
-                        && !out.install.requirements.iter().any(|r| matches!(r, Request::Var(x) if x.var == var))
+                        && !out
+                            .install
+                            .requirements
+                            .iter()
+                            .any(|r| matches!(r, Request::Var(x) if x.var == var))
                     {
                         out.install.requirements.push(Request::Var(VarRequest {
                             var,

@@ -99,7 +99,10 @@ impl Opt {
                 }
                 if let Some(s) = &v.static_value {
                     if s != value {
-                        return Err(format!("option '{}' is fixed to '{s}', not '{value}'", v.var));
+                        return Err(format!(
+                            "option '{}' is fixed to '{s}', not '{value}'",
+                            v.var
+                        ));
                     }
                 }
                 Ok(())
@@ -138,7 +141,11 @@ struct RawOpt {
     choices: Vec<String>,
     inheritance: Option<Inheritance>,
     description: Option<String>,
-    #[serde(rename = "static", default, deserialize_with = "crate::spec::de::opt_scalar_string")]
+    #[serde(
+        rename = "static",
+        default,
+        deserialize_with = "crate::spec::de::opt_scalar_string"
+    )]
     static_value: Option<String>,
     #[serde(rename = "prereleasePolicy")]
     prerelease_policy: Option<PreReleasePolicy>,
@@ -160,9 +167,13 @@ impl TryFrom<RawOpt> for Opt {
                     None => (var.as_str(), None),
                 };
                 if inline.is_some() && raw.default.is_some() {
-                    return Err(format!("'{var}' gives a default inline and in 'default'; keep one"));
+                    return Err(format!(
+                        "'{var}' gives a default inline and in 'default'; keep one"
+                    ));
                 }
-                let var_name: OptName = name.parse().map_err(|e: crate::name::NameError| e.to_string())?;
+                let var_name: OptName = name
+                    .parse()
+                    .map_err(|e: crate::name::NameError| e.to_string())?;
                 let opt = VarOpt {
                     var: var_name,
                     default: inline.or(raw.default),
@@ -186,13 +197,17 @@ impl TryFrom<RawOpt> for Opt {
                 if !raw.choices.is_empty() || raw.inheritance.is_some() {
                     return Err("'choices' and 'inheritance' only apply to 'var' options".into());
                 }
-                let req: PkgRequest = pkg.parse().map_err(|e: crate::request::RequestError| e.to_string())?;
+                let req: PkgRequest = pkg
+                    .parse()
+                    .map_err(|e: crate::request::RequestError| e.to_string())?;
                 if req.build.is_some() {
                     return Err(format!("build option '{pkg}' cannot name a build"));
                 }
                 let inline = (!req.range.is_any()).then(|| req.range.to_string());
                 if inline.is_some() && raw.default.is_some() {
-                    return Err(format!("'{pkg}' gives a version inline and in 'default'; keep one"));
+                    return Err(format!(
+                        "'{pkg}' gives a version inline and in 'default'; keep one"
+                    ));
                 }
                 let default = inline.or(raw.default);
                 if let Some(d) = &default {
@@ -283,9 +298,11 @@ mod tests {
 
     #[test]
     fn option_errors() {
-        let err = serde_yaml::from_str::<Vec<Opt>>("- var: debug/maybe\n  choices: [on, off]\n").unwrap_err();
+        let err = serde_yaml::from_str::<Vec<Opt>>("- var: debug/maybe\n  choices: [on, off]\n")
+            .unwrap_err();
         assert!(err.to_string().contains("not one of its choices"), "{err}");
-        let err = serde_yaml::from_str::<Vec<Opt>>("- pkg: cmake/3.16\n  choices: [a]\n").unwrap_err();
+        let err =
+            serde_yaml::from_str::<Vec<Opt>>("- pkg: cmake/3.16\n  choices: [a]\n").unwrap_err();
         assert!(err.to_string().contains("only apply to 'var'"), "{err}");
         let err = serde_yaml::from_str::<Vec<Opt>>("- pkg: cmake/>=x\n").unwrap_err();
         assert!(err.to_string().contains("version range"), "{err}");

@@ -82,7 +82,11 @@ struct RawSource {
     tar: Option<String>,
     #[serde(default, deserialize_with = "crate::spec::de::one_or_many")]
     script: Vec<String>,
-    #[serde(rename = "ref", default, deserialize_with = "crate::spec::de::opt_scalar_string")]
+    #[serde(
+        rename = "ref",
+        default,
+        deserialize_with = "crate::spec::de::opt_scalar_string"
+    )]
     reference: Option<String>,
     depth: Option<u32>,
     #[serde(default)]
@@ -96,10 +100,15 @@ impl TryFrom<RawSource> for SourceSpec {
     type Error = String;
 
     fn try_from(r: RawSource) -> Result<Self, String> {
-        let kinds = [r.path.is_some(), r.git.is_some(), r.tar.is_some(), !r.script.is_empty()]
-            .iter()
-            .filter(|x| **x)
-            .count();
+        let kinds = [
+            r.path.is_some(),
+            r.git.is_some(),
+            r.tar.is_some(),
+            !r.script.is_empty(),
+        ]
+        .iter()
+        .filter(|x| **x)
+        .count();
         if kinds != 1 {
             return Err("a source needs exactly one of 'path', 'git', 'tar' or 'script'".into());
         }
@@ -165,7 +174,8 @@ mod tests {
         assert_eq!(s[1].subdir(), Some("y"));
         assert!(matches!(&s[2], SourceSpec::Tar { .. }));
         assert!(matches!(&s[4], SourceSpec::Script { script, .. } if script == &["touch b"]));
-        let back: Vec<SourceSpec> = serde_yaml::from_str(&serde_yaml::to_string(&s).unwrap()).unwrap();
+        let back: Vec<SourceSpec> =
+            serde_yaml::from_str(&serde_yaml::to_string(&s).unwrap()).unwrap();
         assert_eq!(back, s);
     }
 

@@ -64,7 +64,11 @@ fn default_opts(value: &Value, args: &HashMap<String, Value>) -> tera::Result<Va
     let mut map = match value {
         Value::Object(m) => m.clone(),
         Value::Null => Default::default(),
-        other => return Err(tera::Error::msg(format!("default_opts needs the 'opt' map, got {other}"))),
+        other => {
+            return Err(tera::Error::msg(format!(
+                "default_opts needs the 'opt' map, got {other}"
+            )))
+        }
     };
     let mut keys: Vec<&String> = args.keys().collect();
     keys.sort();
@@ -88,8 +92,9 @@ fn compare_version(value: &Value, args: &HashMap<String, Value>) -> tera::Result
     let version: Version = lhs
         .parse()
         .map_err(|e| tera::Error::msg(format!("compare_version: {e}")))?;
-    let op = arg_str(args, "op")
-        .ok_or_else(|| tera::Error::msg("compare_version needs op=, as in compare_version(op=\">=3\")"))?;
+    let op = arg_str(args, "op").ok_or_else(|| {
+        tera::Error::msg("compare_version needs op=, as in compare_version(op=\">=3\")")
+    })?;
     let text = match arg_str(args, "rhs") {
         Some(rhs) => format!("{op}{rhs}"),
         None => op,
@@ -109,14 +114,21 @@ fn parse_version(value: &Value, args: &HashMap<String, Value>) -> tera::Result<V
         .parse()
         .map_err(|e| tera::Error::msg(format!("parse_version: {e}")))?;
     let tags = |t: &crate::version::TagSet| {
-        Value::Object(t.iter().map(|(k, n)| (k.to_string(), Value::from(n))).collect())
+        Value::Object(
+            t.iter()
+                .map(|(k, n)| (k.to_string(), Value::from(n)))
+                .collect(),
+        )
     };
     let mut obj = tera::Map::new();
     obj.insert("base".into(), Value::String(v.base_string()));
     obj.insert("major".into(), Value::from(v.major()));
     obj.insert("minor".into(), Value::from(v.minor()));
     obj.insert("patch".into(), Value::from(v.patch()));
-    obj.insert("parts".into(), Value::Array(v.parts.iter().map(|p| Value::from(*p)).collect()));
+    obj.insert(
+        "parts".into(),
+        Value::Array(v.parts.iter().map(|p| Value::from(*p)).collect()),
+    );
     obj.insert("pre".into(), tags(&v.pre));
     obj.insert("post".into(), tags(&v.post));
     match arg_str(args, "field") {
@@ -131,11 +143,14 @@ fn parse_version(value: &Value, args: &HashMap<String, Value>) -> tera::Result<V
 
 fn replace_regex(value: &Value, args: &HashMap<String, Value>) -> tera::Result<Value> {
     let text = value_str(value);
-    let from = arg_str(args, "from").ok_or_else(|| tera::Error::msg("replace_regex needs from="))?;
+    let from =
+        arg_str(args, "from").ok_or_else(|| tera::Error::msg("replace_regex needs from="))?;
     let to = arg_str(args, "to").ok_or_else(|| tera::Error::msg("replace_regex needs to="))?;
     let re = regex::Regex::new(&from)
         .map_err(|e| tera::Error::msg(format!("replace_regex: invalid pattern '{from}': {e}")))?;
-    Ok(Value::String(re.replace_all(&text, to.as_str()).into_owned()))
+    Ok(Value::String(
+        re.replace_all(&text, to.as_str()).into_owned(),
+    ))
 }
 
 fn error_chain(err: &tera::Error) -> String {
@@ -152,7 +167,9 @@ fn error_chain(err: &tera::Error) -> String {
 fn parse_location(message: &str) -> Option<(usize, usize)> {
     let idx = message.find("--> ")?;
     let rest = &message[idx + 4..];
-    let end = rest.find(|c: char| !(c.is_ascii_digit() || c == ':')).unwrap_or(rest.len());
+    let end = rest
+        .find(|c: char| !(c.is_ascii_digit() || c == ':'))
+        .unwrap_or(rest.len());
     let (l, c) = rest[..end].split_once(':')?;
     Some((l.parse().ok()?, c.parse().ok()?))
 }
@@ -194,7 +211,10 @@ pub fn render(text: &str, data: &TemplateData) -> Result<String, TemplateError> 
     }
     let mut ctx = Context::new();
     let mut spk = tera::Map::new();
-    spk.insert("version".into(), Value::String(env!("CARGO_PKG_VERSION").into()));
+    spk.insert(
+        "version".into(),
+        Value::String(env!("CARGO_PKG_VERSION").into()),
+    );
     ctx.insert("spk", &spk);
     let opt: BTreeMap<&str, &str> = data.opt.iter().map(|(k, v)| (k.as_str(), v)).collect();
     ctx.insert("opt", &opt);
@@ -228,7 +248,8 @@ mod tests {
 
     #[test]
     fn default_opts_and_overrides() {
-        let t = "# {% set opt = opt | default_opts(version=\"2.3.4\") %}\npkg: p/{{ opt.version }}\n";
+        let t =
+            "# {% set opt = opt | default_opts(version=\"2.3.4\") %}\npkg: p/{{ opt.version }}\n";
         assert_eq!(r(t), "# \npkg: p/2.3.4\n");
         let mut o = OptionMap::new();
         o.insert("version".parse().unwrap(), "9.0");
@@ -239,11 +260,23 @@ mod tests {
     #[test]
     fn version_filters() {
         assert_eq!(r("{{ \"3.10\" | compare_version(op=\">=3\") }}"), "true");
-        assert_eq!(r("{{ \"3.10\" | compare_version(op=\">=\", rhs=4) }}"), "false");
-        assert_eq!(r("{% set three = 3 %}{{ \"3.10\" | compare_version(op=\">=\", rhs=three) }}"), "true");
+        assert_eq!(
+            r("{{ \"3.10\" | compare_version(op=\">=\", rhs=4) }}"),
+            "false"
+        );
+        assert_eq!(
+            r("{% set three = 3 %}{{ \"3.10\" | compare_version(op=\">=\", rhs=three) }}"),
+            "true"
+        );
         assert_eq!(r("{% set v = \"1.2.3.4-alpha.0+r.4\" | parse_version %}{{ v.base }} {{ v.major }} {{ v.minor }} {{ v.patch }} {{ v.parts[3] }} {{ v.post.r }} {{ v.pre.alpha }}"), "1.2.3.4 1 2 3 4 4 0");
-        assert_eq!(r("{{ \"1.2.3.4-alpha.0+r.4\" | parse_version(field=\"minor\") }}"), "2");
-        assert_eq!(r("{{ \"3.7.3\" | replace_regex(from=\"(\\d+)\\.(\\d+).*\", to=\"cp$1$2\") }}"), "cp37");
+        assert_eq!(
+            r("{{ \"1.2.3.4-alpha.0+r.4\" | parse_version(field=\"minor\") }}"),
+            "2"
+        );
+        assert_eq!(
+            r("{{ \"3.7.3\" | replace_regex(from=\"(\\d+)\\.(\\d+).*\", to=\"cp$1$2\") }}"),
+            "cp37"
+        );
     }
 
     #[test]

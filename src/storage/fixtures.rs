@@ -129,10 +129,12 @@ pub fn publish_stub_builds(
     options: &OptionMap,
 ) -> Result<Vec<BuildIdent>, FixtureError> {
     let mut out = Vec::new();
-    let variants = recipe.variant_options(options).map_err(|p| FixtureError::Build {
-        ident: recipe.ident().to_string(),
-        message: p.message,
-    })?;
+    let variants = recipe
+        .variant_options(options)
+        .map_err(|p| FixtureError::Build {
+            ident: recipe.ident().to_string(),
+            message: p.message,
+        })?;
     for opts in variants {
         let build = stub_build(repo, recipe, &opts)?;
         repo.publish_build(&build, &stub_layers(&build))?;
@@ -143,7 +145,11 @@ pub fn publish_stub_builds(
 
 /// The spec a build of `recipe` with resolved `options` would have, pinning against the
 /// newest matching recipes in `repo` as its build environment.
-pub fn stub_build(repo: &dyn PackageRepository, recipe: &Spec, options: &OptionMap) -> Result<Spec, FixtureError> {
+pub fn stub_build(
+    repo: &dyn PackageRepository,
+    recipe: &Spec,
+    options: &OptionMap,
+) -> Result<Spec, FixtureError> {
     let err = |message: String| FixtureError::Build {
         ident: recipe.ident().to_string(),
         message,
@@ -168,7 +174,10 @@ pub fn stub_build(repo: &dyn PackageRepository, recipe: &Spec, options: &OptionM
         let spec = match found {
             Some(s) => s,
             None => match req.range.pinned_version() {
-                Some(v) => Arc::new(Spec::new(crate::ident::VersionIdent::new(req.name.clone(), v.clone()))),
+                Some(v) => Arc::new(Spec::new(crate::ident::VersionIdent::new(
+                    req.name.clone(),
+                    v.clone(),
+                ))),
                 None => continue,
             },
         };
@@ -180,7 +189,12 @@ pub fn stub_build(repo: &dyn PackageRepository, recipe: &Spec, options: &OptionM
     let names: Vec<_> = env.iter().map(|s| s.name().clone()).collect();
     let unpin = |r: &mut Request| match r {
         Request::Pkg(p) if p.needs_pin() && !names.contains(&p.name) => p.pin = None,
-        Request::Var(v) if v.pin && v.var.namespace().is_some_and(|ns| !names.iter().any(|n| n.as_str() == ns)) => {
+        Request::Var(v)
+            if v.pin
+                && v.var
+                    .namespace()
+                    .is_some_and(|ns| !names.iter().any(|n| n.as_str() == ns)) =>
+        {
             v.pin = false;
             v.value = Some(String::new());
         }
@@ -194,5 +208,7 @@ pub fn stub_build(repo: &dyn PackageRepository, recipe: &Spec, options: &OptionM
         .install
         .requirements
         .retain(|r| !matches!(r, Request::Var(v) if v.value.as_deref() == Some("")));
-    recipe.to_build_spec(options, &env).map_err(|p| err(p.message))
+    recipe
+        .to_build_spec(options, &env)
+        .map_err(|p| err(p.message))
 }

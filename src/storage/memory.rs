@@ -3,7 +3,10 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
-use super::{check_build_components, embedded_specs, ComponentLayers, PackageRepository, Result, StorageError};
+use super::{
+    check_build_components, embedded_specs, ComponentLayers, PackageRepository, Result,
+    StorageError,
+};
 use crate::ident::{Build, BuildIdent, VersionIdent};
 use crate::name::PkgName;
 use crate::spec::Spec;
@@ -108,7 +111,10 @@ impl PackageRepository for MemRepository {
             .entry(spec.version().clone())
             .or_default();
         if entry.recipe.is_some() && !force {
-            return Err(StorageError::AlreadyExists(format!("recipe {}", spec.ident())));
+            return Err(StorageError::AlreadyExists(format!(
+                "recipe {}",
+                spec.ident()
+            )));
         }
         entry.recipe = Some(Arc::new(spec.clone()));
         Ok(())
@@ -120,7 +126,9 @@ impl PackageRepository for MemRepository {
         {
             let mut idx = self.embedded.write().expect("lock");
             for e in embedded_specs(spec) {
-                idx.entry(e.name().clone()).or_default().insert(ident.clone());
+                idx.entry(e.name().clone())
+                    .or_default()
+                    .insert(ident.clone());
             }
         }
         let mut p = self.packages.write().expect("lock");
@@ -129,17 +137,25 @@ impl PackageRepository for MemRepository {
             .entry(ident.version.clone())
             .or_default()
             .builds
-            .insert(ident.build.clone(), (Arc::new(spec.clone()), components.clone()));
+            .insert(
+                ident.build.clone(),
+                (Arc::new(spec.clone()), components.clone()),
+            );
         Ok(())
     }
 
     fn remove_recipe(&self, ident: &VersionIdent) -> Result<()> {
         let mut p = self.packages.write().expect("lock");
-        let versions = p.get_mut(&ident.name).ok_or_else(|| not_found(format!("recipe {ident}")))?;
+        let versions = p
+            .get_mut(&ident.name)
+            .ok_or_else(|| not_found(format!("recipe {ident}")))?;
         let entry = versions
             .get_mut(&ident.version)
             .ok_or_else(|| not_found(format!("recipe {ident}")))?;
-        entry.recipe.take().ok_or_else(|| not_found(format!("recipe {ident}")))?;
+        entry
+            .recipe
+            .take()
+            .ok_or_else(|| not_found(format!("recipe {ident}")))?;
         if entry.builds.is_empty() {
             versions.remove(&ident.version);
         }
@@ -149,7 +165,9 @@ impl PackageRepository for MemRepository {
     fn remove_build(&self, ident: &BuildIdent) -> Result<()> {
         self.unindex(ident);
         let mut p = self.packages.write().expect("lock");
-        let versions = p.get_mut(&ident.name).ok_or_else(|| not_found(format!("build {ident}")))?;
+        let versions = p
+            .get_mut(&ident.name)
+            .ok_or_else(|| not_found(format!("build {ident}")))?;
         let entry = versions
             .get_mut(&ident.version)
             .ok_or_else(|| not_found(format!("build {ident}")))?;
@@ -165,7 +183,10 @@ impl PackageRepository for MemRepository {
 
     fn embedded_in(&self, name: &PkgName) -> Result<Vec<BuildIdent>> {
         let idx = self.embedded.read().expect("lock");
-        Ok(idx.get(name).map(|s| s.iter().cloned().collect()).unwrap_or_default())
+        Ok(idx
+            .get(name)
+            .map(|s| s.iter().cloned().collect())
+            .unwrap_or_default())
     }
 }
 

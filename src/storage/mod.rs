@@ -185,7 +185,11 @@ fn check_build_components(spec: &Spec, components: &ComponentLayers) -> Result<B
         if !known.contains(c) && *c != Component::Source {
             return Err(StorageError::Invalid(format!(
                 "{ident} has no component '{c}' in its spec; known: {}",
-                known.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(", ")
+                known
+                    .iter()
+                    .map(|c| c.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )));
         }
     }
@@ -197,7 +201,12 @@ pub fn embedded_specs(spec: &Spec) -> Vec<&Spec> {
     spec.install
         .embedded
         .iter()
-        .chain(spec.install.components.iter().flat_map(|c| c.embedded.iter()))
+        .chain(
+            spec.install
+                .components
+                .iter()
+                .flat_map(|c| c.embedded.iter()),
+        )
         .collect()
 }
 

@@ -3,7 +3,10 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use super::{check_build_components, embedded_specs, ComponentLayers, PackageRepository, Result, StorageError};
+use super::{
+    check_build_components, embedded_specs, ComponentLayers, PackageRepository, Result,
+    StorageError,
+};
 use crate::ident::{Build, BuildIdent, VersionIdent};
 use crate::name::{Component, PkgName};
 use crate::spec::{parse_rendered, LoadOptions, Spec};
@@ -60,10 +63,7 @@ impl SpfsRepository {
 
     /// The version as written in existing tags, so `1.0` finds `1.0.0`.
     fn stored_version(&self, name: &PkgName, version: &Version) -> Result<Option<Version>> {
-        Ok(self
-            .list_versions(name)?
-            .into_iter()
-            .find(|v| v == version))
+        Ok(self.list_versions(name)?.into_iter().find(|v| v == version))
     }
 
     fn version_segment(&self, ident: &VersionIdent) -> Result<String> {
@@ -93,7 +93,11 @@ impl PackageRepository for SpfsRepository {
             .repo
             .list_tags(&format!("{SPEC_PREFIX}/"))?
             .iter()
-            .filter_map(|t| segments(t, SPEC_PREFIX).first().and_then(|n| n.parse().ok()))
+            .filter_map(|t| {
+                segments(t, SPEC_PREFIX)
+                    .first()
+                    .and_then(|n| n.parse().ok())
+            })
             .collect();
         names.sort();
         names.dedup();
@@ -135,10 +139,13 @@ impl PackageRepository for SpfsRepository {
 
     fn read_recipe(&self, ident: &VersionIdent) -> Result<Arc<Spec>> {
         let v = self.version_segment(ident)?;
-        self.read_spec_tag(&format!("{SPEC_PREFIX}/{}/{v}", ident.name), &format!("recipe {ident}"))?
-            .ok_or_else(|| StorageError::NotFound {
-                what: format!("recipe {ident}"),
-            })
+        self.read_spec_tag(
+            &format!("{SPEC_PREFIX}/{}/{v}", ident.name),
+            &format!("recipe {ident}"),
+        )?
+        .ok_or_else(|| StorageError::NotFound {
+            what: format!("recipe {ident}"),
+        })
     }
 
     fn read_build(&self, ident: &BuildIdent) -> Result<Arc<Spec>> {
@@ -158,7 +165,11 @@ impl PackageRepository for SpfsRepository {
         let mut out = ComponentLayers::new();
         for tag in self.repo.list_tags(&format!("{prefix}/"))? {
             let s = segments(&tag, PKG_PREFIX);
-            if s.len() != 4 || s[0] != ident.name.as_str() || s[1] != v || s[2] != ident.build.to_string() {
+            if s.len() != 4
+                || s[0] != ident.name.as_str()
+                || s[1] != v
+                || s[2] != ident.build.to_string()
+            {
                 continue;
             }
             if let (Ok(c), Some(d)) = (s[3].parse::<Component>(), self.repo.resolve_tag(&tag)?) {
@@ -178,7 +189,10 @@ impl PackageRepository for SpfsRepository {
         let v = self.version_segment(spec.ident())?;
         let tag = format!("{SPEC_PREFIX}/{}/{v}", spec.name());
         if !force && self.repo.resolve_tag(&tag)?.is_some() {
-            return Err(StorageError::AlreadyExists(format!("recipe {}", spec.ident())));
+            return Err(StorageError::AlreadyExists(format!(
+                "recipe {}",
+                spec.ident()
+            )));
         }
         self.write_spec_tag(&tag, spec)
     }
@@ -189,19 +203,28 @@ impl PackageRepository for SpfsRepository {
         // Layers first, then the spec: a build is visible only once complete.
         let old = self.read_components(&ident).unwrap_or_default();
         for c in old.keys().filter(|c| !components.contains_key(*c)) {
-            self.repo
-                .remove_tag(&format!("{PKG_PREFIX}/{}/{v}/{}/{c}", ident.name, ident.build))?;
+            self.repo.remove_tag(&format!(
+                "{PKG_PREFIX}/{}/{v}/{}/{c}",
+                ident.name, ident.build
+            ))?;
         }
         for (c, d) in components {
-            self.repo
-                .push_tag(&format!("{PKG_PREFIX}/{}/{v}/{}/{c}", ident.name, ident.build), d)?;
+            self.repo.push_tag(
+                &format!("{PKG_PREFIX}/{}/{v}/{}/{c}", ident.name, ident.build),
+                d,
+            )?;
         }
         let spec_tag = format!("{SPEC_PREFIX}/{}/{v}/{}", ident.name, ident.build);
         self.write_spec_tag(&spec_tag, spec)?;
         if let Some(target) = self.repo.resolve_tag(&spec_tag)? {
             for e in embedded_specs(spec) {
                 self.repo.push_tag(
-                    &format!("{EMBED_PREFIX}/{}/{}/{v}/{}", e.name(), ident.name, ident.build),
+                    &format!(
+                        "{EMBED_PREFIX}/{}/{}/{v}/{}",
+                        e.name(),
+                        ident.name,
+                        ident.build
+                    ),
                     &target,
                 )?;
             }
@@ -232,14 +255,21 @@ impl PackageRepository for SpfsRepository {
         // Spec first: once it is gone the build is no longer offered.
         self.repo.remove_tag(&spec_tag)?;
         for e in embedded_specs(&spec) {
-            let tag = format!("{EMBED_PREFIX}/{}/{}/{v}/{}", e.name(), ident.name, ident.build);
+            let tag = format!(
+                "{EMBED_PREFIX}/{}/{}/{v}/{}",
+                e.name(),
+                ident.name,
+                ident.build
+            );
             if self.repo.resolve_tag(&tag)?.is_some() {
                 self.repo.remove_tag(&tag)?;
             }
         }
         for c in self.read_components(ident)?.keys() {
-            self.repo
-                .remove_tag(&format!("{PKG_PREFIX}/{}/{v}/{}/{c}", ident.name, ident.build))?;
+            self.repo.remove_tag(&format!(
+                "{PKG_PREFIX}/{}/{v}/{}/{c}",
+                ident.name, ident.build
+            ))?;
         }
         Ok(())
     }

@@ -69,7 +69,9 @@ impl CompatRuleSet {
                 ParseError::new(
                     "compat",
                     full,
-                    format!("'{c}' is not a rule; use 'x' (incompatible), 'a' (API) or 'b' (binary)"),
+                    format!(
+                        "'{c}' is not a rule; use 'x' (incompatible), 'a' (API) or 'b' (binary)"
+                    ),
                 )
             })?;
             set.insert(rule);
@@ -123,7 +125,12 @@ impl Compat {
     /// The first position where the versions differ decides: it must grant `required` and the
     /// candidate must be newer. Equal numbers with different pre- or post-release tags are
     /// compatible unless the `-x` / `+x` clauses say otherwise, and still must not be older.
-    pub fn check(&self, base: &Version, candidate: &Version, required: CompatRule) -> Compatibility {
+    pub fn check(
+        &self,
+        base: &Version,
+        candidate: &Version,
+        required: CompatRule,
+    ) -> Compatibility {
         let n = base.parts.len().max(candidate.parts.len());
         for i in 0..n {
             let (a, b) = (base.part(i), candidate.part(i));
@@ -143,9 +150,7 @@ impl Compat {
                 ));
             }
             if b < a {
-                return Compatibility::Incompatible(format!(
-                    "{candidate} is older than {base}"
-                ));
+                return Compatibility::Incompatible(format!("{candidate} is older than {base}"));
             }
             return Compatibility::Compatible;
         }
@@ -252,7 +257,10 @@ mod tests {
         assert!(!c.is_binary_compatible(&v("1.0.0"), &v("1.5.0")));
         assert!(c.is_binary_compatible(&v("1.0.0"), &v("1.0.9")));
         assert!(!c.is_api_compatible(&v("1.0.0"), &v("2.0.0")));
-        assert!(!c.is_api_compatible(&v("1.5.0"), &v("1.4.0")), "older is never compatible");
+        assert!(
+            !c.is_api_compatible(&v("1.5.0"), &v("1.4.0")),
+            "older is never compatible"
+        );
         assert!(c.is_binary_compatible(&v("1.0"), &v("1.0.0.7")));
     }
 
@@ -272,7 +280,10 @@ mod tests {
         let c = Compat::default();
         assert!(c.is_binary_compatible(&v("1.0.0"), &v("1.0.0+r.1")));
         assert!(c.is_binary_compatible(&v("1.0.0-rc.1"), &v("1.0.0")));
-        assert!(!c.is_binary_compatible(&v("1.0.0"), &v("1.0.0-rc.1")), "pre-release is older");
+        assert!(
+            !c.is_binary_compatible(&v("1.0.0"), &v("1.0.0-rc.1")),
+            "pre-release is older"
+        );
         let strict: Compat = "x.x.x-x+x".parse().unwrap();
         assert_eq!(strict.to_string(), "x.x.x-x+x");
         assert!(!strict.is_binary_compatible(&v("1.0.0"), &v("1.0.0+r.1")));

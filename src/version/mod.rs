@@ -66,7 +66,9 @@ impl TagSet {
                 return Err(ParseError::new(
                     "version",
                     full,
-                    format!("release tag '{item}' must be written as name.number, for example 'rc.1'"),
+                    format!(
+                        "release tag '{item}' must be written as name.number, for example 'rc.1'"
+                    ),
                 ));
             };
             if name.is_empty() || !name.chars().all(|c| c.is_ascii_lowercase()) {
@@ -281,9 +283,10 @@ impl FromStr for Version {
                     ),
                 ));
             }
-            parts.push(part.parse::<u32>().map_err(|_| {
-                ParseError::new("version", s, format!("'{part}' is too large"))
-            })?);
+            parts
+                .push(part.parse::<u32>().map_err(|_| {
+                    ParseError::new("version", s, format!("'{part}' is too large"))
+                })?);
         }
         Ok(Version { parts, pre, post })
     }
@@ -337,7 +340,13 @@ mod tests {
 
     #[test]
     fn parse_and_display_round_trip() {
-        for s in ["1", "1.2.3.4.5", "1.0-alpha.1,rc.2", "2.0+r.1", "1.2-pre.0+post.3"] {
+        for s in [
+            "1",
+            "1.2.3.4.5",
+            "1.0-alpha.1,rc.2",
+            "2.0+r.1",
+            "1.2-pre.0+post.3",
+        ] {
             assert_eq!(v(s).to_string(), s);
         }
         let x = v("1.2.3-rc.2,alpha.1+r.1");
@@ -349,7 +358,16 @@ mod tests {
 
     #[test]
     fn bad_versions_explain() {
-        for bad in ["", "1..2", "a.b", "1.2-rc", "1.2-RC.1", "1.2+r.x", "1.2-rc.1,rc.2", "v1.0"] {
+        for bad in [
+            "",
+            "1..2",
+            "a.b",
+            "1.2-rc",
+            "1.2-RC.1",
+            "1.2+r.x",
+            "1.2-rc.1,rc.2",
+            "v1.0",
+        ] {
             let err = bad.parse::<Version>().unwrap_err();
             assert_eq!(err.what, "version", "{bad}");
             assert!(!err.reason.is_empty());

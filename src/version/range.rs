@@ -166,19 +166,21 @@ impl fmt::Display for VersionRange {
     }
 }
 
+type MakeRange = fn(Version) -> VersionRange;
+
 impl FromStr for VersionRange {
     type Err = ParseError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let s = s.trim();
         let version = |rest: &str| -> Result<Version, ParseError> {
-            rest.trim().parse::<Version>().map_err(|e| {
-                ParseError::new("version range", s, format!("{}", e.reason))
-            })
+            rest.trim()
+                .parse::<Version>()
+                .map_err(|e| ParseError::new("version range", s, e.reason.to_string()))
         };
         use VersionRange::*;
         // Longest operators first.
-        let ops: [(&str, fn(Version) -> VersionRange); 10] = [
+        let ops: [(&str, MakeRange); 10] = [
             ("!==", NotDoubleEquals),
             ("!=", NotEquals),
             ("==", DoubleEquals),
@@ -337,7 +339,11 @@ impl FromStr for VersionFilter {
             }
             let rule: VersionRange = part.parse().map_err(|e: ParseError| {
                 if s.contains(',') {
-                    ParseError::new("version range", s, format!("in '{}': {}", part.trim(), e.reason))
+                    ParseError::new(
+                        "version range",
+                        s,
+                        format!("in '{}': {}", part.trim(), e.reason),
+                    )
                 } else {
                     e
                 }
@@ -366,7 +372,10 @@ mod tests {
         assert!(has("^1.2.3", "1.2.3"));
         assert!(has("^1.2.3", "1.9.0"));
         assert!(!has("^1.2.3", "2.0.0"));
-        assert!(!has("^1.2.3", "2.0.0-alpha.1"), "upper bound excludes its pre-releases");
+        assert!(
+            !has("^1.2.3", "2.0.0-alpha.1"),
+            "upper bound excludes its pre-releases"
+        );
         assert!(!has("^1.2.3", "1.2.2"));
         assert!(has("^0.2.3", "0.2.9"));
         assert!(!has("^0.2.3", "0.3.0"));
@@ -460,7 +469,23 @@ mod tests {
 
     #[test]
     fn display_round_trips() {
-        for s in ["^1.2", "~1.2.3", "1.*", ">1", ">=1", "<1", "<=1", "=1", "==1", "!=1", "!==1", "API:1.2", "Binary:1.2", "1.2", ">=1,<2"] {
+        for s in [
+            "^1.2",
+            "~1.2.3",
+            "1.*",
+            ">1",
+            ">=1",
+            "<1",
+            "<=1",
+            "=1",
+            "==1",
+            "!=1",
+            "!==1",
+            "API:1.2",
+            "Binary:1.2",
+            "1.2",
+            ">=1,<2",
+        ] {
             let f: VersionFilter = s.parse().unwrap();
             assert_eq!(f.to_string(), s);
         }
