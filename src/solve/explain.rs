@@ -74,12 +74,15 @@ pub fn explain(p: &Provider, tree: &Tree) -> Explanation {
                     dep: d.clone(),
                     dep_set: sd.clone(),
                 };
-                if !edge.structural() {
+                let seen = edges.iter().any(|e: &Edge| {
+                    e.from == edge.from && e.from_set == edge.from_set && e.dep == edge.dep
+                });
+                if !edge.structural() && !seen {
                     push(sentence(p, &edge), &mut reasons);
                     edges.push(edge);
                 }
             }
-            External::NoVersions(pkg, set) => no_versions.push((pkg.clone(), set.clone())),
+            External::NoVersions(pkg, set) => no_versions.push((pkg.clone(), set.clone(), false)),
             External::Custom(pkg, set, msg) => {
                 push(msg.clone(), &mut reasons);
                 customs.push((pkg.clone(), set.clone(), msg.clone()));
@@ -89,38 +92,93 @@ pub fn explain(p: &Provider, tree: &Tree) -> Explanation {
     }
 
     // Two requests on the same package that no candidate satisfies together.
+    let conflicts = |a: &Edge, b: &Edge| -> bool {
+        let (Some(na), Some(nb)) = (a.dep.name(), b.dep.name()) else {
+            return false;
+        };
+        if na != nb || a.from.name() == b.from.name() && a.from != SolverPkg::Root {
+            return false;
+        }
+        let n = p.candidates(na).map(|c| c.len()).unwrap_or(0);
+        let both = a.dep_set.intersection(&b.dep_set);
+        !indices(&both, n, true)
+            .into_iter()
+            .any(|i| p.unusable_reasons(na, &Set::singleton(i)).is_empty())
+    };
     let mut summary = None;
     'outer: for (i, a) in edges.iter().enumerate() {
         for b in edges.iter().skip(i + 1) {
-            let (Some(na), Some(nb)) = (a.dep.name(), b.dep.name()) else {
+            if a.from == b.from || !conflicts(a, b) {
                 continue;
+            }
+            let na = a.dep.name().expect("conflicting edges have a dependency");
+            // Several versions of one package may each conflict with the same request.
+            let same_pkg = |x: &Edge, other: &Edge| -> Vec<&Edge> {
+                edges
+                    .iter()
+                    .filter(|e| {
+                        e.from != SolverPkg::Root
+                            && e.from.name() == x.from.name()
+                            && conflicts(other, e)
+                    })
+                    .collect()
             };
-            if na != nb || a.from == b.from {
-                continue;
-            }
-            let n = p.candidates(na).map(|c| c.len()).unwrap_or(0);
-            let both = a.dep_set.intersection(&b.dep_set);
-            let usable = indices(&both, n, true)
-                .into_iter()
-                .filter(|i| p.unusable_reasons(na, &Set::singleton(*i)).is_empty())
-                .count();
-            if usable > 0 {
-                continue;
-            }
+            let many_b = same_pkg(b, a);
+            let many_a = same_pkg(a, b);
             let key = |e: &Edge| (e.from != SolverPkg::Root, p.request_position(&e.from));
-            let (first, second) = if key(b) < key(a) { (b, a) } else { (a, b) };
+            let (first, second, many) = if many_a.len() > 1 && many_b.len() <= 1 {
+                (b, a, many_a)
+            } else if many_b.len() > 1 {
+                (a, b, many_b)
+            } else if key(b) < key(a) {
+                (b, a, vec![a])
+            } else {
+                (a, b, vec![b])
+            };
             let ta = dep_text(p, first);
-            let tb = dep_text(p, second);
-            summary = Some(match &first.from {
-                SolverPkg::Root => format!(
-                    "you asked for {ta}, but {} requires {tb}; no version of {na} satisfies both",
-                    who(p, &second.from, &second.from_set)
-                ),
+            let lead = match &first.from {
+                SolverPkg::Root => format!("you asked for {ta}"),
                 _ => format!(
-                    "{ta} is required by {}, but {} requires {tb}; no version satisfies both",
-                    who(p, &first.from, &first.from_set),
-                    who(p, &second.from, &second.from_set)
+                    "{ta} is required by {}",
+                    who(p, &first.from, &first.from_set)
                 ),
+            };
+            summary = Some(if many.len() > 1 {
+                let pkg = second
+                    .from
+                    .name()
+                    .map(|n| n.to_string())
+                    .unwrap_or_default();
+                let mut examples: Vec<String> = many
+                    .iter()
+                    .take(3)
+                    .map(|e| {
+                        format!(
+                            "{} requires {}",
+                            who(p, &e.from, &e.from_set),
+                            dep_text(p, e)
+                        )
+                    })
+                    .collect();
+                if many.len() > 3 {
+                    examples.push(format!("and {} more", many.len() - 3));
+                }
+                format!(
+                    "{lead}, but no version of {pkg} accepts it ({}); no version of {na} satisfies both",
+                    examples.join(", ")
+                )
+            } else {
+                let tb = dep_text(p, second);
+                match &first.from {
+                    SolverPkg::Root => format!(
+                        "{lead}, but {} requires {tb}; no version of {na} satisfies both",
+                        who(p, &second.from, &second.from_set)
+                    ),
+                    _ => format!(
+                        "{lead}, but {} requires {tb}; no version satisfies both",
+                        who(p, &second.from, &second.from_set)
+                    ),
+                }
             });
             break 'outer;
         }
@@ -131,11 +189,17 @@ pub fn explain(p: &Provider, tree: &Tree) -> Explanation {
         let Some(name) = e.dep.name() else { continue };
         let n = p.candidates(name).map(|c| c.len()).unwrap_or(0);
         if !e.dep_set.contains(&0) && indices(&e.dep_set, n, false).is_empty() {
-            no_versions.push((e.dep.clone(), e.dep_set.clone()));
+            no_versions.push((e.dep.clone(), e.dep_set.clone(), true));
         }
     }
-    for (pkg, set) in &no_versions {
+    for (pkg, set, from_request) in &no_versions {
         let Some(name) = pkg.name() else { continue };
+        // Sets left with no real candidate are what earlier conflicts excluded; those
+        // conflicts are already explained.
+        let n = p.candidates(name).map(|c| c.len()).unwrap_or(0);
+        if !from_request && n > 0 && indices(set, n, false).is_empty() {
+            continue;
+        }
         if let SolverPkg::Comp(_, comp) = pkg {
             if let Some(line) = p.missing_component(name, set, comp) {
                 push(line.clone(), &mut reasons);

@@ -343,3 +343,28 @@ fn timeout_and_interrupt() {
     .unwrap_err();
     assert!(matches!(err, SolveError::TimedOut(_)));
 }
+
+#[test]
+fn every_version_conflicting_is_summarised() {
+    let mut specs = vec![
+        "pkg: shared/1.0.0".to_string(),
+        "pkg: shared/2.0.0".to_string(),
+        "pkg: shared/3.0.0".to_string(),
+    ];
+    for k in 2..=3 {
+        specs.push(format!(
+            "pkg: app/{k}.0.0\ninstall:\n  requirements:\n    - pkg: shared/^{k}\n"
+        ));
+    }
+    specs.push("pkg: tool/1.0.0\ninstall:\n  requirements:\n    - pkg: shared/^1\n".into());
+    let refs: Vec<&str> = specs.iter().map(|s| s.as_str()).collect();
+    let r = repo(&refs);
+    let e = explanation(solve(&r, &["tool", "app"]));
+    assert!(
+        e.summary
+            .contains("shared/^1 is required by tool/1.0.0, but no version of app accepts it")
+            && e.summary.contains("app/2.0.0 requires shared/^2")
+            && e.summary.contains("app/3.0.0 requires shared/^3"),
+        "{e}"
+    );
+}
