@@ -481,3 +481,61 @@ fn missing_dev_fuse_is_explained() {
         "{err}"
     );
 }
+
+#[test]
+fn ordinary_user_enters_through_a_user_namespace() {
+    if !privileged("ordinary_user_enters_through_a_user_namespace") {
+        return;
+    }
+    // A throw-away identity with no account: the kernel needs only the numbers.
+    let (uid, gid) = (60123u32, 60123u32);
+    let env = Env::new();
+    layer(&env, "user", &[("f", "visible to the user")]);
+    fs::create_dir_all("/tmp/spfs-runtime").unwrap();
+    fs::create_dir_all("/spfs").unwrap();
+    chown_r(env.tmp.path(), uid, gid);
+    fs::set_permissions(
+        env.tmp.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let as_user = |args: &[&str]| {
+        Command::new("setpriv")
+            .args([
+                &format!("--reuid={uid}"),
+                &format!("--regid={gid}"),
+                "--clear-groups",
+                SPFS,
+            ])
+            .args(args)
+            .env("SPFS_ROOT", &env.repo)
+            .env("HOME", env.tmp.path())
+            .output()
+            .unwrap()
+    };
+    let script = "cat /spfs/f; echo; id -u; touch /spfs/x 2>&1 | grep -c Read-only";
+    let out = as_user(&["run", "user", "--", "sh", "-c", script]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("visible to the user\n{uid}\n1\n"),
+        "{}",
+        stderr(&out)
+    );
+    // Editing and committing from inside work for the user too.
+    let script = format!("{SPFS} edit && echo mine > /spfs/mine && {SPFS} commit layer -t user/edit >/dev/null && cat /spfs/mine");
+    let out = as_user(&["run", "user", "--", "sh", "-c", &script]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "mine\n");
+    assert_eq!(env.ok(&["read", "user/edit", "mine"]), "mine\n");
+    assert_no_leaks();
+}
+
+fn chown_r(dir: &std::path::Path, uid: u32, gid: u32) {
+    std::os::unix::fs::lchown(dir, Some(uid), Some(gid)).unwrap();
+    if fs::symlink_metadata(dir).unwrap().is_dir() {
+        for e in fs::read_dir(dir).unwrap() {
+            chown_r(&e.unwrap().path(), uid, gid);
+        }
+    }
+}

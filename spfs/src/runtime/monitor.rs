@@ -181,6 +181,7 @@ impl<'a> Setup<'a> {
             name,
             pid: std::process::id(),
             ns: namespace::mount_ns_id(std::process::id()).unwrap_or(0),
+            started: namespace::process_start_time(std::process::id()).unwrap_or(0),
             host: record::hostname(),
             created: now(),
             backend: opts.backend,
