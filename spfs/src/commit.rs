@@ -24,6 +24,10 @@ pub struct CommitOptions {
     pub overlay_upper: bool,
     /// Only compute digests; store nothing.
     pub hash_only: bool,
+    /// The lower layers were hard-link renders, whose files show their committed mode
+    /// without write bits: a copied-up file still carrying exactly that stripped mode
+    /// gets its committed mode back.
+    pub lower_modes_stripped: bool,
 }
 
 /// Reads `dir` into the store and returns its manifest (not yet stored).
@@ -114,8 +118,17 @@ fn commit_entry(
     crate::signals::check()?;
     let meta = fs::symlink_metadata(path).ctx("reading", path)?;
     let ft = meta.file_type();
-    let mode = meta.mode() & 0o7777;
+    let mut mode = meta.mode() & 0o7777;
     if ft.is_file() {
+        if let Some(Entry {
+            mode: lower_mode,
+            kind: EntryKind::File { .. },
+        }) = lower
+        {
+            if opts.lower_modes_stripped && mode == crate::storage::payload_mode(*lower_mode) {
+                mode = *lower_mode;
+            }
+        }
         let (digest, size) = if opts.hash_only {
             hash_file(path)?
         } else {

@@ -74,7 +74,7 @@ pub fn run(cli: &Cli, args: &RuntimeArgs, command: &[OsString]) -> Result<i32> {
     let privilege = monitor::prepare()?;
     let repo = cli.repo_for_write()?;
     let stack = match &args.reference {
-        Some(r) if args.rerun.is_none() => repo.stack_layers(r)?,
+        Some(r) if args.rerun.is_none() => repo.resolve_refs(r)?,
         _ => Vec::new(),
     };
     let edit = match (args.edit, args.no_edit) {

@@ -73,6 +73,7 @@ pub fn commit(cli: &Cli, cmd: &CommitCmd) -> Result<i32> {
                 skip_special: *skip_special,
                 overlay_upper: false,
                 hash_only: false,
+                lower_modes_stripped: false,
             };
             let progress = Progress::new("committing");
             let started = std::time::Instant::now();

@@ -101,6 +101,10 @@ struct Setup<'a> {
     scratch: PathBuf,
     fuse: Option<super::fuse::FuseMount>,
     mounted: Vec<PathBuf>,
+    /// /spfs is a read-only bind of the single lower dir rather than an overlay.
+    bound: bool,
+    /// The single lower dir holds no whiteouts, so it can be bound directly.
+    bindable: bool,
     registered: bool,
 }
 
@@ -181,6 +185,7 @@ impl<'a> Setup<'a> {
             name,
             pid: std::process::id(),
             ns: namespace::mount_ns_id(std::process::id()).unwrap_or(0),
+            started: namespace::process_start_time(std::process::id()).unwrap_or(0),
             host: record::hostname(),
             created: now(),
             backend: opts.backend,
@@ -199,6 +204,8 @@ impl<'a> Setup<'a> {
             scratch,
             fuse: None,
             mounted: Vec::new(),
+            bound: false,
+            bindable: false,
             registered: false,
         })
     }
@@ -230,7 +237,11 @@ impl<'a> Setup<'a> {
         }
         self.mount_scratch(opts.tmpfs_size.as_deref())?;
         match prepared {
-            Lowers::Rendered(paths) => self.lowers = paths,
+            Lowers::Rendered(paths) => {
+                self.bindable = manifests.len() == 1
+                    && !crate::render::whiteout_marker(self.repo, &manifests[0]).exists();
+                self.lowers = paths
+            }
             Lowers::Merged(m) => {
                 let mnt = self.scratch.join("lower");
                 fs::create_dir_all(&mnt).ctx("creating", &mnt)?;
@@ -241,6 +252,7 @@ impl<'a> Setup<'a> {
                     &super::fuse::FuseOptions { passthrough: true },
                 )?;
                 self.fuse = Some(fuse);
+                self.bindable = true;
                 self.lowers = vec![mnt];
             }
         }
@@ -248,6 +260,7 @@ impl<'a> Setup<'a> {
             let empty = self.scratch.join("empty");
             fs::create_dir_all(&empty).ctx("creating", &empty)?;
             self.lowers.push(empty);
+            self.bindable = true;
         }
         self.mount_spfs()?;
         record::save(self.repo, &self.record)?;
@@ -284,6 +297,14 @@ impl<'a> Setup<'a> {
             manifests = std::iter::once(digest)
                 .chain(manifests[cut..].iter().copied())
                 .collect();
+        }
+        // Warm path: every render already cached; no thread pool needed.
+        let cached: Vec<PathBuf> = manifests
+            .iter()
+            .map(|m| self.repo.renders_dir().join(m.to_hex()))
+            .collect();
+        if cached.iter().all(|p| p.is_dir()) {
+            return Ok(cached.into_iter().rev().collect());
         }
         let mut paths = manifests
             .par_iter()
@@ -331,8 +352,19 @@ impl<'a> Setup<'a> {
     }
 
     fn mount_spfs(&mut self) -> Result<()> {
-        mounts::mount_overlay(&self.overlay_spec(), Path::new(SPFS_DIR))?;
-        self.mounted.push(PathBuf::from(SPFS_DIR));
+        let target = Path::new(SPFS_DIR);
+        // A read-only view of one lower dir needs no overlay: a read-only bind mount
+        // gives native lookup speed. `spfs edit` swaps in an overlay.
+        if !self.record.editable && self.bindable {
+            mounts::bind_read_only(&self.lowers[0], target)?;
+            self.bound = true;
+        } else {
+            mounts::mount_overlay(&self.overlay_spec(), target)?;
+            self.bound = false;
+        }
+        if !self.mounted.iter().any(|p| p == target) {
+            self.mounted.push(PathBuf::from(SPFS_DIR));
+        }
         Ok(())
     }
 
@@ -376,9 +408,9 @@ impl<'a> Setup<'a> {
         let rec = record::load(self.repo, &self.record.name)?;
         self.record.editable = rec.editable;
         let target = Path::new(SPFS_DIR);
-        if fresh {
+        if fresh || self.bound {
             mounts::unmount(target)?;
-            mounts::mount_overlay(&self.overlay_spec(), target)?;
+            self.mount_spfs()?;
         } else {
             use nix::mount::MsFlags;
             let mut flags = MsFlags::MS_REMOUNT | MsFlags::MS_BIND;

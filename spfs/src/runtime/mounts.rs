@@ -65,6 +65,33 @@ pub fn mount_tmpfs(target: &Path, size: Option<&str>) -> Result<()> {
     })
 }
 
+/// Makes `source` visible read-only at `target`.
+pub fn bind_read_only(source: &Path, target: &Path) -> Result<()> {
+    let fail = |e: nix::errno::Errno| {
+        Error::Runtime(format!(
+            "cannot bind {} at {}: {e}",
+            source.display(),
+            target.display()
+        ))
+    };
+    nix::mount::mount(
+        Some(source),
+        target,
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .map_err(fail)?;
+    nix::mount::mount(
+        None::<&str>,
+        target,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
+        None::<&str>,
+    )
+    .map_err(fail)
+}
+
 /// Detaches whatever is mounted at `target`; a missing mount is not an error.
 pub fn unmount(target: &Path) -> Result<()> {
     match nix::mount::umount2(target, MntFlags::MNT_DETACH) {

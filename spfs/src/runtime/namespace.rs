@@ -75,3 +75,12 @@ pub fn overlay_available() -> bool {
         })
         .unwrap_or(false)
 }
+
+/// When a process started (clock ticks since boot), which with its pid identifies it
+/// even after the pid is reused. Readable for any process.
+pub fn process_start_time(pid: u32) -> Option<u64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which is in parentheses and may contain spaces.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(19)?.parse().ok()
+}

@@ -46,8 +46,10 @@ pub struct RuntimeRecord {
     pub name: String,
     /// Process id of the monitor that owns the mounts.
     pub pid: u32,
-    /// Mount-namespace inode of the monitor (guards against pid reuse).
+    /// Mount-namespace inode of the monitor.
     pub ns: u64,
+    /// Start time of the monitor process (guards against pid reuse).
+    pub started: u64,
     /// Host the runtime runs on.
     pub host: String,
     /// Creation time, seconds since the Unix epoch.
@@ -72,10 +74,11 @@ impl RuntimeRecord {
     fn encode(&self) -> String {
         let stack: Vec<String> = self.stack.iter().map(|d| d.to_string()).collect();
         format!(
-            "name={}\npid={}\nns={}\nhost={}\ncreated={}\nbackend={}\neditable={}\nkeep={}\nupper={}\nwork={}\nstack={}\ngeneration={}\n",
+            "name={}\npid={}\nns={}\nstarted={}\nhost={}\ncreated={}\nbackend={}\neditable={}\nkeep={}\nupper={}\nwork={}\nstack={}\ngeneration={}\n",
             self.name,
             self.pid,
             self.ns,
+            self.started,
             self.host,
             self.created,
             self.backend.name(),
@@ -108,6 +111,7 @@ impl RuntimeRecord {
             name: get("name")?.to_string(),
             pid: num("pid")? as u32,
             ns: num("ns")?,
+            started: num("started")?,
             host: get("host")?.to_string(),
             created: num("created")?,
             backend: Backend::parse(get("backend")?)?,
@@ -126,7 +130,7 @@ impl RuntimeRecord {
         if self.host != hostname() {
             return true;
         }
-        self.pid != 0 && super::namespace::mount_ns_id(self.pid) == Some(self.ns)
+        self.pid != 0 && super::namespace::process_start_time(self.pid) == Some(self.started)
     }
 }
 

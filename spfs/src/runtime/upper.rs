@@ -43,6 +43,7 @@ fn upper_manifest(
         skip_special: false,
         overlay_upper: true,
         hash_only,
+        lower_modes_stripped: rec.backend == super::record::Backend::Render,
     };
     commit_tree(repo, &rec.upper, Some(lower), &opts, progress)
 }
