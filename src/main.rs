@@ -1,3 +1,3 @@
 fn main() {
-    println!("spk {}", env!("CARGO_PKG_VERSION"));
+    std::process::exit(spk::cli::main());
 }

@@ -22,6 +22,12 @@ pub struct CommitOptions {
     /// The directory is an overlayfs upper dir: whiteouts become masks and opaque
     /// directories mask what `lower` holds beneath them.
     pub overlay_upper: bool,
+    /// Only compute digests; store nothing.
+    pub hash_only: bool,
+    /// The lower layers were hard-link renders, whose files show their committed mode
+    /// without write bits: a copied-up file still carrying exactly that stripped mode
+    /// gets its committed mode back.
+    pub lower_modes_stripped: bool,
 }
 
 /// Reads `dir` into the store and returns its manifest (not yet stored).
@@ -112,9 +118,22 @@ fn commit_entry(
     crate::signals::check()?;
     let meta = fs::symlink_metadata(path).ctx("reading", path)?;
     let ft = meta.file_type();
-    let mode = meta.mode() & 0o7777;
+    let mut mode = meta.mode() & 0o7777;
     if ft.is_file() {
-        let (digest, size) = repo.store_file(path, mode)?;
+        if let Some(Entry {
+            mode: lower_mode,
+            kind: EntryKind::File { .. },
+        }) = lower
+        {
+            if opts.lower_modes_stripped && mode == crate::storage::payload_mode(*lower_mode) {
+                mode = *lower_mode;
+            }
+        }
+        let (digest, size) = if opts.hash_only {
+            hash_file(path)?
+        } else {
+            repo.store_file(path, mode)?
+        };
         tracing::trace!(path = %path.display(), %digest, size, "hashed file");
         progress.inc(1, size);
         return Ok(Some(Entry::file(mode, size, digest)));
@@ -184,4 +203,22 @@ fn get_xattr(path: &Path, name: &str) -> Option<Vec<u8>> {
 /// Converts manifest name bytes to an OS path component.
 pub(crate) fn os(name: &[u8]) -> &OsStr {
     OsStr::from_bytes(name)
+}
+
+/// The digest and size of a file's content, without storing it.
+pub fn hash_file(path: &Path) -> Result<(Digest, u64)> {
+    use std::io::Read;
+    let mut f = fs::File::open(path).ctx("reading", path)?;
+    let mut h = crate::digest::Hasher::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut size = 0u64;
+    loop {
+        crate::signals::check()?;
+        let n = f.read(&mut buf).ctx("reading", path)?;
+        if n == 0 {
+            return Ok((h.finish(), size));
+        }
+        size += n as u64;
+        h.update(&buf[..n]);
+    }
 }

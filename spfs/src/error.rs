@@ -127,12 +127,16 @@ pub enum Error {
     #[error("{0}")]
     InvalidInput(String),
 
+    /// A runtime could not be set up, entered or changed.
+    #[error("{0}")]
+    Runtime(String),
+
     /// The operation was interrupted by a signal; nothing partial was kept.
     #[error("interrupted; no partial objects were kept")]
     Interrupted,
 
     /// The kernel's FUSE device cannot be used on this machine.
-    #[error("FUSE is not available: {0}; load the fuse module ('modprobe fuse') or use --backend render")]
+    #[error("FUSE is not available: {0}")]
     FuseUnavailable(String),
 
     /// Mounting, serving or unmounting a FUSE filesystem failed.

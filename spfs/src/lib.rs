@@ -3,7 +3,7 @@
 //! - [`object`]: manifests, layers and platforms and their canonical encoding
 //! - [`storage`]: the repository directory, payloads, tags and references
 //! - [`commit`], [`render`], [`check`], [`diff`]: moving trees in and out and verifying
-//! - [`runtime`]: serving trees to isolated `/spfs` environments
+//! - [`runtime`]: isolated /spfs environments (namespaces, overlayfs, FUSE)
 
 pub mod check;
 pub mod commit;

@@ -148,6 +148,11 @@ pub fn render_cached(repo: &LocalRepository, manifest: &Digest) -> Result<PathBu
         true,
         &Progress::hidden(),
     )?;
+    if m.counts().3 > 0 {
+        // Marks renders holding whiteouts, which only an overlay may interpret.
+        let marker = whiteout_marker(repo, manifest);
+        fs::write(&marker, b"").ctx("writing", &marker)?;
+    }
     match fs::rename(&work, &final_path) {
         Ok(()) => {}
         // Another process finished the same render first: theirs is identical.
@@ -155,4 +160,10 @@ pub fn render_cached(repo: &LocalRepository, manifest: &Digest) -> Result<PathBu
         Err(e) => return Err(Error::io("storing render", &final_path, e)),
     }
     Ok(final_path)
+}
+
+/// A file whose existence says the cached render of `manifest` holds whiteouts.
+pub fn whiteout_marker(repo: &LocalRepository, manifest: &Digest) -> PathBuf {
+    repo.renders_dir()
+        .join(format!("{}.whiteouts", manifest.to_hex()))
 }

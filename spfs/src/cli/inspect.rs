@@ -268,6 +268,16 @@ pub fn diff(repo: &LocalRepository, from: &str, to: &str) -> Result<i32> {
     Ok(0)
 }
 
+pub fn runtime_diff(repo: &LocalRepository) -> Result<i32> {
+    let rec = spfs::runtime::upper::current(repo)?;
+    let changes = spfs::runtime::upper::changes(repo, &rec)?;
+    if changes.is_empty() {
+        eprintln!("no changes in runtime {}", rec.name);
+    }
+    emit(format_changes(&changes).as_bytes())?;
+    Ok(0)
+}
+
 /// One line per change: `+`, `-` or `~`, mode and path.
 pub fn format_changes(changes: &[Change]) -> String {
     let mut text = String::new();

@@ -2,6 +2,7 @@
 
 mod inspect;
 mod output;
+mod runtime;
 mod store;
 
 use std::path::PathBuf;
@@ -92,12 +93,13 @@ enum Command {
         /// Any reference
         reference: String,
     },
-    /// Show what changed between two references
+    /// Show what changed between two references, or the current runtime's edits
     Diff {
         /// The old side
-        from: String,
+        #[arg(requires = "to")]
+        from: Option<String>,
         /// The new side
-        to: String,
+        to: Option<String>,
     },
     /// Materialize a reference as a directory
     Render {
@@ -109,6 +111,34 @@ enum Command {
         #[arg(long, value_enum, default_value_t = store::Strategy::Hardlink)]
         strategy: store::Strategy,
     },
+    /// Run a command in a new runtime: /spfs shows REF's layers, private to it
+    #[command(after_help = "Example: spfs run org/python+org/tools -- python3 script.py")]
+    Run {
+        #[command(flatten)]
+        args: runtime::RuntimeArgs,
+        /// The command and its arguments (after --); the user's shell when omitted
+        #[arg(last = true, value_name = "CMD")]
+        command: Vec<std::ffi::OsString>,
+    },
+    /// Start an interactive shell in a new runtime
+    Shell {
+        #[command(flatten)]
+        args: runtime::RuntimeArgs,
+    },
+    /// Make the current runtime's /spfs writable (or read-only with --off)
+    Edit {
+        /// Make /spfs read-only again
+        #[arg(long)]
+        off: bool,
+    },
+    /// Drop the current runtime's edits (all, or under the given paths)
+    Reset {
+        /// Paths inside /spfs
+        paths: Vec<String>,
+    },
+    /// Inspect and clean up runtime records
+    #[command(subcommand)]
+    Runtime(runtime::RuntimeCmd),
     /// Verify objects and payloads (all, or the closure of REF)
     Check {
         /// Only check what this reference needs
@@ -181,7 +211,15 @@ fn run(cli: &Cli) -> Result<i32> {
             inspect::read(&cli.open_repo()?, reference, path.as_deref())
         }
         Command::Info { reference } => inspect::info(&cli.open_repo()?, reference),
-        Command::Diff { from, to } => inspect::diff(&cli.open_repo()?, from, to),
+        Command::Diff { from, to } => match (from, to) {
+            (Some(a), Some(b)) => inspect::diff(&cli.open_repo()?, a, b),
+            _ => inspect::runtime_diff(&cli.open_repo()?),
+        },
+        Command::Run { args, command } => runtime::run(cli, args, command),
+        Command::Shell { args } => runtime::run(cli, args, &[]),
+        Command::Edit { off } => runtime::edit(&cli.open_repo()?, *off),
+        Command::Reset { paths } => runtime::reset(&cli.open_repo()?, paths),
+        Command::Runtime(cmd) => runtime::runtime(&cli.open_repo()?, cmd),
         Command::Render {
             reference,
             dir,

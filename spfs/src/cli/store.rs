@@ -17,9 +17,9 @@ use super::{invalid, Cli};
 pub enum CommitCmd {
     /// Store a directory as a layer
     Layer {
-        /// The directory to store
+        /// The directory to store [default: the current runtime's edits]
         #[arg(long, value_name = "DIR")]
-        path: PathBuf,
+        path: Option<PathBuf>,
         /// Tag the new layer (repeatable)
         #[arg(short, long = "tag", value_name = "TAG")]
         tags: Vec<String>,
@@ -32,9 +32,9 @@ pub enum CommitCmd {
     },
     /// Store a stack of references (bottom first, joined by '+') as a platform
     Platform {
-        /// The layers, like base+tools+app
+        /// The layers, like base+tools+app [default: the current runtime's layers and edits]
         #[arg(long = "ref", value_name = "REFS")]
-        reference: String,
+        reference: Option<String>,
         /// Tag the new platform (repeatable)
         #[arg(short, long = "tag", value_name = "TAG")]
         tags: Vec<String>,
@@ -72,10 +72,17 @@ pub fn commit(cli: &Cli, cmd: &CommitCmd) -> Result<i32> {
             let opts = CommitOptions {
                 skip_special: *skip_special,
                 overlay_upper: false,
+                hash_only: false,
+                lower_modes_stripped: false,
             };
             let progress = Progress::new("committing");
             let started = std::time::Instant::now();
-            let layer = commit_layer(&repo, path, &opts, &annotations, &progress);
+            let layer = match path {
+                Some(path) => commit_layer(&repo, path, &opts, &annotations, &progress),
+                None => spfs::runtime::upper::current(&repo).and_then(|rt| {
+                    spfs::runtime::upper::commit_layer(&repo, &rt, &annotations, &progress)
+                }),
+            };
             progress.finish();
             let layer = layer?;
             finish_commit(&repo, "layer", &layer, tags)?;
@@ -93,13 +100,24 @@ pub fn commit(cli: &Cli, cmd: &CommitCmd) -> Result<i32> {
             for t in tags {
                 spfs::storage::validate_tag_name(t)?;
             }
-            let layers = repo.stack_layers(reference)?;
-            if layers.is_empty() {
-                return Err(invalid(
-                    "a platform needs at least one layer; give --ref A+B",
-                ));
-            }
-            let digest = repo.write_object(&Object::Platform(Platform { layers }))?;
+            let digest = match reference {
+                Some(reference) => {
+                    let layers = repo.stack_layers(reference)?;
+                    if layers.is_empty() {
+                        return Err(invalid(
+                            "a platform needs at least one layer; give --ref A+B",
+                        ));
+                    }
+                    repo.write_object(&Object::Platform(Platform { layers }))?
+                }
+                None => {
+                    let rt = spfs::runtime::upper::current(&repo)?;
+                    let progress = Progress::new("committing");
+                    let d = spfs::runtime::upper::commit_platform(&repo, &rt, &progress);
+                    progress.finish();
+                    d?
+                }
+            };
             finish_commit(&repo, "platform", &digest, tags)?;
             Ok(0)
         }

@@ -337,24 +337,25 @@ fn abort_connection(dev: u64) {
 }
 
 fn open_dev_fuse() -> Result<OwnedFd> {
-    match std::fs::OpenOptions::new()
+    let opened = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
-        .open("/dev/fuse")
-    {
-        Ok(f) => Ok(f.into()),
+        .open("/dev/fuse");
+    let reason = match opened {
+        Ok(f) => return Ok(f.into()),
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            Err(Error::FuseUnavailable("/dev/fuse does not exist".into()))
+            "/dev/fuse does not exist: load the fuse module ('modprobe fuse') or use \
+             --backend render"
+                .to_string()
         }
-        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => Err(Error::FuseUnavailable(
-            "/dev/fuse is not readable and writable by this user (distributions make it \
-             mode 0666)"
-                .into(),
-        )),
-        Err(e) => Err(Error::FuseUnavailable(format!(
-            "cannot open /dev/fuse: {e}"
-        ))),
-    }
+        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
+            "/dev/fuse is not readable and writable by this user: an administrator can make \
+             it mode 0666 (distributions do), or use --backend render"
+                .to_string()
+        }
+        Err(e) => format!("cannot open /dev/fuse: {e}; use --backend render"),
+    };
+    Err(Error::FuseUnavailable(reason))
 }
 
 fn worker_threads() -> usize {
@@ -1009,6 +1010,91 @@ impl Filesystem for SpfsFs {
         }
     }
 
+    // Answered without the default implementations' warnings: ENOSYS makes the kernel
+    // handle these itself from then on (local locks, generic SEEK_DATA/SEEK_HOLE, default
+    // poll mask); no ioctl is supported (overlayfs copy-up asks for inode flags).
+
+    fn getlk(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _lock_owner: LockOwner,
+        _start: u64,
+        _end: u64,
+        _typ: i32,
+        _pid: u32,
+        reply: fuser::ReplyLock,
+    ) {
+        reply.error(Errno::ENOSYS);
+    }
+
+    fn setlk(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _lock_owner: LockOwner,
+        _start: u64,
+        _end: u64,
+        _typ: i32,
+        _pid: u32,
+        _sleep: bool,
+        reply: ReplyEmpty,
+    ) {
+        reply.error(Errno::ENOSYS);
+    }
+
+    fn bmap(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _blocksize: u32,
+        _idx: u64,
+        reply: fuser::ReplyBmap,
+    ) {
+        reply.error(Errno::ENOSYS);
+    }
+
+    fn ioctl(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _flags: fuser::IoctlFlags,
+        _cmd: u32,
+        _in_data: &[u8],
+        _out_size: u32,
+        reply: fuser::ReplyIoctl,
+    ) {
+        reply.error(Errno::ENOTTY);
+    }
+
+    fn poll(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _ph: fuser::PollNotifier,
+        _events: fuser::PollEvents,
+        _flags: fuser::PollFlags,
+        reply: fuser::ReplyPoll,
+    ) {
+        reply.error(Errno::ENOSYS);
+    }
+
+    fn lseek(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _offset: i64,
+        _whence: i32,
+        reply: fuser::ReplyLseek,
+    ) {
+        reply.error(Errno::ENOSYS);
+    }
+
     // Everything below modifies the tree. A read-only mount never forwards these, but
     // answer them correctly anyway.
 
@@ -1143,6 +1229,35 @@ impl Filesystem for SpfsFs {
     }
 
     fn removexattr(&self, _req: &Request, _ino: INodeNo, _name: &OsStr, reply: ReplyEmpty) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn fallocate(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _offset: u64,
+        _length: u64,
+        _mode: i32,
+        reply: ReplyEmpty,
+    ) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn copy_file_range(
+        &self,
+        _req: &Request,
+        _ino_in: INodeNo,
+        _fh_in: FileHandle,
+        _offset_in: u64,
+        _ino_out: INodeNo,
+        _fh_out: FileHandle,
+        _offset_out: u64,
+        _len: u64,
+        _flags: fuser::CopyFileRangeFlags,
+        reply: ReplyWrite,
+    ) {
         reply.error(Errno::EROFS);
     }
 }

@@ -1,3 +1,9 @@
-//! Isolated `/spfs` runtimes.
+//! Runtimes: a private mount namespace in which /spfs shows a stack of layers.
 
 pub mod fuse;
+pub mod monitor;
+pub mod mounts;
+pub mod namespace;
+pub mod record;
+pub mod startup;
+pub mod upper;

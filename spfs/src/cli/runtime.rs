@@ -1,0 +1,188 @@
+//! Runtime commands: run, shell, edit, reset, runtime list/info/rm/prune.
+
+use std::ffi::OsString;
+
+use clap::{Args, Subcommand};
+
+use spfs::runtime::monitor::{self, RunOptions};
+use spfs::runtime::record::{self, Backend};
+use spfs::runtime::startup::Program;
+use spfs::runtime::upper;
+use spfs::storage::LocalRepository;
+use spfs::Result;
+
+use super::{invalid, Cli};
+
+/// Options shared by `run` and `shell`.
+#[derive(Args, Clone)]
+pub struct RuntimeArgs {
+    /// Lower-directory backend: render (hard-link renders) or fuse (served from the repository)
+    #[arg(
+        long,
+        env = "SPFS_BACKEND",
+        default_value = "render",
+        value_name = "BACKEND"
+    )]
+    backend: String,
+    /// Make /spfs writable (the default for an empty stack)
+    #[arg(long, conflicts_with = "no_edit")]
+    edit: bool,
+    /// Keep /spfs read-only even for an empty stack
+    #[arg(long)]
+    no_edit: bool,
+    /// Size limit of the scratch tmpfs that holds edits, like 2G or 50%
+    #[arg(long, value_name = "SIZE")]
+    size: Option<String>,
+    /// Keep the runtime's edits on disk after it exits, for --rerun
+    #[arg(long)]
+    keep_runtime: bool,
+    /// Run again in a kept runtime, with its layers and edits
+    #[arg(long, value_name = "NAME", conflicts_with = "reference")]
+    rerun: Option<String>,
+    /// Name the runtime (default: generated)
+    #[arg(long, value_name = "NAME")]
+    name: Option<String>,
+    /// Layers to stack, bottom first: REF[+REF...]; '-' or nothing for an empty /spfs
+    reference: Option<String>,
+}
+
+#[derive(Subcommand)]
+pub enum RuntimeCmd {
+    /// List runtimes with their state
+    List,
+    /// Show one runtime's record
+    Info {
+        /// Runtime name
+        name: String,
+    },
+    /// Remove a runtime's record and kept edits
+    Rm {
+        /// Runtime name
+        name: String,
+        /// Remove even if it appears to be running
+        #[arg(long)]
+        force: bool,
+    },
+    /// Remove the records of runtimes that are no longer running (kept ones stay)
+    Prune,
+}
+
+/// `spfs run` / `spfs shell`: never returns before the runtime ends.
+pub fn run(cli: &Cli, args: &RuntimeArgs, command: &[OsString]) -> Result<i32> {
+    let backend = Backend::parse(&args.backend)?;
+    // Namespaces first, while the process has one thread.
+    let privilege = monitor::prepare()?;
+    let repo = cli.repo_for_write()?;
+    let stack = match &args.reference {
+        Some(r) if args.rerun.is_none() => repo.resolve_refs(r)?,
+        _ => Vec::new(),
+    };
+    let edit = match (args.edit, args.no_edit) {
+        (true, _) => Some(true),
+        (_, true) => Some(false),
+        _ => None,
+    };
+    let program = if command.is_empty() {
+        Program::Shell
+    } else {
+        Program::Command(command.to_vec())
+    };
+    monitor::run(
+        &repo,
+        privilege,
+        RunOptions {
+            stack,
+            backend,
+            edit,
+            tmpfs_size: args.size.clone(),
+            keep: args.keep_runtime,
+            rerun: args.rerun.clone(),
+            name: args.name.clone(),
+            program,
+        },
+    )
+}
+
+pub fn edit(repo: &LocalRepository, off: bool) -> Result<i32> {
+    let rec = upper::current(repo)?;
+    upper::set_editable(repo, &rec, !off)?;
+    eprintln!(
+        "/spfs is now {}",
+        if off { "read-only" } else { "editable" }
+    );
+    Ok(0)
+}
+
+pub fn reset(repo: &LocalRepository, paths: &[String]) -> Result<i32> {
+    let rec = upper::current(repo)?;
+    upper::reset(repo, &rec, paths)?;
+    if paths.is_empty() {
+        eprintln!("dropped all edits");
+    } else {
+        eprintln!("dropped edits under {}", paths.join(", "));
+    }
+    Ok(0)
+}
+
+pub fn runtime(repo: &LocalRepository, cmd: &RuntimeCmd) -> Result<i32> {
+    match cmd {
+        RuntimeCmd::List => {
+            for r in record::list(repo)? {
+                let state = if r.pid != 0 && r.is_alive() {
+                    "running"
+                } else if r.keep {
+                    "kept"
+                } else {
+                    "dead"
+                };
+                println!(
+                    "{:<16} {:<8} {:<6} {:<8} {} layer(s)",
+                    r.name,
+                    state,
+                    r.backend.name(),
+                    if r.editable { "editable" } else { "ro" },
+                    r.stack.len()
+                );
+            }
+            Ok(0)
+        }
+        RuntimeCmd::Info { name } => {
+            let r = record::load(repo, name)?;
+            println!("name:       {}", r.name);
+            println!("running:    {}", r.pid != 0 && r.is_alive());
+            println!("pid:        {}", r.pid);
+            println!("host:       {}", r.host);
+            println!("backend:    {}", r.backend.name());
+            println!("editable:   {}", r.editable);
+            println!("kept:       {}", r.keep);
+            println!("upper:      {}", r.upper.display());
+            for d in &r.stack {
+                println!("layer:      {d}");
+            }
+            Ok(0)
+        }
+        RuntimeCmd::Rm { name, force } => {
+            let r = record::load(repo, name)?;
+            if r.pid != 0 && r.is_alive() && !force {
+                return Err(invalid(format!(
+                    "runtime '{name}' is running (pid {}); stop it first or pass --force",
+                    r.pid
+                )));
+            }
+            record::remove(repo, name)?;
+            eprintln!("removed runtime {name}");
+            Ok(0)
+        }
+        RuntimeCmd::Prune => {
+            let mut n = 0;
+            for r in record::list(repo)? {
+                if !r.keep && !r.is_alive() {
+                    record::remove(repo, &r.name)?;
+                    n += 1;
+                }
+            }
+            eprintln!("removed {n} dead runtime record(s)");
+            Ok(0)
+        }
+    }
+}

@@ -1,0 +1,505 @@
+//! `spfs run`: set up a runtime, run one program in it, and tear everything down.
+//!
+//! The calling process becomes the runtime's monitor. It enters a private mount
+//! namespace before any thread exists, mounts a tmpfs for scratch space and the
+//! overlay at /spfs, starts the program as a child, forwards signals to it, applies
+//! edit/reset requests (SIGUSR1/SIGUSR2 from `spfs edit`/`spfs reset`), and when the
+//! child exits unmounts everything and exits with the child's status. If the monitor
+//! is killed, the child is killed with it (parent-death signal) and the namespace, with
+//! every mount in it, disappears with its last process.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+
+use nix::sys::signal::{kill, SigSet, Signal};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+use rayon::prelude::*;
+
+use super::mounts::{self, OverlaySpec, MAX_OVERLAY_LOWERS};
+use super::namespace::{self, Privilege};
+use super::record::{self, Backend, RuntimeRecord};
+use super::startup::{self, Program};
+use crate::digest::Digest;
+use crate::error::{Error, IoContext, Result};
+use crate::object::{Manifest, Object};
+use crate::render::render_cached;
+use crate::storage::LocalRepository;
+
+/// The mount point of every runtime.
+pub const SPFS_DIR: &str = "/spfs";
+/// Where each runtime mounts its private scratch tmpfs (an empty directory on the host).
+pub const SCRATCH_DIR: &str = "/tmp/spfs-runtime";
+
+/// How to set up a runtime.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// The stack: layers, platforms or manifests, bottom first.
+    pub stack: Vec<Digest>,
+    /// Lower-directory backend.
+    pub backend: Backend,
+    /// Writable /spfs; `None` means writable only for an empty stack.
+    pub edit: Option<bool>,
+    /// Size limit of the scratch tmpfs (`2G`, `50%`); kernel default when `None`.
+    pub tmpfs_size: Option<String>,
+    /// Keep the upper dir on disk after exit, for `--rerun`.
+    pub keep: bool,
+    /// Resume a kept runtime by name (its stack and edits).
+    pub rerun: Option<String>,
+    /// Name for the new runtime.
+    pub name: Option<String>,
+    /// What to run.
+    pub program: Program,
+}
+
+/// The signals the monitor handles synchronously.
+fn monitor_signals() -> SigSet {
+    let mut set = SigSet::empty();
+    for s in [
+        Signal::SIGCHLD,
+        Signal::SIGINT,
+        Signal::SIGTERM,
+        Signal::SIGHUP,
+        Signal::SIGQUIT,
+        Signal::SIGUSR1,
+        Signal::SIGUSR2,
+    ] {
+        set.add(s);
+    }
+    set
+}
+
+/// Enters the runtime's namespace. Call first, while the process is single-threaded;
+/// everything else of the runtime happens in [`run`].
+pub fn prepare() -> Result<Privilege> {
+    let privilege = namespace::enter_private_namespace()?;
+    // Threads started from here on inherit the mask, so these signals reach only the
+    // monitor's wait loop.
+    monitor_signals()
+        .thread_block()
+        .map_err(|e| Error::Runtime(format!("cannot block signals: {e}")))?;
+    Ok(privilege)
+}
+
+/// Runs the program in a new runtime and returns its exit code.
+pub fn run(repo: &LocalRepository, privilege: Privilege, opts: RunOptions) -> Result<i32> {
+    let mut rt = Setup::new(repo, privilege, &opts)?;
+    let result = rt.start(&opts).and_then(|child| rt.supervise(child));
+    let cleanup = rt.teardown();
+    let code = result?;
+    cleanup?;
+    Ok(code)
+}
+
+struct Setup<'a> {
+    repo: &'a LocalRepository,
+    privilege: Privilege,
+    record: RuntimeRecord,
+    lowers: Vec<PathBuf>,
+    scratch: PathBuf,
+    fuse: Option<super::fuse::FuseMount>,
+    mounted: Vec<PathBuf>,
+    /// /spfs is a read-only bind of the single lower dir rather than an overlay.
+    bound: bool,
+    /// The single lower dir holds no whiteouts, so it can be bound directly.
+    bindable: bool,
+    registered: bool,
+}
+
+/// The manifests of a stack of layer/platform/manifest digests, bottom first.
+pub fn stack_manifests(repo: &LocalRepository, stack: &[Digest]) -> Result<Vec<Digest>> {
+    let mut out = Vec::new();
+    for d in stack {
+        match repo.read_object(d)? {
+            Object::Manifest(_) => out.push(*d),
+            Object::Layer(l) => out.push(l.manifest),
+            Object::Platform(p) => out.extend(stack_manifests(repo, &p.layers)?),
+        }
+    }
+    Ok(out)
+}
+
+/// The tree a stack shows, with masks applied.
+pub fn merged(repo: &LocalRepository, manifests: &[Digest]) -> Result<Manifest> {
+    let mut m = Manifest::default();
+    for d in manifests {
+        m.overlay(&repo.read_manifest(d)?);
+    }
+    Ok(m)
+}
+
+impl<'a> Setup<'a> {
+    fn new(repo: &'a LocalRepository, privilege: Privilege, opts: &RunOptions) -> Result<Self> {
+        let (name, stack, editable, keep, previous) = match &opts.rerun {
+            Some(name) => {
+                let rec = record::load(repo, name)?;
+                if rec.pid != 0 && rec.is_alive() {
+                    return Err(Error::Runtime(format!(
+                        "runtime '{name}' is still running (pid {}); wait for it to exit",
+                        rec.pid
+                    )));
+                }
+                if !rec.keep {
+                    return Err(Error::Runtime(format!(
+                        "runtime '{name}' was not kept; start runtimes with --keep-runtime to rerun them"
+                    )));
+                }
+                let edit = opts.edit.unwrap_or(rec.editable);
+                (rec.name.clone(), rec.stack.clone(), edit, true, Some(rec))
+            }
+            None => (
+                opts.name.clone().unwrap_or_else(record::new_name),
+                opts.stack.clone(),
+                opts.edit.unwrap_or(opts.stack.is_empty()),
+                opts.keep,
+                None,
+            ),
+        };
+        if opts.name.is_some() && previous.is_none() {
+            crate::storage::validate_tag_name(&name).map_err(|_| {
+                Error::InvalidInput(format!(
+                    "invalid runtime name '{name}': use letters, digits and . _ - only"
+                ))
+            })?;
+            if record::load(repo, &name).is_ok() {
+                return Err(Error::InvalidInput(format!(
+                    "a runtime named '{name}' already exists; pick another name or remove it with 'spfs runtime rm {name}'"
+                )));
+            }
+        }
+        if !namespace::overlay_available() {
+            return Err(Error::Runtime(
+                "overlayfs is not available in this kernel: load it with 'modprobe overlay'".into(),
+            ));
+        }
+        let scratch = PathBuf::from(SCRATCH_DIR);
+        let (upper, work) = if keep {
+            let dir = record::runtime_dir(repo, &name);
+            (dir.join("upper"), dir.join("work"))
+        } else {
+            (scratch.join("upper"), scratch.join("work"))
+        };
+        let record = RuntimeRecord {
+            name,
+            pid: std::process::id(),
+            ns: namespace::mount_ns_id(std::process::id()).unwrap_or(0),
+            started: namespace::process_start_time(std::process::id()).unwrap_or(0),
+            host: record::hostname(),
+            created: now(),
+            backend: opts.backend,
+            editable,
+            keep,
+            upper,
+            work,
+            stack,
+            generation: previous.map(|p| p.generation).unwrap_or(0),
+        };
+        Ok(Setup {
+            repo,
+            privilege,
+            record,
+            lowers: Vec::new(),
+            scratch,
+            fuse: None,
+            mounted: Vec::new(),
+            bound: false,
+            bindable: false,
+            registered: false,
+        })
+    }
+
+    fn start(&mut self, opts: &RunOptions) -> Result<std::process::Child> {
+        let manifests = stack_manifests(self.repo, &self.record.stack)?;
+        // Everything that can fail on bad input happens before the first mount.
+        let prepared = match self.record.backend {
+            Backend::Render => Lowers::Rendered(self.render_lowers(&manifests)?),
+            Backend::Fuse => {
+                if !Path::new("/dev/fuse").exists() {
+                    return Err(Error::Runtime(
+                        "/dev/fuse does not exist: load the fuse module ('modprobe fuse') or use --backend render".into(),
+                    ));
+                }
+                let m = merged(self.repo, &manifests)?;
+                verify_payloads(self.repo, &m)?;
+                Lowers::Merged(m)
+            }
+        };
+        if !Path::new(SPFS_DIR).is_dir() {
+            if self.privilege == Privilege::Root {
+                fs::create_dir_all(SPFS_DIR).ctx("creating", Path::new(SPFS_DIR))?;
+            } else {
+                return Err(Error::Runtime(format!(
+                    "the mount point {SPFS_DIR} does not exist; an administrator must create it once ('mkdir {SPFS_DIR}')"
+                )));
+            }
+        }
+        self.mount_scratch(opts.tmpfs_size.as_deref())?;
+        match prepared {
+            Lowers::Rendered(paths) => {
+                self.bindable = manifests.len() == 1
+                    && !crate::render::whiteout_marker(self.repo, &manifests[0]).exists();
+                self.lowers = paths
+            }
+            Lowers::Merged(m) => {
+                let mnt = self.scratch.join("lower");
+                fs::create_dir_all(&mnt).ctx("creating", &mnt)?;
+                let fuse = super::fuse::FuseMount::mount(
+                    self.repo,
+                    m,
+                    &mnt,
+                    &super::fuse::FuseOptions { passthrough: true },
+                )?;
+                self.fuse = Some(fuse);
+                self.bindable = true;
+                self.lowers = vec![mnt];
+            }
+        }
+        if self.lowers.is_empty() {
+            let empty = self.scratch.join("empty");
+            fs::create_dir_all(&empty).ctx("creating", &empty)?;
+            self.lowers.push(empty);
+            self.bindable = true;
+        }
+        self.mount_spfs()?;
+        record::save(self.repo, &self.record)?;
+        self.registered = true;
+        let mut cmd = startup::build(&opts.program, &self.scratch)?;
+        cmd.env("SPFS_RUNTIME", &self.record.name)
+            .env("SPFS_ROOT", self.repo.root());
+        let parent = std::process::id() as i32;
+        // SAFETY: only async-signal-safe calls (prctl, getppid, _exit) run in the child.
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                if libc::getppid() != parent {
+                    libc::_exit(137);
+                }
+                Ok(())
+            });
+        }
+        cmd.spawn()
+            .map_err(|e| Error::Runtime(format!("cannot start the runtime's shell /bin/sh: {e}")))
+    }
+
+    fn render_lowers(&self, manifests: &[Digest]) -> Result<Vec<PathBuf>> {
+        let mut manifests = manifests.to_vec();
+        // overlayfs takes at most MAX_OVERLAY_LOWERS lower dirs (one is kept spare):
+        // flatten the bottom of taller stacks into one merged manifest.
+        if manifests.len() > MAX_OVERLAY_LOWERS - 1 {
+            let cut = manifests.len() - (MAX_OVERLAY_LOWERS - 2);
+            let bottom = merged(self.repo, &manifests[..cut])?;
+            let digest = self.repo.write_object(&Object::Manifest(bottom))?;
+            tracing::info!(layers = cut, merged = %digest, "flattened the bottom of the stack");
+            manifests = std::iter::once(digest)
+                .chain(manifests[cut..].iter().copied())
+                .collect();
+        }
+        // Warm path: every render already cached; no thread pool needed.
+        let cached: Vec<PathBuf> = manifests
+            .iter()
+            .map(|m| self.repo.renders_dir().join(m.to_hex()))
+            .collect();
+        if cached.iter().all(|p| p.is_dir()) {
+            return Ok(cached.into_iter().rev().collect());
+        }
+        let mut paths = manifests
+            .par_iter()
+            .map(|m| {
+                render_cached(self.repo, m).map_err(|e| match e {
+                    Error::Io { ref action, .. }
+                        if action.contains("whiteout") && self.privilege == Privilege::UserNamespace =>
+                    {
+                        Error::Runtime(format!(
+                            "layer manifest {m} deletes files, which a non-root render cannot represent; use --backend fuse"
+                        ))
+                    }
+                    e => e,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        paths.reverse(); // overlayfs wants the topmost layer first
+        Ok(paths)
+    }
+
+    fn mount_scratch(&mut self, size: Option<&str>) -> Result<()> {
+        let scratch = self.scratch.clone();
+        if !scratch.is_dir() {
+            fs::create_dir_all(&scratch).ctx("creating", &scratch)?;
+            if self.privilege == Privilege::Root {
+                let _ = fs::set_permissions(&scratch, fs::Permissions::from_mode(0o1777));
+            }
+        }
+        mounts::mount_tmpfs(&scratch, size)?;
+        self.mounted.push(scratch);
+        for d in [&self.record.upper, &self.record.work] {
+            fs::create_dir_all(d).ctx("creating", d)?;
+        }
+        Ok(())
+    }
+
+    fn overlay_spec(&self) -> OverlaySpec {
+        OverlaySpec {
+            lowers: self.lowers.clone(),
+            upper: self.record.upper.clone(),
+            work: self.record.work.clone(),
+            read_only: !self.record.editable,
+            user_xattr: self.privilege == Privilege::UserNamespace,
+        }
+    }
+
+    fn mount_spfs(&mut self) -> Result<()> {
+        let target = Path::new(SPFS_DIR);
+        // A read-only view of one lower dir needs no overlay: a read-only bind mount
+        // gives native lookup speed. `spfs edit` swaps in an overlay.
+        if !self.record.editable && self.bindable {
+            mounts::bind_read_only(&self.lowers[0], target)?;
+            self.bound = true;
+        } else {
+            mounts::mount_overlay(&self.overlay_spec(), target)?;
+            self.bound = false;
+        }
+        if !self.mounted.iter().any(|p| p == target) {
+            self.mounted.push(PathBuf::from(SPFS_DIR));
+        }
+        Ok(())
+    }
+
+    fn supervise(&mut self, child: std::process::Child) -> Result<i32> {
+        let pid = Pid::from_raw(child.id() as i32);
+        let set = monitor_signals();
+        loop {
+            let sig = set
+                .wait()
+                .map_err(|e| Error::Runtime(format!("waiting for signals failed: {e}")))?;
+            match sig {
+                Signal::SIGCHLD => match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
+                    Ok(WaitStatus::Exited(_, code)) => return Ok(code),
+                    Ok(WaitStatus::Signaled(_, s, _)) => return Ok(128 + s as i32),
+                    Ok(_) => {}
+                    Err(nix::errno::Errno::ECHILD) => return Ok(0),
+                    Err(e) => {
+                        return Err(Error::Runtime(format!(
+                            "waiting for the command failed: {e}"
+                        )))
+                    }
+                },
+                // The terminal already delivered Ctrl-C to the command when both share
+                // the foreground process group; forward it only otherwise.
+                Signal::SIGINT if in_foreground() => {}
+                Signal::SIGUSR1 | Signal::SIGUSR2 => {
+                    if let Err(e) = self.apply_request(sig == Signal::SIGUSR2) {
+                        tracing::error!("cannot apply the runtime change: {e}");
+                    }
+                }
+                other => {
+                    let _ = kill(pid, other);
+                }
+            }
+        }
+    }
+
+    /// Re-reads the record: SIGUSR1 switches edit mode in place, SIGUSR2 mounts a
+    /// fresh overlay (after `spfs reset` removed edits from the upper dir).
+    fn apply_request(&mut self, fresh: bool) -> Result<()> {
+        let rec = record::load(self.repo, &self.record.name)?;
+        self.record.editable = rec.editable;
+        let target = Path::new(SPFS_DIR);
+        if fresh || self.bound {
+            mounts::unmount(target)?;
+            self.mount_spfs()?;
+        } else {
+            use nix::mount::MsFlags;
+            let mut flags = MsFlags::MS_REMOUNT | MsFlags::MS_BIND;
+            if !self.record.editable {
+                flags |= MsFlags::MS_RDONLY;
+            }
+            nix::mount::mount(None::<&str>, target, None::<&str>, flags, None::<&str>).map_err(
+                |e| {
+                    Error::Runtime(format!(
+                        "cannot change /spfs to {}: {e}",
+                        if self.record.editable {
+                            "writable"
+                        } else {
+                            "read-only"
+                        }
+                    ))
+                },
+            )?;
+        }
+        self.record.generation = rec.generation + 1;
+        record::save(self.repo, &self.record)
+    }
+
+    fn teardown(&mut self) -> Result<()> {
+        let mut first_err = None;
+        if let Some(m) = self.mounted.iter().position(|p| p == Path::new(SPFS_DIR)) {
+            if let Err(e) = mounts::unmount(&self.mounted.remove(m)) {
+                first_err.get_or_insert(e);
+            }
+        }
+        if let Some(f) = self.fuse.take() {
+            if let Err(e) = f.unmount() {
+                first_err.get_or_insert(e);
+            }
+        }
+        for m in self.mounted.drain(..).rev() {
+            if let Err(e) = mounts::unmount(&m) {
+                first_err.get_or_insert(e);
+            }
+        }
+        if self.registered {
+            let r = if self.record.keep {
+                self.record.pid = 0;
+                record::save(self.repo, &self.record)
+            } else {
+                record::remove(self.repo, &self.record.name)
+            };
+            if let Err(e) = r {
+                first_err.get_or_insert(e);
+            }
+        }
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
+
+enum Lowers {
+    Rendered(Vec<PathBuf>),
+    Merged(Manifest),
+}
+
+/// Fails before anything is mounted if a payload of the tree is missing.
+pub fn verify_payloads(repo: &LocalRepository, m: &Manifest) -> Result<()> {
+    let files: Vec<_> = m.files().collect();
+    let missing = files
+        .par_iter()
+        .find_any(|(_, _, digest, _)| !repo.has_payload(digest));
+    match missing {
+        Some((path, _, digest, _)) => Err(Error::Runtime(format!(
+            "payload {digest} of /spfs/{} is missing from the repository; pull the layer again or run 'spfs check'",
+            String::from_utf8_lossy(path)
+        ))),
+        None => Ok(()),
+    }
+}
+
+fn in_foreground() -> bool {
+    // SAFETY: plain queries on fd 0 and our own process group.
+    unsafe {
+        let fg = libc::tcgetpgrp(0);
+        fg > 0 && fg == libc::getpgrp()
+    }
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}

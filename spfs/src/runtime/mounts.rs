@@ -1,0 +1,301 @@
+//! Mounting the runtime's filesystems: tmpfs scratch space and the overlay at /spfs.
+//!
+//! Overlays are built with the new mount API (`fsopen`/`fsconfig`/`fsmount`/
+//! `move_mount`), adding each lower directory with `lowerdir+`, so the number of
+//! layers is not limited by the one-page size of a mount option string.
+
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use nix::mount::{MntFlags, MsFlags};
+
+use crate::error::{Error, Result};
+
+/// Most lower directories one overlayfs mount accepts.
+pub const MAX_OVERLAY_LOWERS: usize = 500;
+
+const FSOPEN_CLOEXEC: libc::c_uint = 1;
+const FSCONFIG_SET_STRING: libc::c_uint = 1;
+const FSCONFIG_SET_FLAG: libc::c_uint = 0;
+const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
+const FSMOUNT_CLOEXEC: libc::c_uint = 1;
+const MOUNT_ATTR_RDONLY: libc::c_uint = 1;
+const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 4;
+
+/// What to stack at a mount point.
+#[derive(Debug, Clone)]
+pub struct OverlaySpec {
+    /// Lower directories, topmost first.
+    pub lowers: Vec<PathBuf>,
+    /// Writable upper directory.
+    pub upper: PathBuf,
+    /// Overlay work directory on the same filesystem as `upper`.
+    pub work: PathBuf,
+    /// Mount read-only (edits refused with EROFS).
+    pub read_only: bool,
+    /// Keep overlay metadata in `user.*` xattrs (needed inside a user namespace).
+    pub user_xattr: bool,
+}
+
+fn cstr(p: &Path) -> Result<CString> {
+    CString::new(p.as_os_str().as_bytes())
+        .map_err(|_| Error::InvalidInput(format!("path {} contains a NUL byte", p.display())))
+}
+
+/// Mounts a tmpfs at `target`, optionally limited to `size` (`2G`, `50%`, ...).
+pub fn mount_tmpfs(target: &Path, size: Option<&str>) -> Result<()> {
+    let data = match size {
+        Some(s) => format!("mode=0755,size={s}"),
+        None => "mode=0755".to_string(),
+    };
+    nix::mount::mount(
+        Some("tmpfs"),
+        target,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID,
+        Some(data.as_str()),
+    )
+    .map_err(|e| {
+        Error::Runtime(format!(
+            "cannot mount tmpfs at {} ({data}): {e}",
+            target.display()
+        ))
+    })
+}
+
+/// Makes `source` visible read-only at `target`.
+pub fn bind_read_only(source: &Path, target: &Path) -> Result<()> {
+    let fail = |e: nix::errno::Errno| {
+        Error::Runtime(format!(
+            "cannot bind {} at {}: {e}",
+            source.display(),
+            target.display()
+        ))
+    };
+    nix::mount::mount(
+        Some(source),
+        target,
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .map_err(fail)?;
+    nix::mount::mount(
+        None::<&str>,
+        target,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
+        None::<&str>,
+    )
+    .map_err(fail)
+}
+
+/// Detaches whatever is mounted at `target`; a missing mount is not an error.
+pub fn unmount(target: &Path) -> Result<()> {
+    match nix::mount::umount2(target, MntFlags::MNT_DETACH) {
+        Ok(()) | Err(nix::errno::Errno::EINVAL) | Err(nix::errno::Errno::ENOENT) => Ok(()),
+        Err(e) => Err(Error::Runtime(format!(
+            "cannot unmount {}: {e}",
+            target.display()
+        ))),
+    }
+}
+
+/// Mounts an overlay described by `spec` at `target`.
+pub fn mount_overlay(spec: &OverlaySpec, target: &Path) -> Result<()> {
+    if spec.lowers.len() > MAX_OVERLAY_LOWERS {
+        return Err(Error::Runtime(format!(
+            "{} lower layers exceed the overlayfs limit of {MAX_OVERLAY_LOWERS}",
+            spec.lowers.len()
+        )));
+    }
+    match mount_overlay_new_api(spec, target) {
+        Err(MountApiError::Unsupported) => mount_overlay_legacy(spec, target),
+        Err(MountApiError::Failed(e)) => Err(e),
+        Ok(()) => Ok(()),
+    }
+}
+
+enum MountApiError {
+    Unsupported,
+    Failed(Error),
+}
+
+fn last_errno() -> std::io::Error {
+    std::io::Error::last_os_error()
+}
+
+/// Reads the messages the kernel attached to a filesystem context.
+fn context_messages(fd: &OwnedFd) -> String {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 1024];
+    loop {
+        // SAFETY: reading into a local buffer of the given length.
+        let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+        if n <= 0 {
+            break;
+        }
+        out.push(
+            String::from_utf8_lossy(&buf[..n as usize])
+                .trim()
+                .to_string(),
+        );
+    }
+    out.join("; ")
+}
+
+fn mount_overlay_new_api(
+    spec: &OverlaySpec,
+    target: &Path,
+) -> std::result::Result<(), MountApiError> {
+    let fstype = CString::new("overlay").expect("static string");
+    // SAFETY: fsopen takes a NUL-terminated name and flags; returns a new descriptor.
+    let fd = unsafe { libc::syscall(libc::SYS_fsopen, fstype.as_ptr(), FSOPEN_CLOEXEC) };
+    if fd < 0 {
+        let e = last_errno();
+        return match e.raw_os_error() {
+            Some(libc::ENOSYS) => Err(MountApiError::Unsupported),
+            Some(libc::ENODEV) => Err(MountApiError::Failed(Error::Runtime(
+                "overlayfs is not available in this kernel: load it with 'modprobe overlay'".into(),
+            ))),
+            _ => Err(MountApiError::Failed(Error::Runtime(format!(
+                "fsopen(overlay) failed: {e}"
+            )))),
+        };
+    }
+    // SAFETY: fd is a fresh descriptor we own.
+    let fs = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+    let fail = |what: String, e: std::io::Error| {
+        let kernel = context_messages(&fs);
+        let detail = if kernel.is_empty() {
+            String::new()
+        } else {
+            format!(" (kernel: {kernel})")
+        };
+        MountApiError::Failed(Error::Runtime(format!("{what}: {e}{detail}")))
+    };
+    let set = |key: &str, value: Option<&Path>| -> std::result::Result<(), MountApiError> {
+        let k = CString::new(key).expect("static key");
+        let v = match value {
+            Some(p) => Some(cstr(p).map_err(MountApiError::Failed)?),
+            None => None,
+        };
+        let (cmd, vptr) = match &v {
+            Some(v) => (FSCONFIG_SET_STRING, v.as_ptr()),
+            None => (FSCONFIG_SET_FLAG, std::ptr::null()),
+        };
+        // SAFETY: key and value are NUL-terminated strings that outlive the call.
+        let rc =
+            unsafe { libc::syscall(libc::SYS_fsconfig, fs.as_raw_fd(), cmd, k.as_ptr(), vptr, 0) };
+        if rc < 0 {
+            let e = last_errno();
+            if key == "lowerdir+"
+                && e.raw_os_error() == Some(libc::EINVAL)
+                && context_messages(&fs).contains("Unknown parameter")
+            {
+                return Err(MountApiError::Unsupported);
+            }
+            let what = match value {
+                Some(p) => format!("overlay option {key}={}", p.display()),
+                None => format!("overlay option {key}"),
+            };
+            return Err(fail(what, e));
+        }
+        Ok(())
+    };
+    for lower in &spec.lowers {
+        set("lowerdir+", Some(lower))?;
+    }
+    set("upperdir", Some(&spec.upper))?;
+    set("workdir", Some(&spec.work))?;
+    if spec.user_xattr {
+        set("userxattr", None)?;
+    }
+    // SAFETY: plain syscall on our descriptor.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_fsconfig,
+            fs.as_raw_fd(),
+            FSCONFIG_CMD_CREATE,
+            std::ptr::null::<libc::c_char>(),
+            std::ptr::null::<libc::c_char>(),
+            0,
+        )
+    };
+    if rc < 0 {
+        return Err(fail("cannot create the overlay".into(), last_errno()));
+    }
+    let attrs = if spec.read_only { MOUNT_ATTR_RDONLY } else { 0 };
+    // SAFETY: plain syscall on our descriptor.
+    let mfd = unsafe { libc::syscall(libc::SYS_fsmount, fs.as_raw_fd(), FSMOUNT_CLOEXEC, attrs) };
+    if mfd < 0 {
+        return Err(fail("cannot mount the overlay".into(), last_errno()));
+    }
+    // SAFETY: mfd is a fresh descriptor we own.
+    let mnt = unsafe { OwnedFd::from_raw_fd(mfd as i32) };
+    let empty = CString::new("").expect("static string");
+    let tgt = cstr(target).map_err(MountApiError::Failed)?;
+    // SAFETY: both strings are NUL-terminated; descriptors are valid.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            mnt.as_raw_fd(),
+            empty.as_ptr(),
+            libc::AT_FDCWD,
+            tgt.as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH,
+        )
+    };
+    if rc < 0 {
+        return Err(fail(
+            format!("cannot attach the overlay at {}", target.display()),
+            last_errno(),
+        ));
+    }
+    Ok(())
+}
+
+fn mount_overlay_legacy(spec: &OverlaySpec, target: &Path) -> Result<()> {
+    let mut data = String::from("lowerdir=");
+    let lowers: Vec<String> = spec
+        .lowers
+        .iter()
+        .map(|p| {
+            p.to_string_lossy()
+                .replace('\\', "\\\\")
+                .replace(':', "\\:")
+                .replace(',', "\\,")
+        })
+        .collect();
+    data.push_str(&lowers.join(":"));
+    data.push_str(&format!(
+        ",upperdir={},workdir={}",
+        spec.upper.display(),
+        spec.work.display()
+    ));
+    if spec.user_xattr {
+        data.push_str(",userxattr");
+    }
+    let page = 4096;
+    if data.len() >= page {
+        return Err(Error::Runtime(format!(
+            "{} layers need a {}-byte overlay option string, over the {page}-byte limit of this kernel's mount(2); a kernel with the new mount API (Linux 6.8+) lifts it",
+            spec.lowers.len(),
+            data.len()
+        )));
+    }
+    let mut flags = MsFlags::empty();
+    if spec.read_only {
+        flags |= MsFlags::MS_RDONLY;
+    }
+    nix::mount::mount(
+        Some("overlay"),
+        target,
+        Some("overlay"),
+        flags,
+        Some(data.as_str()),
+    )
+    .map_err(|e| Error::Runtime(format!("cannot mount overlay at {}: {e}", target.display())))
+}

@@ -1,0 +1,86 @@
+//! Entering a private mount namespace (through a user namespace when not root).
+
+use std::fs;
+
+use nix::sched::{unshare, CloneFlags};
+
+use crate::error::{Error, Result};
+
+/// How the runtime obtained the right to mount.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Privilege {
+    /// Running as root: a plain private mount namespace.
+    Root,
+    /// An ordinary user: a user namespace mapping the user to itself owns the mount
+    /// namespace. The command keeps the user's identity and no capabilities.
+    UserNamespace,
+}
+
+/// Moves the calling process into a new, private mount namespace. Must be called
+/// while the process has a single thread.
+pub fn enter_private_namespace() -> Result<Privilege> {
+    let privilege = if nix::unistd::geteuid().is_root() {
+        unshare(CloneFlags::CLONE_NEWNS).map_err(|e| {
+            Error::Runtime(format!(
+                "cannot create a mount namespace: {e}; the process needs CAP_SYS_ADMIN (it may be confined by a container or seccomp profile)"
+            ))
+        })?;
+        Privilege::Root
+    } else {
+        let uid = nix::unistd::geteuid();
+        let gid = nix::unistd::getegid();
+        unshare(CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNS).map_err(|e| {
+            Error::Runtime(format!(
+                "cannot create a user namespace as uid {uid}: {e}; entering a runtime without root needs unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1 and user.max_user_namespaces > 0), or run as root"
+            ))
+        })?;
+        let write = |file: &str, text: String| -> Result<()> {
+            fs::write(file, text).map_err(|e| {
+                Error::Runtime(format!(
+                    "cannot write {file} for the user namespace: {e}; the kernel refused to map uid {uid}"
+                ))
+            })
+        };
+        write("/proc/self/setgroups", "deny".into())?;
+        write("/proc/self/uid_map", format!("{uid} {uid} 1"))?;
+        write("/proc/self/gid_map", format!("{gid} {gid} 1"))?;
+        Privilege::UserNamespace
+    };
+    // Nothing mounted from here on may propagate back to the parent namespace.
+    nix::mount::mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        nix::mount::MsFlags::MS_REC | nix::mount::MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .map_err(|e| Error::Runtime(format!("cannot make / private in the new namespace: {e}")))?;
+    Ok(privilege)
+}
+
+/// The inode number of a process's mount namespace, which identifies it.
+pub fn mount_ns_id(pid: u32) -> Option<u64> {
+    use std::os::unix::fs::MetadataExt;
+    fs::metadata(format!("/proc/{pid}/ns/mnt"))
+        .ok()
+        .map(|m| m.ino())
+}
+
+/// True if the kernel lists overlayfs as available.
+pub fn overlay_available() -> bool {
+    fs::read_to_string("/proc/filesystems")
+        .map(|t| {
+            t.lines()
+                .any(|l| l.split_whitespace().last() == Some("overlay"))
+        })
+        .unwrap_or(false)
+}
+
+/// When a process started (clock ticks since boot), which with its pid identifies it
+/// even after the pid is reused. Readable for any process.
+pub fn process_start_time(pid: u32) -> Option<u64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which is in parentheses and may contain spaces.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(19)?.parse().ok()
+}

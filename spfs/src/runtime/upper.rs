@@ -1,0 +1,175 @@
+//! Working with the current runtime's edits from inside it: commit, diff, reset, edit.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+use super::monitor::{merged, stack_manifests};
+use super::record::{self, RuntimeRecord};
+use crate::commit::{commit_tree, store_layer, CommitOptions};
+use crate::diff::{diff, Change};
+use crate::digest::Digest;
+use crate::error::{Error, IoContext, Result};
+use crate::object::{Layer, Manifest, Object, Platform};
+use crate::progress::Progress;
+use crate::storage::LocalRepository;
+
+/// The record of the runtime this process runs in (named by `SPFS_RUNTIME`).
+pub fn current(repo: &LocalRepository) -> Result<RuntimeRecord> {
+    let name = std::env::var("SPFS_RUNTIME").ok().filter(|n| !n.is_empty()).ok_or_else(|| {
+        Error::InvalidInput(
+            "not inside an spfs runtime (SPFS_RUNTIME is not set); enter one with 'spfs run' or 'spfs shell', or give --path DIR".into(),
+        )
+    })?;
+    record::load(repo, &name)
+}
+
+/// The merged tree of the runtime's layers, without its edits.
+pub fn lower_manifest(repo: &LocalRepository, rec: &RuntimeRecord) -> Result<Manifest> {
+    merged(repo, &stack_manifests(repo, &rec.stack)?)
+}
+
+fn upper_manifest(
+    repo: &LocalRepository,
+    rec: &RuntimeRecord,
+    lower: &Manifest,
+    hash_only: bool,
+    progress: &Progress,
+) -> Result<Manifest> {
+    let opts = CommitOptions {
+        skip_special: false,
+        overlay_upper: true,
+        hash_only,
+        lower_modes_stripped: rec.backend == super::record::Backend::Render,
+    };
+    commit_tree(repo, &rec.upper, Some(lower), &opts, progress)
+}
+
+/// Stores the runtime's edits as a layer (deletions become masks).
+pub fn commit_layer(
+    repo: &LocalRepository,
+    rec: &RuntimeRecord,
+    annotations: &[(String, String)],
+    progress: &Progress,
+) -> Result<Digest> {
+    let lower = lower_manifest(repo, rec)?;
+    let upper = upper_manifest(repo, rec, &lower, false, progress)?;
+    store_layer(repo, upper, annotations)
+}
+
+/// Stores the runtime's whole stack plus its edits as a platform.
+pub fn commit_platform(
+    repo: &LocalRepository,
+    rec: &RuntimeRecord,
+    progress: &Progress,
+) -> Result<Digest> {
+    let mut layers = Vec::new();
+    for d in &rec.stack {
+        push_layers(repo, d, &mut layers)?;
+    }
+    let edits = commit_layer(repo, rec, &[], progress)?;
+    if !repo.read_manifest(&edits)?.root.is_empty() {
+        layers.push(edits);
+    }
+    repo.write_object(&Object::Platform(Platform { layers }))
+}
+
+fn push_layers(repo: &LocalRepository, d: &Digest, out: &mut Vec<Digest>) -> Result<()> {
+    match repo.read_object(d)? {
+        Object::Layer(_) => out.push(*d),
+        Object::Manifest(_) => out.push(repo.write_object(&Object::Layer(Layer::new(*d)))?),
+        Object::Platform(p) => {
+            for l in &p.layers {
+                push_layers(repo, l, out)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What the runtime's edits change, relative to its layers.
+pub fn changes(repo: &LocalRepository, rec: &RuntimeRecord) -> Result<Vec<Change>> {
+    let lower = lower_manifest(repo, rec)?;
+    let upper = upper_manifest(repo, rec, &lower, true, &Progress::hidden())?;
+    let mut after = lower.clone();
+    after.overlay(&upper);
+    Ok(diff(&lower, &after))
+}
+
+/// Drops edits under the given /spfs paths (all edits when empty) and remounts /spfs.
+pub fn reset(repo: &LocalRepository, rec: &RuntimeRecord, paths: &[String]) -> Result<()> {
+    let targets: Vec<PathBuf> = if paths.is_empty() {
+        fs::read_dir(&rec.upper)
+            .ctx("reading", &rec.upper)?
+            .flatten()
+            .map(|e| e.path())
+            .collect()
+    } else {
+        paths
+            .iter()
+            .map(|p| relative_to_spfs(p).map(|r| rec.upper.join(r)))
+            .collect::<Result<_>>()?
+    };
+    for t in targets {
+        match fs::symlink_metadata(&t) {
+            Ok(m) if m.is_dir() => fs::remove_dir_all(&t).ctx("removing", &t)?,
+            Ok(_) => fs::remove_file(&t).ctx("removing", &t)?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io("removing", &t, e)),
+        }
+    }
+    request(repo, rec, Signal::SIGUSR2)
+}
+
+fn relative_to_spfs(p: &str) -> Result<PathBuf> {
+    let rel = p.strip_prefix("/spfs").unwrap_or(p).trim_start_matches('/');
+    if rel.is_empty()
+        || Path::new(rel)
+            .components()
+            .any(|c| matches!(c, std::path::Component::ParentDir))
+    {
+        return Err(Error::InvalidInput(format!(
+            "'{p}' is not a path inside /spfs; give paths like /spfs/bin/tool or bin/tool"
+        )));
+    }
+    Ok(PathBuf::from(rel))
+}
+
+/// Makes /spfs writable or read-only.
+pub fn set_editable(repo: &LocalRepository, rec: &RuntimeRecord, editable: bool) -> Result<()> {
+    let mut rec = rec.clone();
+    rec.editable = editable;
+    record::save(repo, &rec)?;
+    request(repo, &rec, Signal::SIGUSR1)
+}
+
+/// Asks the runtime's monitor to apply its record, and waits until it has.
+fn request(repo: &LocalRepository, rec: &RuntimeRecord, sig: Signal) -> Result<()> {
+    if !rec.is_alive() {
+        return Err(Error::Runtime(format!(
+            "the monitor of runtime '{}' (pid {}) is not running",
+            rec.name, rec.pid
+        )));
+    }
+    let before = rec.generation;
+    kill(Pid::from_raw(rec.pid as i32), sig).map_err(|e| {
+        Error::Runtime(format!(
+            "cannot signal the runtime monitor (pid {}): {e}",
+            rec.pid
+        ))
+    })?;
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(10) {
+        if record::load(repo, &rec.name)?.generation > before {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    Err(Error::Runtime(format!(
+        "the monitor of runtime '{}' did not apply the change within 10 s",
+        rec.name
+    )))
+}

@@ -1,0 +1,429 @@
+//! The subcommands.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+
+use super::{parse_options, CliError, CliResult, Command, Opt};
+use crate::ident::AnyIdent;
+use crate::option_map::host_options;
+use crate::request::Request;
+use crate::solve::{SolveError, SolveOptions, Solver};
+use crate::spec::{load_spec_file, LoadOptions};
+use crate::storage::{fixtures, PackageRepository, SpfsRepository};
+
+/// `spk ls`.
+#[derive(Debug, Args)]
+pub struct Ls {
+    /// NAME or NAME/VERSION.
+    pub package: Option<String>,
+}
+
+/// `spk search`.
+#[derive(Debug, Args)]
+pub struct Search {
+    /// Text to look for in package names.
+    pub term: String,
+}
+
+/// `spk info`.
+#[derive(Debug, Args)]
+pub struct Info {
+    /// NAME (newest version), NAME/VERSION (recipe) or NAME/VERSION/BUILD.
+    pub package: String,
+}
+
+/// `spk deprecate` / `spk undeprecate`.
+#[derive(Debug, Args)]
+pub struct Deprecate {
+    /// NAME/VERSION (recipe and every build) or NAME/VERSION/BUILD.
+    #[arg(required = true)]
+    pub packages: Vec<String>,
+}
+
+/// `spk remove`.
+#[derive(Debug, Args)]
+pub struct Remove {
+    /// NAME/VERSION (recipe and every build) or NAME/VERSION/BUILD.
+    #[arg(required = true)]
+    pub packages: Vec<String>,
+}
+
+/// `spk new`.
+#[derive(Debug, Args)]
+pub struct New {
+    /// The package name.
+    pub name: String,
+    /// Directory to write NAME.spk.yaml into.
+    #[arg(long, default_value = ".")]
+    pub dir: PathBuf,
+}
+
+/// `spk lint`.
+#[derive(Debug, Args)]
+pub struct Lint {
+    /// Spec files to check.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// Template options, as name=value.
+    #[arg(short = 'o', long = "opt", value_name = "NAME=VALUE")]
+    pub options: Vec<String>,
+}
+
+/// `spk publish`.
+#[derive(Debug, Args)]
+pub struct Publish {
+    /// Spec files, or directories searched for *.yaml spec files.
+    #[arg(required = true)]
+    pub paths: Vec<PathBuf>,
+    /// Template options, as name=value.
+    #[arg(short = 'o', long = "opt", value_name = "NAME=VALUE")]
+    pub options: Vec<String>,
+    /// Replace recipes that already exist.
+    #[arg(long)]
+    pub force: bool,
+    /// Also publish a stub build (spec only, empty layers) of each variant, for testing
+    /// and demonstrating solves before real builds exist.
+    #[arg(long)]
+    pub stub_builds: bool,
+}
+
+/// `spk explain`.
+#[derive(Debug, Args)]
+pub struct Explain {
+    /// Requests: name[:comp|:{a,b}][/range[/build]], or pkg.var/value.
+    #[arg(required = true)]
+    pub requests: Vec<String>,
+    /// Options, as name=value (builds with other values are not used).
+    #[arg(short = 'o', long = "opt", value_name = "NAME=VALUE")]
+    pub options: Vec<String>,
+    /// Do not add this machine's arch/os/distro options.
+    #[arg(long)]
+    pub no_host: bool,
+    /// Allow building a recipe from source when no published build fits.
+    #[arg(long)]
+    pub build_from_source: bool,
+    /// Give up after this many seconds.
+    #[arg(long, value_name = "SECONDS")]
+    pub timeout: Option<f64>,
+}
+
+fn open_repo(opt: &Opt) -> Result<SpfsRepository, CliError> {
+    let root = opt.repo.clone().unwrap_or_else(spfs::storage::default_root);
+    SpfsRepository::open_or_create(&root).map_err(|e| {
+        CliError::new(format!(
+            "cannot open the repository at {}: {e}",
+            root.display()
+        ))
+        .help("pass --repo PATH or set SPFS_ROOT to a writable directory")
+    })
+}
+
+fn parse_ident(s: &str) -> Result<AnyIdent, CliError> {
+    s.parse::<AnyIdent>().map_err(|e| {
+        CliError::new(e.to_string())
+            .help("write packages as name, name/version or name/version/build")
+    })
+}
+
+/// Dispatches a parsed command line.
+pub fn run(opt: &Opt) -> CliResult {
+    match &opt.command {
+        Command::Ls(a) => ls(opt, a),
+        Command::Search(a) => search(opt, a),
+        Command::Info(a) => info(opt, a),
+        Command::Deprecate(a) => deprecate(opt, a, true),
+        Command::Undeprecate(a) => deprecate(opt, a, false),
+        Command::Remove(a) => remove(opt, a),
+        Command::New(a) => new(a),
+        Command::Lint(a) => lint(a),
+        Command::Publish(a) => publish(opt, a),
+        Command::Explain(a) => explain(opt, a),
+    }
+}
+
+fn ls(opt: &Opt, a: &Ls) -> CliResult {
+    let repo = open_repo(opt)?;
+    let Some(pkg) = &a.package else {
+        for name in repo.list_packages()? {
+            println!("{name}");
+        }
+        return Ok(());
+    };
+    let ident = parse_ident(pkg)?;
+    match ident.version_ident() {
+        None => {
+            let versions = repo.list_versions(&ident.name)?;
+            if versions.is_empty() {
+                return Err(CliError::new(format!("no package named '{}'", ident.name))
+                    .help("find packages with 'spk search TERM'"));
+            }
+            for v in versions {
+                let vi = crate::ident::VersionIdent::new(ident.name.clone(), v.clone());
+                let deprecated = repo.read_recipe(&vi).map(|r| r.deprecated).unwrap_or(false);
+                println!("{}{}", vi, if deprecated { "  (deprecated)" } else { "" });
+            }
+        }
+        Some(vi) => {
+            let builds = repo.list_builds(&vi)?;
+            if builds.is_empty() && repo.read_recipe(&vi).is_err() {
+                return Err(CliError::new(format!("no package {vi}"))
+                    .help(format!("see the versions with 'spk ls {}'", vi.name)));
+            }
+            if builds.is_empty() {
+                println!("{vi}  (recipe only, no builds)");
+            }
+            for b in builds {
+                let spec = repo.read_build(&b)?;
+                println!(
+                    "{b}  {}{}",
+                    spec.option_values(),
+                    if spec.deprecated {
+                        "  (deprecated)"
+                    } else {
+                        ""
+                    }
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+fn search(opt: &Opt, a: &Search) -> CliResult {
+    let repo = open_repo(opt)?;
+    let found = repo.search(&a.term)?;
+    if found.is_empty() {
+        return Err(
+            CliError::new(format!("no package name contains '{}'", a.term))
+                .help("list every package with 'spk ls'"),
+        );
+    }
+    for vi in found {
+        println!("{vi}");
+    }
+    Ok(())
+}
+
+fn info(opt: &Opt, a: &Info) -> CliResult {
+    let repo = open_repo(opt)?;
+    let ident = parse_ident(&a.package)?;
+    if let Some(b) = ident.build_ident() {
+        let spec = repo.read_build(&b)?;
+        print!("{}", spec.to_yaml());
+        println!("# components:");
+        for (c, d) in repo.read_components(&b)? {
+            println!("#   {c}: {d}");
+        }
+        return Ok(());
+    }
+    let vi = match ident.version_ident() {
+        Some(v) => v,
+        None => {
+            let newest = repo.list_versions(&ident.name)?.pop().ok_or_else(|| {
+                CliError::new(format!("no package named '{}'", ident.name))
+                    .help("find packages with 'spk search TERM'")
+            })?;
+            crate::ident::VersionIdent::new(ident.name.clone(), newest)
+        }
+    };
+    let spec = repo.read_recipe(&vi)?;
+    print!("{}", spec.to_yaml());
+    Ok(())
+}
+
+fn deprecate(opt: &Opt, a: &Deprecate, value: bool) -> CliResult {
+    let repo = open_repo(opt)?;
+    for p in &a.packages {
+        let ident = parse_ident(p)?;
+        for changed in repo.set_deprecated(&ident, value)? {
+            println!(
+                "{} {changed}",
+                if value { "deprecated" } else { "undeprecated" }
+            );
+        }
+    }
+    Ok(())
+}
+
+fn remove(opt: &Opt, a: &Remove) -> CliResult {
+    let repo = open_repo(opt)?;
+    for p in &a.packages {
+        let ident = parse_ident(p)?;
+        for removed in repo.remove(&ident)? {
+            println!("removed {removed}");
+        }
+    }
+    Ok(())
+}
+
+/// The starter spec written by `spk new`.
+pub fn starter_spec(name: &str) -> String {
+    format!(
+        r#"pkg: {name}/0.1.0
+api: v0/package
+# compat: x.a.b
+
+meta:
+  description: What {name} is for.
+  license: Apache-2.0
+
+sources:
+  # the directory holding this file
+  - path: ./
+
+build:
+  options:
+    - var: arch
+    - var: os
+    - var: debug/off
+      choices: [on, off]
+  script:
+    - mkdir -p build
+    - cd build
+    - cmake .. -DCMAKE_INSTALL_PREFIX=/spfs
+    - cmake --build . --target install
+
+install:
+  requirements: []
+  environment:
+    - append: PATH
+      value: /spfs/bin
+  components:
+    - name: run
+      files: [bin/, lib/]
+    - name: build
+      uses: [run]
+      files: ['*']
+
+tests:
+  - stage: install
+    script:
+      - test -d /spfs/bin
+"#
+    )
+}
+
+fn new(a: &New) -> CliResult {
+    let name: crate::PkgName = a
+        .name
+        .parse()
+        .map_err(|e: crate::name::NameError| CliError::new(e.to_string()))?;
+    let path = a.dir.join(format!("{name}.spk.yaml"));
+    if path.exists() {
+        return Err(CliError::new(format!("{} already exists", path.display()))
+            .help("choose another name or --dir, or remove the file"));
+    }
+    std::fs::write(&path, starter_spec(name.as_str()))
+        .map_err(|e| CliError::new(format!("cannot write {}: {e}", path.display())))?;
+    println!("created {}", path.display());
+    Ok(())
+}
+
+fn template_options(raw: &[String]) -> Result<LoadOptions, CliError> {
+    let mut opts = host_options();
+    opts.extend(&parse_options(raw)?);
+    Ok(LoadOptions::with_options(opts))
+}
+
+fn lint(a: &Lint) -> CliResult {
+    let opts = template_options(&a.options)?;
+    let mut failed = 0;
+    let mut first: Option<CliError> = None;
+    for f in &a.files {
+        match load_spec_file(f, &opts) {
+            Ok(loaded) => println!("OK {} ({})", f.display(), loaded.spec.pkg),
+            Err(e) => {
+                failed += 1;
+                if first.is_none() {
+                    first = Some(e.into());
+                } else {
+                    eprintln!("error: {e}");
+                }
+            }
+        }
+    }
+    match first {
+        None => Ok(()),
+        Some(mut e) if failed > 1 => {
+            e.details
+                .push(format!("{failed} of {} files failed", a.files.len()));
+            Err(e)
+        }
+        Some(e) => Err(e),
+    }
+}
+
+fn publish(opt: &Opt, a: &Publish) -> CliResult {
+    let repo = open_repo(opt)?;
+    let opts = template_options(&a.options)?;
+    let published = fixtures::publish_paths(&repo, &a.paths, &opts, a.stub_builds, a.force)
+        .map_err(|e| match e {
+            fixtures::FixtureError::Spec(s) => CliError::from(s),
+            fixtures::FixtureError::Storage(s) => CliError::from(s),
+            other => CliError::new(other.to_string()),
+        })?;
+    for r in &published.recipes {
+        println!("published {r}");
+    }
+    for b in &published.builds {
+        println!("published {b}");
+    }
+    Ok(())
+}
+
+fn explain(opt: &Opt, a: &Explain) -> CliResult {
+    let repo = open_repo(opt)?;
+    let requests = a
+        .requests
+        .iter()
+        .map(|r| Request::parse_cli(r))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| {
+            CliError::new(e.to_string())
+                .help("write requests as name[:component][/range[/build]] or pkg.var/value")
+        })?;
+    let mut options = if a.no_host {
+        Default::default()
+    } else {
+        host_options()
+    };
+    options.extend(&parse_options(&a.options)?);
+    let timeout = match a.timeout {
+        Some(t) if !(t.is_finite() && t >= 0.0) => {
+            return Err(CliError::new(format!("invalid timeout {t}"))
+                .help("give a number of seconds, e.g. --timeout 10"))
+        }
+        Some(t) => Some(Duration::from_secs_f64(t)),
+        None => None,
+    };
+    spfs::signals::install();
+    let solver = Solver::new(
+        &repo,
+        SolveOptions {
+            options,
+            build_from_source: a.build_from_source,
+            timeout,
+            cancel: None,
+            interrupted: Some(|| spfs::signals::received().is_some()),
+        },
+    );
+    match solver.solve(&requests) {
+        Ok(solution) => {
+            print!("{solution}");
+            Ok(())
+        }
+        Err(SolveError::NoSolution(e)) => Err(CliError {
+            message: e.summary.clone(),
+            details: e.reasons.clone(),
+            help: Some(e.help.clone()),
+        }),
+        Err(SolveError::TimedOut(t)) => Err(CliError::new(format!(
+            "the solve did not finish within {t:?}"
+        ))
+        .help("raise --timeout, or narrow the requests")),
+        Err(SolveError::Interrupted) => Err(CliError::new("the solve was interrupted")),
+        Err(e) => Err(CliError::new(e.to_string())),
+    }
+}

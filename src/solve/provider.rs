@@ -1,0 +1,806 @@
+//! The PubGrub dependency provider: packages, candidates and their dependencies.
+
+use std::cell::RefCell;
+use std::cmp::Reverse;
+use std::collections::{BTreeSet, HashMap};
+use std::fmt;
+use std::ops::Bound;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use pubgrub::{
+    Dependencies, DependencyConstraints, DependencyProvider, PackageResolutionStatistics, Ranges,
+};
+
+use super::{PackageSource, Solution, SolveError, SolvedPackage};
+use crate::ident::{Build, BuildIdent, VersionIdent};
+use crate::name::{Component, PkgName};
+use crate::option_map::OptionMap;
+use crate::request::{Inclusion, PkgRequest, Request, VarRequest};
+use crate::spec::Spec;
+use crate::storage::{embedded_specs, PackageRepository, StorageError};
+use crate::version::CompatRule;
+
+/// Index of a candidate in its package's list; 0 means "not in the environment".
+pub type Idx = u32;
+/// A set of candidate indices.
+pub type Set = Ranges<Idx>;
+
+/// A PubGrub package.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum SolverPkg {
+    /// The user's requests.
+    Root,
+    /// A package (which build, or absent).
+    Pkg(PkgName),
+    /// One component of a package; always the same build as the package.
+    Comp(PkgName, Component),
+}
+
+impl SolverPkg {
+    /// The package name, if not the root.
+    pub fn name(&self) -> Option<&PkgName> {
+        match self {
+            SolverPkg::Root => None,
+            SolverPkg::Pkg(n) | SolverPkg::Comp(n, _) => Some(n),
+        }
+    }
+}
+
+impl fmt::Display for SolverPkg {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SolverPkg::Root => f.write_str("your request"),
+            SolverPkg::Pkg(n) => write!(f, "{n}"),
+            SolverPkg::Comp(n, c) => write!(f, "{n}:{c}"),
+        }
+    }
+}
+
+/// Why the provider stopped the solve.
+#[derive(Debug, thiserror::Error)]
+pub enum Cancelled {
+    /// The deadline passed.
+    #[error("timed out")]
+    Timeout(Duration),
+    /// The cancel flag was set.
+    #[error("interrupted")]
+    Interrupted,
+    /// The repository failed.
+    #[error(transparent)]
+    Storage(StorageError),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Kind {
+    Binary,
+    PublishedSource,
+    BuildFromSource,
+    Embedded { parent: BuildIdent },
+}
+
+#[derive(Debug, Clone)]
+pub struct Candidate {
+    pub ident: BuildIdent,
+    pub spec: Arc<Spec>,
+    pub kind: Kind,
+    /// Why the solve's options rule this build out, if they do.
+    pub unusable: Option<String>,
+    pub components: BTreeSet<Component>,
+}
+
+pub struct Provider<'a> {
+    repo: &'a dyn PackageRepository,
+    root_requests: Vec<Request>,
+    options: OptionMap,
+    build_from_source: bool,
+    deadline: Option<(Instant, Duration)>,
+    cancel: Option<Arc<AtomicBool>>,
+    interrupted: Option<fn() -> bool>,
+    candidates: RefCell<HashMap<PkgName, Rc<Vec<Candidate>>>>,
+    set_cache: RefCell<HashMap<(PkgRequest, CompatRule), Set>>,
+    /// Request text of each dependency: (dependent, its candidate, dependency) -> text.
+    pub(super) dep_text: RefCell<HashMap<(SolverPkg, Idx, SolverPkg), String>>,
+    storage_error: RefCell<Option<StorageError>>,
+}
+
+fn singleton(i: Idx) -> Set {
+    Ranges::singleton(i)
+}
+
+fn from_indices(indices: impl IntoIterator<Item = Idx>) -> Set {
+    let mut out = Ranges::empty();
+    let mut run: Option<(Idx, Idx)> = None;
+    for i in indices {
+        run = match run {
+            Some((a, b)) if b + 1 == i => Some((a, i)),
+            Some((a, b)) => {
+                out = out.union(&Ranges::between(a, b + 1));
+                Some((i, i))
+            }
+            None => Some((i, i)),
+        };
+    }
+    if let Some((a, b)) = run {
+        out = out.union(&Ranges::between(a, b + 1));
+    }
+    out
+}
+
+/// The indices of a set, limited to `1..=n` (and 0 when `with_absent`).
+pub fn indices(set: &Set, n: usize, with_absent: bool) -> Vec<Idx> {
+    let mut out = Vec::new();
+    for (lo, hi) in set.iter() {
+        let start = match lo {
+            Bound::Included(x) => *x,
+            Bound::Excluded(x) => x + 1,
+            Bound::Unbounded => 0,
+        };
+        let end = match hi {
+            Bound::Included(x) => (*x).min(n as Idx),
+            Bound::Excluded(x) => x.saturating_sub(1).min(n as Idx),
+            Bound::Unbounded => n as Idx,
+        };
+        let start = if with_absent { start } else { start.max(1) };
+        if start <= end {
+            out.extend(start..=end);
+        }
+    }
+    out
+}
+
+impl<'a> Provider<'a> {
+    pub fn new(
+        repo: &'a dyn PackageRepository,
+        root_requests: Vec<Request>,
+        options: OptionMap,
+        build_from_source: bool,
+        deadline: Option<(Instant, Duration)>,
+        cancel: Option<Arc<AtomicBool>>,
+        interrupted: Option<fn() -> bool>,
+    ) -> Self {
+        Self {
+            repo,
+            root_requests,
+            options,
+            build_from_source,
+            deadline,
+            cancel,
+            interrupted,
+            candidates: RefCell::new(HashMap::new()),
+            set_cache: RefCell::new(HashMap::new()),
+            dep_text: RefCell::new(HashMap::new()),
+            storage_error: RefCell::new(None),
+        }
+    }
+
+    fn storage<T>(&self, r: Result<T, StorageError>) -> Result<T, Cancelled> {
+        r.map_err(Cancelled::Storage)
+    }
+
+    /// The candidates of a package, best first (index 1 is `[0]`).
+    pub fn candidates(&self, name: &PkgName) -> Result<Rc<Vec<Candidate>>, Cancelled> {
+        if let Some(c) = self.candidates.borrow().get(name) {
+            return Ok(c.clone());
+        }
+        let list = Rc::new(self.load_candidates(name)?);
+        self.candidates
+            .borrow_mut()
+            .insert(name.clone(), list.clone());
+        Ok(list)
+    }
+
+    fn unusable_reason(&self, spec: &Spec) -> Option<String> {
+        let values = spec.option_values();
+        for (name, value) in values.iter() {
+            if let Some(wanted) = self.options.value_for(spec.name(), name.as_str()) {
+                if !value.is_empty() && wanted != value {
+                    return Some(format!(
+                        "{} was built with {name}={value}, but {name}={wanted} is requested",
+                        spec.build_ident()
+                            .map(|b| b.to_string())
+                            .unwrap_or_else(|| spec.ident().to_string()),
+                    ));
+                }
+            }
+        }
+        None
+    }
+
+    fn load_candidates(&self, name: &PkgName) -> Result<Vec<Candidate>, Cancelled> {
+        let mut out = Vec::new();
+        let mut versions = self.storage(self.repo.list_versions(name))?;
+        versions.reverse();
+        for version in versions {
+            let vi = VersionIdent::new(name.clone(), version.clone());
+            let mut binaries = Vec::new();
+            let mut sources = Vec::new();
+            for b in self.storage(self.repo.list_builds(&vi))? {
+                let spec = match self.repo.read_build(&b) {
+                    Ok(s) => s,
+                    Err(StorageError::NotFound { .. }) => continue,
+                    Err(e) => return Err(Cancelled::Storage(e)),
+                };
+                let kind = if b.build == Build::Source {
+                    Kind::PublishedSource
+                } else {
+                    Kind::Binary
+                };
+                let cand = Candidate {
+                    unusable: self.unusable_reason(&spec),
+                    components: spec.component_names(),
+                    ident: b,
+                    spec,
+                    kind,
+                };
+                if cand.kind == Kind::Binary {
+                    binaries.push(cand);
+                } else {
+                    sources.push(cand);
+                }
+            }
+            // Builds matching more of the requested options first, then by id for stability.
+            let score = |c: &Candidate| {
+                c.spec
+                    .option_values()
+                    .iter()
+                    .filter(|(k, v)| self.options.value_for(c.spec.name(), k.as_str()) == Some(*v))
+                    .count()
+            };
+            binaries.sort_by_key(|c| (Reverse(score(c)), c.ident.build.clone()));
+            out.extend(binaries);
+            out.extend(sources);
+            if self.build_from_source {
+                if let Ok(recipe) = self.repo.read_recipe(&vi) {
+                    if !recipe.deprecated {
+                        out.push(Candidate {
+                            ident: vi.to_build(Build::Source),
+                            components: recipe.component_names(),
+                            spec: recipe,
+                            kind: Kind::BuildFromSource,
+                            unusable: None,
+                        });
+                    }
+                }
+            }
+        }
+        for parent in self.storage(self.repo.embedded_in(name))? {
+            let spec = match self.repo.read_build(&parent) {
+                Ok(s) => s,
+                Err(StorageError::NotFound { .. }) => continue,
+                Err(e) => return Err(Cancelled::Storage(e)),
+            };
+            for e in embedded_specs(&spec) {
+                if e.name() != name {
+                    continue;
+                }
+                let mut emb = e.clone();
+                emb.pkg.build = Some(Build::Embedded);
+                out.push(Candidate {
+                    ident: e.ident().to_build(Build::Embedded),
+                    components: emb.component_names(),
+                    unusable: self.unusable_reason(&emb),
+                    spec: Arc::new(emb),
+                    kind: Kind::Embedded {
+                        parent: parent.clone(),
+                    },
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// The candidates a package request admits, with its default compatibility rule.
+    fn request_set(&self, req: &PkgRequest, rule: CompatRule) -> Result<Set, Cancelled> {
+        let key = (req.clone(), rule);
+        if let Some(s) = self.set_cache.borrow().get(&key) {
+            return Ok(s.clone());
+        }
+        let cands = self.candidates(&req.name)?;
+        let set = from_indices(cands.iter().enumerate().filter_map(|(i, c)| {
+            let exact = req.build.as_ref() == Some(&c.ident.build);
+            let ok = match &req.build {
+                Some(b) if *b != c.ident.build => false,
+                _ => {
+                    (exact || (!c.spec.deprecated && c.kind != Kind::PublishedSource))
+                        && req.allows_version(&c.ident.version, &c.spec.compat, rule)
+                }
+            };
+            ok.then_some(i as Idx + 1)
+        }));
+        self.set_cache.borrow_mut().insert(key, set.clone());
+        Ok(set)
+    }
+
+    fn var_set(&self, name: &PkgName, var: &VarRequest) -> Result<Set, Cancelled> {
+        let cands = self.candidates(name)?;
+        let Some(value) = &var.value else {
+            return Ok(Ranges::full());
+        };
+        let base = var.var.base_name();
+        Ok(from_indices(cands.iter().enumerate().filter_map(|(i, c)| {
+            let have = c.spec.option_values();
+            let ok = match have.get_str(base) {
+                Some(v) => v.is_empty() || v == value || c.kind == Kind::BuildFromSource,
+                None => true,
+            };
+            ok.then_some(i as Idx + 1)
+        }))
+        .union(&singleton(0)))
+    }
+
+    /// Adds the dependencies of `requests` to `deps`, recording their text for explanations.
+    fn add_requests(
+        &self,
+        from: (&SolverPkg, Idx),
+        requests: &[Request],
+        rule: CompatRule,
+        deps: &mut Vec<(SolverPkg, Set)>,
+    ) -> Result<Option<String>, Cancelled> {
+        for r in requests {
+            match r {
+                Request::Pkg(p) => {
+                    if p.needs_pin() {
+                        continue;
+                    }
+                    let set = self.request_set(p, rule)?;
+                    if p.include == Inclusion::IfAlreadyPresent {
+                        let dep = SolverPkg::Pkg(p.name.clone());
+                        self.note(from, &dep, format!("{p} (if present)"));
+                        deps.push((dep, set.union(&singleton(0))));
+                        continue;
+                    }
+                    let comps = p.components_or_default();
+                    for c in comps {
+                        let dep = SolverPkg::Comp(p.name.clone(), c);
+                        self.note(from, &dep, p.to_string());
+                        deps.push((dep, set.clone()));
+                    }
+                }
+                Request::Var(v) => {
+                    let Some(value) = &v.value else { continue };
+                    match v.var.namespace() {
+                        Some(ns) => {
+                            let name: PkgName = match ns.parse() {
+                                Ok(n) => n,
+                                Err(_) => continue,
+                            };
+                            let dep = SolverPkg::Pkg(name.clone());
+                            self.note(from, &dep, format!("{}/{value}", v.var));
+                            deps.push((dep, self.var_set(&name, v)?));
+                        }
+                        None => {
+                            if let Some(wanted) = self.options.get(&v.var) {
+                                if wanted != value {
+                                    return Ok(Some(format!(
+                                        "requires option {}={value}, but {}={wanted} is requested",
+                                        v.var, v.var
+                                    )));
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    fn note(&self, from: (&SolverPkg, Idx), dep: &SolverPkg, text: String) {
+        self.dep_text
+            .borrow_mut()
+            .entry((from.0.clone(), from.1, dep.clone()))
+            .or_insert(text);
+    }
+
+    fn index_of(&self, ident: &BuildIdent) -> Result<Option<Idx>, Cancelled> {
+        let cands = self.candidates(&ident.name)?;
+        Ok(cands
+            .iter()
+            .position(|c| &c.ident == ident && c.kind != Kind::BuildFromSource)
+            .map(|i| i as Idx + 1))
+    }
+
+    fn embedded_deps(
+        &self,
+        from: (&SolverPkg, Idx),
+        parent: &BuildIdent,
+        specs: &[&Spec],
+        deps: &mut Vec<(SolverPkg, Set)>,
+    ) -> Result<(), Cancelled> {
+        for e in specs {
+            let cands = self.candidates(e.name())?;
+            let idx = cands.iter().position(|c| {
+                matches!(&c.kind, Kind::Embedded { parent: p } if p == parent)
+                    && c.ident.version == *e.version()
+            });
+            if let Some(i) = idx {
+                let dep = SolverPkg::Pkg(e.name().clone());
+                self.note(
+                    from,
+                    &dep,
+                    format!("{}/{} (embedded)", e.name(), e.version()),
+                );
+                deps.push((dep, singleton(i as Idx + 1)));
+            }
+        }
+        Ok(())
+    }
+
+    fn merge(deps: Vec<(SolverPkg, Set)>) -> DependencyConstraints<SolverPkg, Set> {
+        let mut merged: Vec<(SolverPkg, Set)> = Vec::new();
+        for (p, s) in deps {
+            match merged.iter_mut().find(|(q, _)| *q == p) {
+                Some((_, existing)) => *existing = existing.intersection(&s),
+                None => merged.push((p, s)),
+            }
+        }
+        merged.into_iter().collect()
+    }
+
+    /// Human text for a set of candidates of `pkg`.
+    pub fn describe_set(&self, pkg: &SolverPkg, set: &Set) -> String {
+        let Some(name) = pkg.name() else {
+            return "your request".into();
+        };
+        let label = pkg.to_string();
+        let Ok(cands) = self.candidates(name) else {
+            return label;
+        };
+        let idx = indices(set, cands.len(), false);
+        if idx.is_empty() {
+            return if set.contains(&0) {
+                format!("no {label}")
+            } else {
+                format!("{label} (no version)")
+            };
+        }
+        let all_versions = cands
+            .iter()
+            .all(|c| c.ident.version == cands[0].ident.version);
+        if idx.len() == cands.len() && !all_versions {
+            return label;
+        }
+        let mut versions: Vec<&crate::version::Version> = Vec::new();
+        for i in &idx {
+            let v = &cands[*i as usize - 1].ident.version;
+            if !versions.contains(&v) {
+                versions.push(v);
+            }
+        }
+        if versions.len() == 1 {
+            let all_builds = cands
+                .iter()
+                .filter(|c| &c.ident.version == versions[0])
+                .count();
+            if idx.len() == 1 && all_builds > 1 {
+                let c = &cands[idx[0] as usize - 1];
+                return format!("{label}/{}/{}", c.ident.version, c.ident.build);
+            }
+            return format!("{label}/{}", versions[0]);
+        }
+        versions.sort();
+        if versions.len() <= 3 {
+            let v: Vec<String> = versions.iter().map(|v| v.to_string()).collect();
+            return format!("{label}/{}", v.join(" or "));
+        }
+        format!(
+            "{label}/{} to {} ({} versions)",
+            versions[0],
+            versions[versions.len() - 1],
+            versions.len()
+        )
+    }
+
+    /// The recorded request text of a dependency from any candidate of `from` in `set`.
+    pub fn dep_text(&self, from: &SolverPkg, set: &Set, dep: &SolverPkg) -> Option<String> {
+        let texts = self.dep_text.borrow();
+        if *from == SolverPkg::Root {
+            return texts.get(&(SolverPkg::Root, 1, dep.clone())).cloned();
+        }
+        let n = from
+            .name()
+            .and_then(|n| self.candidates(n).ok())
+            .map(|c| c.len())
+            .unwrap_or(0);
+        indices(set, n, false)
+            .into_iter()
+            .find_map(|i| texts.get(&(from.clone(), i, dep.clone())).cloned())
+    }
+
+    /// Reasons why candidates in `set` of `name` cannot be used by this solve.
+    pub fn unusable_reasons(&self, name: &PkgName, set: &Set) -> Vec<String> {
+        let Ok(cands) = self.candidates(name) else {
+            return Vec::new();
+        };
+        indices(set, cands.len(), false)
+            .into_iter()
+            .filter_map(|i| cands[i as usize - 1].unusable.clone())
+            .collect()
+    }
+
+    /// Position of the first top-level request naming `name`, for ordering explanations.
+    pub fn request_position(&self, pkg: &SolverPkg) -> usize {
+        let Some(name) = pkg.name() else { return 0 };
+        self.root_requests
+            .iter()
+            .position(|r| matches!(r, Request::Pkg(p) if &p.name == name))
+            .map(|i| i + 1)
+            .unwrap_or(usize::MAX)
+    }
+
+    /// Components that no candidate in `set` of `name` has.
+    pub fn missing_component(&self, name: &PkgName, set: &Set, comp: &Component) -> Option<String> {
+        let cands = self.candidates(name).ok()?;
+        let idx = indices(set, cands.len(), false);
+        if idx.is_empty()
+            || idx
+                .iter()
+                .any(|i| cands[*i as usize - 1].components.contains(comp))
+        {
+            return None;
+        }
+        let mut known: Vec<&str> = idx
+            .iter()
+            .flat_map(|i| cands[*i as usize - 1].components.iter().map(|c| c.as_str()))
+            .collect();
+        known.sort();
+        known.dedup();
+        Some(format!(
+            "no build of {name} has a component '{comp}' (components: {})",
+            known.join(", ")
+        ))
+    }
+
+    /// All versions of a package, for explanations.
+    pub fn known_versions(&self, name: &PkgName) -> Vec<String> {
+        let Ok(cands) = self.candidates(name) else {
+            return Vec::new();
+        };
+        let mut out: Vec<String> = Vec::new();
+        for c in cands.iter() {
+            let v = c.ident.version.to_string();
+            if !out.contains(&v) {
+                out.push(v);
+            }
+        }
+        out
+    }
+
+    pub fn solution(
+        &self,
+        selected: pubgrub::SelectedDependencies<SolverPkg, Idx>,
+    ) -> Result<Solution, SolveError> {
+        if let Some(e) = self.storage_error.borrow_mut().take() {
+            return Err(SolveError::Storage(e));
+        }
+        let mut packages: Vec<SolvedPackage> = Vec::new();
+        let mut comps: HashMap<PkgName, BTreeSet<Component>> = HashMap::new();
+        for (p, i) in selected.iter() {
+            if let SolverPkg::Comp(n, c) = p {
+                if *i > 0 {
+                    comps.entry(n.clone()).or_default().insert(c.clone());
+                }
+            }
+        }
+        for (p, i) in selected.iter() {
+            let SolverPkg::Pkg(name) = p else { continue };
+            if *i == 0 {
+                continue;
+            }
+            let cands = self.candidates(name).map_err(|e| match e {
+                Cancelled::Storage(s) => SolveError::Storage(s),
+                Cancelled::Timeout(t) => SolveError::TimedOut(t),
+                Cancelled::Interrupted => SolveError::Interrupted,
+            })?;
+            let c = &cands[*i as usize - 1];
+            let requested = comps.remove(name).unwrap_or_default();
+            let components = match c.kind {
+                Kind::Embedded { .. } => requested,
+                _ => c.spec.resolve_components(&requested),
+            };
+            packages.push(SolvedPackage {
+                ident: c.ident.clone(),
+                spec: c.spec.clone(),
+                components,
+                source: match &c.kind {
+                    Kind::Embedded { parent } => PackageSource::Embedded {
+                        parent: parent.clone(),
+                    },
+                    Kind::BuildFromSource => PackageSource::BuildFromSource,
+                    _ => PackageSource::Repository,
+                },
+            });
+        }
+        packages.sort_by(|a, b| a.ident.name.cmp(&b.ident.name));
+        Ok(Solution { packages })
+    }
+}
+
+impl DependencyProvider for Provider<'_> {
+    type P = SolverPkg;
+    type V = Idx;
+    type VS = Set;
+    type Priority = (u8, u32, Reverse<usize>);
+    type M = String;
+    type Err = Cancelled;
+
+    fn prioritize(
+        &self,
+        package: &SolverPkg,
+        range: &Set,
+        stats: &PackageResolutionStatistics,
+    ) -> Self::Priority {
+        let Some(name) = package.name() else {
+            return (u8::MAX, 0, Reverse(0));
+        };
+        if range.contains(&0) {
+            return (0, 0, Reverse(0));
+        }
+        let Ok(cands) = self.candidates(name) else {
+            return (u8::MAX, 0, Reverse(0));
+        };
+        let idx = indices(range, cands.len(), false);
+        let only_embedded = idx
+            .iter()
+            .all(|i| matches!(cands[*i as usize - 1].kind, Kind::Embedded { .. }));
+        let class = match (package, only_embedded) {
+            (_, true) => 1,
+            (SolverPkg::Comp(..), _) => 3,
+            _ => 2,
+        };
+        (class, stats.conflict_count(), Reverse(idx.len()))
+    }
+
+    fn choose_version(&self, package: &SolverPkg, range: &Set) -> Result<Option<Idx>, Cancelled> {
+        let name = match package {
+            SolverPkg::Root => return Ok(Some(1)),
+            SolverPkg::Pkg(n) | SolverPkg::Comp(n, _) => n,
+        };
+        if matches!(package, SolverPkg::Pkg(_)) && range.contains(&0) {
+            return Ok(Some(0));
+        }
+        let cands = self.candidates(name)?;
+        let mut embedded = None;
+        for i in indices(range, cands.len(), false) {
+            let c = &cands[i as usize - 1];
+            if c.unusable.is_some() {
+                continue;
+            }
+            if let SolverPkg::Comp(_, comp) = package {
+                if *comp != Component::All
+                    && !c.components.contains(comp)
+                    && !matches!(c.kind, Kind::Embedded { .. })
+                {
+                    continue;
+                }
+            }
+            if matches!(c.kind, Kind::Embedded { .. }) {
+                embedded.get_or_insert(i);
+                continue;
+            }
+            return Ok(Some(i));
+        }
+        Ok(embedded)
+    }
+
+    fn get_dependencies(
+        &self,
+        package: &SolverPkg,
+        version: &Idx,
+    ) -> Result<Dependencies<SolverPkg, Set, String>, Cancelled> {
+        let i = *version;
+        let mut deps = Vec::new();
+        match package {
+            SolverPkg::Root => {
+                let requests = self.root_requests.clone();
+                if let Some(reason) =
+                    self.add_requests((package, 1), &requests, CompatRule::Api, &mut deps)?
+                {
+                    return Ok(Dependencies::Unavailable(reason));
+                }
+            }
+            SolverPkg::Pkg(name) => {
+                if i == 0 {
+                    return Ok(Dependencies::Available(DependencyConstraints::default()));
+                }
+                let cands = self.candidates(name)?;
+                let c = cands[i as usize - 1].clone();
+                if let Some(reason) = &c.unusable {
+                    return Ok(Dependencies::Unavailable(reason.clone()));
+                }
+                match &c.kind {
+                    Kind::Embedded { parent } => {
+                        if let Some(pi) = self.index_of(parent)? {
+                            let dep = SolverPkg::Pkg(parent.name.clone());
+                            self.note((package, i), &dep, format!("{parent} (which embeds it)"));
+                            deps.push((dep, singleton(pi)));
+                        }
+                    }
+                    _ => {
+                        if let Some(reason) = self.add_requests(
+                            (package, i),
+                            &c.spec.install.requirements,
+                            CompatRule::Binary,
+                            &mut deps,
+                        )? {
+                            return Ok(Dependencies::Unavailable(format!("{} {reason}", c.ident)));
+                        }
+                        let specs: Vec<&Spec> = c.spec.install.embedded.iter().collect();
+                        self.embedded_deps((package, i), &c.ident, &specs, &mut deps)?;
+                    }
+                }
+            }
+            SolverPkg::Comp(name, comp) => {
+                let cands = self.candidates(name)?;
+                let c = cands[i as usize - 1].clone();
+                deps.push((SolverPkg::Pkg(name.clone()), singleton(i)));
+                if matches!(c.kind, Kind::Embedded { .. }) {
+                    return Ok(Dependencies::Available(Self::merge(deps)));
+                }
+                if *comp == Component::All {
+                    for other in &c.components {
+                        deps.push((SolverPkg::Comp(name.clone(), other.clone()), singleton(i)));
+                    }
+                    return Ok(Dependencies::Available(Self::merge(deps)));
+                }
+                let Some(spec) = c.spec.components().into_iter().find(|s| &s.name == comp) else {
+                    let known: Vec<&str> = c.components.iter().map(|c| c.as_str()).collect();
+                    return Ok(Dependencies::Unavailable(format!(
+                        "{} has no component '{comp}' (it has: {})",
+                        c.ident,
+                        known.join(", ")
+                    )));
+                };
+                for u in &spec.uses {
+                    deps.push((SolverPkg::Comp(name.clone(), u.clone()), singleton(i)));
+                }
+                if let Some(reason) = self.add_requests(
+                    (package, i),
+                    &spec.requirements,
+                    CompatRule::Binary,
+                    &mut deps,
+                )? {
+                    return Ok(Dependencies::Unavailable(format!("{} {reason}", c.ident)));
+                }
+                let specs: Vec<&Spec> = spec.embedded.iter().collect();
+                self.embedded_deps((package, i), &c.ident, &specs, &mut deps)?;
+            }
+        }
+        Ok(Dependencies::Available(Self::merge(deps)))
+    }
+
+    fn should_cancel(&self) -> Result<(), Cancelled> {
+        if let Some((deadline, limit)) = self.deadline {
+            if Instant::now() > deadline {
+                return Err(Cancelled::Timeout(limit));
+            }
+        }
+        if self.interrupted.is_some_and(|f| f()) {
+            return Err(Cancelled::Interrupted);
+        }
+        if let Some(flag) = &self.cancel {
+            if flag.load(Ordering::Relaxed) {
+                return Err(Cancelled::Interrupted);
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn index_sets_round_trip() {
+        let s = from_indices([1, 2, 3, 5, 8, 9]);
+        assert_eq!(indices(&s, 10, false), vec![1, 2, 3, 5, 8, 9]);
+        assert!(!s.contains(&4));
+        let with_absent = s.union(&singleton(0));
+        assert_eq!(indices(&with_absent, 10, true), vec![0, 1, 2, 3, 5, 8, 9]);
+        assert_eq!(indices(&Ranges::full(), 3, false), vec![1, 2, 3]);
+    }
+}

@@ -1,0 +1,468 @@
+//! Reading spec files: template rendering, YAML parsing and validation, with errors that
+//! name the file, line and column and say how to fix the problem.
+
+use std::fmt;
+use std::path::Path;
+
+use crate::option_map::OptionMap;
+
+use super::template::{self, TemplateData};
+use super::Spec;
+
+/// A spec that could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct SpecError {
+    /// The file (or label) read.
+    pub file: String,
+    /// 1-based line, when known.
+    pub line: Option<usize>,
+    /// 1-based column, when known.
+    pub column: Option<usize>,
+    /// What is wrong.
+    pub message: String,
+    /// How to fix it.
+    pub help: Option<String>,
+}
+
+impl SpecError {
+    fn new(file: &str, message: impl Into<String>) -> Self {
+        Self {
+            file: file.to_string(),
+            line: None,
+            column: None,
+            message: message.into(),
+            help: None,
+        }
+    }
+
+    fn at(mut self, line: Option<usize>, column: Option<usize>) -> Self {
+        self.line = line;
+        self.column = column;
+        self
+    }
+
+    fn help(mut self, help: impl Into<String>) -> Self {
+        self.help = Some(help.into());
+        self
+    }
+
+    /// `file:line:column` (as much as is known).
+    pub fn location(&self) -> String {
+        match (self.line, self.column) {
+            (Some(l), Some(c)) => format!("{}:{l}:{c}", self.file),
+            (Some(l), None) => format!("{}:{l}", self.file),
+            _ => self.file.clone(),
+        }
+    }
+}
+
+impl fmt::Display for SpecError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.location(), self.message)
+    }
+}
+
+/// A problem that does not stop a spec from loading in lenient mode.
+pub type Warning = SpecError;
+
+/// How to read a spec.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    /// Data for the template (`opt`, `env`).
+    pub template: TemplateData,
+    /// Report unknown fields as warnings and ignore them, instead of failing.
+    pub lenient_unknown_fields: bool,
+}
+
+impl LoadOptions {
+    /// Strict loading with these template options and the process environment.
+    pub fn with_options(opt: OptionMap) -> Self {
+        Self {
+            template: TemplateData::with_process_env(opt),
+            lenient_unknown_fields: false,
+        }
+    }
+}
+
+/// A spec read from text, with any warnings.
+#[derive(Debug, Clone)]
+pub struct LoadedSpec {
+    /// The spec.
+    pub spec: Spec,
+    /// Ignored unknown fields (lenient mode only).
+    pub warnings: Vec<Warning>,
+    /// The text after template rendering.
+    pub rendered: String,
+}
+
+/// The nearest of `candidates` to `word`, if any is close enough to be a likely typo.
+pub fn suggest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
+    let limit = (word.chars().count() / 3).max(1);
+    candidates
+        .iter()
+        .map(|c| (strsim::damerau_levenshtein(word, c), *c))
+        .filter(|(d, _)| *d <= limit)
+        .min_by(|a, b| {
+            a.0.cmp(&b.0)
+                .then(strsim::jaro_winkler(word, b.1).total_cmp(&strsim::jaro_winkler(word, a.1)))
+        })
+        .map(|(_, c)| c)
+}
+
+/// Reads a spec file, rendering its template with `opts`.
+pub fn load_spec_file(path: &Path, opts: &LoadOptions) -> Result<LoadedSpec, SpecError> {
+    let label = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        SpecError::new(&label, format!("cannot read the spec file: {e}"))
+            .help("check the path and its permissions")
+    })?;
+    parse_spec(&text, &label, opts)
+}
+
+/// Renders and parses spec text; `label` names it in errors.
+pub fn parse_spec(text: &str, label: &str, opts: &LoadOptions) -> Result<LoadedSpec, SpecError> {
+    let rendered = template::render(text, &opts.template).map_err(|e| {
+        SpecError::new(label, format!("template error: {}", e.message))
+            .at(e.line, e.column)
+            .help("fix the Tera template syntax, or pass missing values with -o name=value")
+    })?;
+    let relocated = rendered.lines().count() != text.lines().count();
+    parse_rendered_inner(rendered, label, opts, relocated)
+}
+
+/// Parses spec text that needs no template rendering (for example a stored build spec).
+pub fn parse_rendered(
+    text: &str,
+    label: &str,
+    opts: &LoadOptions,
+) -> Result<LoadedSpec, SpecError> {
+    parse_rendered_inner(text.to_string(), label, opts, false)
+}
+
+fn parse_rendered_inner(
+    rendered: String,
+    label: &str,
+    opts: &LoadOptions,
+    relocated: bool,
+) -> Result<LoadedSpec, SpecError> {
+    let mut current = rendered.clone();
+    let mut warnings = Vec::new();
+    for _ in 0..100 {
+        match parse_yaml(&current, label, relocated) {
+            Ok(spec) => {
+                validate(&spec, &rendered, label)?;
+                return Ok(LoadedSpec {
+                    spec,
+                    warnings,
+                    rendered,
+                });
+            }
+            Err((err, unknown)) => {
+                if !(opts.lenient_unknown_fields && unknown) {
+                    return Err(err);
+                }
+                let (Some(line), Some(col)) = (err.line, err.column) else {
+                    return Err(err);
+                };
+                match blank_entry(&current, line, col) {
+                    Some(next) => {
+                        warnings.push(err);
+                        current = next;
+                    }
+                    None => return Err(err),
+                }
+            }
+        }
+    }
+    Err(SpecError::new(label, "too many unknown fields").help("run 'spk lint' on the file"))
+}
+
+/// Same as [`parse_spec`]; kept as the name used by callers that render explicitly.
+pub fn render_and_parse(
+    text: &str,
+    label: &str,
+    opts: &LoadOptions,
+) -> Result<LoadedSpec, SpecError> {
+    parse_spec(text, label, opts)
+}
+
+fn parse_yaml(text: &str, label: &str, relocated: bool) -> Result<Spec, (SpecError, bool)> {
+    if text
+        .lines()
+        .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
+    {
+        return Err((
+            SpecError::new(label, "the spec is empty")
+                .help("a spec needs at least 'pkg: name/version'"),
+            false,
+        ));
+    }
+    serde_yaml::from_str::<Spec>(text).map_err(|e| {
+        let (line, column) = e
+            .location()
+            .map(|l| (Some(l.line()), Some(l.column())))
+            .unwrap_or((None, None));
+        let raw = e.to_string();
+        let message = match raw.rfind(" at line ") {
+            Some(i) => raw[..i].to_string(),
+            None => raw.clone(),
+        };
+        let (message, help, unknown) = explain_yaml_error(&message);
+        let mut err = SpecError::new(label, message).at(line, column);
+        let note = if relocated {
+            " (line numbers refer to the rendered template)"
+        } else {
+            ""
+        };
+        err.help = help.map(|h| format!("{h}{note}"));
+        (err, unknown)
+    })
+}
+
+/// Turns serde's messages into ones that say what to do.
+fn explain_yaml_error(message: &str) -> (String, Option<String>, bool) {
+    let (path, body) = match message.split_once(": ") {
+        Some((p, b)) if !p.contains(' ') => (Some(p), b),
+        _ => (None, message),
+    };
+    let place = path.map(|p| format!(" in '{p}'")).unwrap_or_default();
+    if let Some(rest) = body.strip_prefix("unknown field `") {
+        let name = rest.split('`').next().unwrap_or_default();
+        let expected: Vec<&str> = rest
+            .split('`')
+            .skip(1)
+            .enumerate()
+            .filter(|(i, _)| i % 2 == 1)
+            .map(|(_, s)| s)
+            .collect();
+        let help = match suggest(name, &expected) {
+            Some(s) => format!(
+                "did you mean '{s}'? (known fields here: {})",
+                expected.join(", ")
+            ),
+            None => format!("remove it; known fields here: {}", expected.join(", ")),
+        };
+        return (format!("unknown field '{name}'{place}"), Some(help), true);
+    }
+    if let Some(rest) = body.strip_prefix("unknown variant `") {
+        let name = rest.split('`').next().unwrap_or_default();
+        let expected: Vec<&str> = rest
+            .split('`')
+            .skip(1)
+            .enumerate()
+            .filter(|(i, _)| i % 2 == 1)
+            .map(|(_, s)| s)
+            .collect();
+        let help = match suggest(name, &expected) {
+            Some(s) => format!("did you mean '{s}'? (one of: {})", expected.join(", ")),
+            None => format!("use one of: {}", expected.join(", ")),
+        };
+        return (format!("unknown value '{name}'{place}"), Some(help), false);
+    }
+    if let Some(rest) = body.strip_prefix("missing field `") {
+        let name = rest.split('`').next().unwrap_or_default();
+        let help = if name == "pkg" {
+            "every spec starts with 'pkg: name/version'".to_string()
+        } else {
+            format!("add '{name}:'")
+        };
+        return (format!("missing field '{name}'{place}"), Some(help), false);
+    }
+    if body.starts_with("invalid type") {
+        return (
+            format!("{body}{place}"),
+            Some("check the indentation and the value's form against docs/spk-specs.md".into()),
+            false,
+        );
+    }
+    if path.is_none()
+        && (body.contains("did not find expected")
+            || body.contains("while parsing")
+            || body.contains("mapping values are not allowed"))
+    {
+        return (
+            format!("malformed YAML: {body}"),
+            Some("check indentation, colons and quoting around this point".into()),
+            false,
+        );
+    }
+    (format!("{body}{place}"), None, false)
+}
+
+/// Removes the mapping entry whose key starts at `line`:`col` (1-based), keeping the text's
+/// line count. Returns `None` when the entry cannot be isolated.
+fn blank_entry(text: &str, line: usize, col: usize) -> Option<String> {
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    let idx = line.checked_sub(1)?;
+    let target = lines.get(idx)?.clone();
+    let chars: Vec<char> = target.chars().collect();
+    let start = col.checked_sub(1)?;
+    if start > chars.len() {
+        return None;
+    }
+    let before: String = chars[..start].iter().collect();
+    let before_trim = before.trim_end();
+    if before_trim.ends_with('{') || before_trim.ends_with(',') {
+        // Flow mapping: cut up to the next ',' or '}' at depth zero.
+        let mut depth = 0i32;
+        let mut quote: Option<char> = None;
+        let mut end = None;
+        for (i, &c) in chars.iter().enumerate().skip(start) {
+            match quote {
+                Some(q) if c == q => quote = None,
+                Some(_) => {}
+                None => match c {
+                    '"' | '\'' => quote = Some(c),
+                    '[' | '{' => depth += 1,
+                    ']' | '}' if depth > 0 => depth -= 1,
+                    '}' | ',' if depth == 0 => {
+                        end = Some(i);
+                        break;
+                    }
+                    _ => {}
+                },
+            }
+        }
+        let end = end?;
+        let (cut_start, cut_end) = if chars[end] == ',' {
+            (start, end + 1)
+        } else if before_trim.ends_with(',') {
+            (before_trim.chars().count() - 1, end)
+        } else {
+            (start, end)
+        };
+        let mut out: Vec<char> = chars.clone();
+        for c in out.iter_mut().take(cut_end).skip(cut_start) {
+            *c = ' ';
+        }
+        lines[idx] = out.into_iter().collect();
+    } else {
+        lines[idx] = before;
+        let indent = start;
+        for l in lines.iter_mut().skip(idx + 1) {
+            let t = l.trim_start();
+            let this_indent = l.len() - t.len();
+            if t.is_empty() || t.starts_with('#') || this_indent > indent {
+                l.clear();
+            } else {
+                break;
+            }
+        }
+    }
+    let mut out = lines.join("\n");
+    if text.ends_with('\n') {
+        out.push('\n');
+    }
+    Some(out)
+}
+
+fn locate(text: &str, near: &str) -> Option<(usize, usize)> {
+    for (i, line) in text.lines().enumerate() {
+        let content = line.split(" #").next().unwrap_or(line);
+        if line.trim_start().starts_with('#') {
+            continue;
+        }
+        if let Some(col) = content.find(near) {
+            return Some((i + 1, col + 1));
+        }
+    }
+    None
+}
+
+fn validate(spec: &Spec, text: &str, label: &str) -> Result<(), SpecError> {
+    let problems = spec.validate();
+    let Some(p) = problems.into_iter().next() else {
+        return Ok(());
+    };
+    let loc = p.near.as_deref().and_then(|n| locate(text, n));
+    let mut err = SpecError::new(label, p.message).at(loc.map(|l| l.0), loc.map(|l| l.1));
+    if let Some(h) = p.help {
+        err = err.help(h);
+    }
+    Err(err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strict() -> LoadOptions {
+        LoadOptions::default()
+    }
+
+    #[test]
+    fn unknown_field_suggests() {
+        let err = parse_spec(
+            "pkg: a/1.0.0\nbuild:\n  options:\n    - var: x\n      chioces: [a]\n",
+            "f.yaml",
+            &strict(),
+        )
+        .unwrap_err();
+        assert_eq!((err.line, err.column), (Some(5), Some(7)));
+        assert!(err.message.contains("unknown field 'chioces'"), "{err}");
+        assert!(
+            err.help
+                .as_deref()
+                .unwrap()
+                .contains("did you mean 'choices'"),
+            "{err:?}"
+        );
+        assert_eq!(
+            err.to_string(),
+            "f.yaml:5:7: unknown field 'chioces' in 'build.options[0]'"
+        );
+    }
+
+    #[test]
+    fn lenient_skips_unknown_fields() {
+        let text = "pkg: a/1.0.0\nuild:\n  options:\n    - var: x\ninstall:\n  requirements:\n    - {pkg: b, bogus: 1}\n";
+        let mut opts = strict();
+        opts.lenient_unknown_fields = true;
+        let loaded = parse_spec(text, "f", &opts).unwrap();
+        assert_eq!(loaded.warnings.len(), 2);
+        assert!(loaded.warnings[0]
+            .help
+            .as_deref()
+            .unwrap()
+            .contains("'build'"));
+        assert_eq!(loaded.spec.install.requirements.len(), 1);
+        assert!(parse_spec(text, "f", &strict()).is_err());
+    }
+
+    #[test]
+    fn malformed_yaml_and_bad_values() {
+        let err = parse_spec("pkg: a/1.0.0\nbuild: [\n", "f", &strict()).unwrap_err();
+        assert!(err.line.is_some());
+        let err = parse_spec("pkg: a/1.x\n", "f", &strict()).unwrap_err();
+        assert!(err.message.contains("invalid version"), "{err}");
+        assert_eq!(err.line, Some(1));
+        let err = parse_spec(
+            "pkg: a/1.0\ninstall:\n  requirements:\n    - pkg: b/>=x\n",
+            "f",
+            &strict(),
+        )
+        .unwrap_err();
+        assert!(err.message.contains("version range"), "{err}");
+        assert_eq!(err.line, Some(4));
+        let err = parse_spec("# nothing\n", "f", &strict()).unwrap_err();
+        assert!(err.message.contains("empty"));
+        let err = parse_spec("api: v0/package\n", "f", &strict()).unwrap_err();
+        assert!(err.help.unwrap().contains("pkg: name/version"));
+    }
+
+    #[test]
+    fn template_errors_have_location() {
+        let err = parse_spec("pkg: a/{{ opt.version }}\n", "f", &strict()).unwrap_err();
+        assert!(err.message.starts_with("template error"), "{err}");
+        assert_eq!(err.line, Some(1));
+    }
+
+    #[test]
+    fn validation_errors_are_located() {
+        let text = "pkg: a/1.0\ninstall:\n  components:\n    - name: bin\n      uses: [lbi]\n    - name: lib\n";
+        let err = parse_spec(text, "f", &strict()).unwrap_err();
+        assert!(err.message.contains("uses 'lbi'"), "{err}");
+        assert_eq!(err.line, Some(5));
+        assert!(err.help.unwrap().contains("did you mean 'lib'"));
+    }
+}

@@ -1,0 +1,214 @@
+//! Package repositories: where recipes, build specs and component layers are kept.
+//!
+//! [`PackageRepository`] is the interface; [`MemRepository`] keeps everything in memory
+//! (tests, benchmarks) and [`SpfsRepository`] stores packages as tags in an spfs
+//! repository (layout in docs/spk-storage.md).
+
+pub mod fixtures;
+mod memory;
+mod spfs_repo;
+
+pub use memory::MemRepository;
+pub use spfs_repo::SpfsRepository;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::ident::{AnyIdent, BuildIdent, VersionIdent};
+use crate::name::{Component, PkgName};
+use crate::spec::Spec;
+use crate::version::Version;
+
+pub use spfs::Digest;
+
+/// The layer of each component of a build.
+pub type ComponentLayers = BTreeMap<Component, Digest>;
+
+/// A repository operation that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// Nothing is stored under this identifier.
+    #[error("{what} not found")]
+    NotFound {
+        /// What was looked up.
+        what: String,
+    },
+    /// Something is already stored under this identifier.
+    #[error("{0} already exists; remove it first or publish with --force")]
+    AlreadyExists(String),
+    /// The request does not make sense for this data.
+    #[error("{0}")]
+    Invalid(String),
+    /// A stored spec could not be read back.
+    #[error("stored spec {what} is unreadable: {message}")]
+    Corrupt {
+        /// Which spec.
+        what: String,
+        /// The parse error.
+        message: String,
+    },
+    /// The spfs store failed.
+    #[error(transparent)]
+    Spfs(#[from] spfs::Error),
+}
+
+/// Result of repository operations.
+pub type Result<T> = std::result::Result<T, StorageError>;
+
+/// A store of package recipes, build specs and component layers.
+pub trait PackageRepository: Send + Sync {
+    /// A short description of where the packages live.
+    fn describe(&self) -> String;
+
+    /// Every package name with at least one recipe or build, sorted.
+    fn list_packages(&self) -> Result<Vec<PkgName>>;
+
+    /// Every version of a package with a recipe or a build, ascending.
+    fn list_versions(&self, name: &PkgName) -> Result<Vec<Version>>;
+
+    /// The builds of one version.
+    fn list_builds(&self, ident: &VersionIdent) -> Result<Vec<BuildIdent>>;
+
+    /// The recipe of a version.
+    fn read_recipe(&self, ident: &VersionIdent) -> Result<Arc<Spec>>;
+
+    /// The pinned spec of a build.
+    fn read_build(&self, ident: &BuildIdent) -> Result<Arc<Spec>>;
+
+    /// The layer of each component of a build.
+    fn read_components(&self, ident: &BuildIdent) -> Result<ComponentLayers>;
+
+    /// Stores a recipe; fails if one exists for that version unless `force`.
+    fn publish_recipe(&self, spec: &Spec, force: bool) -> Result<()>;
+
+    /// Stores a build's spec and component layers, replacing an existing build.
+    fn publish_build(&self, spec: &Spec, components: &ComponentLayers) -> Result<()>;
+
+    /// Removes a recipe (builds are kept).
+    fn remove_recipe(&self, ident: &VersionIdent) -> Result<()>;
+
+    /// Removes a build.
+    fn remove_build(&self, ident: &BuildIdent) -> Result<()>;
+
+    /// Builds whose install section embeds package `name`.
+    fn embedded_in(&self, name: &PkgName) -> Result<Vec<BuildIdent>>;
+
+    /// Marks a version (recipe and all builds) or one build as deprecated, or clears it.
+    fn set_deprecated(&self, ident: &AnyIdent, deprecated: bool) -> Result<Vec<String>> {
+        let mut changed = Vec::new();
+        let version = ident.version_ident().ok_or_else(|| {
+            StorageError::Invalid(format!(
+                "'{ident}' names no version; give name/version or name/version/build"
+            ))
+        })?;
+        let builds = match ident.build_ident() {
+            Some(b) => {
+                self.read_build(&b)?;
+                vec![b]
+            }
+            None => {
+                match self.read_recipe(&version) {
+                    Ok(recipe) => {
+                        let mut recipe = (*recipe).clone();
+                        recipe.deprecated = deprecated;
+                        self.publish_recipe(&recipe, true)?;
+                        changed.push(version.to_string());
+                    }
+                    Err(StorageError::NotFound { .. }) => {}
+                    Err(e) => return Err(e),
+                }
+                self.list_builds(&version)?
+            }
+        };
+        for b in builds {
+            let mut spec = (*self.read_build(&b)?).clone();
+            spec.deprecated = deprecated;
+            let layers = self.read_components(&b)?;
+            self.publish_build(&spec, &layers)?;
+            changed.push(b.to_string());
+        }
+        if changed.is_empty() {
+            return Err(StorageError::NotFound {
+                what: format!("package {ident}"),
+            });
+        }
+        Ok(changed)
+    }
+
+    /// Removes a version (recipe and builds) or one build; returns what was removed.
+    fn remove(&self, ident: &AnyIdent) -> Result<Vec<String>> {
+        let version = ident.version_ident().ok_or_else(|| {
+            StorageError::Invalid(format!(
+                "'{ident}' names no version; give name/version or name/version/build"
+            ))
+        })?;
+        if let Some(b) = ident.build_ident() {
+            self.remove_build(&b)?;
+            return Ok(vec![b.to_string()]);
+        }
+        let mut removed = Vec::new();
+        for b in self.list_builds(&version)? {
+            self.remove_build(&b)?;
+            removed.push(b.to_string());
+        }
+        match self.remove_recipe(&version) {
+            Ok(()) => removed.push(version.to_string()),
+            Err(StorageError::NotFound { .. }) if !removed.is_empty() => {}
+            Err(e) => return Err(e),
+        }
+        Ok(removed)
+    }
+
+    /// Package versions whose name contains `term`.
+    fn search(&self, term: &str) -> Result<Vec<VersionIdent>> {
+        let mut out = Vec::new();
+        for name in self.list_packages()? {
+            if name.as_str().contains(term) {
+                for v in self.list_versions(&name)? {
+                    out.push(VersionIdent::new(name.clone(), v));
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn check_build_components(spec: &Spec, components: &ComponentLayers) -> Result<BuildIdent> {
+    let ident = spec.build_ident().ok_or_else(|| {
+        StorageError::Invalid(format!(
+            "'{}' is a recipe, not a build; a build spec has pkg: name/version/build",
+            spec.pkg
+        ))
+    })?;
+    let known = spec.component_names();
+    for c in components.keys() {
+        if !known.contains(c) && *c != Component::Source {
+            return Err(StorageError::Invalid(format!(
+                "{ident} has no component '{c}' in its spec; known: {}",
+                known
+                    .iter()
+                    .map(|c| c.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+    }
+    Ok(ident)
+}
+
+/// Every package embedded by a build spec (install-level and per component).
+pub fn embedded_specs(spec: &Spec) -> Vec<&Spec> {
+    spec.install
+        .embedded
+        .iter()
+        .chain(
+            spec.install
+                .components
+                .iter()
+                .flat_map(|c| c.embedded.iter()),
+        )
+        .collect()
+}
+
+#[cfg(test)]
+mod tests;
