@@ -5,10 +5,13 @@ use spfs::Error;
 /// Sets up `tracing` output on stderr: `-v` levels, or `RUST_LOG` when set.
 pub fn init_tracing(verbose: u8) {
     use tracing_subscriber::EnvFilter;
+    // The FUSE protocol library logs every request at debug and benign races with the
+    // kernel at error (a reply to a request the kernel dropped on unmount): keep it
+    // quiet unless tracing everything.
     let default = match verbose {
-        0 => "warn",
-        1 => "info",
-        2 => "debug",
+        0 => "warn,fuser=off",
+        1 => "info,fuser=off",
+        2 => "debug,fuser=warn",
         _ => "trace",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));

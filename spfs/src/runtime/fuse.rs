@@ -215,6 +215,7 @@ impl FuseMount {
                 return Err(err);
             }
         }
+        raise_readahead(mount.dev);
         tracing::debug!(
             mountpoint = %mount.mountpoint.display(),
             passthrough = mount.passthrough_active(),
@@ -333,6 +334,20 @@ fn abort_connection(dev: u64) {
             tracing::debug!(error = %e, "aborting FUSE connection {name}");
         }
         let _ = nix::mount::umount2(tmp.path(), nix::mount::MntFlags::MNT_DETACH);
+    }
+}
+
+/// Raises the mount's readahead window from the kernel's 128 KiB to [`MAX_IO`], so that
+/// sequential reads arrive as 1 MiB requests (a measured 1.5x for reads that are not
+/// passed through). Best effort: sysfs is writable only by root of the initial namespace.
+fn raise_readahead(dev: u64) {
+    let path = format!(
+        "/sys/class/bdi/{}:{}/read_ahead_kb",
+        libc::major(dev),
+        libc::minor(dev)
+    );
+    if let Err(e) = std::fs::write(&path, (MAX_IO / 1024).to_string()) {
+        tracing::debug!(%path, error = %e, "keeping the default FUSE readahead");
     }
 }
 
