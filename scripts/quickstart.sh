@@ -18,3 +18,7 @@ set -x
 "$BIN/spfs" render demo/hello "$WORK/rendered"
 "$WORK/rendered/bin/hello"
 "$BIN/spfs" check
+# Runtimes need root (or unprivileged user namespaces and an existing /spfs).
+if [ "$(id -u)" = 0 ] || [ -d /spfs ]; then
+  "$BIN/spfs" run demo/hello -- /spfs/bin/hello
+fi

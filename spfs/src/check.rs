@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use rayon::prelude::*;
 
-use crate::digest::{Digest, Hasher};
+use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::object::{EntryKind, Object, ObjectKind};
 use crate::progress::Progress;
@@ -161,31 +161,19 @@ fn problem(digest: Digest, kind: ObjectKind, issue: &str) -> Problem {
 }
 
 fn verify_payload(repo: &LocalRepository, d: &Digest, size: Option<u64>) -> Result<u64, String> {
-    use std::io::Read;
     let mut f = match repo.open_payload(d) {
         Ok(f) => f,
         Err(Error::MissingPayload(_)) => return Err("missing".into()),
         Err(e) => return Err(e.to_string()),
     };
-    let mut h = Hasher::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut n = 0u64;
-    loop {
-        match f.read(&mut buf) {
-            Ok(0) => break,
-            Ok(k) => {
-                n += k as u64;
-                h.update(&buf[..k]);
-            }
-            Err(e) => return Err(format!("unreadable: {e}")),
-        }
-    }
+    let path = repo.payload_path(d);
+    let (actual, n) =
+        crate::storage::hash_stream(&mut f, None, &path).map_err(|e| format!("unreadable: {e}"))?;
     if let Some(s) = size {
         if s != n {
             return Err(format!("corrupt: {n} bytes stored, manifest says {s}"));
         }
     }
-    let actual = h.finish();
     if actual != *d {
         return Err(format!("corrupt: content hashes to {}", actual.short()));
     }

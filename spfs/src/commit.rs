@@ -207,18 +207,6 @@ pub(crate) fn os(name: &[u8]) -> &OsStr {
 
 /// The digest and size of a file's content, without storing it.
 pub fn hash_file(path: &Path) -> Result<(Digest, u64)> {
-    use std::io::Read;
     let mut f = fs::File::open(path).ctx("reading", path)?;
-    let mut h = crate::digest::Hasher::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut size = 0u64;
-    loop {
-        crate::signals::check()?;
-        let n = f.read(&mut buf).ctx("reading", path)?;
-        if n == 0 {
-            return Ok((h.finish(), size));
-        }
-        size += n as u64;
-        h.update(&buf[..n]);
-    }
+    crate::storage::hash_stream(&mut f, None, path)
 }

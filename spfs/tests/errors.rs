@@ -132,20 +132,6 @@ fn unreadable_source_file_is_named() {
     env.ok(&["check"]);
 }
 
-fn chmod_r(dir: &std::path::Path, mode: u32) {
-    use std::os::unix::fs::PermissionsExt;
-    fs::set_permissions(dir, fs::Permissions::from_mode(mode)).unwrap();
-    for e in fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        let m = fs::symlink_metadata(&p).unwrap();
-        if m.is_dir() {
-            chmod_r(&p, mode);
-        } else if m.is_file() {
-            fs::set_permissions(&p, fs::Permissions::from_mode(mode)).unwrap();
-        }
-    }
-}
-
 #[test]
 fn disk_full_keeps_repository_valid() {
     if !privileged("disk_full_keeps_repository_valid") {

@@ -530,12 +530,3 @@ fn ordinary_user_enters_through_a_user_namespace() {
     assert_eq!(env.ok(&["read", "user/edit", "mine"]), "mine\n");
     assert_no_leaks();
 }
-
-fn chown_r(dir: &std::path::Path, uid: u32, gid: u32) {
-    std::os::unix::fs::lchown(dir, Some(uid), Some(gid)).unwrap();
-    if fs::symlink_metadata(dir).unwrap().is_dir() {
-        for e in fs::read_dir(dir).unwrap() {
-            chown_r(&e.unwrap().path(), uid, gid);
-        }
-    }
-}

@@ -10,6 +10,6 @@ mod references;
 mod tags;
 
 pub use local::{default_root, LocalRepository, FORMAT_VERSION};
-pub use payloads::payload_mode;
 pub(crate) use payloads::set_mode;
+pub use payloads::{hash_stream, payload_mode};
 pub use tags::{validate_tag_name, TagEntry};

@@ -95,19 +95,7 @@ impl LocalRepository {
             return Ok((digest, buf.len() as u64));
         }
         // Large file: hash first; only copy if the store lacks the content.
-        let mut hasher = Hasher::new();
-        let mut buf = vec![0u8; CHUNK];
-        let mut size = 0u64;
-        loop {
-            crate::signals::check()?;
-            let n = file.read(&mut buf).ctx("reading", src)?;
-            if n == 0 {
-                break;
-            }
-            size += n as u64;
-            hasher.update(&buf[..n]);
-        }
-        let digest = hasher.finish();
+        let (digest, size) = hash_stream(&mut file, None, src)?;
         if self.has_payload(&digest) {
             return Ok((digest, size));
         }
@@ -117,25 +105,7 @@ impl LocalRepository {
         let tmp_dir = self.tmp_dir();
         let mut tmp =
             tempfile::NamedTempFile::new_in(&tmp_dir).ctx("creating a file in", &tmp_dir)?;
-        let mut hasher = Hasher::new();
-        let mut size = 0u64;
-        loop {
-            crate::signals::check()?;
-            let n = file.read(&mut buf).ctx("reading", src)?;
-            if n == 0 {
-                break;
-            }
-            size += n as u64;
-            hasher.update(&buf[..n]);
-            tmp.as_file_mut().write_all(&buf[..n]).map_err(|e| {
-                Error::io(
-                    format!("storing content of {} in", src.display()),
-                    &tmp_dir,
-                    e,
-                )
-            })?;
-        }
-        let digest = hasher.finish();
+        let (digest, size) = hash_stream(&mut file, Some(tmp.as_file_mut()), src)?;
         self.persist(tmp, &self.payload_path(&digest), payload_mode(mode))?;
         tracing::debug!(%digest, path = %src.display(), "stored payload");
         Ok((digest, size))
@@ -177,4 +147,34 @@ impl LocalRepository {
 /// Sets exact permission bits on a path.
 pub(crate) fn set_mode(path: &Path, mode: u32) -> Result<()> {
     fs::set_permissions(path, fs::Permissions::from_mode(mode)).ctx("setting permissions on", path)
+}
+
+/// Hashes everything `reader` yields (named `src` in errors), copying it into `sink`
+/// when given. Stops early on an interrupt.
+pub fn hash_stream(
+    reader: &mut impl Read,
+    mut sink: Option<&mut fs::File>,
+    src: &Path,
+) -> Result<(Digest, u64)> {
+    let mut hasher = Hasher::new();
+    let mut buf = vec![0u8; CHUNK];
+    let mut size = 0u64;
+    loop {
+        crate::signals::check()?;
+        let n = reader.read(&mut buf).ctx("reading", src)?;
+        if n == 0 {
+            return Ok((hasher.finish(), size));
+        }
+        size += n as u64;
+        hasher.update(&buf[..n]);
+        if let Some(out) = sink.as_mut() {
+            out.write_all(&buf[..n]).map_err(|e| {
+                Error::io(
+                    format!("storing content of {} in the repository's", src.display()),
+                    "tmp/",
+                    e,
+                )
+            })?;
+        }
+    }
 }
