@@ -11,7 +11,9 @@
 //! - no extended attributes (the kernel is told so once and answers `EOPNOTSUPP` itself).
 //!
 //! Mounting uses `mount(2)` directly (no `fusermount` helper), so the caller needs
-//! `CAP_SYS_ADMIN` over its mount namespace: root, or root of a user namespace.
+//! `CAP_SYS_ADMIN` over its mount namespace: root, or a process holding that capability
+//! in the user namespace that owns its mount namespace. Other users than the mounting one
+//! are let in only when it mounts as uid 0 (`allow_other`).
 
 use std::collections::{HashMap, VecDeque};
 use std::ffi::OsStr;
