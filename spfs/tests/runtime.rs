@@ -530,3 +530,61 @@ fn ordinary_user_enters_through_a_user_namespace() {
     assert_eq!(env.ok(&["read", "user/edit", "mine"]), "mine\n");
     assert_no_leaks();
 }
+
+#[test]
+fn fuse_backend_serves_the_merged_stack_with_exact_modes() {
+    if !privileged("fuse_backend_serves_the_merged_stack_with_exact_modes") {
+        return;
+    }
+    let env = Env::new();
+    let base = env.path("layers/fbase");
+    write(&base.join("bin/tool"), b"#!/bin/sh\necho tool\n", 0o755);
+    write(&base.join("etc/conf"), b"conf", 0o640);
+    write(&base.join("gone"), b"g", 0o644);
+    env.commit(&base, &["fbase"]);
+    // A layer with a deletion, made in a runtime.
+    let script = format!("{SPFS} edit && rm /spfs/gone && echo new > /spfs/new && {SPFS} commit layer -t fedits >/dev/null");
+    env.ok(&[
+        "run",
+        "--backend",
+        "fuse",
+        "fbase",
+        "--",
+        "sh",
+        "-c",
+        &script,
+    ]);
+    let listing = "ls /spfs | tr '\\n' ' '; stat -c '%a %n' /spfs/bin/tool /spfs/etc/conf; /spfs/bin/tool; grep -c spfs /proc/self/mountinfo";
+    let out = env.ok(&[
+        "run",
+        "--backend",
+        "fuse",
+        "fbase+fedits",
+        "--",
+        "sh",
+        "-c",
+        listing,
+    ]);
+    assert!(
+        out.starts_with("bin etc new 755 /spfs/bin/tool\n640 /spfs/etc/conf\ntool\n"),
+        "{out}"
+    );
+    // Editable over FUSE: copy-up keeps the exact mode, commit records it.
+    let script = format!("{SPFS} edit && echo more >> /spfs/etc/conf && stat -c %a /spfs/etc/conf && {SPFS} commit layer -t fedits2 >/dev/null");
+    assert_eq!(
+        env.ok(&[
+            "run",
+            "--backend",
+            "fuse",
+            "fbase",
+            "--",
+            "sh",
+            "-c",
+            &script
+        ]),
+        "640\n"
+    );
+    let modes = env.ok(&["ls", "-l", "fedits2", "etc"]);
+    assert!(modes.starts_with("-rw-r-----"), "{modes}");
+    assert_no_leaks();
+}
