@@ -46,7 +46,7 @@ for backend in $BACKENDS; do
   for case in big S50 S200; do
     case $case in big) ref=bench/big ;; S50) ref=$S50 ;; S200) ref=$S200 ;; esac
     label="$backend: run ${case/S/stack of } -- true"
-    "$SPFS" run --backend "$backend" "$ref" -- true  # warm
+    "$SPFS" run --backend "$backend" "$ref" -- true; sync  # warm up, then flush renders
     t_warm=$(median_of "$RUNS" "$SPFS" run --backend "$backend" "$ref" -- true)
     row "$label (warm)" "$t_warm" "unshare -m true" "$t_unshare" -
     printf '| %-34s | %8.1f ms above unshare (target ≤ 20 ms) |\n' "  warm entry overhead" "$(awk -v a="$t_warm" -v b="$t_unshare" 'BEGIN{print (a-b)*1000}')"
