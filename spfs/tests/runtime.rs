@@ -588,3 +588,21 @@ fn fuse_backend_serves_the_merged_stack_with_exact_modes() {
     assert!(modes.starts_with("-rw-r-----"), "{modes}");
     assert_no_leaks();
 }
+
+#[test]
+fn scratch_size_limits_edits() {
+    if !privileged("scratch_size_limits_edits") {
+        return;
+    }
+    let env = Env::new();
+    env.ok(&["init"]);
+    let fill = "dd if=/dev/zero of=/spfs/big bs=1M count=8 2>&1; echo rc=$?";
+    let out = env.ok(&["run", "--size", "2M", "-", "--", "sh", "-c", fill]);
+    assert!(
+        out.contains("No space left") && !out.contains("rc=0"),
+        "{out}"
+    );
+    let out = env.ok(&["run", "--size", "32M", "-", "--", "sh", "-c", fill]);
+    assert!(out.contains("rc=0"), "{out}");
+    assert_no_leaks();
+}
