@@ -228,18 +228,7 @@ impl FromStr for Compat {
     }
 }
 
-impl serde::Serialize for Compat {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
-
-impl<'de> serde::Deserialize<'de> for Compat {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = crate::spec::de::scalar_string(d)?;
-        s.parse().map_err(serde::de::Error::custom)
-    }
-}
+crate::name::serde_via_str!(Compat);
 
 #[cfg(test)]
 mod tests {
