@@ -17,8 +17,8 @@ use crate::storage::LocalRepository;
 pub struct Problem {
     /// The digest affected.
     pub digest: Digest,
-    /// What kind of thing it should be.
-    pub kind: ObjectKind,
+    /// What kind of thing it should be, when something that refers to it says so.
+    pub kind: Option<ObjectKind>,
     /// What is wrong ("missing", or why it is corrupt).
     pub issue: String,
     /// Tags whose closure includes it.
@@ -47,11 +47,16 @@ pub fn check(
 ) -> Result<CheckReport> {
     let tags = repo.all_tags()?;
     let whole = roots.is_none();
-    let mut pending: Vec<Digest> = match roots {
-        Some(r) => r,
+    // Each digest to visit, with its kind when a parent object names it.
+    let mut pending: Vec<(Digest, Option<ObjectKind>)> = match roots {
+        Some(r) => r.into_iter().map(|d| (d, None)).collect(),
         None => {
-            let mut all = repo.list_objects()?;
-            all.extend(tags.iter().map(|(_, d)| *d));
+            let mut all: Vec<_> = repo
+                .list_objects()?
+                .into_iter()
+                .map(|d| (d, None))
+                .collect();
+            all.extend(tags.iter().map(|(_, d)| (*d, None)));
             all
         }
     };
@@ -59,7 +64,7 @@ pub fn check(
     let mut seen = HashSet::new();
     let mut blobs: HashMap<Digest, Option<u64>> = HashMap::new();
     let mut report = CheckReport::default();
-    while let Some(d) = pending.pop() {
+    while let Some((d, kind)) = pending.pop() {
         if !seen.insert(d) {
             continue;
         }
@@ -81,23 +86,15 @@ pub fn check(
                         }
                     }
                 } else {
-                    for (c, _) in obj.children() {
-                        pending.push(c);
+                    for (c, k) in obj.children() {
+                        pending.push((c, Some(k)));
                         kids.push(c);
                     }
                 }
                 children.insert(d, kids);
             }
-            Err(Error::MissingObject(_)) => {
-                report
-                    .problems
-                    .push(problem(d, ObjectKind::Manifest, "missing"))
-            }
-            Err(Error::Corrupt { reason, .. }) => {
-                report
-                    .problems
-                    .push(problem(d, ObjectKind::Manifest, &reason))
-            }
+            Err(Error::MissingObject(_)) => report.problems.push(problem(d, kind, "missing")),
+            Err(Error::Corrupt { reason, .. }) => report.problems.push(problem(d, kind, &reason)),
             Err(e) => return Err(e),
         }
     }
@@ -119,7 +116,7 @@ pub fn check(
                     bytes.fetch_add(n, Ordering::Relaxed);
                     None
                 }
-                Err(issue) => Some(problem(*d, ObjectKind::Blob, &issue)),
+                Err(issue) => Some(problem(*d, Some(ObjectKind::Blob), &issue)),
             })
         })
         .collect::<Result<Vec<_>>>()?;
@@ -151,7 +148,7 @@ pub fn check(
     Ok(report)
 }
 
-fn problem(digest: Digest, kind: ObjectKind, issue: &str) -> Problem {
+fn problem(digest: Digest, kind: Option<ObjectKind>, issue: &str) -> Problem {
     Problem {
         digest,
         kind,

@@ -187,11 +187,6 @@ impl Error {
             source,
         }
     }
-
-    /// True when the error is "no such file" (for probing optional files).
-    pub fn is_not_found(&self) -> bool {
-        matches!(self, Error::Io { source, .. } if source.kind() == io::ErrorKind::NotFound)
-    }
 }
 
 /// Attaches an action and a path to I/O results.

@@ -5,7 +5,6 @@ mod common;
 
 use std::fs;
 use std::process::Stdio;
-use std::time::{Duration, Instant};
 
 use common::*;
 
@@ -231,14 +230,9 @@ fn interrupt_during_commit_leaves_no_partial_object() {
         .unwrap();
     // Wait until a payload is being copied into tmp/, then interrupt.
     let tmp = env.repo.join("tmp");
-    let start = Instant::now();
-    while fs::read_dir(&tmp).unwrap().count() == 0 {
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "commit never started copying"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    wait_until("commit starts copying", 60, || {
+        fs::read_dir(&tmp).unwrap().count() > 0
+    });
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),
         nix::sys::signal::Signal::SIGINT,

@@ -6,7 +6,6 @@ mod common;
 use std::fs;
 use std::io::Write;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 use common::*;
 
@@ -90,11 +89,7 @@ fn runtime_is_invisible_to_other_processes() {
         ])
         .spawn()
         .unwrap();
-    let start = Instant::now();
-    while !flag.exists() {
-        assert!(start.elapsed() < Duration::from_secs(20));
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_until("the command starts", 20, || flag.exists());
     // While it runs, this process sees no runtime mount and no marker.
     assert_no_leaks();
     assert!(!std::path::Path::new("/spfs/marker").exists());
@@ -325,14 +320,9 @@ fn cleanup_after_exit_crash_and_kill() {
         ])
         .spawn()
         .unwrap();
-    let start = Instant::now();
-    while fs::read_to_string(&pidfile)
-        .map(|s| s.trim().is_empty())
-        .unwrap_or(true)
-    {
-        assert!(start.elapsed() < Duration::from_secs(20));
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_until("the command writes its pid", 20, || {
+        fs::read_to_string(&pidfile).is_ok_and(|s| !s.trim().is_empty())
+    });
     let cmd_pid: i32 = fs::read_to_string(&pidfile)
         .unwrap()
         .trim()
@@ -340,18 +330,10 @@ fn cleanup_after_exit_crash_and_kill() {
         .unwrap();
     child.kill().unwrap();
     child.wait().unwrap();
-    let start = Instant::now();
-    while std::path::Path::new(&format!("/proc/{cmd_pid}")).exists() {
+    wait_until("the command dies with a killed spfs", 10, || {
         let stat = fs::read_to_string(format!("/proc/{cmd_pid}/stat")).unwrap_or_default();
-        if stat.contains(") Z") {
-            break;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "command outlived a killed spfs"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+        stat.is_empty() || stat.contains(") Z")
+    });
     assert_no_leaks();
     // The dead runtime's record is pruned.
     let list = env.ok(&["runtime", "list"]);

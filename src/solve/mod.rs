@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::ident::BuildIdent;
 use crate::name::Component;
@@ -147,28 +147,19 @@ impl<'a> Solver<'a> {
     /// Top-level package requests use API compatibility for bare versions; install
     /// requirements use binary compatibility.
     pub fn solve(&self, requests: &[Request]) -> Result<Solution, SolveError> {
-        let mut options = self.options.options.clone();
+        let mut settings = self.options.clone();
         let mut top = Vec::new();
         for r in requests {
             match r {
                 Request::Var(v) if v.var.namespace().is_none() => {
                     if let Some(value) = &v.value {
-                        options.insert(v.var.clone(), value.clone());
+                        settings.options.insert(v.var.clone(), value.clone());
                     }
                 }
                 other => top.push(other.clone()),
             }
         }
-        let deadline = self.options.timeout.map(|t| (Instant::now() + t, t));
-        let provider = Provider::new(
-            self.repo,
-            top,
-            options,
-            self.options.build_from_source,
-            deadline,
-            self.options.cancel.clone(),
-            self.options.interrupted,
-        );
+        let provider = Provider::new(self.repo, top, settings);
         match pubgrub::resolve(&provider, SolverPkg::Root, 1u32) {
             Ok(selected) => provider.solution(selected),
             Err(pubgrub::PubGrubError::NoSolution(tree)) => {

@@ -6,7 +6,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::ops::Bound;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -14,10 +14,9 @@ use pubgrub::{
     Dependencies, DependencyConstraints, DependencyProvider, PackageResolutionStatistics, Ranges,
 };
 
-use super::{PackageSource, Solution, SolveError, SolvedPackage};
+use super::{PackageSource, Solution, SolveError, SolveOptions, SolvedPackage};
 use crate::ident::{Build, BuildIdent, VersionIdent};
 use crate::name::{Component, PkgName};
-use crate::option_map::OptionMap;
 use crate::request::{Inclusion, PkgRequest, Request, VarRequest};
 use crate::spec::Spec;
 use crate::storage::{embedded_specs, PackageRepository, StorageError};
@@ -94,11 +93,9 @@ pub struct Candidate {
 pub struct Provider<'a> {
     repo: &'a dyn PackageRepository,
     root_requests: Vec<Request>,
-    options: OptionMap,
-    build_from_source: bool,
+    /// The solve's settings; `settings.options` includes the requests' var values.
+    settings: SolveOptions,
     deadline: Option<(Instant, Duration)>,
-    cancel: Option<Arc<AtomicBool>>,
-    interrupted: Option<fn() -> bool>,
     candidates: RefCell<HashMap<PkgName, Rc<Vec<Candidate>>>>,
     set_cache: RefCell<HashMap<(PkgRequest, CompatRule), Set>>,
     /// Request text of each dependency: (dependent, its candidate, dependency) -> text.
@@ -155,20 +152,14 @@ impl<'a> Provider<'a> {
     pub fn new(
         repo: &'a dyn PackageRepository,
         root_requests: Vec<Request>,
-        options: OptionMap,
-        build_from_source: bool,
-        deadline: Option<(Instant, Duration)>,
-        cancel: Option<Arc<AtomicBool>>,
-        interrupted: Option<fn() -> bool>,
+        settings: SolveOptions,
     ) -> Self {
+        let deadline = settings.timeout.map(|t| (Instant::now() + t, t));
         Self {
             repo,
             root_requests,
-            options,
-            build_from_source,
+            settings,
             deadline,
-            cancel,
-            interrupted,
             candidates: RefCell::new(HashMap::new()),
             set_cache: RefCell::new(HashMap::new()),
             dep_text: RefCell::new(HashMap::new()),
@@ -195,7 +186,7 @@ impl<'a> Provider<'a> {
     fn unusable_reason(&self, spec: &Spec) -> Option<String> {
         let values = spec.option_values();
         for (name, value) in values.iter() {
-            if let Some(wanted) = self.options.value_for(spec.name(), name.as_str()) {
+            if let Some(wanted) = self.settings.options.value_for(spec.name(), name.as_str()) {
                 if !value.is_empty() && wanted != value {
                     return Some(format!(
                         "{} was built with {name}={value}, but {name}={wanted} is requested",
@@ -246,13 +237,15 @@ impl<'a> Provider<'a> {
                 c.spec
                     .option_values()
                     .iter()
-                    .filter(|(k, v)| self.options.value_for(c.spec.name(), k.as_str()) == Some(*v))
+                    .filter(|(k, v)| {
+                        self.settings.options.value_for(c.spec.name(), k.as_str()) == Some(*v)
+                    })
                     .count()
             };
             binaries.sort_by_key(|c| (Reverse(score(c)), c.ident.build.clone()));
             out.extend(binaries);
             out.extend(sources);
-            if self.build_from_source {
+            if self.settings.build_from_source {
                 if let Ok(recipe) = self.repo.read_recipe(&vi) {
                     if !recipe.deprecated {
                         out.push(Candidate {
@@ -372,7 +365,7 @@ impl<'a> Provider<'a> {
                             deps.push((dep, self.var_set(&name, v)?));
                         }
                         None => {
-                            if let Some(wanted) = self.options.get(&v.var) {
+                            if let Some(wanted) = self.settings.options.get(&v.var) {
                                 if wanted != value {
                                     return Ok(Some(format!(
                                         "requires option {}={value}, but {}={wanted} is requested",
@@ -778,10 +771,10 @@ impl DependencyProvider for Provider<'_> {
                 return Err(Cancelled::Timeout(limit));
             }
         }
-        if self.interrupted.is_some_and(|f| f()) {
+        if self.settings.interrupted.is_some_and(|f| f()) {
             return Err(Cancelled::Interrupted);
         }
-        if let Some(flag) = &self.cancel {
+        if let Some(flag) = &self.settings.cancel {
             if flag.load(Ordering::Relaxed) {
                 return Err(Cancelled::Interrupted);
             }

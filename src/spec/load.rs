@@ -219,6 +219,20 @@ fn parse_yaml(text: &str, label: &str, relocated: bool) -> Result<Spec, (SpecErr
     })
 }
 
+/// Splits serde's "`name`, expected one of `a`, `b`" message tail into the name and
+/// the expected names.
+fn backticked(rest: &str) -> (&str, Vec<&str>) {
+    let name = rest.split('`').next().unwrap_or_default();
+    let expected = rest
+        .split('`')
+        .skip(1)
+        .enumerate()
+        .filter(|(i, _)| i % 2 == 1)
+        .map(|(_, s)| s)
+        .collect();
+    (name, expected)
+}
+
 /// Turns serde's messages into ones that say what to do.
 fn explain_yaml_error(message: &str) -> (String, Option<String>, bool) {
     let (path, body) = match message.split_once(": ") {
@@ -227,14 +241,7 @@ fn explain_yaml_error(message: &str) -> (String, Option<String>, bool) {
     };
     let place = path.map(|p| format!(" in '{p}'")).unwrap_or_default();
     if let Some(rest) = body.strip_prefix("unknown field `") {
-        let name = rest.split('`').next().unwrap_or_default();
-        let expected: Vec<&str> = rest
-            .split('`')
-            .skip(1)
-            .enumerate()
-            .filter(|(i, _)| i % 2 == 1)
-            .map(|(_, s)| s)
-            .collect();
+        let (name, expected) = backticked(rest);
         let help = match suggest(name, &expected) {
             Some(s) => format!(
                 "did you mean '{s}'? (known fields here: {})",
@@ -245,14 +252,7 @@ fn explain_yaml_error(message: &str) -> (String, Option<String>, bool) {
         return (format!("unknown field '{name}'{place}"), Some(help), true);
     }
     if let Some(rest) = body.strip_prefix("unknown variant `") {
-        let name = rest.split('`').next().unwrap_or_default();
-        let expected: Vec<&str> = rest
-            .split('`')
-            .skip(1)
-            .enumerate()
-            .filter(|(i, _)| i % 2 == 1)
-            .map(|(_, s)| s)
-            .collect();
+        let (name, expected) = backticked(rest);
         let help = match suggest(name, &expected) {
             Some(s) => format!("did you mean '{s}'? (one of: {})", expected.join(", ")),
             None => format!("use one of: {}", expected.join(", ")),

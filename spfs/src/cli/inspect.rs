@@ -228,10 +228,7 @@ pub fn info(repo: &LocalRepository, reference: &str) -> Result<i32> {
                 for l in &p.layers {
                     line("  layer:", l.to_string());
                 }
-                let mut merged = Manifest::default();
-                for l in &p.layers {
-                    merged.overlay(&repo.read_manifest(l)?);
-                }
+                let merged = repo.merge_manifests(&repo.manifests_of(&p.layers)?)?;
                 describe_manifest(&merged, &mut line);
             }
         }

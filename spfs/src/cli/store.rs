@@ -102,7 +102,7 @@ pub fn commit(cli: &Cli, cmd: &CommitCmd) -> Result<i32> {
             }
             let digest = match reference {
                 Some(reference) => {
-                    let layers = repo.stack_layers(reference)?;
+                    let layers = repo.layers_of(&repo.resolve_refs(reference)?)?;
                     if layers.is_empty() {
                         return Err(invalid(
                             "a platform needs at least one layer; give --ref A+B",
@@ -150,7 +150,7 @@ pub fn tag(repo: &LocalRepository, reference: &str, names: &[String]) -> Result<
         [] => return Err(invalid("nothing to tag: the reference is empty")),
         // Tagging a stack records it as a platform.
         _ => {
-            let layers = repo.stack_layers(reference)?;
+            let layers = repo.layers_of(&digests)?;
             repo.write_object(&Object::Platform(Platform { layers }))?
         }
     };
@@ -223,7 +223,8 @@ pub fn check(repo: &LocalRepository, reference: Option<&str>) -> Result<i32> {
         } else {
             format!(" (reached by {})", p.tags.join(", "))
         };
-        println!("{} {}: {}{tags}", p.kind, p.digest, p.issue);
+        let kind = p.kind.map(|k| k.name()).unwrap_or("object");
+        println!("{kind} {}: {}{tags}", p.digest, p.issue);
     }
     eprintln!(
         "checked {} objects and {} payloads ({}): {} problem(s)",

@@ -108,28 +108,6 @@ struct Setup<'a> {
     registered: bool,
 }
 
-/// The manifests of a stack of layer/platform/manifest digests, bottom first.
-pub fn stack_manifests(repo: &LocalRepository, stack: &[Digest]) -> Result<Vec<Digest>> {
-    let mut out = Vec::new();
-    for d in stack {
-        match repo.read_object(d)? {
-            Object::Manifest(_) => out.push(*d),
-            Object::Layer(l) => out.push(l.manifest),
-            Object::Platform(p) => out.extend(stack_manifests(repo, &p.layers)?),
-        }
-    }
-    Ok(out)
-}
-
-/// The tree a stack shows, with masks applied.
-pub fn merged(repo: &LocalRepository, manifests: &[Digest]) -> Result<Manifest> {
-    let mut m = Manifest::default();
-    for d in manifests {
-        m.overlay(&repo.read_manifest(d)?);
-    }
-    Ok(m)
-}
-
 impl<'a> Setup<'a> {
     fn new(repo: &'a LocalRepository, privilege: Privilege, opts: &RunOptions) -> Result<Self> {
         let (name, stack, editable, keep, previous) = match &opts.rerun {
@@ -184,7 +162,6 @@ impl<'a> Setup<'a> {
         let record = RuntimeRecord {
             name,
             pid: std::process::id(),
-            ns: namespace::mount_ns_id(std::process::id()).unwrap_or(0),
             started: namespace::process_start_time(std::process::id()).unwrap_or(0),
             host: record::hostname(),
             created: now(),
@@ -211,7 +188,7 @@ impl<'a> Setup<'a> {
     }
 
     fn start(&mut self, opts: &RunOptions) -> Result<std::process::Child> {
-        let manifests = stack_manifests(self.repo, &self.record.stack)?;
+        let manifests = self.repo.manifests_of(&self.record.stack)?;
         // Everything that can fail on bad input happens before the first mount.
         let prepared = match self.record.backend {
             Backend::Render => Lowers::Rendered(self.render_lowers(&manifests)?),
@@ -221,7 +198,7 @@ impl<'a> Setup<'a> {
                         "/dev/fuse does not exist: load the fuse module ('modprobe fuse') or use --backend render".into(),
                     ));
                 }
-                let m = merged(self.repo, &manifests)?;
+                let m = self.repo.merge_manifests(&manifests)?;
                 verify_payloads(self.repo, &m)?;
                 Lowers::Merged(m)
             }
@@ -291,7 +268,7 @@ impl<'a> Setup<'a> {
         // flatten the bottom of taller stacks into one merged manifest.
         if manifests.len() > MAX_OVERLAY_LOWERS - 1 {
             let cut = manifests.len() - (MAX_OVERLAY_LOWERS - 2);
-            let bottom = merged(self.repo, &manifests[..cut])?;
+            let bottom = self.repo.merge_manifests(&manifests[..cut])?;
             let digest = self.repo.write_object(&Object::Manifest(bottom))?;
             tracing::info!(layers = cut, merged = %digest, "flattened the bottom of the stack");
             manifests = std::iter::once(digest)

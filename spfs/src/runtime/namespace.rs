@@ -58,14 +58,6 @@ pub fn enter_private_namespace() -> Result<Privilege> {
     Ok(privilege)
 }
 
-/// The inode number of a process's mount namespace, which identifies it.
-pub fn mount_ns_id(pid: u32) -> Option<u64> {
-    use std::os::unix::fs::MetadataExt;
-    fs::metadata(format!("/proc/{pid}/ns/mnt"))
-        .ok()
-        .map(|m| m.ino())
-}
-
 /// True if the kernel lists overlayfs as available.
 pub fn overlay_available() -> bool {
     fs::read_to_string("/proc/filesystems")

@@ -46,8 +46,6 @@ pub struct RuntimeRecord {
     pub name: String,
     /// Process id of the monitor that owns the mounts.
     pub pid: u32,
-    /// Mount-namespace inode of the monitor.
-    pub ns: u64,
     /// Start time of the monitor process (guards against pid reuse).
     pub started: u64,
     /// Host the runtime runs on.
@@ -74,10 +72,9 @@ impl RuntimeRecord {
     fn encode(&self) -> String {
         let stack: Vec<String> = self.stack.iter().map(|d| d.to_string()).collect();
         format!(
-            "name={}\npid={}\nns={}\nstarted={}\nhost={}\ncreated={}\nbackend={}\neditable={}\nkeep={}\nupper={}\nwork={}\nstack={}\ngeneration={}\n",
+            "name={}\npid={}\nstarted={}\nhost={}\ncreated={}\nbackend={}\neditable={}\nkeep={}\nupper={}\nwork={}\nstack={}\ngeneration={}\n",
             self.name,
             self.pid,
-            self.ns,
             self.started,
             self.host,
             self.created,
@@ -110,7 +107,6 @@ impl RuntimeRecord {
         Ok(RuntimeRecord {
             name: get("name")?.to_string(),
             pid: num("pid")? as u32,
-            ns: num("ns")?,
             started: num("started")?,
             host: get("host")?.to_string(),
             created: num("created")?,

@@ -7,13 +7,12 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
-use super::monitor::{merged, stack_manifests};
 use super::record::{self, RuntimeRecord};
 use crate::commit::{commit_tree, store_layer, CommitOptions};
 use crate::diff::{diff, Change};
 use crate::digest::Digest;
 use crate::error::{Error, IoContext, Result};
-use crate::object::{Layer, Manifest, Object, Platform};
+use crate::object::{Manifest, Object, Platform};
 use crate::progress::Progress;
 use crate::storage::LocalRepository;
 
@@ -29,7 +28,7 @@ pub fn current(repo: &LocalRepository) -> Result<RuntimeRecord> {
 
 /// The merged tree of the runtime's layers, without its edits.
 pub fn lower_manifest(repo: &LocalRepository, rec: &RuntimeRecord) -> Result<Manifest> {
-    merged(repo, &stack_manifests(repo, &rec.stack)?)
+    repo.merge_manifests(&repo.manifests_of(&rec.stack)?)
 }
 
 fn upper_manifest(
@@ -66,28 +65,12 @@ pub fn commit_platform(
     rec: &RuntimeRecord,
     progress: &Progress,
 ) -> Result<Digest> {
-    let mut layers = Vec::new();
-    for d in &rec.stack {
-        push_layers(repo, d, &mut layers)?;
-    }
+    let mut layers = repo.layers_of(&rec.stack)?;
     let edits = commit_layer(repo, rec, &[], progress)?;
     if !repo.read_manifest(&edits)?.root.is_empty() {
         layers.push(edits);
     }
     repo.write_object(&Object::Platform(Platform { layers }))
-}
-
-fn push_layers(repo: &LocalRepository, d: &Digest, out: &mut Vec<Digest>) -> Result<()> {
-    match repo.read_object(d)? {
-        Object::Layer(_) => out.push(*d),
-        Object::Manifest(_) => out.push(repo.write_object(&Object::Layer(Layer::new(*d)))?),
-        Object::Platform(p) => {
-            for l in &p.layers {
-                push_layers(repo, l, out)?;
-            }
-        }
-    }
-    Ok(())
 }
 
 /// What the runtime's edits change, relative to its layers.

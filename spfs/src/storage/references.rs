@@ -3,7 +3,7 @@
 use super::LocalRepository;
 use crate::digest::{is_hex, Digest, DIGEST_LEN, MIN_PREFIX_LEN};
 use crate::error::{Error, Result};
-use crate::object::{Manifest, Object, ObjectKind};
+use crate::object::{Layer, Manifest, Object, ObjectKind};
 
 impl LocalRepository {
     /// Resolves one reference (no `+`) to a digest.
@@ -97,65 +97,80 @@ impl LocalRepository {
         Err(Error::MissingObject(*digest))
     }
 
-    /// The manifests of a reference stack, bottom first: platforms expand to their
-    /// layers, layers give their manifests.
+    /// The manifests of a reference stack, bottom first (see [`Self::manifests_of`]).
     pub fn stack_manifests(&self, spec: &str) -> Result<Vec<Digest>> {
-        let mut out = Vec::new();
-        for d in self.resolve_refs(spec)? {
-            self.push_manifests(&d, spec, &mut out, 0)?;
-        }
-        Ok(out)
-    }
-
-    fn push_manifests(
-        &self,
-        d: &Digest,
-        spec: &str,
-        out: &mut Vec<Digest>,
-        depth: usize,
-    ) -> Result<()> {
-        if depth > 64 {
-            return Err(Error::InvalidInput(format!(
-                "platforms nest more than 64 deep under {spec}"
-            )));
-        }
-        if !self.has_object(d) && self.has_payload(d) {
-            return Err(Error::WrongKind {
-                reference: d.to_string(),
-                actual: "blob",
-                expected: "a layer, platform or manifest",
-            });
-        }
-        match self.read_object(d)? {
-            Object::Manifest(_) => out.push(*d),
-            Object::Layer(l) => out.push(l.manifest),
-            Object::Platform(p) => {
-                for l in &p.layers {
-                    self.push_manifests(l, spec, out, depth + 1)?;
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// The layer (or manifest) digests of a reference stack, bottom first.
-    pub fn stack_layers(&self, spec: &str) -> Result<Vec<Digest>> {
-        let mut out = Vec::new();
-        for d in self.resolve_refs(spec)? {
-            match self.read_object(&d)? {
-                Object::Platform(p) => out.extend(p.layers),
-                _ => out.push(d),
-            }
-        }
-        Ok(out)
+        self.manifests_of(&self.resolve_refs(spec)?)
     }
 
     /// The single tree seen when a stack's layers are merged (masks applied).
     pub fn merged_manifest(&self, spec: &str) -> Result<Manifest> {
+        self.merge_manifests(&self.stack_manifests(spec)?)
+    }
+
+    /// The manifests of layers, platforms and manifests, bottom first: platforms
+    /// expand (recursively) to their layers, layers give their manifests.
+    pub fn manifests_of(&self, stack: &[Digest]) -> Result<Vec<Digest>> {
+        let mut out = Vec::new();
+        self.walk_stack(stack, 0, &mut |d, obj| {
+            out.push(match obj {
+                Object::Layer(l) => l.manifest,
+                _ => *d,
+            });
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// The layers of layers, platforms and manifests, bottom first: platforms expand
+    /// (recursively), and a bare manifest is wrapped in a stored layer of its own, so
+    /// the result can form a platform.
+    pub fn layers_of(&self, stack: &[Digest]) -> Result<Vec<Digest>> {
+        let mut out = Vec::new();
+        self.walk_stack(stack, 0, &mut |d, obj| {
+            out.push(match obj {
+                Object::Manifest(_) => self.write_object(&Object::Layer(Layer::new(*d)))?,
+                _ => *d,
+            });
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// The tree seen when `manifests` (bottom first) are laid over each other.
+    pub fn merge_manifests(&self, manifests: &[Digest]) -> Result<Manifest> {
         let mut merged = Manifest::default();
-        for m in self.stack_manifests(spec)? {
-            merged.overlay(&self.read_manifest(&m)?);
+        for m in manifests {
+            merged.overlay(&self.read_manifest(m)?);
         }
         Ok(merged)
+    }
+
+    /// Calls `visit` with every layer or manifest of a stack, bottom first, expanding
+    /// platforms.
+    fn walk_stack(
+        &self,
+        stack: &[Digest],
+        depth: usize,
+        visit: &mut dyn FnMut(&Digest, &Object) -> Result<()>,
+    ) -> Result<()> {
+        if depth > 64 {
+            return Err(Error::InvalidInput(
+                "platforms nest more than 64 deep; flatten the stack".into(),
+            ));
+        }
+        for d in stack {
+            if !self.has_object(d) && self.has_payload(d) {
+                return Err(Error::WrongKind {
+                    reference: d.to_string(),
+                    actual: "blob",
+                    expected: "a layer, platform or manifest",
+                });
+            }
+            match self.read_object(d)? {
+                Object::Platform(p) => self.walk_stack(&p.layers, depth + 1, visit)?,
+                obj => visit(d, &obj)?,
+            }
+        }
+        Ok(())
     }
 }

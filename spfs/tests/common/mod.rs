@@ -195,3 +195,12 @@ pub fn chown_r(dir: &Path, uid: u32, gid: u32) {
         }
     }
 }
+
+/// Polls `cond` until it holds, failing with `what` after `secs` seconds.
+pub fn wait_until(what: &str, secs: u64, mut cond: impl FnMut() -> bool) {
+    let start = std::time::Instant::now();
+    while !cond() {
+        assert!(start.elapsed().as_secs() < secs, "timed out: {what}");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
