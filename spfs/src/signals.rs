@@ -1,27 +1,36 @@
-//! Cooperative interruption: SIGINT/SIGTERM set a flag that long operations poll, so
-//! they stop between files and clean up instead of dying mid-write.
+//! Cooperative interruption: SIGINT, SIGTERM, SIGHUP and SIGQUIT set a flag that long
+//! operations poll, so they stop between files and clean up instead of dying mid-write.
+//! Waits on a spawned runtime forward each such signal to it.
 
-use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
 
 use crate::error::{Error, Result};
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 static SIGNAL: AtomicI32 = AtomicI32::new(0);
+static COUNT: AtomicUsize = AtomicUsize::new(0);
 
 extern "C" fn on_signal(sig: libc::c_int) {
     INTERRUPTED.store(true, Ordering::SeqCst);
     SIGNAL.store(sig, Ordering::SeqCst);
+    COUNT.fetch_add(1, Ordering::SeqCst);
 }
 
-/// Routes SIGINT and SIGTERM to the interruption flag.
+/// The signals routed to the interruption flag.
+pub const HANDLED: [i32; 4] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT];
+
+/// Routes SIGINT, SIGTERM, SIGHUP and SIGQUIT to the interruption flag.
 pub fn install() {
     use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
     let action = SigAction::new(
         SigHandler::Handler(on_signal),
-        SaFlags::empty(),
+        SaFlags::SA_RESTART,
         SigSet::empty(),
     );
-    for sig in [Signal::SIGINT, Signal::SIGTERM] {
+    for sig in HANDLED {
+        let Ok(sig) = Signal::try_from(sig) else {
+            continue;
+        };
         // SAFETY: the handler only stores to atomics, which is async-signal-safe.
         let _ = unsafe { sigaction(sig, &action) };
     }
@@ -42,4 +51,10 @@ pub fn received() -> Option<i32> {
         0 => None,
         s => Some(s),
     }
+}
+
+/// How many handled signals have arrived so far; with [`received`], lets a waiter see
+/// each new one.
+pub fn count() -> usize {
+    COUNT.load(Ordering::SeqCst)
 }

@@ -4,8 +4,9 @@ use std::ffi::OsString;
 
 use clap::{Args, Subcommand};
 
-use spfs::runtime::monitor::{self, RunOptions};
+use spfs::runtime::monitor::RunOptions;
 use spfs::runtime::record::{self, Backend};
+use spfs::runtime::spawn::RuntimeCommand;
 use spfs::runtime::startup::Program;
 use spfs::runtime::upper;
 use spfs::storage::LocalRepository;
@@ -70,8 +71,6 @@ pub enum RuntimeCmd {
 /// `spfs run` / `spfs shell`: never returns before the runtime ends.
 pub fn run(cli: &Cli, args: &RuntimeArgs, command: &[OsString]) -> Result<i32> {
     let backend = Backend::parse(&args.backend)?;
-    // Namespaces first, while the process has one thread.
-    let privilege = monitor::prepare()?;
     let repo = cli.repo_for_write()?;
     let stack = match &args.reference {
         Some(r) if args.rerun.is_none() => repo.resolve_refs(r)?,
@@ -87,20 +86,14 @@ pub fn run(cli: &Cli, args: &RuntimeArgs, command: &[OsString]) -> Result<i32> {
     } else {
         Program::Command(command.to_vec())
     };
-    monitor::run(
-        &repo,
-        privilege,
-        RunOptions {
-            stack,
-            backend,
-            edit,
-            tmpfs_size: args.size.clone(),
-            keep: args.keep_runtime,
-            rerun: args.rerun.clone(),
-            name: args.name.clone(),
-            program,
-        },
-    )
+    let mut options = RunOptions::new(stack, program);
+    options.backend = backend;
+    options.edit = edit;
+    options.tmpfs_size = args.size.clone();
+    options.keep = args.keep_runtime;
+    options.rerun = args.rerun.clone();
+    options.name = args.name.clone();
+    RuntimeCommand::new(&repo, options).status()
 }
 
 pub fn edit(repo: &LocalRepository, off: bool) -> Result<i32> {
@@ -128,13 +121,7 @@ pub fn runtime(repo: &LocalRepository, cmd: &RuntimeCmd) -> Result<i32> {
     match cmd {
         RuntimeCmd::List => {
             for r in record::list(repo)? {
-                let state = if r.pid != 0 && r.is_alive() {
-                    "running"
-                } else if r.keep {
-                    "kept"
-                } else {
-                    "dead"
-                };
+                let state = r.state().name();
                 println!(
                     "{:<16} {:<8} {:<6} {:<8} {} layer(s)",
                     r.name,
@@ -149,7 +136,7 @@ pub fn runtime(repo: &LocalRepository, cmd: &RuntimeCmd) -> Result<i32> {
         RuntimeCmd::Info { name } => {
             let r = record::load(repo, name)?;
             println!("name:       {}", r.name);
-            println!("running:    {}", r.pid != 0 && r.is_alive());
+            println!("running:    {}", r.is_alive());
             println!("pid:        {}", r.pid);
             println!("host:       {}", r.host);
             println!("backend:    {}", r.backend.name());
@@ -163,7 +150,7 @@ pub fn runtime(repo: &LocalRepository, cmd: &RuntimeCmd) -> Result<i32> {
         }
         RuntimeCmd::Rm { name, force } => {
             let r = record::load(repo, name)?;
-            if r.pid != 0 && r.is_alive() && !force {
+            if r.is_alive() && !force {
                 return Err(invalid(format!(
                     "runtime '{name}' is running (pid {}); stop it first or pass --force",
                     r.pid
@@ -174,13 +161,7 @@ pub fn runtime(repo: &LocalRepository, cmd: &RuntimeCmd) -> Result<i32> {
             Ok(0)
         }
         RuntimeCmd::Prune => {
-            let mut n = 0;
-            for r in record::list(repo)? {
-                if !r.keep && !r.is_alive() {
-                    record::remove(repo, &r.name)?;
-                    n += 1;
-                }
-            }
+            let n = record::prune(repo)?;
             eprintln!("removed {n} dead runtime record(s)");
             Ok(0)
         }

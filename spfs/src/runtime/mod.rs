@@ -5,5 +5,6 @@ pub mod monitor;
 pub mod mounts;
 pub mod namespace;
 pub mod record;
+pub mod spawn;
 pub mod startup;
 pub mod upper;

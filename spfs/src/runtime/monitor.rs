@@ -34,7 +34,7 @@ pub const SPFS_DIR: &str = "/spfs";
 pub const SCRATCH_DIR: &str = "/tmp/spfs-runtime";
 
 /// How to set up a runtime.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct RunOptions {
     /// The stack: layers, platforms or manifests, bottom first.
     pub stack: Vec<Digest>,
@@ -52,6 +52,31 @@ pub struct RunOptions {
     pub name: Option<String>,
     /// What to run.
     pub program: Program,
+    /// Working directory of the program (may lie inside /spfs); the caller's otherwise.
+    #[serde(default)]
+    pub cwd: Option<PathBuf>,
+    /// Keep the writable upper dir in this directory on disk (created if missing, left in
+    /// place after exit for the caller to capture) instead of the scratch tmpfs.
+    #[serde(default)]
+    pub upper_dir: Option<PathBuf>,
+}
+
+impl RunOptions {
+    /// Options for running `program` over `stack` with the defaults of `spfs run`.
+    pub fn new(stack: Vec<Digest>, program: Program) -> Self {
+        RunOptions {
+            stack,
+            backend: Backend::Render,
+            edit: None,
+            tmpfs_size: None,
+            keep: false,
+            rerun: None,
+            name: None,
+            program,
+            cwd: None,
+            upper_dir: None,
+        }
+    }
 }
 
 /// The signals the monitor handles synchronously.
@@ -113,7 +138,7 @@ impl<'a> Setup<'a> {
         let (name, stack, editable, keep, previous) = match &opts.rerun {
             Some(name) => {
                 let rec = record::load(repo, name)?;
-                if rec.pid != 0 && rec.is_alive() {
+                if rec.is_alive() {
                     return Err(Error::Runtime(format!(
                         "runtime '{name}' is still running (pid {}); wait for it to exit",
                         rec.pid
@@ -153,7 +178,9 @@ impl<'a> Setup<'a> {
             ));
         }
         let scratch = PathBuf::from(SCRATCH_DIR);
-        let (upper, work) = if keep {
+        let (upper, work) = if let Some(dir) = &opts.upper_dir {
+            (dir.join("upper"), dir.join("work"))
+        } else if keep {
             let dir = record::runtime_dir(repo, &name);
             (dir.join("upper"), dir.join("work"))
         } else {
@@ -245,8 +272,12 @@ impl<'a> Setup<'a> {
         let mut cmd = startup::build(&opts.program, &self.scratch)?;
         cmd.env("SPFS_RUNTIME", &self.record.name)
             .env("SPFS_ROOT", self.repo.root());
+        if let Some(dir) = &opts.cwd {
+            cmd.current_dir(dir);
+        }
         let parent = std::process::id() as i32;
-        // SAFETY: only async-signal-safe calls (prctl, getppid, _exit) run in the child.
+        // SAFETY: only async-signal-safe calls (prctl, getppid, sigaction, sigprocmask,
+        // _exit) run in the child.
         unsafe {
             cmd.pre_exec(move || {
                 if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
@@ -255,11 +286,16 @@ impl<'a> Setup<'a> {
                 if libc::getppid() != parent {
                     libc::_exit(137);
                 }
+                reset_signals();
                 Ok(())
             });
         }
-        cmd.spawn()
-            .map_err(|e| Error::Runtime(format!("cannot start the runtime's shell /bin/sh: {e}")))
+        let program = cmd.get_program().to_string_lossy().into_owned();
+        cmd.spawn().map_err(|e| {
+            Error::Runtime(format!(
+                "cannot start {program} in the runtime: {e}; check that it exists and is executable"
+            ))
+        })
     }
 
     fn render_lowers(&self, manifests: &[Digest]) -> Result<Vec<PathBuf>> {
@@ -463,6 +499,30 @@ pub fn verify_payloads(repo: &LocalRepository, m: &Manifest) -> Result<()> {
             String::from_utf8_lossy(path)
         ))),
         None => Ok(()),
+    }
+}
+
+/// Gives the command the signal state of a fresh process: nothing blocked, every
+/// disposition the monitor changed back to its default. Async-signal-safe.
+unsafe fn reset_signals() {
+    // SAFETY: sigemptyset/sigprocmask/signal are async-signal-safe and the set lives on
+    // this stack frame.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+        for sig in [
+            libc::SIGINT,
+            libc::SIGTERM,
+            libc::SIGHUP,
+            libc::SIGQUIT,
+            libc::SIGUSR1,
+            libc::SIGUSR2,
+            libc::SIGCHLD,
+            libc::SIGPIPE,
+        ] {
+            libc::signal(sig, libc::SIG_DFL);
+        }
     }
 }
 

@@ -71,8 +71,21 @@ pub fn overlay_available() -> bool {
 /// When a process started (clock ticks since boot), which with its pid identifies it
 /// even after the pid is reused. Readable for any process.
 pub fn process_start_time(pid: u32) -> Option<u64> {
+    stat_fields(pid).and_then(|(_, start)| start)
+}
+
+/// True if process `pid`, started at `started`, exists and has not exited (a zombie
+/// waiting to be reaped has exited).
+pub fn process_running(pid: u32, started: u64) -> bool {
+    matches!(stat_fields(pid), Some((state, Some(start))) if start == started && state != 'Z' && state != 'X')
+}
+
+/// The state letter and start time of a process, from /proc/PID/stat.
+fn stat_fields(pid: u32) -> Option<(char, Option<u64>)> {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // Fields after the command name, which is in parentheses and may contain spaces.
     let rest = &stat[stat.rfind(')')? + 1..];
-    rest.split_whitespace().nth(19)?.parse().ok()
+    let mut fields = rest.split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    Some((state, fields.nth(18).and_then(|s| s.parse().ok())))
 }

@@ -11,7 +11,7 @@ use crate::error::{Error, IoContext, Result};
 use crate::storage::LocalRepository;
 
 /// Which lower-directory backend a runtime uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Backend {
     /// Hard-link renders from the render cache, one overlay lower dir per layer.
     Render,
@@ -126,8 +126,55 @@ impl RuntimeRecord {
         if self.host != hostname() {
             return true;
         }
-        self.pid != 0 && super::namespace::process_start_time(self.pid) == Some(self.started)
+        self.pid != 0 && super::namespace::process_running(self.pid, self.started)
     }
+
+    /// Whether the runtime is running, kept for `--rerun`, or dead (its record is
+    /// litter that `spfs runtime prune` removes).
+    pub fn state(&self) -> RuntimeState {
+        if self.is_alive() {
+            RuntimeState::Running
+        } else if self.keep {
+            RuntimeState::Kept
+        } else {
+            RuntimeState::Dead
+        }
+    }
+}
+
+/// The life-cycle state of a runtime record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RuntimeState {
+    /// Its monitor is alive.
+    Running,
+    /// Its monitor has ended and its edits are kept on disk.
+    Kept,
+    /// Its monitor has ended and nothing of it is kept.
+    Dead,
+}
+
+impl RuntimeState {
+    /// The state as `spfs runtime list` shows it.
+    pub fn name(self) -> &'static str {
+        match self {
+            RuntimeState::Running => "running",
+            RuntimeState::Kept => "kept",
+            RuntimeState::Dead => "dead",
+        }
+    }
+}
+
+/// Removes the records of runtimes that are dead (not running, not kept); returns
+/// how many were removed.
+pub fn prune(repo: &LocalRepository) -> Result<usize> {
+    let mut n = 0;
+    for r in list(repo)? {
+        if r.state() == RuntimeState::Dead {
+            remove(repo, &r.name)?;
+            n += 1;
+        }
+    }
+    Ok(n)
 }
 
 /// The machine's host name.

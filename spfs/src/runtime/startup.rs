@@ -13,7 +13,7 @@ use crate::error::{IoContext, Result};
 pub const STARTUP_DIR: &str = "/spfs/etc/spfs/startup.d";
 
 /// What the runtime runs.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub enum Program {
     /// A command and its arguments.
     Command(Vec<OsString>),
