@@ -28,6 +28,9 @@ pub struct CommitOptions {
     /// without write bits: a copied-up file still carrying exactly that stripped mode
     /// gets its committed mode back.
     pub lower_modes_stripped: bool,
+    /// The directory is disposable (a finished build's upper dir): new content is linked
+    /// into the store instead of copied, and the files become read-only.
+    pub take_files: bool,
 }
 
 /// Reads `dir` into the store and returns its manifest (not yet stored).
@@ -131,6 +134,8 @@ fn commit_entry(
         }
         let (digest, size) = if opts.hash_only {
             hash_file(path)?
+        } else if opts.take_files {
+            repo.take_file(path, mode)?
         } else {
             repo.store_file(path, mode)?
         };

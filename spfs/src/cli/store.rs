@@ -74,6 +74,7 @@ pub fn commit(cli: &Cli, cmd: &CommitCmd) -> Result<i32> {
                 overlay_upper: false,
                 hash_only: false,
                 lower_modes_stripped: false,
+                take_files: false,
             };
             let progress = Progress::new("committing");
             let started = std::time::Instant::now();

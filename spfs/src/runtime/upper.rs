@@ -43,6 +43,7 @@ fn upper_manifest(
         overlay_upper: true,
         hash_only,
         lower_modes_stripped: rec.backend == super::record::Backend::Render,
+        take_files: false,
     };
     commit_tree(repo, &rec.upper, Some(lower), &opts, progress)
 }

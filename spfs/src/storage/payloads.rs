@@ -144,6 +144,61 @@ impl LocalRepository {
     }
 }
 
+impl LocalRepository {
+    /// Stores the file at `src`, which the caller gives up, by linking it into the store
+    /// when its content is new instead of copying it (a copy only across filesystems).
+    /// The file's inode becomes read-only and loses overlayfs attributes.
+    pub fn take_file(&self, src: &Path, mode: u32) -> Result<(Digest, u64)> {
+        let mut file = fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(src)
+            .ctx("reading", src)?;
+        let (digest, size) = hash_stream(&mut file, None, src)?;
+        let dest = self.payload_path(&digest);
+        if dest.exists() {
+            return Ok((digest, size));
+        }
+        drop(file);
+        strip_overlay_xattrs(src);
+        set_mode(src, payload_mode(mode))?;
+        if let Some(parent) = dest.parent() {
+            fs::create_dir_all(parent).ctx("creating", parent)?;
+        }
+        // A link never replaces an existing payload: a concurrent writer of the same
+        // content wins and this one is a no-op.
+        match fs::hard_link(src, &dest) {
+            Ok(()) => Ok((digest, size)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok((digest, size)),
+            Err(e) if e.raw_os_error() == Some(libc::EXDEV) => self.store_file(src, mode),
+            Err(e) => Err(Error::io("storing payload from", src, e)),
+        }
+    }
+}
+
+/// Removes the `trusted.overlay.*` and `user.overlay.*` attributes overlayfs leaves on
+/// files of an upper dir, so they mean nothing once the file is a payload.
+fn strip_overlay_xattrs(path: &Path) {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(cpath) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
+        return;
+    };
+    let mut buf = vec![0u8; 4096];
+    // SAFETY: NUL-terminated path and a buffer of the given length.
+    let n = unsafe { libc::llistxattr(cpath.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    if n <= 0 {
+        return;
+    }
+    for name in buf[..n as usize].split(|b| *b == 0) {
+        if name.starts_with(b"trusted.overlay.") || name.starts_with(b"user.overlay.") {
+            if let Ok(cname) = std::ffi::CString::new(name) {
+                // SAFETY: both strings are NUL-terminated.
+                unsafe { libc::lremovexattr(cpath.as_ptr(), cname.as_ptr()) };
+            }
+        }
+    }
+}
+
 /// Sets exact permission bits on a path.
 pub(crate) fn set_mode(path: &Path, mode: u32) -> Result<()> {
     fs::set_permissions(path, fs::Permissions::from_mode(mode)).ctx("setting permissions on", path)
