@@ -4,7 +4,9 @@
 //! [`version`]s, stored in [`storage`] repositories (spfs tags) and resolved into
 //! consistent environments by the [`solve`]r.
 
+pub mod build;
 pub mod cli;
+pub mod env;
 pub mod ident;
 pub mod name;
 pub mod option_map;

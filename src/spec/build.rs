@@ -230,7 +230,10 @@ pub struct ValidationSpec {
 impl ValidationSpec {
     /// Whether a check is on, given its default.
     pub fn is_enabled(&self, name: ValidationRuleName) -> bool {
-        let mut on = !matches!(name, ValidationRuleName::SpdxLicense);
+        let mut on = !matches!(
+            name,
+            ValidationRuleName::SpdxLicense | ValidationRuleName::CollectAllFiles
+        );
         for r in &self.rules {
             match r {
                 ValidationRule::Allow(n) if *n == name => on = false,

@@ -199,6 +199,25 @@ pub struct ComponentSpec {
     /// Packages embedded when this component is used.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub embedded: Vec<Spec>,
+    /// Whether the patterns may take files an earlier component already took.
+    #[serde(default, skip_serializing_if = "FileMatchMode::is_all")]
+    pub file_match_mode: FileMatchMode,
+}
+
+/// How a component's `files` patterns share files with earlier components.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FileMatchMode {
+    /// Every matching file, whether or not another component has it too.
+    #[default]
+    All,
+    /// Only matching files that no earlier component took.
+    Remaining,
+}
+
+impl FileMatchMode {
+    fn is_all(&self) -> bool {
+        *self == FileMatchMode::All
+    }
 }
 
 impl ComponentSpec {
@@ -210,6 +229,7 @@ impl ComponentSpec {
             uses: Vec::new(),
             requirements: Vec::new(),
             embedded: Vec::new(),
+            file_match_mode: FileMatchMode::All,
         }
     }
 }

@@ -12,7 +12,7 @@ pub use build::{
     AutoHostVars, BuildSpec, Script, TestSpec, TestStage, ValidationRule, ValidationRuleName,
     ValidationSpec, Variant,
 };
-pub use install::{ComponentSpec, EnvOp, InstallSpec};
+pub use install::{ComponentSpec, EnvOp, FileMatchMode, InstallSpec};
 pub use load::{
     load_spec_file, parse_rendered, parse_spec, render_and_parse, suggest, LoadOptions, LoadedSpec,
     SpecError, Warning,
