@@ -8,12 +8,19 @@ use crate::version::Version;
 
 /// An invalid identifier.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid package identifier '{input}': {reason}")]
+#[error("invalid package identifier '{input}': {}", spfs::error::split_hint(reason).0)]
 pub struct IdentError {
     /// The offending text.
     pub input: String,
     /// Why, and what to write instead.
     pub reason: String,
+}
+
+impl spfs::Help for IdentError {
+    fn help(&self) -> Vec<String> {
+        let hint = spfs::error::split_hint(&self.reason).1;
+        vec![hint.unwrap_or("write packages as name, name/version or name/version/build").to_string()]
+    }
 }
 
 /// Which build of a package version.

@@ -5,7 +5,7 @@ use std::str::FromStr;
 
 /// An invalid name.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid {what} '{input}': {reason}")]
+#[error("invalid {what} '{input}': {}", spfs::error::split_hint(reason).0)]
 pub struct NameError {
     /// What kind of name (package name, option name, component name).
     pub what: &'static str,
@@ -13,6 +13,16 @@ pub struct NameError {
     pub input: String,
     /// Why, and what to write instead.
     pub reason: String,
+}
+
+impl spfs::Help for NameError {
+    fn help(&self) -> Vec<String> {
+        spfs::error::split_hint(&self.reason)
+            .1
+            .map(str::to_string)
+            .into_iter()
+            .collect()
+    }
 }
 
 fn suggest_pkg_name(s: &str) -> String {

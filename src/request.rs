@@ -12,12 +12,19 @@ use crate::version::{Compat, CompatRule, Version, VersionFilter};
 
 /// A request that could not be parsed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid request '{input}': {reason}")]
+#[error("invalid request '{input}': {}", spfs::error::split_hint(reason).0)]
 pub struct RequestError {
     /// The offending text.
     pub input: String,
     /// Why, and what to write instead.
     pub reason: String,
+}
+
+impl spfs::Help for RequestError {
+    fn help(&self) -> Vec<String> {
+        let hint = spfs::error::split_hint(&self.reason).1;
+        vec![hint.unwrap_or("write requests as name[:component][/range[/build]] or pkg.var/value").to_string()]
+    }
 }
 
 /// Whether pre-release versions may satisfy a request.

@@ -1,7 +1,0 @@
-//! The `spfs` command.
-
-mod cli;
-
-fn main() {
-    std::process::exit(cli::main());
-}
