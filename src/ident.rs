@@ -186,9 +186,9 @@ impl FromStr for AnyIdent {
         let name = parts.next().unwrap_or_default();
         let name: PkgName = name
             .parse()
-            .map_err(|e: crate::name::NameError| err(e.to_string()))?;
+            .map_err(|e: crate::name::NameError| err(spfs::error::with_hints(&e)))?;
         let version = match parts.next() {
-            Some(v) => Some(v.parse::<Version>().map_err(|e| err(e.to_string()))?),
+            Some(v) => Some(v.parse::<Version>().map_err(|e| err(spfs::error::with_hints(&e)))?),
             None => None,
         };
         let build = match parts.next() {

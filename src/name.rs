@@ -230,7 +230,8 @@ macro_rules! serde_via_str {
         impl<'de> serde::Deserialize<'de> for $t {
             fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
                 let s = crate::spec::de::scalar_string(d)?;
-                s.parse().map_err(serde::de::Error::custom)
+                s.parse()
+                    .map_err(|e| serde::de::Error::custom(spfs::error::with_hints(&e)))
             }
         }
     };

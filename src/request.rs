@@ -192,7 +192,7 @@ fn parse_components(text: &str, input: &str) -> Result<BTreeSet<Component>, Requ
         .map(|c| {
             c.trim().parse::<Component>().map_err(|e| RequestError {
                 input: input.to_string(),
-                reason: e.to_string(),
+                reason: spfs::error::with_hints(&e),
             })
         })
         .collect()
@@ -217,7 +217,7 @@ impl FromStr for PkgRequest {
         };
         let name: PkgName = name
             .parse()
-            .map_err(|e: crate::name::NameError| err(e.to_string()))?;
+            .map_err(|e: crate::name::NameError| err(spfs::error::with_hints(&e)))?;
         let mut req = PkgRequest::new(name);
         req.components = components;
         if let Some(rest) = rest {
@@ -227,7 +227,7 @@ impl FromStr for PkgRequest {
             };
             req.range = range
                 .parse()
-                .map_err(|e: crate::version::ParseError| err(e.to_string()))?;
+                .map_err(|e: crate::version::ParseError| err(spfs::error::with_hints(&e)))?;
             if let Some(b) = build {
                 req.build = Some(
                     b.parse()
@@ -273,7 +273,7 @@ impl FromStr for VarRequest {
             .parse()
             .map_err(|e: crate::name::NameError| RequestError {
                 input: s.to_string(),
-                reason: e.to_string(),
+                reason: spfs::error::with_hints(&e),
             })?;
         Ok(Self {
             var,
@@ -354,7 +354,7 @@ impl TryFrom<RawRequest> for Request {
                 if raw.value.is_some() {
                     return Err("'value' only applies to 'var' requirements".into());
                 }
-                let mut req: PkgRequest = pkg.parse().map_err(|e: RequestError| e.to_string())?;
+                let mut req: PkgRequest = pkg.parse().map_err(|e: RequestError| spfs::error::with_hints(&e))?;
                 req.include = raw.include.unwrap_or_default();
                 req.prerelease_policy = raw.prerelease_policy.unwrap_or_default();
                 req.description = raw.description;
@@ -381,7 +381,7 @@ impl TryFrom<RawRequest> for Request {
                         "'include' and 'prereleasePolicy' only apply to 'pkg' requirements".into(),
                     );
                 }
-                let mut req: VarRequest = var.parse().map_err(|e: RequestError| e.to_string())?;
+                let mut req: VarRequest = var.parse().map_err(|e: RequestError| spfs::error::with_hints(&e))?;
                 if let Some(v) = raw.value {
                     if req.value.is_some() {
                         return Err(format!("'{var}' already has a value; remove 'value'"));

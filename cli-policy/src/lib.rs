@@ -105,16 +105,35 @@ impl<E: fmt::Display + Help> From<E> for Report {
 /// Parses the command line. `--help` and `--version` print to stdout and give
 /// `Err(0)`; a malformed command line prints a report and gives `Err(2)`.
 pub fn parse<P: clap::Parser>() -> Result<P, i32> {
-    P::try_parse().map_err(|e| usage_error(&e))
+    P::try_parse().map_err(|e| usage_error::<P>(&e))
 }
 
-/// Prints what clap found wrong with the command line and returns the exit code.
-pub fn usage_error(e: &clap::Error) -> i32 {
+/// Prints what clap found wrong with the command line of `P` and returns the exit code.
+pub fn usage_error<P: clap::CommandFactory>(e: &clap::Error) -> i32 {
     use clap::error::ErrorKind;
     match e.kind() {
         ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
             write_stdout(format_args!("{}", e.render()));
             exit::OK
+        }
+        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            // The help of the (sub)command that lacks its command: take its usage line.
+            let text = e.render().to_string();
+            let usage = text
+                .lines()
+                .find_map(|l| l.trim().strip_prefix("Usage: "))
+                .map(str::to_string)
+                .unwrap_or_else(|| P::command().render_usage().to_string());
+            let name = usage
+                .split_whitespace()
+                .take_while(|w| !w.starts_with(['[', '<']))
+                .collect::<Vec<_>>()
+                .join(" ");
+            Report::new(format!("'{name}' needs a command"))
+                .help(format!("usage: {usage}"))
+                .help(format!("list the commands with '{name} --help'"))
+                .print();
+            exit::USAGE
         }
         _ => {
             usage_report(&e.render().to_string()).print();

@@ -178,6 +178,17 @@ pub fn split_hint(text: &str) -> (&str, Option<&str>) {
     }
 }
 
+/// An error's message with its hints appended after `"; "`: the free-text form that
+/// [`split_hint`] takes apart again, for errors nested in another error's text.
+pub fn with_hints(e: &(impl std::fmt::Display + Help)) -> String {
+    let mut text = e.to_string();
+    for hint in e.help() {
+        text.push_str("; ");
+        text.push_str(&hint);
+    }
+    text
+}
+
 /// What to do about an error: one hint a line, for the `help:` lines of a report.
 pub trait Help {
     /// Hints for the person who hit the error; empty when there is nothing to add.
@@ -185,6 +196,9 @@ pub trait Help {
         Vec::new()
     }
 }
+
+/// Plain text carries no hints.
+impl Help for String {}
 
 impl Help for Error {
     fn help(&self) -> Vec<String> {

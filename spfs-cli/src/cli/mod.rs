@@ -23,7 +23,7 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "PATH")]
     repo: Option<PathBuf>,
 
-    /// Show more detail (-v info, -vv debug, -vvv trace); RUST_LOG also works
+    /// Show more detail (-v info, -vv debug, -vvv trace); RUST_LOG overrides
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
 
