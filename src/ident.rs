@@ -19,7 +19,9 @@ pub struct IdentError {
 impl spfs::Help for IdentError {
     fn help(&self) -> Vec<String> {
         let hint = spfs::error::split_hint(&self.reason).1;
-        vec![hint.unwrap_or("write packages as name, name/version or name/version/build").to_string()]
+        vec![hint
+            .unwrap_or("write packages as name, name/version or name/version/build")
+            .to_string()]
     }
 }
 
@@ -188,7 +190,10 @@ impl FromStr for AnyIdent {
             .parse()
             .map_err(|e: crate::name::NameError| err(spfs::error::with_hints(&e)))?;
         let version = match parts.next() {
-            Some(v) => Some(v.parse::<Version>().map_err(|e| err(spfs::error::with_hints(&e)))?),
+            Some(v) => Some(
+                v.parse::<Version>()
+                    .map_err(|e| err(spfs::error::with_hints(&e)))?,
+            ),
             None => None,
         };
         let build = match parts.next() {

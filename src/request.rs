@@ -23,7 +23,9 @@ pub struct RequestError {
 impl spfs::Help for RequestError {
     fn help(&self) -> Vec<String> {
         let hint = spfs::error::split_hint(&self.reason).1;
-        vec![hint.unwrap_or("write requests as name[:component][/range[/build]] or pkg.var/value").to_string()]
+        vec![hint
+            .unwrap_or("write requests as name[:component][/range[/build]] or pkg.var/value")
+            .to_string()]
     }
 }
 
@@ -354,7 +356,9 @@ impl TryFrom<RawRequest> for Request {
                 if raw.value.is_some() {
                     return Err("'value' only applies to 'var' requirements".into());
                 }
-                let mut req: PkgRequest = pkg.parse().map_err(|e: RequestError| spfs::error::with_hints(&e))?;
+                let mut req: PkgRequest = pkg
+                    .parse()
+                    .map_err(|e: RequestError| spfs::error::with_hints(&e))?;
                 req.include = raw.include.unwrap_or_default();
                 req.prerelease_policy = raw.prerelease_policy.unwrap_or_default();
                 req.description = raw.description;
@@ -381,7 +385,9 @@ impl TryFrom<RawRequest> for Request {
                         "'include' and 'prereleasePolicy' only apply to 'pkg' requirements".into(),
                     );
                 }
-                let mut req: VarRequest = var.parse().map_err(|e: RequestError| spfs::error::with_hints(&e))?;
+                let mut req: VarRequest = var
+                    .parse()
+                    .map_err(|e: RequestError| spfs::error::with_hints(&e))?;
                 if let Some(v) = raw.value {
                     if req.value.is_some() {
                         return Err(format!("'{var}' already has a value; remove 'value'"));

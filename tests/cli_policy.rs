@@ -98,7 +98,13 @@ const TABLE: &[(Tool, Repo, Access, &[&str], i32)] = &[
     (Spk, Missing, Reads, &["explain", "python"], 1),
     // Commands that write may create it, and then fail on their input.
     (Spfs, Missing, Writes, &["tag", "no/such", "new/tag"], 1),
-    (Spfs, Missing, Writes, &["commit", "platform", "--ref", "no/such"], 1),
+    (
+        Spfs,
+        Missing,
+        Writes,
+        &["commit", "platform", "--ref", "no/such"],
+        1,
+    ),
     (Spk, Missing, Writes, &["publish", "@NODIR"], 1),
     // Nothing by that name.
     (Spfs, Empty, Reads, &["ls", "no/such"], 1),
@@ -111,7 +117,13 @@ const TABLE: &[(Tool, Repo, Access, &[&str], i32)] = &[
     (Spfs, Empty, Reads, &["untag", "no/such"], 1),
     (Spfs, Empty, Reads, &["untag", "--all", "no/such"], 1),
     (Spfs, Empty, Writes, &["tag", "no/such", "new/tag"], 1),
-    (Spfs, Empty, Writes, &["commit", "platform", "--ref", "no/such"], 1),
+    (
+        Spfs,
+        Empty,
+        Writes,
+        &["commit", "platform", "--ref", "no/such"],
+        1,
+    ),
     (Spfs, Empty, Reads, &["runtime", "info", "nope"], 1),
     (Spfs, Empty, Reads, &["runtime", "rm", "nope"], 1),
     (Spk, Empty, Reads, &["ls", "nosuch"], 1),
@@ -136,19 +148,38 @@ const TABLE: &[(Tool, Repo, Access, &[&str], i32)] = &[
     (Spfs, Empty, Reads, &["untag", "a/b~x"], 1),
     (Spfs, Empty, Reads, &["untag", "--all", "a/b~1"], 1),
     (Spfs, Empty, Writes, &["tag", "no/such", "Bad Name!"], 1),
-    (Spfs, Empty, Writes, &["commit", "layer", "--path", "@NODIR"], 1),
     (
         Spfs,
         Empty,
         Writes,
-        &["commit", "layer", "--path", "@DIR", "--annotation", "noequals"],
+        &["commit", "layer", "--path", "@NODIR"],
+        1,
+    ),
+    (
+        Spfs,
+        Empty,
+        Writes,
+        &[
+            "commit",
+            "layer",
+            "--path",
+            "@DIR",
+            "--annotation",
+            "noequals",
+        ],
         1,
     ),
     (Spfs, Empty, Writes, &["run", "--backend", "bogus", "-"], 1),
     (Spk, Empty, Reads, &["ls", "Bad_Name"], 1),
     (Spk, Empty, Reads, &["info", "a/1.0/b/c"], 1),
     (Spk, Empty, Reads, &["explain", "python/==="], 1),
-    (Spk, Empty, Reads, &["explain", "python", "-o", "novalue"], 1),
+    (
+        Spk,
+        Empty,
+        Reads,
+        &["explain", "python", "-o", "novalue"],
+        1,
+    ),
     (Spk, Empty, Reads, &["explain", "python", "--timeout=-1"], 1),
     (Spk, Empty, Reads, &["new", "Bad Name", "--dir", "@DIR"], 1),
     (Spk, Empty, Reads, &["lint", "@BADSPEC"], 1),
@@ -158,13 +189,25 @@ const TABLE: &[(Tool, Repo, Access, &[&str], i32)] = &[
     (Spfs, Empty, Reads, &["tag", "only-a-ref"], 2),
     (Spfs, Empty, Reads, &["log"], 2),
     (Spfs, Empty, Reads, &["init", "a", "b"], 2),
-    (Spfs, Empty, Reads, &["render", "a/b", "@NODIR", "--strategy", "bogus"], 2),
+    (
+        Spfs,
+        Empty,
+        Reads,
+        &["render", "a/b", "@NODIR", "--strategy", "bogus"],
+        2,
+    ),
     (Spfs, Empty, Reads, &["runtime"], 2),
     (Spfs, Empty, Reads, &[], 2),
     (Spk, Empty, Reads, &["frobnicate"], 2),
     (Spk, Empty, Reads, &["deprecate"], 2),
     (Spk, Empty, Reads, &["info"], 2),
-    (Spk, Empty, Reads, &["explain", "python", "--timeout", "abc"], 2),
+    (
+        Spk,
+        Empty,
+        Reads,
+        &["explain", "python", "--timeout", "abc"],
+        2,
+    ),
     (Spk, Empty, Reads, &[], 2),
 ];
 
@@ -278,7 +321,9 @@ fn both_tools_answer_bad_input_in_one_layout() {
             failures.push(format!("{name}: {p}\n{stderr}"));
         }
         if repo == Missing && access == Reads && scratch.repo().exists() {
-            failures.push(format!("{name}: a command that reads created the repository"));
+            failures.push(format!(
+                "{name}: a command that reads created the repository"
+            ));
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
@@ -298,7 +343,9 @@ fn subcommands(tool: Tool, prefix: &[String]) -> Vec<Vec<String>> {
             continue;
         }
         if in_commands {
-            let Some(name) = line.strip_prefix("  ").and_then(|l| l.split_whitespace().next())
+            let Some(name) = line
+                .strip_prefix("  ")
+                .and_then(|l| l.split_whitespace().next())
             else {
                 break;
             };

@@ -285,7 +285,10 @@ mod tests {
     fn spfs_errors_keep_hints_out_of_the_message() {
         let e = spfs::Error::UnknownReference("a/b".into());
         let r = Report::from(e);
-        assert_eq!(r.message, "unknown reference 'a/b': no tag or object matches");
+        assert_eq!(
+            r.message,
+            "unknown reference 'a/b': no tag or object matches"
+        );
         assert_eq!(r.help, ["list tags with 'spfs tags'"]);
         let r = Report::from(spfs::Error::Runtime(
             "the mount point /spfs does not exist; create it once".into(),

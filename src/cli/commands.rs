@@ -320,10 +320,7 @@ tests:
 }
 
 fn new(a: &New) -> CliResult {
-    let name: crate::PkgName = a
-        .name
-        .parse()
-        .map_err(CliError::from)?;
+    let name: crate::PkgName = a.name.parse().map_err(CliError::from)?;
     let path = a.dir.join(format!("{name}.spk.yaml"));
     if path.exists() {
         return Err(CliError::new(format!("{} already exists", path.display()))

@@ -444,11 +444,9 @@ impl Spec {
                     )));
                 }
             }
-            let key: OptName = name
-                .parse()
-                .map_err(|e: crate::name::NameError| {
-                    Problem::new(spfs::error::with_hints(&e), None)
-                })?;
+            let key: OptName = name.parse().map_err(|e: crate::name::NameError| {
+                Problem::new(spfs::error::with_hints(&e), None)
+            })?;
             out.insert(key, value);
         }
         if let Some(auto) = self.build.auto_host_vars {

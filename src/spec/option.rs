@@ -212,7 +212,7 @@ impl TryFrom<RawOpt> for Opt {
                 let default = inline.or(raw.default);
                 if let Some(d) = &default {
                     d.parse::<VersionFilter>()
-                    .map_err(|e| spfs::error::with_hints(&e))?;
+                        .map_err(|e| spfs::error::with_hints(&e))?;
                 }
                 Ok(Opt::Pkg(PkgOpt {
                     pkg: req.name,

@@ -4,11 +4,11 @@ use std::ffi::OsString;
 
 use clap::{Args, Subcommand};
 
+use cli_policy::outln;
 use spfs::runtime::monitor::{self, RunOptions};
 use spfs::runtime::record::{self, Backend};
 use spfs::runtime::startup::Program;
 use spfs::runtime::upper;
-use cli_policy::outln;
 use spfs::storage::LocalRepository;
 
 use super::{invalid, Cli, Result};

@@ -4,8 +4,8 @@ use std::path::{Path, PathBuf};
 
 use clap::{Subcommand, ValueEnum};
 
-use spfs::commit::{commit_layer, store_platform, CommitOptions};
 use cli_policy::{outln, Report};
+use spfs::commit::{commit_layer, store_platform, CommitOptions};
 use spfs::progress::human_bytes;
 use spfs::render::{render_to, RenderStrategy};
 use spfs::storage::LocalRepository;
