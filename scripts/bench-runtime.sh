@@ -12,7 +12,7 @@ source scripts/bench-common.sh
 WORK=${1:-/var/tmp/spfs-bench}
 RUNS=${RUNS:-5}
 BACKENDS=${BACKENDS:-render fuse}
-cargo build --release -q -p spfs
+cargo build --release -q -p spfs-cli
 SPFS=$PWD/target/release/spfs
 TREE=$WORK/tree
 if [ ! -f "$WORK/tree.done" ]; then

@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 source scripts/bench-common.sh
 WORK=${1:-/var/tmp/spfs-bench}
 RUNS=${RUNS:-3}
-cargo build --release -q -p spfs
+cargo build --release -q -p spfs-cli
 SPFS=$PWD/target/release/spfs
 mkdir -p "$WORK"
 TREE=$WORK/tree

@@ -8,12 +8,21 @@ use crate::version::Version;
 
 /// An invalid identifier.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid package identifier '{input}': {reason}")]
+#[error("invalid package identifier '{input}': {}", spfs::error::split_hint(reason).0)]
 pub struct IdentError {
     /// The offending text.
     pub input: String,
     /// Why, and what to write instead.
     pub reason: String,
+}
+
+impl spfs::Help for IdentError {
+    fn help(&self) -> Vec<String> {
+        let hint = spfs::error::split_hint(&self.reason).1;
+        vec![hint
+            .unwrap_or("write packages as name, name/version or name/version/build")
+            .to_string()]
+    }
 }
 
 /// Which build of a package version.
@@ -179,9 +188,12 @@ impl FromStr for AnyIdent {
         let name = parts.next().unwrap_or_default();
         let name: PkgName = name
             .parse()
-            .map_err(|e: crate::name::NameError| err(e.to_string()))?;
+            .map_err(|e: crate::name::NameError| err(spfs::error::with_hints(&e)))?;
         let version = match parts.next() {
-            Some(v) => Some(v.parse::<Version>().map_err(|e| err(e.to_string()))?),
+            Some(v) => Some(
+                v.parse::<Version>()
+                    .map_err(|e| err(spfs::error::with_hints(&e)))?,
+            ),
             None => None,
         };
         let build = match parts.next() {

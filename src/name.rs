@@ -5,7 +5,7 @@ use std::str::FromStr;
 
 /// An invalid name.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid {what} '{input}': {reason}")]
+#[error("invalid {what} '{input}': {}", spfs::error::split_hint(reason).0)]
 pub struct NameError {
     /// What kind of name (package name, option name, component name).
     pub what: &'static str,
@@ -13,6 +13,16 @@ pub struct NameError {
     pub input: String,
     /// Why, and what to write instead.
     pub reason: String,
+}
+
+impl spfs::Help for NameError {
+    fn help(&self) -> Vec<String> {
+        spfs::error::split_hint(&self.reason)
+            .1
+            .map(str::to_string)
+            .into_iter()
+            .collect()
+    }
 }
 
 fn suggest_pkg_name(s: &str) -> String {
@@ -220,7 +230,8 @@ macro_rules! serde_via_str {
         impl<'de> serde::Deserialize<'de> for $t {
             fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
                 let s = crate::spec::de::scalar_string(d)?;
-                s.parse().map_err(serde::de::Error::custom)
+                s.parse()
+                    .map_err(|e| serde::de::Error::custom(spfs::error::with_hints(&e)))
             }
         }
     };

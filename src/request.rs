@@ -12,12 +12,21 @@ use crate::version::{Compat, CompatRule, Version, VersionFilter};
 
 /// A request that could not be parsed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid request '{input}': {reason}")]
+#[error("invalid request '{input}': {}", spfs::error::split_hint(reason).0)]
 pub struct RequestError {
     /// The offending text.
     pub input: String,
     /// Why, and what to write instead.
     pub reason: String,
+}
+
+impl spfs::Help for RequestError {
+    fn help(&self) -> Vec<String> {
+        let hint = spfs::error::split_hint(&self.reason).1;
+        vec![hint
+            .unwrap_or("write requests as name[:component][/range[/build]] or pkg.var/value")
+            .to_string()]
+    }
 }
 
 /// Whether pre-release versions may satisfy a request.
@@ -185,7 +194,7 @@ fn parse_components(text: &str, input: &str) -> Result<BTreeSet<Component>, Requ
         .map(|c| {
             c.trim().parse::<Component>().map_err(|e| RequestError {
                 input: input.to_string(),
-                reason: e.to_string(),
+                reason: spfs::error::with_hints(&e),
             })
         })
         .collect()
@@ -210,7 +219,7 @@ impl FromStr for PkgRequest {
         };
         let name: PkgName = name
             .parse()
-            .map_err(|e: crate::name::NameError| err(e.to_string()))?;
+            .map_err(|e: crate::name::NameError| err(spfs::error::with_hints(&e)))?;
         let mut req = PkgRequest::new(name);
         req.components = components;
         if let Some(rest) = rest {
@@ -220,7 +229,7 @@ impl FromStr for PkgRequest {
             };
             req.range = range
                 .parse()
-                .map_err(|e: crate::version::ParseError| err(e.to_string()))?;
+                .map_err(|e: crate::version::ParseError| err(spfs::error::with_hints(&e)))?;
             if let Some(b) = build {
                 req.build = Some(
                     b.parse()
@@ -266,7 +275,7 @@ impl FromStr for VarRequest {
             .parse()
             .map_err(|e: crate::name::NameError| RequestError {
                 input: s.to_string(),
-                reason: e.to_string(),
+                reason: spfs::error::with_hints(&e),
             })?;
         Ok(Self {
             var,
@@ -347,7 +356,9 @@ impl TryFrom<RawRequest> for Request {
                 if raw.value.is_some() {
                     return Err("'value' only applies to 'var' requirements".into());
                 }
-                let mut req: PkgRequest = pkg.parse().map_err(|e: RequestError| e.to_string())?;
+                let mut req: PkgRequest = pkg
+                    .parse()
+                    .map_err(|e: RequestError| spfs::error::with_hints(&e))?;
                 req.include = raw.include.unwrap_or_default();
                 req.prerelease_policy = raw.prerelease_policy.unwrap_or_default();
                 req.description = raw.description;
@@ -374,7 +385,9 @@ impl TryFrom<RawRequest> for Request {
                         "'include' and 'prereleasePolicy' only apply to 'pkg' requirements".into(),
                     );
                 }
-                let mut req: VarRequest = var.parse().map_err(|e: RequestError| e.to_string())?;
+                let mut req: VarRequest = var
+                    .parse()
+                    .map_err(|e: RequestError| spfs::error::with_hints(&e))?;
                 if let Some(v) = raw.value {
                     if req.value.is_some() {
                         return Err(format!("'{var}' already has a value; remove 'value'"));

@@ -80,6 +80,18 @@ pub fn store_layer(
     repo.write_object(&Object::Layer(layer))
 }
 
+/// Stores a stack of objects (bottom first) as a platform of their layers: manifests
+/// are wrapped in layers and nested platforms flattened. Returns the platform's digest.
+pub fn store_platform(repo: &LocalRepository, stack: &[Digest]) -> Result<Digest> {
+    let layers = repo.layers_of(stack)?;
+    if layers.is_empty() {
+        return Err(Error::InvalidInput(
+            "a platform needs at least one layer; give a stack like A+B".into(),
+        ));
+    }
+    repo.write_object(&Object::Platform(crate::object::Platform { layers }))
+}
+
 fn commit_dir(
     repo: &LocalRepository,
     dir: &Path,

@@ -1,5 +1,6 @@
-//! Errors of the spfs library. Each message names what failed, on which input, and
-//! what to do about it.
+//! Errors of the spfs library. Each error's message (its `Display`) names what failed
+//! and on which input; what to do about it comes from [`Help::help`], one hint a line,
+//! so that front ends can lay both out the same way.
 
 use std::io;
 use std::path::PathBuf;
@@ -17,11 +18,11 @@ pub enum Error {
     InvalidDigest(String),
 
     /// A reference names nothing in the repository.
-    #[error("unknown reference '{0}': no tag or object matches; list tags with 'spfs tags'")]
+    #[error("unknown reference '{0}': no tag or object matches")]
     UnknownReference(String),
 
     /// A digest prefix matches several objects.
-    #[error("ambiguous reference '{prefix}': it matches {} objects ({}); give more characters", candidates.len(), candidates.iter().map(|d| d.short()).collect::<Vec<_>>().join(", "))]
+    #[error("ambiguous reference '{prefix}': it matches {} objects ({})", candidates.len(), candidates.iter().map(|d| d.short()).collect::<Vec<_>>().join(", "))]
     AmbiguousReference {
         /// The prefix given.
         prefix: String,
@@ -48,7 +49,7 @@ pub enum Error {
     },
 
     /// A tag has fewer history entries than asked for.
-    #[error("tag '{name}' has {available} version(s); '{name}~{requested}' does not exist (see 'spfs log {name}')")]
+    #[error("tag '{name}' has {available} version(s): '{name}~{requested}' does not exist")]
     TagHistoryTooShort {
         /// The tag.
         name: String,
@@ -59,15 +60,15 @@ pub enum Error {
     },
 
     /// An object is referenced but not stored.
-    #[error("object {0} is missing from the repository; pull it again or run 'spfs check' to see what it affects")]
+    #[error("object {0} is missing from the repository")]
     MissingObject(Digest),
 
     /// A payload is referenced but not stored.
-    #[error("payload {0} is missing from the repository; pull it again or run 'spfs check' to see what it affects")]
+    #[error("payload {0} is missing from the repository")]
     MissingPayload(Digest),
 
     /// A stored object or payload does not decode or does not match its digest.
-    #[error("corrupt {what} {digest} at {}: {reason}; run 'spfs check' and restore it from another repository", path.display())]
+    #[error("corrupt {what} {digest} at {}: {reason}", path.display())]
     Corrupt {
         /// "object" or "payload".
         what: &'static str,
@@ -91,11 +92,11 @@ pub enum Error {
     },
 
     /// No repository exists at the given path.
-    #[error("no spfs repository at {}: create one with 'spfs init {}' or point SPFS_ROOT/--repo at an existing one", .0.display(), .0.display())]
+    #[error("no spfs repository at {}", .0.display())]
     NoRepository(PathBuf),
 
     /// The repository was written by an incompatible version.
-    #[error("repository {} has format version {found}, this build supports version {supported}; use a matching spfs release", path.display())]
+    #[error("repository {} has format version {found}, this build supports version {supported}", path.display())]
     UnsupportedRepository {
         /// The repository root.
         path: PathBuf,
@@ -106,7 +107,7 @@ pub enum Error {
     },
 
     /// A file of a kind the store cannot hold.
-    #[error("cannot commit {}: it is a {kind}; remove it or pass --skip-special to skip such files", path.display())]
+    #[error("cannot commit {}: it is a {kind}", path.display())]
     SpecialFile {
         /// The offending path.
         path: PathBuf,
@@ -123,12 +124,14 @@ pub enum Error {
         reference: String,
     },
 
-    /// Input that the operation cannot accept.
-    #[error("{0}")]
+    /// Input that the operation cannot accept. A hint may follow the message after
+    /// `"; "`: it is shown by [`Help::help`], not by `Display`.
+    #[error("{}", split_hint(.0).0)]
     InvalidInput(String),
 
-    /// A runtime could not be set up, entered or changed.
-    #[error("{0}")]
+    /// A runtime could not be set up, entered or changed. A hint may follow the message
+    /// after `"; "`: it is shown by [`Help::help`], not by `Display`.
+    #[error("{}", split_hint(.0).0)]
     Runtime(String),
 
     /// The operation was interrupted by a signal; nothing partial was kept.
@@ -136,11 +139,11 @@ pub enum Error {
     Interrupted,
 
     /// The kernel's FUSE device cannot be used on this machine.
-    #[error("FUSE is not available: {0}")]
+    #[error("FUSE is not available: {}", split_hint(.0).0)]
     FuseUnavailable(String),
 
     /// Mounting, serving or unmounting a FUSE filesystem failed.
-    #[error("FUSE filesystem at {}: {reason}", path.display())]
+    #[error("FUSE filesystem at {}: {}", path.display(), split_hint(reason).0)]
     Fuse {
         /// The mount point.
         path: PathBuf,
@@ -162,20 +165,104 @@ pub enum Error {
 }
 
 fn io_message(action: &str, path: &std::path::Path, err: &io::Error) -> String {
+    format!("{action} {}: {err}", path.display())
+}
+
+/// Splits a free-text message at its first `"; "` into what failed and what to do.
+/// Errors that carry free text (such as [`Error::InvalidInput`]) use it to keep the
+/// hint out of their `Display` and return it from [`Help::help`].
+pub fn split_hint(text: &str) -> (&str, Option<&str>) {
+    match text.split_once("; ") {
+        Some((message, hint)) => (message, Some(hint)),
+        None => (text, None),
+    }
+}
+
+/// An error's message with its hints appended after `"; "`: the free-text form that
+/// [`split_hint`] takes apart again, for errors nested in another error's text.
+pub fn with_hints(e: &(impl std::fmt::Display + Help)) -> String {
+    let mut text = e.to_string();
+    for hint in e.help() {
+        text.push_str("; ");
+        text.push_str(&hint);
+    }
+    text
+}
+
+/// What to do about an error: one hint a line, for the `help:` lines of a report.
+pub trait Help {
+    /// Hints for the person who hit the error; empty when there is nothing to add.
+    fn help(&self) -> Vec<String> {
+        Vec::new()
+    }
+}
+
+/// Plain text carries no hints.
+impl Help for String {}
+
+impl Help for Error {
+    fn help(&self) -> Vec<String> {
+        let hint: String = match self {
+            Error::InvalidDigest(_) => return Vec::new(),
+            Error::UnknownReference(_) => "list tags with 'spfs tags'".into(),
+            Error::AmbiguousReference { .. } => "give more characters of the digest".into(),
+            Error::InvalidReference { .. } | Error::InvalidTag { .. } => return Vec::new(),
+            Error::TagHistoryTooShort { name, .. } => {
+                format!("see the versions with 'spfs log {name}'")
+            }
+            Error::MissingObject(_) | Error::MissingPayload(_) => {
+                "pull it again, or run 'spfs check' to see what it affects".into()
+            }
+            Error::Corrupt { .. } => {
+                "run 'spfs check' and restore it from another repository".into()
+            }
+            Error::WrongKind { .. } | Error::NoSuchPath { .. } => return Vec::new(),
+            Error::NoRepository(path) => {
+                return vec![
+                    format!("create one with 'spfs init {}'", path.display()),
+                    "or point --repo or SPFS_ROOT at an existing one".into(),
+                ]
+            }
+            Error::UnsupportedRepository { .. } => "use a matching spfs release".into(),
+            Error::SpecialFile { .. } => {
+                "remove it, or pass --skip-special to skip such files".into()
+            }
+            Error::InvalidInput(text) | Error::Runtime(text) | Error::FuseUnavailable(text) => {
+                match split_hint(text).1 {
+                    Some(hint) => hint.into(),
+                    None => return Vec::new(),
+                }
+            }
+            Error::Fuse { reason, .. } => match split_hint(reason).1 {
+                Some(hint) => hint.into(),
+                None => return Vec::new(),
+            },
+            Error::Interrupted => return Vec::new(),
+            Error::Io { source, .. } => match io_hint(source) {
+                Some(hint) => hint.into(),
+                None => return Vec::new(),
+            },
+        };
+        vec![hint]
+    }
+}
+
+fn io_hint(err: &io::Error) -> Option<&'static str> {
     let full =
         err.kind() == io::ErrorKind::StorageFull || err.kind() == io::ErrorKind::QuotaExceeded;
-    let hint = match err.raw_os_error() {
-        _ if full => {
-            "; the disk is full: free space or use another repository (nothing partial was kept)"
+    match err.raw_os_error() {
+        _ if full => Some(
+            "the disk is full: free space or use another repository (nothing partial was kept)",
+        ),
+        Some(libc::ENOSPC) | Some(libc::EDQUOT) => Some(
+            "the disk is full: free space or use another repository (nothing partial was kept)",
+        ),
+        Some(libc::EACCES) | Some(libc::EPERM) => {
+            Some("check permissions, or run as a user who may")
         }
-        Some(libc::ENOSPC) | Some(libc::EDQUOT) => {
-            "; the disk is full: free space or use another repository (nothing partial was kept)"
-        }
-        Some(libc::EACCES) | Some(libc::EPERM) => "; check permissions or run as a user who may",
-        Some(libc::EROFS) => "; the filesystem is read-only",
-        _ => "",
-    };
-    format!("{action} {}: {err}{hint}", path.display())
+        Some(libc::EROFS) => Some("the filesystem is read-only: use a writable repository"),
+        _ => None,
+    }
 }
 
 impl Error {

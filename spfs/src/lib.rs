@@ -19,4 +19,4 @@ pub mod signals;
 pub mod storage;
 
 pub use digest::Digest;
-pub use error::{Error, Result};
+pub use error::{Error, Help, Result};

@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use clap::Args;
 
+use cli_policy::{out, outln};
+
 use super::{parse_options, CliError, CliResult, Command, Opt};
 use crate::ident::AnyIdent;
 use crate::option_map::host_options;
@@ -109,22 +111,34 @@ pub struct Explain {
     pub timeout: Option<f64>,
 }
 
+fn repo_root(opt: &Opt) -> PathBuf {
+    opt.repo.clone().unwrap_or_else(spfs::storage::default_root)
+}
+
+/// The configured repository, which must exist: commands that only read (or change
+/// what is already there) never create one.
 fn open_repo(opt: &Opt) -> Result<SpfsRepository, CliError> {
-    let root = opt.repo.clone().unwrap_or_else(spfs::storage::default_root);
-    SpfsRepository::open_or_create(&root).map_err(|e| {
-        CliError::new(format!(
-            "cannot open the repository at {}: {e}",
-            root.display()
-        ))
-        .help("pass --repo PATH or set SPFS_ROOT to a writable directory")
+    SpfsRepository::open(&repo_root(opt)).map_err(|e| {
+        let missing = matches!(
+            e,
+            crate::storage::StorageError::Spfs(spfs::Error::NoRepository(_))
+        );
+        let report = CliError::from(e);
+        if missing {
+            report.help("'spk publish' creates it on first use")
+        } else {
+            report
+        }
     })
 }
 
+/// The configured repository, created on first use (commands that publish).
+fn repo_for_write(opt: &Opt) -> Result<SpfsRepository, CliError> {
+    Ok(SpfsRepository::open_or_create(&repo_root(opt))?)
+}
+
 fn parse_ident(s: &str) -> Result<AnyIdent, CliError> {
-    s.parse::<AnyIdent>().map_err(|e| {
-        CliError::new(e.to_string())
-            .help("write packages as name, name/version or name/version/build")
-    })
+    Ok(s.parse::<AnyIdent>()?)
 }
 
 /// Dispatches a parsed command line.
@@ -147,7 +161,7 @@ fn ls(opt: &Opt, a: &Ls) -> CliResult {
     let repo = open_repo(opt)?;
     let Some(pkg) = &a.package else {
         for name in repo.list_packages()? {
-            println!("{name}");
+            outln!("{name}");
         }
         return Ok(());
     };
@@ -162,7 +176,7 @@ fn ls(opt: &Opt, a: &Ls) -> CliResult {
             for v in versions {
                 let vi = crate::ident::VersionIdent::new(ident.name.clone(), v.clone());
                 let deprecated = repo.read_recipe(&vi).map(|r| r.deprecated).unwrap_or(false);
-                println!("{}{}", vi, if deprecated { "  (deprecated)" } else { "" });
+                outln!("{}{}", vi, if deprecated { "  (deprecated)" } else { "" });
             }
         }
         Some(vi) => {
@@ -172,11 +186,11 @@ fn ls(opt: &Opt, a: &Ls) -> CliResult {
                     .help(format!("see the versions with 'spk ls {}'", vi.name)));
             }
             if builds.is_empty() {
-                println!("{vi}  (recipe only, no builds)");
+                outln!("{vi}  (recipe only, no builds)");
             }
             for b in builds {
                 let spec = repo.read_build(&b)?;
-                println!(
+                outln!(
                     "{b}  {}{}",
                     spec.option_values(),
                     if spec.deprecated {
@@ -201,7 +215,7 @@ fn search(opt: &Opt, a: &Search) -> CliResult {
         );
     }
     for vi in found {
-        println!("{vi}");
+        outln!("{vi}");
     }
     Ok(())
 }
@@ -211,10 +225,10 @@ fn info(opt: &Opt, a: &Info) -> CliResult {
     let ident = parse_ident(&a.package)?;
     if let Some(b) = ident.build_ident() {
         let spec = repo.read_build(&b)?;
-        print!("{}", spec.to_yaml());
-        println!("# components:");
+        out!("{}", spec.to_yaml());
+        outln!("# components:");
         for (c, d) in repo.read_components(&b)? {
-            println!("#   {c}: {d}");
+            outln!("#   {c}: {d}");
         }
         return Ok(());
     }
@@ -229,7 +243,7 @@ fn info(opt: &Opt, a: &Info) -> CliResult {
         }
     };
     let spec = repo.read_recipe(&vi)?;
-    print!("{}", spec.to_yaml());
+    out!("{}", spec.to_yaml());
     Ok(())
 }
 
@@ -238,7 +252,7 @@ fn deprecate(opt: &Opt, a: &Deprecate, value: bool) -> CliResult {
     for p in &a.packages {
         let ident = parse_ident(p)?;
         for changed in repo.set_deprecated(&ident, value)? {
-            println!(
+            outln!(
                 "{} {changed}",
                 if value { "deprecated" } else { "undeprecated" }
             );
@@ -252,7 +266,7 @@ fn remove(opt: &Opt, a: &Remove) -> CliResult {
     for p in &a.packages {
         let ident = parse_ident(p)?;
         for removed in repo.remove(&ident)? {
-            println!("removed {removed}");
+            outln!("removed {removed}");
         }
     }
     Ok(())
@@ -306,10 +320,7 @@ tests:
 }
 
 fn new(a: &New) -> CliResult {
-    let name: crate::PkgName = a
-        .name
-        .parse()
-        .map_err(|e: crate::name::NameError| CliError::new(e.to_string()))?;
+    let name: crate::PkgName = a.name.parse().map_err(CliError::from)?;
     let path = a.dir.join(format!("{name}.spk.yaml"));
     if path.exists() {
         return Err(CliError::new(format!("{} already exists", path.display()))
@@ -317,7 +328,7 @@ fn new(a: &New) -> CliResult {
     }
     std::fs::write(&path, starter_spec(name.as_str()))
         .map_err(|e| CliError::new(format!("cannot write {}: {e}", path.display())))?;
-    println!("created {}", path.display());
+    outln!("created {}", path.display());
     Ok(())
 }
 
@@ -333,13 +344,13 @@ fn lint(a: &Lint) -> CliResult {
     let mut first: Option<CliError> = None;
     for f in &a.files {
         match load_spec_file(f, &opts) {
-            Ok(loaded) => println!("OK {} ({})", f.display(), loaded.spec.pkg),
+            Ok(loaded) => outln!("OK {} ({})", f.display(), loaded.spec.pkg),
             Err(e) => {
                 failed += 1;
                 if first.is_none() {
                     first = Some(e.into());
                 } else {
-                    eprintln!("error: {e}");
+                    CliError::from(e).print();
                 }
             }
         }
@@ -356,19 +367,14 @@ fn lint(a: &Lint) -> CliResult {
 }
 
 fn publish(opt: &Opt, a: &Publish) -> CliResult {
-    let repo = open_repo(opt)?;
     let opts = template_options(&a.options)?;
-    let published = fixtures::publish_paths(&repo, &a.paths, &opts, a.stub_builds, a.force)
-        .map_err(|e| match e {
-            fixtures::FixtureError::Spec(s) => CliError::from(s),
-            fixtures::FixtureError::Storage(s) => CliError::from(s),
-            other => CliError::new(other.to_string()),
-        })?;
+    let repo = repo_for_write(opt)?;
+    let published = fixtures::publish_paths(&repo, &a.paths, &opts, a.stub_builds, a.force)?;
     for r in &published.recipes {
-        println!("published {r}");
+        outln!("published {r}");
     }
     for b in &published.builds {
-        println!("published {b}");
+        outln!("published {b}");
     }
     Ok(())
 }
@@ -379,11 +385,7 @@ fn explain(opt: &Opt, a: &Explain) -> CliResult {
         .requests
         .iter()
         .map(|r| Request::parse_cli(r))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| {
-            CliError::new(e.to_string())
-                .help("write requests as name[:component][/range[/build]] or pkg.var/value")
-        })?;
+        .collect::<Result<Vec<_>, _>>()?;
     let mut options = if a.no_host {
         Default::default()
     } else {
@@ -411,19 +413,14 @@ fn explain(opt: &Opt, a: &Explain) -> CliResult {
     );
     match solver.solve(&requests) {
         Ok(solution) => {
-            print!("{solution}");
+            out!("{solution}");
             Ok(())
         }
         Err(SolveError::NoSolution(e)) => Err(CliError {
             message: e.summary.clone(),
             details: e.reasons.clone(),
-            help: Some(e.help.clone()),
+            help: vec![e.help.clone()],
         }),
-        Err(SolveError::TimedOut(t)) => Err(CliError::new(format!(
-            "the solve did not finish within {t:?}"
-        ))
-        .help("raise --timeout, or narrow the requests")),
-        Err(SolveError::Interrupted) => Err(CliError::new("the solve was interrupted")),
-        Err(e) => Err(CliError::new(e.to_string())),
+        Err(e) => Err(e.into()),
     }
 }

@@ -8,62 +8,10 @@ use clap::{Parser, Subcommand};
 
 use crate::option_map::OptionMap;
 
-/// A command-line failure: one line of error, optional detail lines and a hint.
-#[derive(Debug)]
-pub struct CliError {
-    /// What failed.
-    pub message: String,
-    /// Supporting facts, printed indented under the message.
-    pub details: Vec<String>,
-    /// What to do about it.
-    pub help: Option<String>,
-}
-
-impl CliError {
-    /// An error with just a message.
-    pub fn new(message: impl Into<String>) -> Self {
-        Self {
-            message: message.into(),
-            details: Vec::new(),
-            help: None,
-        }
-    }
-
-    /// Adds a hint.
-    pub fn help(mut self, help: impl Into<String>) -> Self {
-        self.help = Some(help.into());
-        self
-    }
-}
-
-impl From<crate::storage::StorageError> for CliError {
-    fn from(e: crate::storage::StorageError) -> Self {
-        let help = match &e {
-            crate::storage::StorageError::NotFound { .. } => {
-                Some("list what exists with 'spk ls'".to_string())
-            }
-            crate::storage::StorageError::AlreadyExists(_) => {
-                Some("pass --force to replace it".to_string())
-            }
-            _ => None,
-        };
-        Self {
-            message: e.to_string(),
-            details: Vec::new(),
-            help,
-        }
-    }
-}
-
-impl From<crate::spec::SpecError> for CliError {
-    fn from(e: crate::spec::SpecError) -> Self {
-        Self {
-            help: e.help.clone(),
-            message: e.to_string(),
-            details: Vec::new(),
-        }
-    }
-}
+/// A command-line failure: the error line, detail lines and hints, laid out by the
+/// shared CLI policy (docs/cli.md). Library errors convert into it with `?`, bringing
+/// their hints (`spfs::Help`).
+pub use cli_policy::Report as CliError;
 
 /// Result of a command.
 pub type CliResult = Result<(), CliError>;
@@ -76,7 +24,7 @@ pub struct Opt {
     #[arg(long, global = true, env = "SPFS_ROOT", value_name = "PATH")]
     pub repo: Option<PathBuf>,
 
-    /// Show more detail (-v: debug, -vv: trace). RUST_LOG overrides.
+    /// Show more detail (-v info, -vv debug, -vvv trace); RUST_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
 
@@ -122,48 +70,18 @@ pub fn parse_options(raw: &[String]) -> Result<OptionMap, CliError> {
         let key = name
             .trim()
             .parse()
-            .map_err(|e: crate::name::NameError| CliError::new(e.to_string()))?;
+            .map_err(|e: crate::name::NameError| CliError::from(e))?;
         out.insert(key, value.trim());
     }
     Ok(out)
 }
 
-fn init_tracing(verbose: u8) {
-    use tracing_subscriber::EnvFilter;
-    let default = match verbose {
-        0 => "warn",
-        1 => "spk=debug,spfs=debug",
-        _ => "trace",
-    };
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
-}
-
 /// Runs the command line and returns the process exit code.
 pub fn main() -> i32 {
-    let opt = match Opt::try_parse() {
+    let opt: Opt = match cli_policy::parse() {
         Ok(o) => o,
-        Err(e) => {
-            let code = if e.use_stderr() { 2 } else { 0 };
-            let _ = e.print();
-            return code;
-        }
+        Err(code) => return code,
     };
-    init_tracing(opt.verbose);
-    match commands::run(&opt) {
-        Ok(()) => 0,
-        Err(e) => {
-            eprintln!("error: {}", e.message);
-            for d in &e.details {
-                eprintln!("  - {d}");
-            }
-            if let Some(h) = &e.help {
-                eprintln!("  help: {h}");
-            }
-            1
-        }
-    }
+    cli_policy::init_tracing(opt.verbose);
+    cli_policy::finish(commands::run(&opt).map(|()| cli_policy::exit::OK))
 }

@@ -94,6 +94,17 @@ pub enum SolveError {
     Storage(#[from] StorageError),
 }
 
+impl spfs::Help for SolveError {
+    fn help(&self) -> Vec<String> {
+        match self {
+            SolveError::NoSolution(e) => vec![e.help.clone()],
+            SolveError::TimedOut(_) => vec!["raise --timeout, or narrow the requests".into()],
+            SolveError::Interrupted => Vec::new(),
+            SolveError::Storage(e) => e.help(),
+        }
+    }
+}
+
 /// A failed solve, explained.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Explanation {

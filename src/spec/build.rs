@@ -102,12 +102,14 @@ impl<'de> Deserialize<'de> for Variant {
                         .split(',')
                         .map(|c| c.trim().parse::<Component>())
                         .collect::<Result<BTreeSet<_>, _>>()
-                        .map_err(serde::de::Error::custom)?;
+                        .map_err(|e| serde::de::Error::custom(spfs::error::with_hints(&e)))?;
                     (n, Some(comps))
                 }
                 None => (key.as_str(), None),
             };
-            let opt: OptName = name.parse().map_err(serde::de::Error::custom)?;
+            let opt: OptName = name
+                .parse()
+                .map_err(|e| serde::de::Error::custom(spfs::error::with_hints(&e)))?;
             if let Some(comps) = comps {
                 let pkg: PkgName = name.parse().map_err(|e| {
                     serde::de::Error::custom(format!(

@@ -24,6 +24,12 @@ pub struct SpecError {
     pub help: Option<String>,
 }
 
+impl spfs::Help for SpecError {
+    fn help(&self) -> Vec<String> {
+        self.help.iter().cloned().collect()
+    }
+}
+
 impl SpecError {
     fn new(file: &str, message: impl Into<String>) -> Self {
         Self {

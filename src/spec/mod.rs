@@ -58,7 +58,7 @@ impl FromStr for SpecIdent {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let any: crate::ident::AnyIdent = s
             .parse()
-            .map_err(|e: crate::ident::IdentError| e.to_string())?;
+            .map_err(|e: crate::ident::IdentError| spfs::error::with_hints(&e))?;
         let ident = any
             .version_ident()
             .ok_or_else(|| format!("'pkg: {s}' needs a version, as in 'pkg: {s}/1.0.0'"))?;
@@ -444,9 +444,9 @@ impl Spec {
                     )));
                 }
             }
-            let key: OptName = name
-                .parse()
-                .map_err(|e: crate::name::NameError| Problem::new(e.to_string(), None))?;
+            let key: OptName = name.parse().map_err(|e: crate::name::NameError| {
+                Problem::new(spfs::error::with_hints(&e), None)
+            })?;
             out.insert(key, value);
         }
         if let Some(auto) = self.build.auto_host_vars {

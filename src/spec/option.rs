@@ -173,7 +173,7 @@ impl TryFrom<RawOpt> for Opt {
                 }
                 let var_name: OptName = name
                     .parse()
-                    .map_err(|e: crate::name::NameError| e.to_string())?;
+                    .map_err(|e: crate::name::NameError| spfs::error::with_hints(&e))?;
                 let opt = VarOpt {
                     var: var_name,
                     default: inline.or(raw.default),
@@ -199,7 +199,7 @@ impl TryFrom<RawOpt> for Opt {
                 }
                 let req: PkgRequest = pkg
                     .parse()
-                    .map_err(|e: crate::request::RequestError| e.to_string())?;
+                    .map_err(|e: crate::request::RequestError| spfs::error::with_hints(&e))?;
                 if req.build.is_some() {
                     return Err(format!("build option '{pkg}' cannot name a build"));
                 }
@@ -211,7 +211,8 @@ impl TryFrom<RawOpt> for Opt {
                 }
                 let default = inline.or(raw.default);
                 if let Some(d) = &default {
-                    d.parse::<VersionFilter>().map_err(|e| e.to_string())?;
+                    d.parse::<VersionFilter>()
+                        .map_err(|e| spfs::error::with_hints(&e))?;
                 }
                 Ok(Opt::Pkg(PkgOpt {
                     pkg: req.name,

@@ -38,6 +38,16 @@ pub enum FixtureError {
     },
 }
 
+impl spfs::Help for FixtureError {
+    fn help(&self) -> Vec<String> {
+        match self {
+            FixtureError::Spec(e) => e.help(),
+            FixtureError::Storage(e) => e.help(),
+            FixtureError::Build { .. } | FixtureError::Io { .. } => Vec::new(),
+        }
+    }
+}
+
 /// What a publish of many specs did.
 #[derive(Debug, Default, Clone)]
 pub struct Published {

@@ -34,10 +34,11 @@ pub enum StorageError {
         what: String,
     },
     /// Something is already stored under this identifier.
-    #[error("{0} already exists; remove it first or publish with --force")]
+    #[error("{0} already exists")]
     AlreadyExists(String),
-    /// The request does not make sense for this data.
-    #[error("{0}")]
+    /// The request does not make sense for this data. A hint may follow the message
+    /// after `"; "`: it is shown by [`spfs::Help::help`], not by `Display`.
+    #[error("{}", spfs::error::split_hint(.0).0)]
     Invalid(String),
     /// A stored spec could not be read back.
     #[error("stored spec {what} is unreadable: {message}")]
@@ -50,6 +51,26 @@ pub enum StorageError {
     /// The spfs store failed.
     #[error(transparent)]
     Spfs(#[from] spfs::Error),
+}
+
+impl spfs::Help for StorageError {
+    fn help(&self) -> Vec<String> {
+        match self {
+            StorageError::NotFound { .. } => vec!["list what exists with 'spk ls'".into()],
+            StorageError::AlreadyExists(_) => {
+                vec!["remove it first, or publish with --force to replace it".into()]
+            }
+            StorageError::Invalid(text) => spfs::error::split_hint(text)
+                .1
+                .map(str::to_string)
+                .into_iter()
+                .collect(),
+            StorageError::Corrupt { what, .. } => {
+                vec![format!("publish {what} again to replace the stored spec")]
+            }
+            StorageError::Spfs(e) => e.help(),
+        }
+    }
 }
 
 /// Result of repository operations.

@@ -24,7 +24,15 @@ pub struct SpfsRepository {
 }
 
 impl SpfsRepository {
-    /// Opens (creating if needed) the spfs repository at `root`.
+    /// Opens the existing spfs repository at `root` (for commands that only read).
+    pub fn open(root: &Path) -> Result<Self> {
+        Ok(Self {
+            repo: LocalRepository::open(root)?,
+            root: root.to_path_buf(),
+        })
+    }
+
+    /// Opens (creating if needed) the spfs repository at `root` (for commands that write).
     pub fn open_or_create(root: &Path) -> Result<Self> {
         Ok(Self {
             repo: LocalRepository::open_or_create(root)?,

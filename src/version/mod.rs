@@ -14,7 +14,7 @@ use std::str::FromStr;
 
 /// An error in a version, compat rule or range string.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid {what} '{input}': {reason}")]
+#[error("invalid {what} '{input}': {}", spfs::error::split_hint(reason).0)]
 pub struct ParseError {
     /// What kind of value was being parsed (version, range, compat...).
     pub what: &'static str,
@@ -22,6 +22,16 @@ pub struct ParseError {
     pub input: String,
     /// Why it was rejected and how to write it instead.
     pub reason: String,
+}
+
+impl spfs::Help for ParseError {
+    fn help(&self) -> Vec<String> {
+        spfs::error::split_hint(&self.reason)
+            .1
+            .map(str::to_string)
+            .into_iter()
+            .collect()
+    }
 }
 
 impl ParseError {

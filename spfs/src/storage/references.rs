@@ -15,11 +15,8 @@ impl LocalRepository {
                 reason: "it is empty".into(),
             });
         }
-        if let Some((name, n)) = reference.rsplit_once('~') {
-            let n: usize = n.parse().map_err(|_| Error::InvalidReference {
-                reference: reference.into(),
-                reason: "expected a number after '~', as in 'name~1'".into(),
-            })?;
+        if reference.contains('~') {
+            let (name, n) = super::tags::parse_tag_version(reference)?;
             let history = self.tag_history(name)?;
             if history.is_empty() {
                 return Err(Error::UnknownReference(reference.into()));

@@ -27,6 +27,21 @@ pub struct TagEntry {
     pub user: String,
 }
 
+/// Splits a tag version spec: `NAME` is version 0 (the current target), `NAME~N` the
+/// N-th previous one.
+pub fn parse_tag_version(spec: &str) -> Result<(&str, usize)> {
+    match spec.rsplit_once('~') {
+        Some((name, n)) => n
+            .parse()
+            .map(|n| (name, n))
+            .map_err(|_| Error::InvalidReference {
+                reference: spec.into(),
+                reason: "expected a number after '~', as in 'name~1'".into(),
+            }),
+        None => Ok((spec, 0)),
+    }
+}
+
 /// Checks a tag name: `/`-separated segments of letters, digits and `._+,=@-`, none
 /// empty or starting with a dot.
 pub fn validate_tag_name(name: &str) -> Result<()> {

@@ -4,14 +4,15 @@ use std::path::{Path, PathBuf};
 
 use clap::{Subcommand, ValueEnum};
 
-use spfs::commit::{commit_layer, CommitOptions};
-use spfs::object::{Object, Platform};
-use spfs::progress::{human_bytes, Progress};
+use cli_policy::{outln, Report};
+use spfs::commit::{commit_layer, store_platform, CommitOptions};
+use spfs::progress::human_bytes;
 use spfs::render::{render_to, RenderStrategy};
 use spfs::storage::LocalRepository;
-use spfs::{Digest, Error, Result};
+use spfs::{Digest, Error};
 
-use super::{invalid, Cli};
+use super::progress::bar;
+use super::{invalid, Cli, Result};
 
 #[derive(Subcommand)]
 pub enum CommitCmd {
@@ -76,7 +77,7 @@ pub fn commit(cli: &Cli, cmd: &CommitCmd) -> Result<i32> {
                 lower_modes_stripped: false,
                 take_files: false,
             };
-            let progress = Progress::new("committing");
+            let progress = bar("committing");
             let started = std::time::Instant::now();
             let layer = match path {
                 Some(path) => commit_layer(&repo, path, &opts, &annotations, &progress),
@@ -102,18 +103,10 @@ pub fn commit(cli: &Cli, cmd: &CommitCmd) -> Result<i32> {
                 spfs::storage::validate_tag_name(t)?;
             }
             let digest = match reference {
-                Some(reference) => {
-                    let layers = repo.layers_of(&repo.resolve_refs(reference)?)?;
-                    if layers.is_empty() {
-                        return Err(invalid(
-                            "a platform needs at least one layer; give --ref A+B",
-                        ));
-                    }
-                    repo.write_object(&Object::Platform(Platform { layers }))?
-                }
+                Some(reference) => store_platform(&repo, &repo.resolve_refs(reference)?)?,
                 None => {
                     let rt = spfs::runtime::upper::current(&repo)?;
-                    let progress = Progress::new("committing");
+                    let progress = bar("committing");
                     let d = spfs::runtime::upper::commit_platform(&repo, &rt, &progress);
                     progress.finish();
                     d?
@@ -140,7 +133,7 @@ fn finish_commit(
             eprintln!("tagged {kind} {} as {t}", digest.short());
         }
     }
-    println!("{digest}");
+    outln!("{digest}");
     Ok(())
 }
 
@@ -150,10 +143,7 @@ pub fn tag(repo: &LocalRepository, reference: &str, names: &[String]) -> Result<
         [one] => *one,
         [] => return Err(invalid("nothing to tag: the reference is empty")),
         // Tagging a stack records it as a platform.
-        _ => {
-            let layers = repo.layers_of(&digests)?;
-            repo.write_object(&Object::Platform(Platform { layers }))?
-        }
+        _ => store_platform(repo, &digests)?,
     };
     let pairs: Vec<_> = names.iter().map(|n| (n.clone(), target)).collect();
     repo.push_tags(&pairs)?;
@@ -166,20 +156,16 @@ pub fn tag(repo: &LocalRepository, reference: &str, names: &[String]) -> Result<
 pub fn untag(repo: &LocalRepository, name: &str, all: bool) -> Result<i32> {
     if all {
         if name.contains('~') {
-            return Err(invalid("--all removes a whole tag: give NAME without ~N"));
+            return Err(invalid(format!(
+                "'{name}': --all removes a whole tag, not one version"
+            ))
+            .help("give NAME without ~N"));
         }
         repo.remove_tag(name)?;
         eprintln!("removed tag {name} and its history");
         return Ok(0);
     }
-    let (base, version) = match name.rsplit_once('~') {
-        Some((b, n)) => (
-            b,
-            n.parse::<usize>()
-                .map_err(|_| invalid(format!("'{name}': expected a number after '~'")))?,
-        ),
-        None => (name, 0),
-    };
+    let (base, version) = spfs::storage::parse_tag_version(name)?;
     repo.remove_tag_version(base, version)?;
     eprintln!("removed {base}~{version}");
     Ok(0)
@@ -196,17 +182,16 @@ pub fn render(
         Strategy::Hardlink => RenderStrategy::HardLink,
         Strategy::Copy => RenderStrategy::Copy,
     };
-    let progress = Progress::new("rendering");
+    let progress = bar("rendering");
     let r = render_to(repo, &manifest, dir, strategy, false, &progress);
     progress.finish();
     if let Err(e) = r {
-        if matches!(e, Error::Interrupted) {
-            eprintln!(
-                "render interrupted: {} is incomplete; remove it",
-                dir.display()
-            );
+        let interrupted = matches!(e, Error::Interrupted);
+        let report = Report::from(e);
+        if interrupted {
+            return Err(report.help(format!("{} is incomplete: remove it", dir.display())));
         }
-        return Err(e);
+        return Err(report);
     }
     eprintln!("rendered {reference} into {}", dir.display());
     Ok(0)
@@ -214,7 +199,7 @@ pub fn render(
 
 pub fn check(repo: &LocalRepository, reference: Option<&str>) -> Result<i32> {
     let roots = reference.map(|r| repo.resolve_refs(r)).transpose()?;
-    let progress = Progress::new("checking");
+    let progress = bar("checking");
     let report = spfs::check::check(repo, roots, &progress);
     progress.finish();
     let report = report?;
@@ -225,7 +210,7 @@ pub fn check(repo: &LocalRepository, reference: Option<&str>) -> Result<i32> {
             format!(" (reached by {})", p.tags.join(", "))
         };
         let kind = p.kind.map(|k| k.name()).unwrap_or("object");
-        println!("{kind} {}: {}{tags}", p.digest, p.issue);
+        outln!("{kind} {}: {}{tags}", p.digest, p.issue);
     }
     eprintln!(
         "checked {} objects and {} payloads ({}): {} problem(s)",
@@ -237,7 +222,10 @@ pub fn check(repo: &LocalRepository, reference: Option<&str>) -> Result<i32> {
     if report.problems.is_empty() {
         Ok(0)
     } else {
-        eprintln!("help: restore the listed digests from another repository, or remove the tags that reach them");
-        Ok(1)
+        Err(Report::new(format!(
+            "the repository has {} problem(s), listed on stdout",
+            report.problems.len()
+        ))
+        .help("restore the listed digests from another repository, or remove the tags that reach them"))
     }
 }

@@ -1,32 +1,23 @@
 //! Commands that only read: log, tags, ls, read, info, diff.
 
-use std::io::Write;
-
 use spfs::diff::Change;
 use spfs::object::{Entry, EntryKind, Manifest, Object};
 use spfs::progress::human_bytes;
 use spfs::storage::LocalRepository;
-use spfs::{Error, Result};
+use spfs::Error;
 
-use super::invalid;
+use super::{invalid, Result};
 
-fn out() -> std::io::StdoutLock<'static> {
-    std::io::stdout().lock()
-}
-
-/// Writes to stdout, treating a closed pipe as success.
+/// Writes to stdout; a closed pipe ends the command quietly (see `cli_policy`).
 fn emit(bytes: &[u8]) -> Result<()> {
-    match out().write_all(bytes) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        Err(e) => Err(Error::io("writing", "stdout", e)),
-    }
+    cli_policy::write_stdout_bytes(bytes);
+    Ok(())
 }
 
 pub fn log(repo: &LocalRepository, name: &str) -> Result<i32> {
     let history = repo.tag_history(name)?;
     if history.is_empty() {
-        return Err(Error::UnknownReference(name.to_string()));
+        return Err(Error::UnknownReference(name.to_string()).into());
     }
     let mut text = String::new();
     for (i, e) in history.iter().enumerate() {
@@ -130,7 +121,8 @@ pub fn ls(
                 return Err(Error::NoSuchPath {
                     path: path.to_string(),
                     reference: reference.to_string(),
-                })
+                }
+                .into())
             }
         },
     };
@@ -155,9 +147,10 @@ pub fn read(repo: &LocalRepository, reference: &str, path: Option<&str>) -> Resu
             let d = repo.resolve(reference)?;
             if repo.has_object(&d) {
                 return Err(invalid(format!(
-                    "{reference} is a {}; give a PATH inside it to read",
+                    "{reference} is a {}, not a file",
                     repo.kind_of(&d)?
-                )));
+                ))
+                .help("give a PATH inside it to read"));
             }
             d
         }
@@ -168,29 +161,30 @@ pub fn read(repo: &LocalRepository, reference: &str, path: Option<&str>) -> Resu
                 Some(EntryKind::File { digest, .. }) => *digest,
                 Some(EntryKind::Symlink(t)) => {
                     return Err(invalid(format!(
-                        "'{p}' is a symlink to '{}' in {reference}; read the target path instead",
+                        "'{p}' is a symlink to '{}' in {reference}",
                         String::from_utf8_lossy(t)
-                    )))
+                    ))
+                    .help("read the target path instead"))
                 }
                 Some(EntryKind::Dir(_)) => {
-                    return Err(invalid(format!(
-                    "'{p}' is a directory in {reference}; list it with 'spfs ls {reference} {p}'"
-                )))
+                    return Err(invalid(format!("'{p}' is a directory in {reference}"))
+                        .help(format!("list it with 'spfs ls {reference} {p}'")))
                 }
                 _ => {
                     return Err(Error::NoSuchPath {
                         path: p.to_string(),
                         reference: reference.to_string(),
-                    })
+                    }
+                    .into())
                 }
             }
         }
     };
     let mut f = repo.open_payload(&digest)?;
-    match std::io::copy(&mut f, &mut out()) {
+    match std::io::copy(&mut f, &mut std::io::stdout().lock()) {
         Ok(_) => Ok(0),
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(0),
-        Err(e) => Err(Error::io("copying payload to", "stdout", e)),
+        Err(e) => Err(Error::io("copying payload to", "stdout", e).into()),
     }
 }
 

@@ -1,7 +1,7 @@
 //! Command-line interface of `spfs`.
 
 mod inspect;
-mod output;
+mod progress;
 mod runtime;
 mod store;
 
@@ -9,10 +9,11 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+use cli_policy::{outln, Report};
 use spfs::storage::LocalRepository;
-use spfs::{Error, Result};
 
-pub use output::{exit_code, init_tracing};
+/// Result of a command: its exit code, or the report of its failure.
+type Result<T, E = Report> = std::result::Result<T, E>;
 
 /// A content-addressed filesystem store and isolated /spfs runtimes.
 #[derive(Parser)]
@@ -22,7 +23,7 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "PATH")]
     repo: Option<PathBuf>,
 
-    /// Show more detail (-v info, -vv debug, -vvv trace); RUST_LOG also works
+    /// Show more detail (-v info, -vv debug, -vvv trace); RUST_LOG overrides
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
 
@@ -153,29 +154,26 @@ impl Cli {
             .unwrap_or_else(spfs::storage::default_root)
     }
 
-    /// The configured repository, which must already exist.
+    /// The configured repository, which must already exist (commands that only read).
     fn open_repo(&self) -> Result<LocalRepository> {
-        LocalRepository::open(&self.repo_path())
+        Ok(LocalRepository::open(&self.repo_path())?)
     }
 
-    /// The configured repository, created on first use.
+    /// The configured repository, created on first use (commands that write).
     fn repo_for_write(&self) -> Result<LocalRepository> {
-        LocalRepository::open_or_create(&self.repo_path())
+        Ok(LocalRepository::open_or_create(&self.repo_path())?)
     }
 }
 
 /// Runs the command line and returns the process exit code.
 pub fn main() -> i32 {
-    let cli = Cli::parse();
-    init_tracing(cli.verbose);
+    let cli: Cli = match cli_policy::parse() {
+        Ok(cli) => cli,
+        Err(code) => return code,
+    };
+    cli_policy::init_tracing(cli.verbose);
     spfs::signals::install();
-    match run(&cli) {
-        Ok(code) => code,
-        Err(e) => {
-            output::report_error(&e);
-            exit_code(&e)
-        }
-    }
+    cli_policy::finish(run(&cli))
 }
 
 fn run(cli: &Cli) -> Result<i32> {
@@ -187,7 +185,7 @@ fn run(cli: &Cli) -> Result<i32> {
             Ok(0)
         }
         Command::Version => {
-            println!("spfs {}", env!("CARGO_PKG_VERSION"));
+            outln!("spfs {}", env!("CARGO_PKG_VERSION"));
             Ok(0)
         }
         Command::Commit(cmd) => store::commit(cli, cmd),
@@ -229,7 +227,7 @@ fn run(cli: &Cli) -> Result<i32> {
     }
 }
 
-/// Shorthand for an invalid-input error.
-fn invalid(msg: impl Into<String>) -> Error {
-    Error::InvalidInput(msg.into())
+/// Shorthand for a report of input the command cannot accept.
+fn invalid(msg: impl Into<String>) -> Report {
+    Report::new(msg)
 }

@@ -4,15 +4,15 @@ use std::ffi::OsString;
 
 use clap::{Args, Subcommand};
 
+use cli_policy::outln;
 use spfs::runtime::monitor::RunOptions;
 use spfs::runtime::record::{self, Backend};
 use spfs::runtime::spawn::RuntimeCommand;
 use spfs::runtime::startup::Program;
 use spfs::runtime::upper;
 use spfs::storage::LocalRepository;
-use spfs::Result;
 
-use super::{invalid, Cli};
+use super::{invalid, Cli, Result};
 
 /// Options shared by `run` and `shell`.
 #[derive(Args, Clone)]
@@ -93,7 +93,7 @@ pub fn run(cli: &Cli, args: &RuntimeArgs, command: &[OsString]) -> Result<i32> {
     options.keep = args.keep_runtime;
     options.rerun = args.rerun.clone();
     options.name = args.name.clone();
-    RuntimeCommand::new(&repo, options).status()
+    Ok(RuntimeCommand::new(&repo, options).status()?)
 }
 
 pub fn edit(repo: &LocalRepository, off: bool) -> Result<i32> {
@@ -122,7 +122,7 @@ pub fn runtime(repo: &LocalRepository, cmd: &RuntimeCmd) -> Result<i32> {
         RuntimeCmd::List => {
             for r in record::list(repo)? {
                 let state = r.state().name();
-                println!(
+                outln!(
                     "{:<16} {:<8} {:<6} {:<8} {} layer(s)",
                     r.name,
                     state,
@@ -135,26 +135,26 @@ pub fn runtime(repo: &LocalRepository, cmd: &RuntimeCmd) -> Result<i32> {
         }
         RuntimeCmd::Info { name } => {
             let r = record::load(repo, name)?;
-            println!("name:       {}", r.name);
-            println!("running:    {}", r.is_alive());
-            println!("pid:        {}", r.pid);
-            println!("host:       {}", r.host);
-            println!("backend:    {}", r.backend.name());
-            println!("editable:   {}", r.editable);
-            println!("kept:       {}", r.keep);
-            println!("upper:      {}", r.upper.display());
+            outln!("name:       {}", r.name);
+            outln!("running:    {}", r.is_alive());
+            outln!("pid:        {}", r.pid);
+            outln!("host:       {}", r.host);
+            outln!("backend:    {}", r.backend.name());
+            outln!("editable:   {}", r.editable);
+            outln!("kept:       {}", r.keep);
+            outln!("upper:      {}", r.upper.display());
             for d in &r.stack {
-                println!("layer:      {d}");
+                outln!("layer:      {d}");
             }
             Ok(0)
         }
         RuntimeCmd::Rm { name, force } => {
             let r = record::load(repo, name)?;
             if r.is_alive() && !force {
-                return Err(invalid(format!(
-                    "runtime '{name}' is running (pid {}); stop it first or pass --force",
-                    r.pid
-                )));
+                return Err(
+                    invalid(format!("runtime '{name}' is running (pid {})", r.pid))
+                        .help("stop it first, or pass --force"),
+                );
             }
             record::remove(repo, name)?;
             eprintln!("removed runtime {name}");
