@@ -93,9 +93,8 @@ pub enum BuildError {
     Interrupted,
 }
 
-impl BuildError {
-    /// What to do about the error, one hint per line.
-    pub fn help(&self) -> Vec<String> {
+impl spfs::Help for BuildError {
+    fn help(&self) -> Vec<String> {
         match self {
             BuildError::Invalid { help, .. } => help.iter().cloned().collect(),
             BuildError::Spec(e) => e.help.iter().cloned().collect(),
@@ -121,7 +120,9 @@ impl BuildError {
             _ => Vec::new(),
         }
     }
+}
 
+impl BuildError {
     /// Detail lines printed under the error (log tails, offending paths).
     pub fn details(&self) -> Vec<String> {
         match self {
@@ -138,12 +139,6 @@ impl BuildError {
             path,
             source,
         }
-    }
-}
-
-impl From<spfs::Error> for Box<BuildError> {
-    fn from(e: spfs::Error) -> Self {
-        Box::new(BuildError::Spfs(e))
     }
 }
 

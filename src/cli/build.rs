@@ -9,18 +9,12 @@ use crate::build::{BuildError, BuildOptions, Builder};
 use crate::spec::{load_spec_file, Spec, TestStage};
 use crate::storage::{PackageRepository, SpfsRepository};
 
-impl From<BuildError> for CliError {
-    fn from(e: BuildError) -> Self {
-        let mut help = e.help().into_iter();
-        let first = help.next();
-        let mut details = e.details();
-        details.extend(help.map(|h| format!("help: {h}")));
-        CliError {
-            message: e.to_string(),
-            details,
-            help: first,
-        }
-    }
+/// The report of a build error: its message, the log tail or offending paths, hints.
+pub(super) fn build_report(e: BuildError) -> CliError {
+    let mut r = CliError::new(e.to_string());
+    r.details = e.details();
+    r.help = spfs::Help::help(&e);
+    r
 }
 
 /// Options shared by the build commands.
@@ -124,25 +118,25 @@ fn options(opt: &Opt, a: &BuildArgs) -> Result<BuildOptions, CliError> {
 fn report(built: &[crate::build::Built]) {
     for b in built {
         let comps: Vec<&str> = b.components.keys().map(|c| c.as_str()).collect();
-        println!("{}  [{}]", b.ident, comps.join(","));
+        cli_policy::outln!("{}  [{}]", b.ident, comps.join(","));
         eprintln!("  log: {}", b.log.display());
     }
 }
 
 /// `spk make-source`.
 pub fn make_source(opt: &Opt, a: &MakeSource) -> CliResult {
-    let repo = super::commands::open_repo_for_write(opt)?;
+    let repo = super::commands::repo_for_write(opt)?;
     let (spec, dir) = recipe(&repo, &a.options, &a.spec.display().to_string())?;
     let dir = dir.ok_or_else(|| CliError::new("make-source needs the recipe's spec file").help("give the path of the .spk.yaml file"))?;
     spfs::signals::install();
     let b = Builder::new(&repo, BuildOptions { stream: true, ..Default::default() });
-    report(&[b.make_source(&spec, &dir)?]);
+    report(&[b.make_source(&spec, &dir).map_err(build_report)?]);
     Ok(())
 }
 
 /// `spk make-binary`.
 pub fn make_binary(opt: &Opt, a: &MakeBinary) -> CliResult {
-    let repo = super::commands::open_repo_for_write(opt)?;
+    let repo = super::commands::repo_for_write(opt)?;
     let (spec, _) = recipe(&repo, &a.build.options, &a.package)?;
     let mut o = options(opt, &a.build)?;
     o.interactive = a.interactive;
@@ -154,13 +148,13 @@ pub fn make_binary(opt: &Opt, a: &MakeBinary) -> CliResult {
         return Err(CliError::new("-i opens one build environment").help("pick the variant with --variant N"));
     }
     let b = Builder::new(&repo, o);
-    report(&b.make_binary(&spec)?);
+    report(&b.make_binary(&spec).map_err(build_report)?);
     Ok(())
 }
 
 /// `spk build`.
 pub fn build(opt: &Opt, a: &BuildCmd) -> CliResult {
-    let repo = super::commands::open_repo_for_write(opt)?;
+    let repo = super::commands::repo_for_write(opt)?;
     let (spec, dir) = recipe(&repo, &a.build.options, &a.spec.display().to_string())?;
     let dir = dir.ok_or_else(|| CliError::new("spk build needs the recipe's spec file").help("to rebuild a stored recipe use 'spk make-binary NAME/VERSION'"))?;
     let mut o = options(opt, &a.build)?;
@@ -168,15 +162,15 @@ pub fn build(opt: &Opt, a: &BuildCmd) -> CliResult {
         o.here = Some(std::env::current_dir().map_err(|e| CliError::new(format!("cannot read the current directory: {e}")))?);
     }
     let b = Builder::new(&repo, o);
-    let src = b.make_source(&spec, &dir)?;
+    let src = b.make_source(&spec, &dir).map_err(build_report)?;
     report(std::slice::from_ref(&src));
-    report(&b.make_binary(&spec)?);
+    report(&b.make_binary(&spec).map_err(build_report)?);
     Ok(())
 }
 
 /// `spk test`.
 pub fn test(opt: &Opt, a: &Test) -> CliResult {
-    let repo = super::commands::open_repo_for_write(opt)?;
+    let repo = super::commands::repo_for_write(opt)?;
     let (target, stages) = match a.package.rsplit_once('@') {
         Some((p, "sources")) => (p, vec![TestStage::Sources]),
         Some((p, "build")) => (p, vec![TestStage::Build]),
@@ -189,9 +183,9 @@ pub fn test(opt: &Opt, a: &Test) -> CliResult {
     };
     let (spec, _) = recipe(&repo, &a.build.options, target)?;
     let b = Builder::new(&repo, options(opt, &a.build)?);
-    let ran = b.test(&spec, &stages)?;
+    let ran = b.test(&spec, &stages).map_err(build_report)?;
     for t in &ran {
-        println!("ok  test {} ({:?} stage, variant {})", t.index, t.stage, t.variant);
+        cli_policy::outln!("ok  test {} ({:?} stage, variant {})", t.index, t.stage, t.variant);
     }
     eprintln!("{} test(s) passed", ran.len());
     Ok(())

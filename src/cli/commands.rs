@@ -117,7 +117,7 @@ fn repo_root(opt: &Opt) -> PathBuf {
 
 /// The configured repository, which must exist: commands that only read (or change
 /// what is already there) never create one.
-fn open_repo(opt: &Opt) -> Result<SpfsRepository, CliError> {
+pub(super) fn open_repo(opt: &Opt) -> Result<SpfsRepository, CliError> {
     SpfsRepository::open(&repo_root(opt)).map_err(|e| {
         let missing = matches!(
             e,
@@ -133,16 +133,16 @@ fn open_repo(opt: &Opt) -> Result<SpfsRepository, CliError> {
 }
 
 /// The configured repository, created on first use (commands that publish).
-fn repo_for_write(opt: &Opt) -> Result<SpfsRepository, CliError> {
+pub(super) fn repo_for_write(opt: &Opt) -> Result<SpfsRepository, CliError> {
     Ok(SpfsRepository::open_or_create(&repo_root(opt))?)
 }
 
-fn parse_ident(s: &str) -> Result<AnyIdent, CliError> {
+pub(super) fn parse_ident(s: &str) -> Result<AnyIdent, CliError> {
     Ok(s.parse::<AnyIdent>()?)
 }
 
 /// Dispatches a parsed command line.
-pub fn run(opt: &Opt) -> CliResult {
+pub fn run(opt: &Opt) -> Result<i32, CliError> {
     match &opt.command {
         Command::Ls(a) => ls(opt, a),
         Command::Search(a) => search(opt, a),
@@ -154,7 +154,14 @@ pub fn run(opt: &Opt) -> CliResult {
         Command::Lint(a) => lint(a),
         Command::Publish(a) => publish(opt, a),
         Command::Explain(a) => explain(opt, a),
+        Command::MakeSource(a) => super::build::make_source(opt, a),
+        Command::MakeBinary(a) => super::build::make_binary(opt, a),
+        Command::Build(a) => super::build::build(opt, a),
+        Command::Test(a) => super::build::test(opt, a),
+        Command::Env(a) => return super::env::env(opt, a, false),
+        Command::Shell(a) => return super::env::env(opt, a, true),
     }
+    .map(|()| cli_policy::exit::OK)
 }
 
 fn ls(opt: &Opt, a: &Ls) -> CliResult {
@@ -332,7 +339,7 @@ fn new(a: &New) -> CliResult {
     Ok(())
 }
 
-fn template_options(raw: &[String]) -> Result<LoadOptions, CliError> {
+pub(super) fn template_options(raw: &[String]) -> Result<LoadOptions, CliError> {
     let mut opts = host_options();
     opts.extend(&parse_options(raw)?);
     Ok(LoadOptions::with_options(opts))

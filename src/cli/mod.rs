@@ -1,6 +1,8 @@
 //! The `spk` command line.
 
+mod build;
 mod commands;
+mod env;
 
 use std::path::PathBuf;
 
@@ -57,6 +59,21 @@ pub enum Command {
     Publish(commands::Publish),
     /// Resolve requests and print the solution, or why there is none.
     Explain(commands::Explain),
+    /// Collect a recipe's sources into its src build.
+    #[command(alias = "mksrc")]
+    MakeSource(build::MakeSource),
+    /// Build binary packages (every variant, or one) from the stored sources.
+    #[command(alias = "mkbin")]
+    MakeBinary(build::MakeBinary),
+    /// Collect the sources, then build every variant: make-source + make-binary.
+    Build(build::BuildCmd),
+    /// Run a recipe's tests (sources, build and install stages).
+    Test(build::Test),
+    /// Enter an environment of packages and run a command (or a shell) in it.
+    #[command(alias = "run")]
+    Env(env::EnvCmd),
+    /// Enter an environment of packages in an interactive shell.
+    Shell(env::EnvCmd),
 }
 
 /// Parses `-o name=value` options.
@@ -83,5 +100,5 @@ pub fn main() -> i32 {
         Err(code) => return code,
     };
     cli_policy::init_tracing(opt.verbose);
-    cli_policy::finish(commands::run(&opt).map(|()| cli_policy::exit::OK))
+    cli_policy::finish(commands::run(&opt))
 }
