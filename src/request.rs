@@ -12,7 +12,7 @@ use crate::version::{Compat, CompatRule, Version, VersionFilter};
 
 /// A request that could not be parsed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid request '{input}': {reason}")]
+#[error("invalid request '{}': {}", crate::text::quote(.input), crate::text::cap_message(.reason))]
 pub struct RequestError {
     /// The offending text.
     pub input: String,

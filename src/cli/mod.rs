@@ -23,7 +23,7 @@ impl CliError {
     /// An error with just a message.
     pub fn new(message: impl Into<String>) -> Self {
         Self {
-            message: message.into(),
+            message: crate::text::cap_message(&message.into()),
             details: Vec::new(),
             help: None,
         }
