@@ -20,6 +20,8 @@ pub struct TemplateError {
     pub line: Option<usize>,
     /// 1-based column, when known.
     pub column: Option<usize>,
+    /// True when a limit (nesting, recursion, size, time) was hit, not a syntax error.
+    pub limit: bool,
 }
 
 /// The data a template sees: `spk.version`, `opt` and `env`.
@@ -254,6 +256,7 @@ fn err_at(text: &str, offset: usize, message: String) -> TemplateError {
         message,
         line: Some(line),
         column: Some(column),
+        limit: true,
     }
 }
 
@@ -432,13 +435,15 @@ fn prescan(text: &str, limits: &TemplateLimits) -> Result<Scan, TemplateError> {
             }
             b"include" | b"import" | b"extends" => {
                 let word = String::from_utf8_lossy(keyword);
-                return Err(err_at(
+                let mut err = err_at(
                     text,
                     start,
                     format!(
                         "'{word}' is not supported: a spec template is a single file and cannot load other templates"
                     ),
-                ));
+                );
+                err.limit = false;
+                return Err(err);
             }
             _ => {}
         }
@@ -676,6 +681,7 @@ pub fn render(text: &str, data: &TemplateData) -> Result<String, TemplateError> 
             message: format!("cannot start the template renderer: {e}"),
             line: None,
             column: None,
+            limit: false,
         });
     }
     let result = match rx.recv_timeout(limits.time_limit) {
@@ -690,6 +696,7 @@ pub fn render(text: &str, data: &TemplateData) -> Result<String, TemplateError> 
                 ),
                 line,
                 column,
+                limit: true,
             });
         }
         Err(mpsc::RecvTimeoutError::Disconnected) => {
@@ -698,6 +705,7 @@ pub fn render(text: &str, data: &TemplateData) -> Result<String, TemplateError> 
                 message: "the template engine failed unexpectedly on this template".into(),
                 line,
                 column,
+                limit: false,
             });
         }
     };
@@ -712,6 +720,7 @@ pub fn render(text: &str, data: &TemplateData) -> Result<String, TemplateError> 
                 ),
                 line,
                 column,
+                limit: true,
             })
         }
         Err(Failure::Parse(message)) => {
@@ -732,6 +741,7 @@ pub fn render(text: &str, data: &TemplateData) -> Result<String, TemplateError> 
                 message: crate::text::cap_message(&message),
                 line,
                 column,
+                limit: false,
             })
         }
         Err(Failure::Render(message)) => {
@@ -739,7 +749,8 @@ pub fn render(text: &str, data: &TemplateData) -> Result<String, TemplateError> 
                 .replace("Failed to render 'spec': ", "")
                 .replace("Failed to render 'spec'", "");
             let message = message.trim_start_matches(": ").to_string();
-            let (line, column) = if message.contains(RANGE_LIMIT_MARK) {
+            let limit = message.contains(RANGE_LIMIT_MARK);
+            let (line, column) = if limit {
                 somewhere(scan.first_range)
             } else {
                 match backticked_needle(&message)
@@ -755,6 +766,7 @@ pub fn render(text: &str, data: &TemplateData) -> Result<String, TemplateError> 
                 message: crate::text::cap_message(&message),
                 line,
                 column,
+                limit,
             })
         }
     }
@@ -819,5 +831,101 @@ mod tests {
         assert_eq!(e.line, Some(2), "{e:?}");
         let e = render("{{ \"x\" | parse_version }}", &TemplateData::default()).unwrap_err();
         assert!(e.message.contains("parse_version"), "{e:?}");
+    }
+
+    fn fail(text: &str) -> TemplateError {
+        render(text, &TemplateData::default()).unwrap_err()
+    }
+
+    #[test]
+    fn recursive_macros_are_located_errors() {
+        // Tera recursed until the stack overflowed (abort), even in a YAML comment.
+        let e = fail("pkg: a/1\n# {% macro m() %}{{ self::m() }}{% endmacro m %}{{ self::m() }}\n");
+        assert_eq!((e.line, e.column), (Some(2), Some(21)), "{e:?}");
+        assert!(e.message.contains("macro 'm' calls itself (m -> m)"), "{e:?}");
+        assert!(e.limit);
+        // Through another macro, with spaces around '::'.
+        let e = fail(
+            "{% macro a() %}{{ self :: b() }}{% endmacro a %}\n{% macro b() %}{{ self::a() }}{% endmacro b %}\n{{ self::a() }}",
+        );
+        assert_eq!(e.line, Some(2), "{e:?}");
+        assert!(e.message.contains("(a -> b -> a)"), "{e:?}");
+        // Calls in strings and comments are not calls; a chain without a cycle renders.
+        assert_eq!(
+            r("{% macro a() %}x{% endmacro a %}{% macro b() %}{{ self::a() }}\"self::b()\"{# self::b() #}{% endmacro b %}{{ self::b() }}"),
+            "x\"self::b()\""
+        );
+    }
+
+    #[test]
+    fn deep_nesting_is_rejected_before_parsing() {
+        // Both overflowed the stack in Tera's parser.
+        let e = fail(&format!("# {{{{ {}1{} }}}}", "(".repeat(5000), ")".repeat(5000)));
+        assert_eq!((e.line, e.column), (Some(1), Some(6 + 64)), "{e:?}");
+        assert!(e.message.contains("nested more than 64"), "{e:?}");
+        let e = fail(&format!("x\n{}{}", "{% if true %}".repeat(2000), "{% endif %}".repeat(2000)));
+        assert_eq!((e.line, e.column), (Some(2), Some(1 + 64 * 13)), "{e:?}");
+        // 64 levels are fine.
+        let ok = format!("{}y{}", "{% if true %}".repeat(64), "{% endif %}".repeat(64));
+        assert_eq!(r(&ok), "y");
+    }
+
+    #[test]
+    fn range_is_bounded() {
+        // Took 6 s and 3.9 GB before failing in the YAML parser with a 100 MB message.
+        let started = std::time::Instant::now();
+        let e = fail("pkg: a/1\n{% for i in range(end=100000000) %}x{% endfor %}\n");
+        assert!(started.elapsed() < Duration::from_secs(2));
+        assert_eq!((e.line, e.column), (Some(2), Some(13)), "{e:?}");
+        assert!(e.message.contains("over the limit of 10000"), "{e:?}");
+        assert!(e.message.len() < 300, "{e:?}");
+        // step_by=0 looped forever in Tera's own range().
+        let e = fail("{% for i in range(end=3, step_by=0) %}x{% endfor %}");
+        assert!(e.message.contains("step_by of at least 1"), "{e:?}");
+        // The budget is shared by every call of one render.
+        let e = fail("{% for i in range(end=100) %}{% for j in range(end=100) %}{% endfor %}{% endfor %}");
+        assert!(e.message.contains("over the limit"), "{e:?}");
+        // Within it, range() behaves like Tera's.
+        assert_eq!(r("{% for i in range(start=1, end=8, step_by=3) %}{{ i }},{% endfor %}"), "1,4,7,");
+        assert_eq!(r("{% for i in range(end=0) %}x{% endfor %}"), "");
+    }
+
+    #[test]
+    fn output_size_is_bounded() {
+        let e = fail("a\n{% for i in range(end=9000) %}{% for c in [1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20] %}xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx{% endfor %}{% endfor %}");
+        assert!(e.message.contains("larger than 1048576 bytes"), "{e:?}");
+        assert_eq!((e.line, e.column), (Some(2), Some(1)), "{e:?}");
+        assert!(e.limit);
+    }
+
+    #[test]
+    fn rendering_has_a_time_limit() {
+        let mut data = TemplateData::default();
+        data.limits.time_limit = Duration::from_millis(50);
+        // No output and no function calls: only the deadline stops it (~10^6 iterations
+        // keep the abandoned render short).
+        let list = (0..100).map(|i| i.to_string()).collect::<Vec<_>>().join(",");
+        let text = format!("pkg: a/1\n{{% set l = [{list}] %}}\n{{% for a in l %}}{{% for b in l %}}{{% for c in l %}}{{% set_global x = a %}}{{% endfor %}}{{% endfor %}}{{% endfor %}}");
+        let started = std::time::Instant::now();
+        let e = render(&text, &data).unwrap_err();
+        assert!(started.elapsed() < Duration::from_secs(1), "{:?}", started.elapsed());
+        assert!(e.message.contains("did not finish within 50ms"), "{e:?}");
+        assert_eq!((e.line, e.column), (Some(3), Some(1)), "{e:?}");
+    }
+
+    #[test]
+    fn unlocated_tera_errors_get_a_location() {
+        let e = fail("pkg: a/1\nx: {{ 99999999999999999999 }}\n");
+        assert_eq!((e.line, e.column), (Some(2), Some(7)), "{e:?}");
+        assert!(e.message.contains("Integer out of bounds"), "{e:?}");
+        let e = fail("pkg: a/1\n  {% include \"other.yaml\" %}\n");
+        assert_eq!((e.line, e.column), (Some(2), Some(3)), "{e:?}");
+        assert!(e.message.contains("'include' is not supported"), "{e:?}");
+        let e = fail("{% import \"m.tera\" as m %}");
+        assert_eq!((e.line, e.column), (Some(1), Some(1)), "{e:?}");
+        let e = fail("{% extends \"base\" %}");
+        assert!(e.message.contains("'extends' is not supported"), "{e:?}");
+        // Raw blocks are literal text, not tags.
+        assert_eq!(r("{% raw %}{% include \"x\" %}{% endraw %}"), "{% include \"x\" %}");
     }
 }
