@@ -13,13 +13,14 @@ pub fn quote(s: &str) -> String {
     }
 }
 
-/// Shortens every whitespace-separated run longer than [`QUOTE_LIMIT`] characters in a
+/// Shortens every run (between whitespace or quotes) longer than [`QUOTE_LIMIT`] characters in a
 /// message, then the message itself to a few lines' worth, as a last guard against
 /// messages that echo a large input.
 pub fn cap_message(message: &str) -> String {
     const MESSAGE_LIMIT: usize = 600;
+    let separator = |c: char| c.is_whitespace() || matches!(c, '\'' | '"' | '`');
     let needs_word_cap = message
-        .split_whitespace()
+        .split(separator)
         .any(|w| w.len() > QUOTE_LIMIT + 16 && w.chars().nth(QUOTE_LIMIT + 16).is_some());
     let out = if needs_word_cap {
         let mut out = String::with_capacity(message.len().min(4 * MESSAGE_LIMIT));
@@ -33,7 +34,7 @@ pub fn cap_message(message: &str) -> String {
             word.clear();
         };
         for c in message.chars() {
-            if c.is_whitespace() {
+            if separator(c) {
                 flush(&mut word, &mut out);
                 out.push(c);
             } else {

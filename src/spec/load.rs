@@ -803,4 +803,95 @@ mod tests {
         assert_eq!(err.line, Some(5));
         assert!(err.help.unwrap().contains("did you mean 'lib'"));
     }
+
+    fn at(text: &str) -> (Option<usize>, Option<usize>, String) {
+        let e = parse_spec(text, "f", &strict()).unwrap_err();
+        (e.line, e.column, e.message)
+    }
+
+    #[test]
+    fn file_level_errors_are_located() {
+        let dir = tempfile::tempdir().unwrap();
+        // Invalid UTF-8: at the bad byte, with the right hint.
+        let path = dir.path().join("bad.yaml");
+        std::fs::write(&path, b"pkg: a/1.0\nmeta:\n  description: caf\xe9 ok\n").unwrap();
+        let e = load_spec_file(&path, &strict()).unwrap_err();
+        assert_eq!((e.line, e.column), (Some(3), Some(19)), "{e:?}");
+        assert!(e.message.contains("not valid UTF-8"), "{e:?}");
+        assert!(e.message.contains("0xe9"), "{e:?}");
+        assert_eq!(e.help.as_deref(), Some("save the spec as UTF-8 text"));
+        // Empty.
+        let path = dir.path().join("empty.yaml");
+        std::fs::write(&path, b"").unwrap();
+        let e = load_spec_file(&path, &strict()).unwrap_err();
+        assert_eq!((e.line, e.column), (Some(1), Some(1)), "{e:?}");
+        // Too big: read no further than the limit.
+        let path = dir.path().join("big.yaml");
+        let mut big = b"pkg: a/1.0\n".to_vec();
+        big.resize(3 * MAX_SPEC_BYTES, b'#');
+        std::fs::write(&path, &big).unwrap();
+        let e = load_spec_file(&path, &strict()).unwrap_err();
+        assert!(e.message.contains("larger than the limit"), "{e:?}");
+        assert_eq!(e.line, Some(2), "{e:?}");
+    }
+
+    #[test]
+    fn more_than_one_document_is_located() {
+        let (l, c, m) = at("pkg: a/1.0\n---\npkg: b/1.0\n");
+        assert_eq!((l, c), (Some(2), Some(1)));
+        assert!(m.contains("more than one YAML document"), "{m}");
+        // A leading '---' starts the first document.
+        let (l, _, _) = at("---\npkg: a/1.0\n--- # two\npkg: b/1.0\n");
+        assert_eq!(l, Some(3));
+        assert!(parse_spec("---\npkg: a/1.0\n", "f", &strict()).is_ok());
+    }
+
+    #[test]
+    fn duplicate_keys_point_at_the_duplicate() {
+        // Block mapping at the top level (reported at 1:1 before).
+        let (l, c, m) = at("pkg: a/1.0\napi: v0/package\npkg: a/2.0\n");
+        assert_eq!((l, c), (Some(3), Some(1)), "{m}");
+        assert_eq!(m, "duplicate key 'pkg'");
+        // Nested, after a block scalar and a comment.
+        let (l, c, m) = at("pkg: a/1.0\nbuild:\n  script: |\n    echo\n  # note\n  'script': [b]\n");
+        assert_eq!((l, c), (Some(6), Some(3)), "{m}");
+        assert_eq!(m, "duplicate key 'script' in 'build'");
+        // A mapping in a sequence.
+        let (l, c, _) = at("pkg: a/1.0\ninstall:\n  requirements:\n    - pkg: b\n      include: IfAlreadyPresent\n      pkg: c\n");
+        assert_eq!((l, c), (Some(6), Some(7)));
+        // Flow mappings, the duplicate after a nested one.
+        let (l, c, m) =
+            at("pkg: a/1.0\nbuild:\n  options: [{var: a}, {var: b, choices: [p, q], var: c}]\n");
+        assert_eq!((l, c), (Some(3), Some(49)), "{m}");
+    }
+
+    #[test]
+    fn deep_yaml_nesting_is_rejected_quickly() {
+        // 100k levels took 20 s (the YAML parser is quadratic in flow depth).
+        for (open, close) in [("[", "]"), ("{a: ", "}")] {
+            let text = format!("pkg: a/1.0\nmeta: {}{}\n", open.repeat(100_000), close.repeat(100_000));
+            let started = std::time::Instant::now();
+            let e = parse_spec(&text, "f", &strict()).unwrap_err();
+            assert!(started.elapsed() < std::time::Duration::from_secs(2));
+            assert_eq!(e.line, Some(2), "{e:?}");
+            assert_eq!(e.column, Some(7 + 64 * open.len()), "{e:?}");
+            assert!(e.message.contains("nested more than 64 deep"), "{e:?}");
+        }
+        // After anchors and tags too; but not brackets in plain scalars, block scalars
+        // or comments.
+        let (l, c, _) = at(&format!("pkg: a/1.0\nmeta: &x {}\n", "[".repeat(100)));
+        assert_eq!((l, c), (Some(2), Some(10 + 64)));
+        let deep = "[".repeat(100);
+        let text = format!("pkg: a/1.0\nbuild:\n  script:\n    - echo {deep}\n    - |\n      {deep}\n    # {deep}\n");
+        assert!(parse_spec(&text, "f", &strict()).is_ok());
+    }
+
+    #[test]
+    fn huge_names_are_not_echoed_whole() {
+        let name = "A".repeat(1_000_000);
+        let e = parse_spec(&format!("pkg: {name}/1.0\n"), "f", &strict()).unwrap_err();
+        assert!(e.to_string().len() < 700, "{} bytes", e.to_string().len());
+        assert!(e.message.contains(&format!("'{}… (1000004 characters)'", &name[..64])), "{e}");
+        assert_eq!(e.line, Some(1));
+    }
 }
