@@ -266,7 +266,9 @@ impl FromStr for VarRequest {
             let reason = if v.is_empty() {
                 Some("the value after '/' is empty; write name/value, as in 'python.abi/cp37'")
             } else if v.contains('/') {
-                Some("an option value cannot contain '/'; write name/value, as in 'python.abi/cp37'")
+                Some(
+                    "an option value cannot contain '/'; write name/value, as in 'python.abi/cp37'",
+                )
             } else if v.chars().any(char::is_control) {
                 Some("an option value cannot contain control characters")
             } else {
@@ -515,7 +517,12 @@ mod tests {
 
     #[test]
     fn malformed_var_requests_are_errors() {
-        for bad in ["python.abi/", "python.abi/cp37m/extra", "python.abi/a\tb", ".abi/x"] {
+        for bad in [
+            "python.abi/",
+            "python.abi/cp37m/extra",
+            "python.abi/a\tb",
+            ".abi/x",
+        ] {
             let err = Request::parse_cli(bad).unwrap_err();
             assert_eq!(err.input, bad);
         }

@@ -62,7 +62,10 @@ mod tests {
     #[test]
     fn short_text_is_unchanged() {
         assert_eq!(quote("python"), "python");
-        assert_eq!(cap_message("invalid name 'x': bad"), "invalid name 'x': bad");
+        assert_eq!(
+            cap_message("invalid name 'x': bad"),
+            "invalid name 'x': bad"
+        );
     }
 
     #[test]

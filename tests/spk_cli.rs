@@ -325,7 +325,11 @@ fn hostile_specs_fail_with_located_errors() {
     let path = dir.path().join("nest.yaml");
     std::fs::write(
         &path,
-        format!("pkg: a/1.0\nmeta: {}{}\n", "[".repeat(100_000), "]".repeat(100_000)),
+        format!(
+            "pkg: a/1.0\nmeta: {}{}\n",
+            "[".repeat(100_000),
+            "]".repeat(100_000)
+        ),
     )
     .unwrap();
     let out = spk_bounded(
@@ -416,10 +420,17 @@ fn publish_is_all_or_nothing() {
     );
     assert!(err.contains("--build-from-source"), "{err}");
 
-    env.ok(&["publish", "--stub-builds", "--force", dir.path().to_str().unwrap()]);
+    env.ok(&[
+        "publish",
+        "--stub-builds",
+        "--force",
+        dir.path().to_str().unwrap(),
+    ]);
     assert_eq!(
         env.ok(&["ls"]).lines().collect::<Vec<_>>(),
         ["maya", "nuke", "python", "qt"]
     );
-    assert!(env.ok(&["explain", "maya/2020", "--no-host"]).contains("maya/2020.0.0/"));
+    assert!(env
+        .ok(&["explain", "maya/2020", "--no-host"])
+        .contains("maya/2020.0.0/"));
 }

@@ -123,10 +123,7 @@ pub fn load_spec_file(path: &Path, opts: &LoadOptions) -> Result<LoadedSpec, Spe
     };
     let mut bytes = Vec::new();
     std::fs::File::open(path)
-        .and_then(|f| {
-            f.take(MAX_SPEC_BYTES as u64 + 1)
-                .read_to_end(&mut bytes)
-        })
+        .and_then(|f| f.take(MAX_SPEC_BYTES as u64 + 1).read_to_end(&mut bytes))
         .map_err(cannot_read)?;
     let text = match std::str::from_utf8(&bytes) {
         Ok(t) => t,
@@ -444,13 +441,16 @@ fn blank_entry(text: &str, line: usize, col: usize) -> Option<String> {
 
 /// The key named by a serde duplicate-key message.
 fn duplicate_key(message: &str) -> Option<String> {
-    let body = message.split_once(": ").map_or(message, |(p, b)| {
-        if p.contains(' ') {
-            message
-        } else {
-            b
-        }
-    });
+    let body = message.split_once(": ").map_or(
+        message,
+        |(p, b)| {
+            if p.contains(' ') {
+                message
+            } else {
+                b
+            }
+        },
+    );
     let rest = body
         .strip_prefix("duplicate field `")
         .or_else(|| body.strip_prefix("duplicate entry with key \""))?;
@@ -622,9 +622,7 @@ fn check_flow_nesting(text: &str, label: &str, max: usize) -> Result<(), SpecErr
                             Some(qc) if c == qc => q = None,
                             Some(_) => {}
                             None if k == 0 && (c == '"' || c == '\'') => q = Some(c),
-                            None if c == ':'
-                                && rest[k + 1..].starts_with([' ', '\t']) =>
-                            {
+                            None if c == ':' && rest[k + 1..].starts_with([' ', '\t']) => {
                                 next = Some(k + 2);
                                 break;
                             }
@@ -853,7 +851,8 @@ mod tests {
         assert_eq!((l, c), (Some(3), Some(1)), "{m}");
         assert_eq!(m, "duplicate key 'pkg'");
         // Nested, after a block scalar and a comment.
-        let (l, c, m) = at("pkg: a/1.0\nbuild:\n  script: |\n    echo\n  # note\n  'script': [b]\n");
+        let (l, c, m) =
+            at("pkg: a/1.0\nbuild:\n  script: |\n    echo\n  # note\n  'script': [b]\n");
         assert_eq!((l, c), (Some(6), Some(3)), "{m}");
         assert_eq!(m, "duplicate key 'script' in 'build'");
         // A mapping in a sequence.
@@ -869,7 +868,11 @@ mod tests {
     fn deep_yaml_nesting_is_rejected_quickly() {
         // 100k levels took 20 s (the YAML parser is quadratic in flow depth).
         for (open, close) in [("[", "]"), ("{a: ", "}")] {
-            let text = format!("pkg: a/1.0\nmeta: {}{}\n", open.repeat(100_000), close.repeat(100_000));
+            let text = format!(
+                "pkg: a/1.0\nmeta: {}{}\n",
+                open.repeat(100_000),
+                close.repeat(100_000)
+            );
             let started = std::time::Instant::now();
             let e = parse_spec(&text, "f", &strict()).unwrap_err();
             assert!(started.elapsed() < std::time::Duration::from_secs(2));
@@ -891,7 +894,11 @@ mod tests {
         let name = "A".repeat(1_000_000);
         let e = parse_spec(&format!("pkg: {name}/1.0\n"), "f", &strict()).unwrap_err();
         assert!(e.to_string().len() < 700, "{} bytes", e.to_string().len());
-        assert!(e.message.contains(&format!("'{}… (1000004 characters)'", &name[..64])), "{e}");
+        assert!(
+            e.message
+                .contains(&format!("'{}… (1000004 characters)'", &name[..64])),
+            "{e}"
+        );
         assert_eq!(e.line, Some(1));
     }
 }

@@ -483,7 +483,8 @@ fn check_macro_calls(
                         let from = stack.iter().position(|(n, _)| *n == callee).unwrap_or(0);
                         let mut path: Vec<&str> = stack[from..].iter().map(|(n, _)| *n).collect();
                         path.push(callee);
-                        let path: Vec<String> = path.iter().map(|p| crate::text::quote(p)).collect();
+                        let path: Vec<String> =
+                            path.iter().map(|p| crate::text::quote(p)).collect();
                         return Err(err_at(
                             text,
                             *at,
@@ -571,8 +572,9 @@ fn bounded_range(
                         crate::text::quote(&v.to_string())
                     ))
                 }),
-                None => default
-                    .ok_or_else(|| tera::Error::msg(format!("range() needs {name}=, as in range(end=3)"))),
+                None => default.ok_or_else(|| {
+                    tera::Error::msg(format!("range() needs {name}=, as in range(end=3)"))
+                }),
             }
         };
         let start = num("start", Some(0))?;
@@ -609,7 +611,11 @@ enum Failure {
     OutputTooLarge,
 }
 
-fn render_worker(text: &str, data: &TemplateData, cancel: Arc<AtomicBool>) -> Result<String, Failure> {
+fn render_worker(
+    text: &str,
+    data: &TemplateData,
+    cancel: Arc<AtomicBool>,
+) -> Result<String, Failure> {
     let mut tera = Tera::default();
     tera.autoescape_on(vec![]);
     tera.register_filter("default_opts", default_opts);
@@ -659,7 +665,10 @@ pub fn render(text: &str, data: &TemplateData) -> Result<String, TemplateError> 
     // Where to point when Tera cannot say: the first loop (the usual cost), else the
     // first tag.
     let somewhere = |what: Option<usize>| {
-        let (line, column) = line_col(text, what.or(scan.first_loop).or(scan.first_tag).unwrap_or(0));
+        let (line, column) = line_col(
+            text,
+            what.or(scan.first_loop).or(scan.first_tag).unwrap_or(0),
+        );
         (Some(line), Some(column))
     };
     let cancel = Arc::new(AtomicBool::new(false));
@@ -724,9 +733,8 @@ pub fn render(text: &str, data: &TemplateData) -> Result<String, TemplateError> 
             })
         }
         Err(Failure::Parse(message)) => {
-            let loc = parse_location(&message).or_else(|| {
-                backticked_needle(&message).and_then(|n| locate_in_tags(text, &n))
-            });
+            let loc = parse_location(&message)
+                .or_else(|| backticked_needle(&message).and_then(|n| locate_in_tags(text, &n)));
             let message = message
                 .lines()
                 .filter(|l| !l.trim().is_empty())
@@ -842,7 +850,10 @@ mod tests {
         // Tera recursed until the stack overflowed (abort), even in a YAML comment.
         let e = fail("pkg: a/1\n# {% macro m() %}{{ self::m() }}{% endmacro m %}{{ self::m() }}\n");
         assert_eq!((e.line, e.column), (Some(2), Some(21)), "{e:?}");
-        assert!(e.message.contains("macro 'm' calls itself (m -> m)"), "{e:?}");
+        assert!(
+            e.message.contains("macro 'm' calls itself (m -> m)"),
+            "{e:?}"
+        );
         assert!(e.limit);
         // Through another macro, with spaces around '::'.
         let e = fail(
@@ -860,13 +871,25 @@ mod tests {
     #[test]
     fn deep_nesting_is_rejected_before_parsing() {
         // Both overflowed the stack in Tera's parser.
-        let e = fail(&format!("# {{{{ {}1{} }}}}", "(".repeat(5000), ")".repeat(5000)));
+        let e = fail(&format!(
+            "# {{{{ {}1{} }}}}",
+            "(".repeat(5000),
+            ")".repeat(5000)
+        ));
         assert_eq!((e.line, e.column), (Some(1), Some(6 + 64)), "{e:?}");
         assert!(e.message.contains("nested more than 64"), "{e:?}");
-        let e = fail(&format!("x\n{}{}", "{% if true %}".repeat(2000), "{% endif %}".repeat(2000)));
+        let e = fail(&format!(
+            "x\n{}{}",
+            "{% if true %}".repeat(2000),
+            "{% endif %}".repeat(2000)
+        ));
         assert_eq!((e.line, e.column), (Some(2), Some(1 + 64 * 13)), "{e:?}");
         // 64 levels are fine.
-        let ok = format!("{}y{}", "{% if true %}".repeat(64), "{% endif %}".repeat(64));
+        let ok = format!(
+            "{}y{}",
+            "{% if true %}".repeat(64),
+            "{% endif %}".repeat(64)
+        );
         assert_eq!(r(&ok), "y");
     }
 
@@ -883,10 +906,15 @@ mod tests {
         let e = fail("{% for i in range(end=3, step_by=0) %}x{% endfor %}");
         assert!(e.message.contains("step_by of at least 1"), "{e:?}");
         // The budget is shared by every call of one render.
-        let e = fail("{% for i in range(end=100) %}{% for j in range(end=100) %}{% endfor %}{% endfor %}");
+        let e = fail(
+            "{% for i in range(end=100) %}{% for j in range(end=100) %}{% endfor %}{% endfor %}",
+        );
         assert!(e.message.contains("over the limit"), "{e:?}");
         // Within it, range() behaves like Tera's.
-        assert_eq!(r("{% for i in range(start=1, end=8, step_by=3) %}{{ i }},{% endfor %}"), "1,4,7,");
+        assert_eq!(
+            r("{% for i in range(start=1, end=8, step_by=3) %}{{ i }},{% endfor %}"),
+            "1,4,7,"
+        );
         assert_eq!(r("{% for i in range(end=0) %}x{% endfor %}"), "");
     }
 
@@ -904,11 +932,18 @@ mod tests {
         data.limits.time_limit = Duration::from_millis(50);
         // No output and no function calls: only the deadline stops it (~10^6 iterations
         // keep the abandoned render short).
-        let list = (0..100).map(|i| i.to_string()).collect::<Vec<_>>().join(",");
+        let list = (0..100)
+            .map(|i| i.to_string())
+            .collect::<Vec<_>>()
+            .join(",");
         let text = format!("pkg: a/1\n{{% set l = [{list}] %}}\n{{% for a in l %}}{{% for b in l %}}{{% for c in l %}}{{% set_global x = a %}}{{% endfor %}}{{% endfor %}}{{% endfor %}}");
         let started = std::time::Instant::now();
         let e = render(&text, &data).unwrap_err();
-        assert!(started.elapsed() < Duration::from_secs(1), "{:?}", started.elapsed());
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "{:?}",
+            started.elapsed()
+        );
         assert!(e.message.contains("did not finish within 50ms"), "{e:?}");
         assert_eq!((e.line, e.column), (Some(3), Some(1)), "{e:?}");
     }
@@ -926,6 +961,9 @@ mod tests {
         let e = fail("{% extends \"base\" %}");
         assert!(e.message.contains("'extends' is not supported"), "{e:?}");
         // Raw blocks are literal text, not tags.
-        assert_eq!(r("{% raw %}{% include \"x\" %}{% endraw %}"), "{% include \"x\" %}");
+        assert_eq!(
+            r("{% raw %}{% include \"x\" %}{% endraw %}"),
+            "{% include \"x\" %}"
+        );
     }
 }

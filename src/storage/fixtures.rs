@@ -151,14 +151,18 @@ fn publish_all(
     let recipes: Vec<&Spec> = specs.iter().filter(|s| s.pkg.build.is_none()).collect();
     if !force {
         for r in &recipes {
-            match repo.read_recipe(&r.ident()) {
+            match repo.read_recipe(r.ident()) {
                 Ok(_) => return Err(StorageError::AlreadyExists(r.ident().to_string()).into()),
                 Err(StorageError::NotFound { .. }) => {}
                 Err(e) => return Err(e.into()),
             }
         }
     }
-    let mut builds: Vec<Spec> = specs.iter().filter(|s| s.pkg.build.is_some()).cloned().collect();
+    let mut builds: Vec<Spec> = specs
+        .iter()
+        .filter(|s| s.pkg.build.is_some())
+        .cloned()
+        .collect();
     if stub_builds {
         let lookup = Recipes {
             repo,
@@ -174,7 +178,7 @@ fn publish_all(
     let result = (|| -> Result<(), FixtureError> {
         for r in &recipes {
             let ident = r.ident();
-            let old = match repo.read_recipe(&ident) {
+            let old = match repo.read_recipe(ident) {
                 Ok(old) => Some(old),
                 Err(StorageError::NotFound { .. }) => None,
                 Err(e) => return Err(e.into()),
@@ -184,7 +188,9 @@ fn publish_all(
             out.recipes.push(ident.to_string());
         }
         for b in &builds {
-            let Some(ident) = b.build_ident() else { continue };
+            let Some(ident) = b.build_ident() else {
+                continue;
+            };
             let old = match repo.read_build(&ident) {
                 Ok(spec) => Some((spec, repo.read_components(&ident)?)),
                 Err(StorageError::NotFound { .. }) => None,
@@ -218,7 +224,10 @@ struct Recipes<'a> {
 }
 
 impl Recipes<'_> {
-    fn versions(&self, name: &crate::name::PkgName) -> Result<Vec<crate::version::Version>, StorageError> {
+    fn versions(
+        &self,
+        name: &crate::name::PkgName,
+    ) -> Result<Vec<crate::version::Version>, StorageError> {
         let mut versions = self.repo.list_versions(name)?;
         versions.extend(
             self.pending
@@ -290,11 +299,7 @@ pub fn stub_build(
     stub_build_in(&Recipes { repo, pending: &[] }, recipe, options)
 }
 
-fn stub_build_in(
-    repo: &Recipes,
-    recipe: &Spec,
-    options: &OptionMap,
-) -> Result<Spec, FixtureError> {
+fn stub_build_in(repo: &Recipes, recipe: &Spec, options: &OptionMap) -> Result<Spec, FixtureError> {
     let err = |message: String| FixtureError::Build {
         ident: recipe.ident().to_string(),
         message,
