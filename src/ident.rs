@@ -8,7 +8,7 @@ use crate::version::Version;
 
 /// An invalid identifier.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid package identifier '{input}': {}", spfs::error::split_hint(reason).0)]
+#[error("invalid package identifier '{}': {}", crate::text::quote(.input), crate::text::cap_message(spfs::error::split_hint(.reason).0))]
 pub struct IdentError {
     /// The offending text.
     pub input: String,

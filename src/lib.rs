@@ -14,6 +14,7 @@ pub mod request;
 pub mod solve;
 pub mod spec;
 pub mod storage;
+pub mod text;
 pub mod version;
 
 pub use ident::{AnyIdent, Build, BuildIdent, VersionIdent};

@@ -5,7 +5,7 @@ use std::str::FromStr;
 
 /// An invalid name.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid {what} '{input}': {}", spfs::error::split_hint(reason).0)]
+#[error("invalid {what} '{}': {}", crate::text::quote(.input), crate::text::cap_message(spfs::error::split_hint(.reason).0))]
 pub struct NameError {
     /// What kind of name (package name, option name, component name).
     pub what: &'static str,
@@ -64,7 +64,10 @@ impl FromStr for PkgName {
                 None => "a package name cannot start or end with a dash".to_string(),
             };
             let reason = if !fixed.is_empty() && fixed != s {
-                format!("{reason} (did you mean '{}'?)", fixed.trim_matches('-'))
+                format!(
+                    "{reason} (did you mean '{}'?)",
+                    crate::text::quote(fixed.trim_matches('-'))
+                )
             } else {
                 reason
             };

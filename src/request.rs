@@ -12,7 +12,7 @@ use crate::version::{Compat, CompatRule, Version, VersionFilter};
 
 /// A request that could not be parsed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid request '{input}': {}", spfs::error::split_hint(reason).0)]
+#[error("invalid request '{}': {}", crate::text::quote(.input), crate::text::cap_message(spfs::error::split_hint(.reason).0))]
 pub struct RequestError {
     /// The offending text.
     pub input: String,
@@ -271,6 +271,25 @@ impl FromStr for VarRequest {
             Some((n, v)) => (n, Some(v.to_string())),
             None => (s, None),
         };
+        if let Some(v) = &value {
+            let reason = if v.is_empty() {
+                Some("the value after '/' is empty; write name/value, as in 'python.abi/cp37'")
+            } else if v.contains('/') {
+                Some(
+                    "an option value cannot contain '/'; write name/value, as in 'python.abi/cp37'",
+                )
+            } else if v.chars().any(char::is_control) {
+                Some("an option value cannot contain control characters")
+            } else {
+                None
+            };
+            if let Some(reason) = reason {
+                return Err(RequestError {
+                    input: s.to_string(),
+                    reason: reason.into(),
+                });
+            }
+        }
         let var: OptName = name
             .parse()
             .map_err(|e: crate::name::NameError| RequestError {
@@ -507,6 +526,25 @@ mod tests {
             Request::Pkg(_)
         ));
         assert!(Request::parse_cli("python.abi").is_err());
+    }
+
+    #[test]
+    fn malformed_var_requests_are_errors() {
+        for bad in [
+            "python.abi/",
+            "python.abi/cp37m/extra",
+            "python.abi/a\tb",
+            ".abi/x",
+        ] {
+            let err = Request::parse_cli(bad).unwrap_err();
+            assert_eq!(err.input, bad);
+        }
+        let err = Request::parse_cli("python.abi/").unwrap_err();
+        assert!(err.reason.contains("empty"), "{err}");
+        let err = Request::parse_cli("python.abi/cp37m/extra").unwrap_err();
+        assert!(err.reason.contains("cannot contain '/'"), "{err}");
+        let err = serde_yaml::from_str::<Vec<Request>>("- var: debug/\n").unwrap_err();
+        assert!(err.to_string().contains("empty"), "{err}");
     }
 
     #[test]

@@ -241,3 +241,196 @@ fn publish_errors_are_located() {
     );
     env.ok(&["publish", "--force", dir.to_str().unwrap()]);
 }
+
+/// Runs spk with a deadline and returns its output; a crash (signal) or hang fails.
+fn spk_bounded(env: &Env, args: &[&str], limit: std::time::Duration) -> Output {
+    let started = std::time::Instant::now();
+    let out = env.spk(args);
+    assert!(
+        started.elapsed() < limit,
+        "spk {args:?} took {:?}",
+        started.elapsed()
+    );
+    assert!(
+        out.status.code().is_some(),
+        "spk {args:?} was killed by a signal: {:?}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+#[test]
+fn hostile_specs_fail_with_located_errors() {
+    let env = Env::new();
+    let dir = tempfile::tempdir().unwrap();
+    let cases: &[(&str, &[u8], &str)] = &[
+        // Aborted with a stack overflow (exit 134).
+        (
+            "macro.yaml",
+            b"# {% macro m() %}{{ self::m() }}{% endmacro m %}{{ self::m() }}\npkg: a/1.0\n",
+            ":1:21: template error: macro 'm' calls itself",
+        ),
+        // 6 s, 3.9 GB and a 100 MB message.
+        (
+            "range.yaml",
+            b"{% for i in range(end=100000000) %}x{% endfor %}\npkg: a/1.0\n",
+            ":1:13: template error: Function call 'range' failed",
+        ),
+        (
+            "utf8.yaml",
+            b"pkg: a/1.0\n\xff\n",
+            ":2:1: the file is not valid UTF-8 text",
+        ),
+        ("empty.yaml", b"", ":1:1: the spec is empty"),
+        (
+            "multi.yaml",
+            b"pkg: a/1.0\n---\npkg: b/1.0\n",
+            ":2:1: the file holds more than one YAML document",
+        ),
+        (
+            "int.yaml",
+            b"pkg: a/1.0\nx: {{ 99999999999999999999 }}\n",
+            ":2:7: template error: Failed to parse 'spec': Integer out of bounds",
+        ),
+        (
+            "include.yaml",
+            b"pkg: a/1.0\n{% include \"other.yaml\" %}\n",
+            ":2:1: template error: 'include' is not supported",
+        ),
+        (
+            "dup.yaml",
+            b"pkg: a/1.0\nbuild:\n  script: [a]\n  script: [b]\n",
+            ":4:3: duplicate key 'script' in 'build'",
+        ),
+    ];
+    for (name, text, expected) in cases {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        let out = spk_bounded(
+            &env,
+            &["lint", path.to_str().unwrap()],
+            std::time::Duration::from_secs(10),
+        );
+        assert_eq!(out.status.code(), Some(1), "{name}");
+        let err = String::from_utf8(out.stderr).unwrap();
+        let first = err.lines().next().unwrap();
+        assert!(
+            first.starts_with(&format!("error: {}{expected}", path.display())),
+            "{name}: {err}"
+        );
+        assert!(err.len() < 1000, "{name}: {} bytes of error", err.len());
+    }
+    // YAML flow nesting: 100k levels took 20 s.
+    let path = dir.path().join("nest.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            "pkg: a/1.0\nmeta: {}{}\n",
+            "[".repeat(100_000),
+            "]".repeat(100_000)
+        ),
+    )
+    .unwrap();
+    let out = spk_bounded(
+        &env,
+        &["lint", path.to_str().unwrap()],
+        std::time::Duration::from_secs(5),
+    );
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.starts_with(&format!(
+            "error: {}:2:71: YAML collections nested more than 64 deep",
+            path.display()
+        )),
+        "{err}"
+    );
+    // A 1 MB name is quoted in part.
+    let path = dir.path().join("name.yaml");
+    std::fs::write(&path, format!("pkg: {}/1.0\n", "N".repeat(1_000_000))).unwrap();
+    let err = env.fail(&["lint", path.to_str().unwrap()]);
+    assert!(err.len() < 1000, "{} bytes of error", err.len());
+    assert!(err.contains("… (1000004 characters)"), "{err}");
+}
+
+#[test]
+fn explain_rejects_malformed_var_requests() {
+    let env = setup();
+    for bad in ["python.abi/", "python.abi/cp37m/extra"] {
+        let out = env.spk(&["explain", bad]);
+        assert_eq!(out.status.code(), Some(1), "{bad}");
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert!(
+            err.starts_with(&format!("error: invalid request '{bad}': ")),
+            "{err}"
+        );
+        assert!(out.stdout.is_empty());
+    }
+    // A valid option request alone resolves nothing, and says so.
+    let out = env.spk(&["explain", "python.abi/cp37"]);
+    assert!(out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no packages resolved"),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn publish_is_all_or_nothing() {
+    let env = Env::new();
+    let dir = tempfile::tempdir().unwrap();
+    for f in std::fs::read_dir(fixtures().join("repo")).unwrap() {
+        let f = f.unwrap().path();
+        std::fs::copy(&f, dir.path().join(f.file_name().unwrap())).unwrap();
+    }
+    // A second maya/2020.0.0, sorted after the others: publishing used to stop there
+    // with maya, nuke and python published without their builds.
+    std::fs::copy(
+        fixtures().join("repo/maya.spk.yaml"),
+        dir.path().join("zz-maya-again.spk.yaml"),
+    )
+    .unwrap();
+    let err = env.fail(&["publish", "--stub-builds", dir.path().to_str().unwrap()]);
+    assert!(
+        err.contains("maya/2020.0.0 is defined twice")
+            && err.contains("maya.spk.yaml")
+            && err.contains("zz-maya-again.spk.yaml")
+            && err.contains("nothing was published"),
+        "{err}"
+    );
+    assert_eq!(env.ok(&["ls"]), "", "nothing may be published");
+
+    // An existing recipe stops the whole publish before anything is written.
+    std::fs::remove_file(dir.path().join("zz-maya-again.spk.yaml")).unwrap();
+    let python = fixtures().join("repo/python.spk.yaml");
+    env.ok(&["publish", python.to_str().unwrap()]);
+    let err = env.fail(&["publish", "--stub-builds", dir.path().to_str().unwrap()]);
+    assert!(err.contains("python/3.7.3 already exists"), "{err}");
+    assert_eq!(env.ok(&["ls"]), "python\n");
+
+    // A recipe without builds: ls, ls NAME/VERSION and explain agree on what exists.
+    let out = env.ok(&["ls", "python/3.7.3"]);
+    assert_eq!(out, "python/3.7.3  (recipe only, no builds)\n");
+    let err = env.fail(&["explain", "python/3.7"]);
+    assert!(
+        err.starts_with(
+            "error: package 'python' has recipes but no builds (recipe versions: 3.7.3)"
+        ),
+        "{err}"
+    );
+    assert!(err.contains("--build-from-source"), "{err}");
+
+    env.ok(&[
+        "publish",
+        "--stub-builds",
+        "--force",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert_eq!(
+        env.ok(&["ls"]).lines().collect::<Vec<_>>(),
+        ["maya", "nuke", "python", "qt"]
+    );
+    assert!(env
+        .ok(&["explain", "maya/2020", "--no-host"])
+        .contains("maya/2020.0.0/"));
+}

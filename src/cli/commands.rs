@@ -419,6 +419,12 @@ fn explain(opt: &Opt, a: &Explain) -> CliResult {
         },
     );
     match solver.solve(&requests) {
+        Ok(solution) if solution.packages.is_empty() => {
+            eprintln!(
+                "note: no packages resolved: option requests only constrain packages that other requests bring in"
+            );
+            Ok(())
+        }
         Ok(solution) => {
             out!("{solution}");
             Ok(())

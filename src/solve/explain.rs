@@ -218,7 +218,17 @@ pub fn explain(p: &Provider, tree: &Tree) -> Explanation {
         let line = if !unusable.is_empty() {
             format!("no usable build of {wanted}: {}", unusable.join("; "))
         } else if known.is_empty() {
-            format!("there is no package named '{name}' in the repository")
+            let recipes = p.recipe_versions(name);
+            if recipes.is_empty() {
+                format!("there is no package named '{name}' in the repository")
+            } else {
+                let shown: Vec<&str> = recipes.iter().take(8).map(|s| s.as_str()).collect();
+                format!(
+                    "package '{name}' has recipes but no builds (recipe versions: {}{})",
+                    shown.join(", "),
+                    if recipes.len() > 8 { ", ..." } else { "" }
+                )
+            }
         } else {
             let shown: Vec<&str> = known.iter().take(8).map(|s| s.as_str()).collect();
             format!(
@@ -238,6 +248,9 @@ pub fn explain(p: &Provider, tree: &Tree) -> Explanation {
     reasons.retain(|r| r != &summary);
     let help = if summary.contains("no package named") {
         "check the spelling with 'spk search', or publish the package first".to_string()
+    } else if summary.contains("has recipes but no builds") {
+        "publish a build of it, or pass --build-from-source to build one from its recipe"
+            .to_string()
     } else if summary.contains("satisfies both") {
         "relax one of the conflicting requests, or publish a version that satisfies both"
             .to_string()

@@ -548,6 +548,22 @@ impl<'a> Provider<'a> {
     }
 
     /// All versions of a package, for explanations.
+    /// Versions of `name` that have a recipe in the repository, newest first (they may
+    /// have no builds).
+    pub fn recipe_versions(&self, name: &PkgName) -> Vec<String> {
+        let versions = self.repo.list_versions(name).unwrap_or_default();
+        versions
+            .into_iter()
+            .rev()
+            .filter(|v| {
+                self.repo
+                    .read_recipe(&VersionIdent::new(name.clone(), v.clone()))
+                    .is_ok()
+            })
+            .map(|v| v.to_string())
+            .collect()
+    }
+
     pub fn known_versions(&self, name: &PkgName) -> Vec<String> {
         let Ok(cands) = self.candidates(name) else {
             return Vec::new();

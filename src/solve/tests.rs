@@ -284,10 +284,18 @@ fn build_from_source_when_no_binary_fits() {
         false,
     )
     .unwrap();
-    assert!(
-        solve(&r, &["a"]).is_err(),
-        "no builds and no source builds by default"
-    );
+    // A recipe without builds is named as such, not as a missing package (`spk ls`
+    // lists it).
+    match solve(&r, &["a"]) {
+        Err(SolveError::NoSolution(e)) => {
+            assert_eq!(
+                e.summary,
+                "package 'a' has recipes but no builds (recipe versions: 1.0.0)"
+            );
+            assert!(e.help.contains("--build-from-source"), "{}", e.help);
+        }
+        other => panic!("no builds and no source builds by default: {other:?}"),
+    }
     let s = Solver::new(
         &r,
         SolveOptions {

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use crate::option_map::OptionMap;
 
-use super::template::{self, TemplateData};
+use super::template::{self, TemplateData, MAX_SPEC_BYTES};
 use super::Spec;
 
 /// A spec that could not be read.
@@ -36,7 +36,7 @@ impl SpecError {
             file: file.to_string(),
             line: None,
             column: None,
-            message: message.into(),
+            message: crate::text::cap_message(&message.into()),
             help: None,
         }
     }
@@ -115,22 +115,80 @@ pub fn suggest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
         .map(|(_, c)| c)
 }
 
+/// Deepest nesting of YAML flow collections (`[...]`, `{...}`); the YAML parser's cost
+/// grows with the square of it.
+pub const MAX_FLOW_NESTING: usize = 64;
+
 /// Reads a spec file, rendering its template with `opts`.
 pub fn load_spec_file(path: &Path, opts: &LoadOptions) -> Result<LoadedSpec, SpecError> {
+    use std::io::Read;
     let label = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| {
+    let cannot_read = |e: std::io::Error| {
         SpecError::new(&label, format!("cannot read the spec file: {e}"))
             .help("check the path and its permissions")
-    })?;
-    parse_spec(&text, &label, opts)
+    };
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_SPEC_BYTES as u64 + 1).read_to_end(&mut bytes))
+        .map_err(cannot_read)?;
+    let text = match std::str::from_utf8(&bytes) {
+        Ok(t) => t,
+        // The size limit may have cut a character in two; the size error says why.
+        Err(e) if bytes.len() > MAX_SPEC_BYTES && e.valid_up_to() + 4 > MAX_SPEC_BYTES => {
+            std::str::from_utf8(&bytes[..e.valid_up_to()]).unwrap_or_default()
+        }
+        Err(e) => {
+            let valid = std::str::from_utf8(&bytes[..e.valid_up_to()]).unwrap_or_default();
+            let (line, column) = template::line_col(valid, valid.len());
+            let bad = &bytes[e.valid_up_to()..];
+            let shown: Vec<String> = bad
+                .iter()
+                .take(e.error_len().unwrap_or(bad.len()).clamp(1, 4))
+                .map(|b| format!("0x{b:02x}"))
+                .collect();
+            return Err(SpecError::new(
+                &label,
+                format!(
+                    "the file is not valid UTF-8 text (bytes {} at byte offset {})",
+                    shown.join(" "),
+                    e.valid_up_to()
+                ),
+            )
+            .at(Some(line), Some(column))
+            .help("save the spec as UTF-8 text"));
+        }
+    };
+    parse_spec(text, &label, opts)
+}
+
+/// Errors for text beyond [`MAX_SPEC_BYTES`].
+fn check_size(text: &str, label: &str, what: &str) -> Result<(), SpecError> {
+    if text.len() <= MAX_SPEC_BYTES {
+        return Ok(());
+    }
+    let (line, column) = template::line_col(text, MAX_SPEC_BYTES);
+    Err(SpecError::new(
+        label,
+        format!(
+            "{what} is larger than the limit of {MAX_SPEC_BYTES} bytes (1 MiB); it goes past it here"
+        ),
+    )
+    .at(Some(line), Some(column))
+    .help("a spec describes one package; move large scripts or data into files the build uses"))
 }
 
 /// Renders and parses spec text; `label` names it in errors.
 pub fn parse_spec(text: &str, label: &str, opts: &LoadOptions) -> Result<LoadedSpec, SpecError> {
+    check_size(text, label, "the spec")?;
     let rendered = template::render(text, &opts.template).map_err(|e| {
+        let help = if e.limit {
+            "templates are bounded (see 'Template limits' in docs/spk-specs.md); simplify this part"
+        } else {
+            "fix the Tera template syntax, or pass missing values with -o name=value"
+        };
         SpecError::new(label, format!("template error: {}", e.message))
             .at(e.line, e.column)
-            .help("fix the Tera template syntax, or pass missing values with -o name=value")
+            .help(help)
     })?;
     let relocated = rendered.lines().count() != text.lines().count();
     parse_rendered_inner(rendered, label, opts, relocated)
@@ -151,6 +209,8 @@ fn parse_rendered_inner(
     opts: &LoadOptions,
     relocated: bool,
 ) -> Result<LoadedSpec, SpecError> {
+    check_size(&rendered, label, "the rendered spec")?;
+    check_flow_nesting(&rendered, label, MAX_FLOW_NESTING)?;
     let mut current = rendered.clone();
     let mut warnings = Vec::new();
     for _ in 0..100 {
@@ -199,12 +259,13 @@ fn parse_yaml(text: &str, label: &str, relocated: bool) -> Result<Spec, (SpecErr
     {
         return Err((
             SpecError::new(label, "the spec is empty")
+                .at(Some(1), Some(1))
                 .help("a spec needs at least 'pkg: name/version'"),
             false,
         ));
     }
     serde_yaml::from_str::<Spec>(text).map_err(|e| {
-        let (line, column) = e
+        let (mut line, mut column) = e
             .location()
             .map(|l| (Some(l.line()), Some(l.column())))
             .unwrap_or((None, None));
@@ -213,6 +274,20 @@ fn parse_yaml(text: &str, label: &str, relocated: bool) -> Result<Spec, (SpecErr
             Some(i) => raw[..i].to_string(),
             None => raw.clone(),
         };
+        if message.contains("more than one document") {
+            let (l, c) = second_document(text);
+            return (
+                SpecError::new(label, "the file holds more than one YAML document")
+                    .at(Some(l), Some(c))
+                    .help("a spec file holds one package; remove this '---' and what follows, or move it to its own file"),
+                false,
+            );
+        }
+        if let (Some(l), Some(c), Some(key)) = (line, column, duplicate_key(&message)) {
+            if let Some((dl, dc)) = find_duplicate_key(text, l, c, &key) {
+                (line, column) = (Some(dl), Some(dc));
+            }
+        }
         let (message, help, unknown) = explain_yaml_error(&message);
         let mut err = SpecError::new(label, message).at(line, column);
         let note = if relocated {
@@ -273,6 +348,14 @@ fn explain_yaml_error(message: &str) -> (String, Option<String>, bool) {
             format!("add '{name}:'")
         };
         return (format!("missing field '{name}'{place}"), Some(help), false);
+    }
+    if let Some(rest) = body.strip_prefix("duplicate field `") {
+        let name = rest.split('`').next().unwrap_or_default();
+        return (
+            format!("duplicate key '{name}'{place}"),
+            Some("each key may appear once in a mapping; remove or merge this one".into()),
+            false,
+        );
     }
     if body.starts_with("invalid type") {
         return (
@@ -360,6 +443,259 @@ fn blank_entry(text: &str, line: usize, col: usize) -> Option<String> {
         out.push('\n');
     }
     Some(out)
+}
+
+/// The key named by a serde duplicate-key message.
+fn duplicate_key(message: &str) -> Option<String> {
+    let body = message.split_once(": ").map_or(
+        message,
+        |(p, b)| {
+            if p.contains(' ') {
+                message
+            } else {
+                b
+            }
+        },
+    );
+    let rest = body
+        .strip_prefix("duplicate field `")
+        .or_else(|| body.strip_prefix("duplicate entry with key \""))?;
+    Some(rest.split(['`', '"']).next()?.to_string())
+}
+
+/// The mapping key at the start of `s` (plain or quoted), without quotes.
+fn key_at(s: &str) -> Option<&str> {
+    let s = s.trim_start();
+    for q in ['"', '\''] {
+        if let Some(rest) = s.strip_prefix(q) {
+            let end = rest.find(q)?;
+            return rest[end + 1..]
+                .trim_start()
+                .starts_with(':')
+                .then(|| &rest[..end]);
+        }
+    }
+    let end = s.find(':')?;
+    let after = &s[end + 1..];
+    (after.is_empty() || after.starts_with([' ', '\t'])).then(|| s[..end].trim_end())
+}
+
+/// Where `key` appears a second time in the mapping that starts at `line`:`col`
+/// (1-based): serde reports duplicates at the start of the mapping.
+fn find_duplicate_key(text: &str, line: usize, col: usize, key: &str) -> Option<(usize, usize)> {
+    let lines: Vec<&str> = text.lines().collect();
+    let first = lines.get(line.checked_sub(1)?)?;
+    let start: usize = first.char_indices().nth(col.checked_sub(1)?)?.0;
+    let mut seen = 0;
+    if first[start..].starts_with('{') {
+        // Flow mapping: keys at depth one, after '{' or ','.
+        let mut depth = 0usize;
+        let mut quote: Option<char> = None;
+        let mut expect_key = false;
+        for (li, l) in lines.iter().enumerate().skip(line - 1) {
+            let from = if li == line - 1 { start } else { 0 };
+            for (bi, c) in l[from..].char_indices() {
+                let at = from + bi;
+                if let Some(q) = quote {
+                    if c == q {
+                        quote = None;
+                    }
+                    continue;
+                }
+                if expect_key && !c.is_whitespace() {
+                    expect_key = false;
+                    if key_at(&l[at..]) == Some(key) {
+                        seen += 1;
+                        if seen == 2 {
+                            return Some((li + 1, l[..at].chars().count() + 1));
+                        }
+                    }
+                }
+                match c {
+                    '"' | '\'' => quote = Some(c),
+                    '{' | '[' => {
+                        depth += 1;
+                        expect_key = depth == 1 && c == '{';
+                    }
+                    '}' | ']' => {
+                        depth = depth.saturating_sub(1);
+                        if depth == 0 {
+                            return None;
+                        }
+                    }
+                    ',' if depth == 1 => expect_key = true,
+                    _ => {}
+                }
+            }
+        }
+        return None;
+    }
+    // Block mapping: sibling keys start at the same column on later lines.
+    let indent = first[..start].chars().count();
+    for (li, l) in lines.iter().enumerate().skip(line - 1) {
+        let trimmed = l.trim_start();
+        let this = l.len() - trimmed.len();
+        if li > line - 1 {
+            if trimmed.is_empty() || trimmed.starts_with('#') {
+                continue;
+            }
+            if this < indent {
+                return None;
+            }
+            if this > indent {
+                continue;
+            }
+        }
+        let at = if li == line - 1 { start } else { this };
+        if key_at(&l[at..]) == Some(key) {
+            seen += 1;
+            if seen == 2 {
+                return Some((li + 1, l[..at].chars().count() + 1));
+            }
+        }
+    }
+    None
+}
+
+/// Where the second YAML document of `text` starts (1-based line and column).
+fn second_document(text: &str) -> (usize, usize) {
+    let mut content = false;
+    let mut last = 1;
+    for (i, l) in text.lines().enumerate() {
+        let marker = l == "---" || l.starts_with("--- ") || l.starts_with("---\t");
+        if marker && content {
+            return (i + 1, 1);
+        }
+        if l == "..." {
+            content = true;
+            last = i + 1;
+            continue;
+        }
+        if !marker && !l.trim().is_empty() && !l.trim_start().starts_with('#') {
+            if content && last > 1 && text.lines().nth(last - 1) == Some("...") {
+                return (i + 1, 1);
+            }
+            content = true;
+        }
+    }
+    (last, 1)
+}
+
+/// Rejects YAML flow collections (`[...]`, `{...}`) nested deeper than `max`, before the
+/// parser (whose cost grows with the square of the depth) sees them. Brackets count where
+/// YAML would open a flow collection: at the start of a value in block context, anywhere
+/// (outside quotes) inside a flow collection; block scalars and comments are skipped.
+fn check_flow_nesting(text: &str, label: &str, max: usize) -> Result<(), SpecError> {
+    let mut depth = 0usize;
+    let mut quote: Option<char> = None;
+    let mut block_scalar: Option<usize> = None;
+    for (li, line) in text.lines().enumerate() {
+        let trimmed = line.trim_start();
+        let indent = line.len() - trimmed.len();
+        if depth == 0 && quote.is_none() {
+            if let Some(parent) = block_scalar {
+                if trimmed.is_empty() || indent > parent {
+                    continue;
+                }
+                block_scalar = None;
+            }
+        }
+        let bytes = line.as_bytes();
+        let mut i = if depth == 0 && quote.is_none() {
+            // Block context: find where a value starts.
+            let mut i = indent;
+            loop {
+                let rest = &line[i..];
+                if rest.starts_with("- ") || rest.starts_with("? ") {
+                    i += 2;
+                } else if rest == "-" || rest.starts_with('#') || rest.is_empty() {
+                    i = line.len();
+                    break;
+                } else if rest.starts_with(['&', '!']) {
+                    i += rest.find([' ', '\t']).unwrap_or(rest.len());
+                } else if rest.starts_with(['[', '{']) {
+                    break;
+                } else if rest.starts_with(['|', '>']) {
+                    block_scalar = Some(indent);
+                    i = line.len();
+                    break;
+                } else {
+                    // A key (`key: value`) or a plain or quoted scalar.
+                    let mut q: Option<char> = None;
+                    let mut next = None;
+                    for (k, c) in rest.char_indices() {
+                        match q {
+                            Some(qc) if c == qc => q = None,
+                            Some(_) => {}
+                            None if k == 0 && (c == '"' || c == '\'') => q = Some(c),
+                            None if c == ':' && rest[k + 1..].starts_with([' ', '\t']) => {
+                                next = Some(k + 2);
+                                break;
+                            }
+                            None if c == '#' && rest[..k].ends_with([' ', '\t']) => break,
+                            None => {}
+                        }
+                    }
+                    match next {
+                        Some(n) => i += n,
+                        None => {
+                            i = line.len();
+                            break;
+                        }
+                    }
+                }
+                while i < line.len() && (bytes[i] == b' ' || bytes[i] == b'\t') {
+                    i += 1;
+                }
+            }
+            i
+        } else {
+            0
+        };
+        while i < bytes.len() {
+            let c = bytes[i];
+            if let Some(q) = quote {
+                if c == b'\\' && q == '"' {
+                    i += 2;
+                    continue;
+                }
+                if c == q as u8 {
+                    quote = None;
+                }
+                i += 1;
+                continue;
+            }
+            match c {
+                b'"' | b'\'' => {
+                    let prev = line[..i].trim_end().bytes().last();
+                    if matches!(prev, None | Some(b'[' | b'{' | b',' | b':')) {
+                        quote = Some(c as char);
+                    }
+                }
+                b'#' if i == 0 || matches!(bytes[i - 1], b' ' | b'\t') => break,
+                b'[' | b'{' => {
+                    depth += 1;
+                    if depth > max {
+                        return Err(SpecError::new(
+                            label,
+                            format!("YAML collections nested more than {max} deep"),
+                        )
+                        .at(Some(li + 1), Some(line[..i].chars().count() + 1))
+                        .help("flatten the structure; specs never need this much nesting"));
+                    }
+                }
+                b']' | b'}' => {
+                    depth = depth.saturating_sub(1);
+                    if depth == 0 {
+                        break;
+                    }
+                }
+                _ => {}
+            }
+            i += 1;
+        }
+    }
+    Ok(())
 }
 
 fn locate(text: &str, near: &str) -> Option<(usize, usize)> {
@@ -470,5 +806,105 @@ mod tests {
         assert!(err.message.contains("uses 'lbi'"), "{err}");
         assert_eq!(err.line, Some(5));
         assert!(err.help.unwrap().contains("did you mean 'lib'"));
+    }
+
+    fn at(text: &str) -> (Option<usize>, Option<usize>, String) {
+        let e = parse_spec(text, "f", &strict()).unwrap_err();
+        (e.line, e.column, e.message)
+    }
+
+    #[test]
+    fn file_level_errors_are_located() {
+        let dir = tempfile::tempdir().unwrap();
+        // Invalid UTF-8: at the bad byte, with the right hint.
+        let path = dir.path().join("bad.yaml");
+        std::fs::write(&path, b"pkg: a/1.0\nmeta:\n  description: caf\xe9 ok\n").unwrap();
+        let e = load_spec_file(&path, &strict()).unwrap_err();
+        assert_eq!((e.line, e.column), (Some(3), Some(19)), "{e:?}");
+        assert!(e.message.contains("not valid UTF-8"), "{e:?}");
+        assert!(e.message.contains("0xe9"), "{e:?}");
+        assert_eq!(e.help.as_deref(), Some("save the spec as UTF-8 text"));
+        // Empty.
+        let path = dir.path().join("empty.yaml");
+        std::fs::write(&path, b"").unwrap();
+        let e = load_spec_file(&path, &strict()).unwrap_err();
+        assert_eq!((e.line, e.column), (Some(1), Some(1)), "{e:?}");
+        // Too big: read no further than the limit.
+        let path = dir.path().join("big.yaml");
+        let mut big = b"pkg: a/1.0\n".to_vec();
+        big.resize(3 * MAX_SPEC_BYTES, b'#');
+        std::fs::write(&path, &big).unwrap();
+        let e = load_spec_file(&path, &strict()).unwrap_err();
+        assert!(e.message.contains("larger than the limit"), "{e:?}");
+        assert_eq!(e.line, Some(2), "{e:?}");
+    }
+
+    #[test]
+    fn more_than_one_document_is_located() {
+        let (l, c, m) = at("pkg: a/1.0\n---\npkg: b/1.0\n");
+        assert_eq!((l, c), (Some(2), Some(1)));
+        assert!(m.contains("more than one YAML document"), "{m}");
+        // A leading '---' starts the first document.
+        let (l, _, _) = at("---\npkg: a/1.0\n--- # two\npkg: b/1.0\n");
+        assert_eq!(l, Some(3));
+        assert!(parse_spec("---\npkg: a/1.0\n", "f", &strict()).is_ok());
+    }
+
+    #[test]
+    fn duplicate_keys_point_at_the_duplicate() {
+        // Block mapping at the top level (reported at 1:1 before).
+        let (l, c, m) = at("pkg: a/1.0\napi: v0/package\npkg: a/2.0\n");
+        assert_eq!((l, c), (Some(3), Some(1)), "{m}");
+        assert_eq!(m, "duplicate key 'pkg'");
+        // Nested, after a block scalar and a comment.
+        let (l, c, m) =
+            at("pkg: a/1.0\nbuild:\n  script: |\n    echo\n  # note\n  'script': [b]\n");
+        assert_eq!((l, c), (Some(6), Some(3)), "{m}");
+        assert_eq!(m, "duplicate key 'script' in 'build'");
+        // A mapping in a sequence.
+        let (l, c, _) = at("pkg: a/1.0\ninstall:\n  requirements:\n    - pkg: b\n      include: IfAlreadyPresent\n      pkg: c\n");
+        assert_eq!((l, c), (Some(6), Some(7)));
+        // Flow mappings, the duplicate after a nested one.
+        let (l, c, m) =
+            at("pkg: a/1.0\nbuild:\n  options: [{var: a}, {var: b, choices: [p, q], var: c}]\n");
+        assert_eq!((l, c), (Some(3), Some(49)), "{m}");
+    }
+
+    #[test]
+    fn deep_yaml_nesting_is_rejected_quickly() {
+        // 100k levels took 20 s (the YAML parser is quadratic in flow depth).
+        for (open, close) in [("[", "]"), ("{a: ", "}")] {
+            let text = format!(
+                "pkg: a/1.0\nmeta: {}{}\n",
+                open.repeat(100_000),
+                close.repeat(100_000)
+            );
+            let started = std::time::Instant::now();
+            let e = parse_spec(&text, "f", &strict()).unwrap_err();
+            assert!(started.elapsed() < std::time::Duration::from_secs(2));
+            assert_eq!(e.line, Some(2), "{e:?}");
+            assert_eq!(e.column, Some(7 + 64 * open.len()), "{e:?}");
+            assert!(e.message.contains("nested more than 64 deep"), "{e:?}");
+        }
+        // After anchors and tags too; but not brackets in plain scalars, block scalars
+        // or comments.
+        let (l, c, _) = at(&format!("pkg: a/1.0\nmeta: &x {}\n", "[".repeat(100)));
+        assert_eq!((l, c), (Some(2), Some(10 + 64)));
+        let deep = "[".repeat(100);
+        let text = format!("pkg: a/1.0\nbuild:\n  script:\n    - echo {deep}\n    - |\n      {deep}\n    # {deep}\n");
+        assert!(parse_spec(&text, "f", &strict()).is_ok());
+    }
+
+    #[test]
+    fn huge_names_are_not_echoed_whole() {
+        let name = "A".repeat(1_000_000);
+        let e = parse_spec(&format!("pkg: {name}/1.0\n"), "f", &strict()).unwrap_err();
+        assert!(e.to_string().len() < 700, "{} bytes", e.to_string().len());
+        assert!(
+            e.message
+                .contains(&format!("'{}… (1000004 characters)'", &name[..64])),
+            "{e}"
+        );
+        assert_eq!(e.line, Some(1));
     }
 }

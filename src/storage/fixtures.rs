@@ -1,6 +1,7 @@
 //! Loading many packages at once: a directory of spec files, or recipes built in code,
 //! published with stub builds (spec only, empty layers) for tests, demos and benchmarks.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -28,6 +29,16 @@ pub enum FixtureError {
         /// Why.
         message: String,
     },
+    /// Two of the specs being published name the same package.
+    #[error("{ident} is defined twice: in {first} and in {second}; nothing was published")]
+    Duplicate {
+        /// The package.
+        ident: String,
+        /// Where it was first defined.
+        first: String,
+        /// Where it was defined again.
+        second: String,
+    },
     /// The directory could not be listed.
     #[error("cannot read {path}: {source}")]
     Io {
@@ -43,6 +54,9 @@ impl spfs::Help for FixtureError {
         match self {
             FixtureError::Spec(e) => e.help(),
             FixtureError::Storage(e) => e.help(),
+            FixtureError::Duplicate { .. } => {
+                vec!["keep one spec per package version, or publish the directories apart".into()]
+            }
             FixtureError::Build { .. } | FixtureError::Io { .. } => Vec::new(),
         }
     }
@@ -81,7 +95,8 @@ pub fn spec_files(path: &Path) -> Result<Vec<PathBuf>, FixtureError> {
 }
 
 /// Publishes every spec under `paths`; with `stub_builds`, also one stub build per variant.
-/// Recipes are all published before any build, so builds can pin against them.
+/// All or nothing: every file is loaded and checked (including duplicates and, without
+/// `force`, recipes that already exist) before anything is written.
 pub fn publish_paths(
     repo: &dyn PackageRepository,
     paths: &[PathBuf],
@@ -90,15 +105,25 @@ pub fn publish_paths(
     force: bool,
 ) -> Result<Published, FixtureError> {
     let mut specs = Vec::new();
+    let mut origins = Vec::new();
     for p in paths {
         for f in spec_files(p)? {
             specs.push(load_spec_file(&f, opts)?.spec);
+            origins.push(f.display().to_string());
         }
     }
-    publish_specs(repo, &specs, &opts.template.opt, stub_builds, force)
+    publish_all(
+        repo,
+        &specs,
+        &origins,
+        &opts.template.opt,
+        stub_builds,
+        force,
+    )
 }
 
-/// Publishes recipes and, with `stub_builds`, a stub build of each variant.
+/// Publishes recipes and, with `stub_builds`, a stub build of each variant; all or
+/// nothing, like [`publish_paths`].
 pub fn publish_specs(
     repo: &dyn PackageRepository,
     specs: &[Spec],
@@ -106,22 +131,134 @@ pub fn publish_specs(
     stub_builds: bool,
     force: bool,
 ) -> Result<Published, FixtureError> {
-    let mut out = Published::default();
-    for spec in specs {
-        if spec.pkg.build.is_some() {
-            repo.publish_build(spec, &stub_layers(spec))?;
-            out.builds.extend(spec.build_ident());
-            continue;
+    let origins: Vec<String> = (1..=specs.len()).map(|i| format!("spec #{i}")).collect();
+    publish_all(repo, specs, &origins, options, stub_builds, force)
+}
+
+/// What a publish replaced or added, to undo it if a later write fails.
+enum Undo {
+    Recipe(crate::ident::VersionIdent, Option<Arc<Spec>>),
+    Build(BuildIdent, Option<(Arc<Spec>, ComponentLayers)>),
+}
+
+fn publish_all(
+    repo: &dyn PackageRepository,
+    specs: &[Spec],
+    origins: &[String],
+    options: &OptionMap,
+    stub_builds: bool,
+    force: bool,
+) -> Result<Published, FixtureError> {
+    // 1. Check everything before writing anything.
+    let mut seen: HashMap<String, &str> = HashMap::new();
+    for (spec, origin) in specs.iter().zip(origins) {
+        let key = spec.pkg.to_string();
+        if let Some(first) = seen.insert(key.clone(), origin) {
+            return Err(FixtureError::Duplicate {
+                ident: key,
+                first: first.to_string(),
+                second: origin.clone(),
+            });
         }
-        repo.publish_recipe(spec, force)?;
-        out.recipes.push(spec.ident().to_string());
     }
-    if stub_builds {
-        for spec in specs.iter().filter(|s| s.pkg.build.is_none()) {
-            out.builds.extend(publish_stub_builds(repo, spec, options)?);
+    let recipes: Vec<&Spec> = specs.iter().filter(|s| s.pkg.build.is_none()).collect();
+    if !force {
+        for r in &recipes {
+            match repo.read_recipe(r.ident()) {
+                Ok(_) => return Err(StorageError::AlreadyExists(r.ident().to_string()).into()),
+                Err(StorageError::NotFound { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
         }
+    }
+    let mut builds: Vec<Spec> = specs
+        .iter()
+        .filter(|s| s.pkg.build.is_some())
+        .cloned()
+        .collect();
+    if stub_builds {
+        let lookup = Recipes {
+            repo,
+            pending: &recipes,
+        };
+        for r in &recipes {
+            builds.extend(plan_stub_builds(&lookup, r, options)?);
+        }
+    }
+    // 2. Write, undoing what was written if a write fails.
+    let mut undo: Vec<Undo> = Vec::new();
+    let mut out = Published::default();
+    let result = (|| -> Result<(), FixtureError> {
+        for r in &recipes {
+            let ident = r.ident();
+            let old = match repo.read_recipe(ident) {
+                Ok(old) => Some(old),
+                Err(StorageError::NotFound { .. }) => None,
+                Err(e) => return Err(e.into()),
+            };
+            repo.publish_recipe(r, force)?;
+            undo.push(Undo::Recipe(ident.clone(), old));
+            out.recipes.push(ident.to_string());
+        }
+        for b in &builds {
+            let Some(ident) = b.build_ident() else {
+                continue;
+            };
+            let old = match repo.read_build(&ident) {
+                Ok(spec) => Some((spec, repo.read_components(&ident)?)),
+                Err(StorageError::NotFound { .. }) => None,
+                Err(e) => return Err(e.into()),
+            };
+            repo.publish_build(b, &stub_layers(b))?;
+            undo.push(Undo::Build(ident.clone(), old));
+            out.builds.push(ident);
+        }
+        Ok(())
+    })();
+    if let Err(e) = result {
+        for u in undo.into_iter().rev() {
+            // Best effort: the original error is what the caller needs to see.
+            let _ = match u {
+                Undo::Recipe(_, Some(old)) => repo.publish_recipe(&old, true),
+                Undo::Recipe(ident, None) => repo.remove_recipe(&ident),
+                Undo::Build(_, Some((spec, layers))) => repo.publish_build(&spec, &layers),
+                Undo::Build(ident, None) => repo.remove_build(&ident),
+            };
+        }
+        return Err(e);
     }
     Ok(out)
+}
+
+/// Recipes in a repository plus those about to be published.
+struct Recipes<'a> {
+    repo: &'a dyn PackageRepository,
+    pending: &'a [&'a Spec],
+}
+
+impl Recipes<'_> {
+    fn versions(
+        &self,
+        name: &crate::name::PkgName,
+    ) -> Result<Vec<crate::version::Version>, StorageError> {
+        let mut versions = self.repo.list_versions(name)?;
+        versions.extend(
+            self.pending
+                .iter()
+                .filter(|s| s.name() == name)
+                .map(|s| s.ident().version.clone()),
+        );
+        versions.sort();
+        versions.dedup_by(|a, b| a.is_identical(b));
+        Ok(versions)
+    }
+
+    fn recipe(&self, ident: &crate::ident::VersionIdent) -> Result<Arc<Spec>, StorageError> {
+        match self.pending.iter().find(|s| s.ident() == ident) {
+            Some(s) => Ok(Arc::new((*s).clone())),
+            None => self.repo.read_recipe(ident),
+        }
+    }
 }
 
 /// Empty layers for every component of a spec.
@@ -138,19 +275,31 @@ pub fn publish_stub_builds(
     recipe: &Spec,
     options: &OptionMap,
 ) -> Result<Vec<BuildIdent>, FixtureError> {
+    let lookup = Recipes { repo, pending: &[] };
     let mut out = Vec::new();
+    for build in plan_stub_builds(&lookup, recipe, options)? {
+        repo.publish_build(&build, &stub_layers(&build))?;
+        out.extend(build.build_ident());
+    }
+    Ok(out)
+}
+
+/// The stub build spec of each variant of `recipe`.
+fn plan_stub_builds(
+    recipes: &Recipes,
+    recipe: &Spec,
+    options: &OptionMap,
+) -> Result<Vec<Spec>, FixtureError> {
     let variants = recipe
         .variant_options(options)
         .map_err(|p| FixtureError::Build {
             ident: recipe.ident().to_string(),
             message: p.message,
         })?;
-    for opts in variants {
-        let build = stub_build(repo, recipe, &opts)?;
-        repo.publish_build(&build, &stub_layers(&build))?;
-        out.extend(build.build_ident());
-    }
-    Ok(out)
+    variants
+        .iter()
+        .map(|opts| stub_build_in(recipes, recipe, opts))
+        .collect()
 }
 
 /// The spec a build of `recipe` with resolved `options` would have, pinning against the
@@ -160,6 +309,10 @@ pub fn stub_build(
     recipe: &Spec,
     options: &OptionMap,
 ) -> Result<Spec, FixtureError> {
+    stub_build_in(&Recipes { repo, pending: &[] }, recipe, options)
+}
+
+fn stub_build_in(repo: &Recipes, recipe: &Spec, options: &OptionMap) -> Result<Spec, FixtureError> {
     let err = |message: String| FixtureError::Build {
         ident: recipe.ident().to_string(),
         message,
@@ -167,11 +320,11 @@ pub fn stub_build(
     let mut env: Vec<Arc<Spec>> = Vec::new();
     let requests = recipe.build_requests(options).map_err(|p| err(p.message))?;
     for req in requests {
-        let versions = repo.list_versions(&req.name)?;
+        let versions = repo.versions(&req.name)?;
         let mut found = None;
         for v in versions.iter().rev() {
             let ident = crate::ident::VersionIdent::new(req.name.clone(), v.clone());
-            let spec = match repo.read_recipe(&ident) {
+            let spec = match repo.recipe(&ident) {
                 Ok(s) => s,
                 Err(StorageError::NotFound { .. }) => continue,
                 Err(e) => return Err(e.into()),

@@ -150,3 +150,100 @@ fn spfs_tag_layout() {
         .unwrap()
         .is_some());
 }
+
+/// A repository whose build writes fail after `ok_builds` successes.
+struct FailingBuilds {
+    inner: MemRepository,
+    ok_builds: std::sync::atomic::AtomicUsize,
+}
+
+impl PackageRepository for FailingBuilds {
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+    fn list_packages(&self) -> Result<Vec<PkgName>> {
+        self.inner.list_packages()
+    }
+    fn list_versions(&self, name: &PkgName) -> Result<Vec<Version>> {
+        self.inner.list_versions(name)
+    }
+    fn list_builds(&self, ident: &VersionIdent) -> Result<Vec<BuildIdent>> {
+        self.inner.list_builds(ident)
+    }
+    fn read_recipe(&self, ident: &VersionIdent) -> Result<Arc<Spec>> {
+        self.inner.read_recipe(ident)
+    }
+    fn read_build(&self, ident: &BuildIdent) -> Result<Arc<Spec>> {
+        self.inner.read_build(ident)
+    }
+    fn read_components(&self, ident: &BuildIdent) -> Result<ComponentLayers> {
+        self.inner.read_components(ident)
+    }
+    fn publish_recipe(&self, spec: &Spec, force: bool) -> Result<()> {
+        self.inner.publish_recipe(spec, force)
+    }
+    fn publish_build(&self, spec: &Spec, components: &ComponentLayers) -> Result<()> {
+        use std::sync::atomic::Ordering;
+        if self.ok_builds.load(Ordering::SeqCst) == 0 {
+            return Err(StorageError::Invalid("disk full".into()));
+        }
+        self.ok_builds.fetch_sub(1, Ordering::SeqCst);
+        self.inner.publish_build(spec, components)
+    }
+    fn remove_recipe(&self, ident: &VersionIdent) -> Result<()> {
+        self.inner.remove_recipe(ident)
+    }
+    fn remove_build(&self, ident: &BuildIdent) -> Result<()> {
+        self.inner.remove_build(ident)
+    }
+    fn embedded_in(&self, name: &PkgName) -> Result<Vec<BuildIdent>> {
+        self.inner.embedded_in(name)
+    }
+}
+
+#[test]
+fn failed_publish_leaves_the_repository_as_it_was() {
+    let repo = FailingBuilds {
+        inner: MemRepository::new(),
+        ok_builds: 1.into(),
+    };
+    let old = spec("pkg: a/1.0.0\nmeta:\n  description: old\n");
+    repo.publish_recipe(&old, false).unwrap();
+    let specs = [
+        spec("pkg: a/1.0.0\nmeta:\n  description: new\n"),
+        spec("pkg: b/1.0.0\n"),
+    ];
+    // Two recipes and their two stub builds: the second build write fails.
+    let err =
+        fixtures::publish_specs(&repo, &specs, &crate::OptionMap::new(), true, true).unwrap_err();
+    assert!(err.to_string().contains("disk full"), "{err}");
+    let a = VersionIdent::new("a".parse().unwrap(), "1.0.0".parse().unwrap());
+    assert_eq!(
+        repo.read_recipe(&a).unwrap().as_ref(),
+        &old,
+        "replaced recipe restored"
+    );
+    assert!(
+        repo.list_builds(&a).unwrap().is_empty(),
+        "written build removed"
+    );
+    assert_eq!(repo.list_packages().unwrap(), vec!["a".parse().unwrap()]);
+    // Duplicates are refused before anything is written.
+    let err = fixtures::publish_specs(
+        &repo.inner,
+        &[spec("pkg: c/1.0\n"), spec("pkg: c/1.0\n")],
+        &crate::OptionMap::new(),
+        false,
+        false,
+    )
+    .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "c/1.0 is defined twice: in spec #1 and in spec #2; nothing was published"
+    );
+    assert!(repo
+        .inner
+        .list_versions(&"c".parse().unwrap())
+        .unwrap()
+        .is_empty());
+}

@@ -14,7 +14,7 @@ use std::str::FromStr;
 
 /// An error in a version, compat rule or range string.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid {what} '{input}': {}", spfs::error::split_hint(reason).0)]
+#[error("invalid {what} '{}': {}", crate::text::quote(.input), crate::text::cap_message(spfs::error::split_hint(.reason).0))]
 pub struct ParseError {
     /// What kind of value was being parsed (version, range, compat...).
     pub what: &'static str,
