@@ -119,7 +119,9 @@ fn report(built: &[crate::build::Built]) {
     for b in built {
         let comps: Vec<&str> = b.components.keys().map(|c| c.as_str()).collect();
         cli_policy::outln!("{}  [{}]", b.ident, comps.join(","));
-        eprintln!("  log: {}", b.log.display());
+        if b.log.exists() {
+            eprintln!("  log: {}", b.log.display());
+        }
     }
 }
 
