@@ -33,6 +33,12 @@ impl OptionMap {
             .map(|(_, v)| v.as_str())
     }
 
+    /// Removes an option by name; returns its value if it was set.
+    pub fn remove(&mut self, name: &str) -> Option<String> {
+        let key = self.0.keys().find(|k| k.as_str() == name)?.clone();
+        self.0.remove(&key)
+    }
+
     /// Sets an option.
     pub fn insert(&mut self, name: OptName, value: impl Into<String>) {
         self.0.insert(name, value.into());

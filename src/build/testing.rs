@@ -68,7 +68,14 @@ pub(super) fn run(b: &Builder, recipe: &Spec, stages: &[TestStage]) -> Result<Ve
                     cwd = PathBuf::from("/tmp");
                 }
             }
-            let solution = b.solve(recipe, &format!("{} test", stage_name(test.stage)), requests, &options)?;
+            // Package options are versions to build against, not values builds must carry.
+            let mut solve_options = options.clone();
+            for opt in &recipe.build.options {
+                if let crate::spec::Opt::Pkg(p) = opt {
+                    solve_options.remove(p.pkg.as_str());
+                }
+            }
+            let solution = b.solve(recipe, &format!("{} test", stage_name(test.stage)), requests, &solve_options)?;
             stack.extend(b.layers(&solution)?);
             let deps: Vec<&Spec> = solution.packages.iter().map(|p| p.spec.as_ref()).collect();
             for d in deps {

@@ -215,7 +215,7 @@ impl<'a> Setup<'a> {
     }
 
     fn start(&mut self, opts: &RunOptions) -> Result<std::process::Child> {
-        let manifests = self.repo.manifests_of(&self.record.stack)?;
+        let manifests = keep_last_occurrence(self.repo.manifests_of(&self.record.stack)?);
         // Everything that can fail on bad input happens before the first mount.
         let prepared = match self.record.backend {
             Backend::Render => Lowers::Rendered(self.render_lowers(&manifests)?),
@@ -485,6 +485,18 @@ impl<'a> Setup<'a> {
 enum Lowers {
     Rendered(Vec<PathBuf>),
     Merged(Manifest),
+}
+
+/// The stack without repeated manifests, each kept at its topmost position: the merged
+/// view is the same, and overlayfs refuses a lower dir given twice.
+fn keep_last_occurrence(manifests: Vec<Digest>) -> Vec<Digest> {
+    let mut out: Vec<Digest> = Vec::with_capacity(manifests.len());
+    for (i, m) in manifests.iter().enumerate() {
+        if !manifests[i + 1..].contains(m) {
+            out.push(*m);
+        }
+    }
+    out
 }
 
 /// Fails before anything is mounted if a payload of the tree is missing.
