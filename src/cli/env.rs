@@ -179,7 +179,13 @@ pub fn env(opt: &Opt, a: &EnvCmd, shell: bool) -> Result<i32, CliError> {
     if a.show {
         return show();
     }
-    let repo = super::commands::repo_for_write(opt)?;
+    // Only local recipes (spec files) are written; a plain environment only reads.
+    let writes = a.requests.iter().any(|r| Path::new(r).is_file());
+    let repo = if writes {
+        super::commands::repo_for_write(opt)?
+    } else {
+        super::commands::open_repo(opt)?
+    };
     let backend = Backend::parse(&a.backend)?;
     let (layers, requests, packages) = match &a.load {
         Some(file) => {
