@@ -1,59 +1,10 @@
 //! End-to-end tests of the `spk` binary against a temporary spfs repository.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
-}
+use std::process::Output;
 
-struct Env {
-    repo: tempfile::TempDir,
-}
-
-impl Env {
-    fn new() -> Self {
-        Self {
-            repo: tempfile::tempdir().unwrap(),
-        }
-    }
-
-    fn spk(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_spk"))
-            .arg("--repo")
-            .arg(self.repo.path())
-            .args(args)
-            .env_remove("RUST_LOG")
-            .output()
-            .unwrap()
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.spk(args);
-        assert!(
-            out.status.success(),
-            "spk {args:?} failed:\n{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    }
-
-    fn fail(&self, args: &[&str]) -> String {
-        let out = self.spk(args);
-        assert!(
-            !out.status.success(),
-            "spk {args:?} should fail:\n{}",
-            String::from_utf8_lossy(&out.stdout)
-        );
-        let err = String::from_utf8(out.stderr).unwrap();
-        assert!(
-            err.starts_with("error: "),
-            "errors start with 'error: ':\n{err}"
-        );
-        err
-    }
-}
+use common::*;
 
 fn setup() -> Env {
     let env = Env::new();

@@ -11,10 +11,7 @@ use crate::spec::{EnvOp, Spec};
 /// when the package has no environment ops.
 pub fn scripts(spec: &Spec) -> Vec<(String, String)> {
     let ops = &spec.install.environment;
-    if !ops
-        .iter()
-        .any(|op| !matches!(op, EnvOp::Priority(_)))
-    {
+    if !ops.iter().any(|op| !matches!(op, EnvOp::Priority(_))) {
         return Vec::new();
     }
     let has_priority = ops.iter().any(|op| matches!(op, EnvOp::Priority(_)));

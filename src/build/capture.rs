@@ -19,7 +19,13 @@ pub(crate) fn prune_unchanged(changes: &Tree, lower: Option<&Tree>) -> Tree {
     for (name, entry) in changes {
         let below = lower.and_then(|t| t.get(name));
         match (&entry.kind, below) {
-            (EntryKind::Dir(sub), Some(Entry { kind: EntryKind::Dir(lsub), mode })) => {
+            (
+                EntryKind::Dir(sub),
+                Some(Entry {
+                    kind: EntryKind::Dir(lsub),
+                    mode,
+                }),
+            ) => {
                 let pruned = prune_unchanged(sub, Some(lsub));
                 if !pruned.is_empty() || *mode != entry.mode {
                     out.insert(name.clone(), Entry::dir(entry.mode, pruned));
@@ -84,10 +90,17 @@ pub(crate) struct Split {
 /// /spfs, a matched directory taking its children). Paths under `metadata` go into every
 /// component. Checks EmptyPackage and CollectAllFiles.
 pub(crate) fn split(spec: &Spec, changes: &Tree, metadata: &[String]) -> Result<Split> {
-    let ident = spec.build_ident().map(|b| b.to_string()).unwrap_or_default();
+    let ident = spec
+        .build_ident()
+        .map(|b| b.to_string())
+        .unwrap_or_default();
     let mut all = Vec::new();
     leaves(changes, "", &mut all);
-    let is_meta = |p: &str| metadata.iter().any(|m| p == m || p.starts_with(&format!("{m}/")));
+    let is_meta = |p: &str| {
+        metadata
+            .iter()
+            .any(|m| p == m || p.starts_with(&format!("{m}/")))
+    };
     let payload: Vec<&Leaf> = all.iter().filter(|l| !is_meta(&l.path)).collect();
     let rules = &spec.build.validation;
     if payload.is_empty() && rules.is_enabled(ValidationRuleName::EmptyPackage) {
@@ -111,7 +124,10 @@ pub(crate) fn split(spec: &Spec, changes: &Tree, metadata: &[String]) -> Result<
         for pattern in &comp.files {
             b.add_line(None, pattern).map_err(|e| BuildError::Invalid {
                 ident: ident.clone(),
-                message: format!("component {}: bad files pattern '{pattern}': {e}", comp.name),
+                message: format!(
+                    "component {}: bad files pattern '{pattern}': {e}",
+                    comp.name
+                ),
                 help: Some("patterns follow .gitignore syntax, rooted at /spfs".into()),
             })?;
         }
@@ -134,7 +150,10 @@ pub(crate) fn split(spec: &Spec, changes: &Tree, metadata: &[String]) -> Result<
             }
         }
         taken.extend(chosen.iter().cloned());
-        out.push((comp.name.clone(), Manifest::new(select(changes, "", &chosen))));
+        out.push((
+            comp.name.clone(),
+            Manifest::new(select(changes, "", &chosen)),
+        ));
     }
     if rules.is_enabled(ValidationRuleName::CollectAllFiles) {
         let missed: Vec<String> = payload
@@ -157,18 +176,34 @@ pub(crate) fn split(spec: &Spec, changes: &Tree, metadata: &[String]) -> Result<
 /// Checks AlterExistingFiles and CollectExistingFiles: the build changed, removed or
 /// re-captured paths that the environment (`lower`) already had. `own` lists path
 /// prefixes that belong to the package itself (allowed with RecursiveBuild).
-pub(crate) fn check_existing(spec: &Spec, changes: &Tree, lower: &Tree, own_allowed: bool) -> Result<()> {
-    let ident = spec.build_ident().map(|b| b.to_string()).unwrap_or_default();
+pub(crate) fn check_existing(
+    spec: &Spec,
+    changes: &Tree,
+    lower: &Tree,
+    own_allowed: bool,
+) -> Result<()> {
+    let ident = spec
+        .build_ident()
+        .map(|b| b.to_string())
+        .unwrap_or_default();
     let rules = &spec.build.validation;
     let own_meta = format!("spk/pkg/{}/", spec.name());
     let mut altered = Vec::new();
     let mut collected = Vec::new();
-    fn walk(t: &Tree, l: &Tree, prefix: &str, altered: &mut Vec<String>, collected: &mut Vec<String>) {
+    fn walk(
+        t: &Tree,
+        l: &Tree,
+        prefix: &str,
+        altered: &mut Vec<String>,
+        collected: &mut Vec<String>,
+    ) {
         for (name, entry) in t {
             let path = format!("{prefix}{}", String::from_utf8_lossy(name));
             let Some(below) = l.get(name) else { continue };
             match (&entry.kind, &below.kind) {
-                (EntryKind::Dir(a), EntryKind::Dir(b)) => walk(a, b, &format!("{path}/"), altered, collected),
+                (EntryKind::Dir(a), EntryKind::Dir(b)) => {
+                    walk(a, b, &format!("{path}/"), altered, collected)
+                }
                 (EntryKind::Mask, _) => altered.push(path),
                 (_, EntryKind::Dir(_)) | (EntryKind::Dir(_), _) => altered.push(path),
                 _ => {
@@ -190,7 +225,10 @@ pub(crate) fn check_existing(spec: &Spec, changes: &Tree, lower: &Tree, own_allo
         return Err(BuildError::Validation {
             ident,
             rule: "AlterExistingFiles".into(),
-            message: format!("the build changed or removed {} file(s) of its build environment", altered.len()),
+            message: format!(
+                "the build changed or removed {} file(s) of its build environment",
+                altered.len()
+            ),
             paths: altered.into_iter().take(10).collect(),
         });
     }
@@ -198,7 +236,10 @@ pub(crate) fn check_existing(spec: &Spec, changes: &Tree, lower: &Tree, own_allo
         return Err(BuildError::Validation {
             ident,
             rule: "CollectExistingFiles".into(),
-            message: format!("{} captured file(s) already existed in the build environment", collected.len()),
+            message: format!(
+                "{} captured file(s) already existed in the build environment",
+                collected.len()
+            ),
             paths: collected.into_iter().take(10).collect(),
         });
     }
@@ -207,7 +248,11 @@ pub(crate) fn check_existing(spec: &Spec, changes: &Tree, lower: &Tree, own_allo
 
 /// Checks SpdxLicense: `meta.license` must be a valid SPDX expression.
 pub(crate) fn check_license(spec: &Spec) -> Result<()> {
-    if !spec.build.validation.is_enabled(ValidationRuleName::SpdxLicense) {
+    if !spec
+        .build
+        .validation
+        .is_enabled(ValidationRuleName::SpdxLicense)
+    {
         return Ok(());
     }
     let license = spec.meta.license.as_deref().unwrap_or("");
@@ -232,19 +277,28 @@ mod tests {
     }
 
     fn tree(items: Vec<(&str, Entry)>) -> Tree {
-        items.into_iter().map(|(n, e)| (n.as_bytes().to_vec(), e)).collect()
+        items
+            .into_iter()
+            .map(|(n, e)| (n.as_bytes().to_vec(), e))
+            .collect()
     }
 
     #[test]
     fn touched_but_identical_files_are_not_captured() {
-        let lower = tree(vec![("bin", Entry::dir(0o755, tree(vec![("a", file(b"a", 0o755))])))]);
-        let changes = tree(vec![(
+        let lower = tree(vec![(
             "bin",
-            Entry::dir(
-                0o755,
-                tree(vec![("a", file(b"a", 0o755)), ("b", file(b"b", 0o755))]),
+            Entry::dir(0o755, tree(vec![("a", file(b"a", 0o755))])),
+        )]);
+        let changes = tree(vec![
+            (
+                "bin",
+                Entry::dir(
+                    0o755,
+                    tree(vec![("a", file(b"a", 0o755)), ("b", file(b"b", 0o755))]),
+                ),
             ),
-        ), ("gone", Entry::mask())]);
+            ("gone", Entry::mask()),
+        ]);
         let pruned = prune_unchanged(&changes, Some(&lower));
         let mut got = Vec::new();
         leaves(&pruned, "", &mut got);
@@ -262,14 +316,31 @@ mod tests {
         .unwrap()
         .spec;
         let changes = tree(vec![
-            ("bin", Entry::dir(0o755, tree(vec![("tool", file(b"t", 0o755))]))),
-            ("lib", Entry::dir(0o755, tree(vec![("libx.so", file(b"x", 0o644))]))),
-            ("spk", Entry::dir(0o755, tree(vec![("meta", file(b"m", 0o644))]))),
+            (
+                "bin",
+                Entry::dir(0o755, tree(vec![("tool", file(b"t", 0o755))])),
+            ),
+            (
+                "lib",
+                Entry::dir(0o755, tree(vec![("libx.so", file(b"x", 0o644))])),
+            ),
+            (
+                "spk",
+                Entry::dir(0o755, tree(vec![("meta", file(b"m", 0o644))])),
+            ),
         ]);
         let split = split(&spec, &changes, &["spk".to_string()]).unwrap();
         let names = |c: &str| {
-            let m = &split.components.iter().find(|(n, _)| n.as_str() == c).unwrap().1;
-            let mut v: Vec<String> = m.files().map(|f| String::from_utf8_lossy(&f.0).into_owned()).collect();
+            let m = &split
+                .components
+                .iter()
+                .find(|(n, _)| n.as_str() == c)
+                .unwrap()
+                .1;
+            let mut v: Vec<String> = m
+                .files()
+                .map(|f| String::from_utf8_lossy(&f.0).into_owned())
+                .collect();
             v.sort();
             v
         };

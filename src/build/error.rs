@@ -26,7 +26,7 @@ pub enum BuildError {
         /// Which environment (build, test).
         stage: String,
         /// The solver's explanation.
-        source: SolveError,
+        source: Box<SolveError>,
     },
     /// The recipe cannot be built as asked.
     #[error("{ident}: {message}")]
@@ -132,7 +132,10 @@ impl BuildError {
         }
     }
 
-    pub(crate) fn io(action: impl Into<String>, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Self {
+    pub(crate) fn io(
+        action: impl Into<String>,
+        path: impl Into<PathBuf>,
+    ) -> impl FnOnce(std::io::Error) -> Self {
         let (action, path) = (action.into(), path.into());
         move |source| BuildError::Io {
             action,

@@ -36,7 +36,7 @@ use crate::ident::{Build, BuildIdent};
 use crate::name::Component;
 use crate::option_map::OptionMap;
 use crate::request::{PkgRequest, Request, VarRequest};
-use crate::solve::{SolveOptions, Solution, Solver};
+use crate::solve::{Solution, SolveOptions, Solver};
 use crate::spec::{SourceSpec, Spec, ValidationRuleName};
 use crate::storage::{ComponentLayers, PackageRepository, SpfsRepository};
 
@@ -179,7 +179,13 @@ impl<'a> Builder<'a> {
     }
 
     /// Solves `requests` binary-only under `options`.
-    fn solve(&self, spec: &Spec, stage: &str, requests: Vec<Request>, options: &OptionMap) -> Result<Solution> {
+    fn solve(
+        &self,
+        spec: &Spec,
+        stage: &str,
+        requests: Vec<Request>,
+        options: &OptionMap,
+    ) -> Result<Solution> {
         if requests.is_empty() {
             return Ok(Solution::default());
         }
@@ -194,7 +200,7 @@ impl<'a> Builder<'a> {
         solver.solve(&requests).map_err(|source| BuildError::Solve {
             ident: spec.ident().to_string(),
             stage: stage.to_string(),
-            source,
+            source: Box::new(source),
         })
     }
 
@@ -214,7 +220,11 @@ impl<'a> Builder<'a> {
     /// Stores the recipe and collects its sources into the `src` build.
     pub fn make_source(&self, recipe: &Spec, spec_dir: &Path) -> Result<Built> {
         if recipe.pkg.build.is_some() {
-            return Err(Self::invalid(recipe, "is a build spec, not a recipe", Some("give the recipe's spec file")));
+            return Err(Self::invalid(
+                recipe,
+                "is a build spec, not a recipe",
+                Some("give the recipe's spec file"),
+            ));
         }
         self.repo.publish_recipe(recipe, true)?;
         let ident = recipe.ident().to_build(Build::Source);
@@ -235,7 +245,8 @@ impl<'a> Builder<'a> {
                 SourceSpec::Script { script, subdir } => {
                     fs::create_dir_all(&dest).map_err(BuildError::io("create", &dest))?;
                     let file = scratch.path().join(format!("source-{}.sh", i + 1));
-                    fs::write(&file, script.join("\n") + "\n").map_err(BuildError::io("write", &file))?;
+                    fs::write(&file, script.join("\n") + "\n")
+                        .map_err(BuildError::io("write", &file))?;
                     let mut opts = RunOptions::new(
                         Vec::new(),
                         Program::Command(vec!["bash".into(), "-ex".into(), file.into()]),
@@ -249,7 +260,14 @@ impl<'a> Builder<'a> {
                     opts.cwd = Some(cwd.into());
                     let (code, tail) = self.run_logged(self.runtime(opts), &log)?;
                     if code != 0 {
-                        return Err(self.script_failed(&ident_text, &format!("source {} (script)", i + 1), code, tail, &log, None));
+                        return Err(self.script_failed(
+                            &ident_text,
+                            &format!("source {} (script)", i + 1),
+                            code,
+                            tail,
+                            &log,
+                            None,
+                        ));
                     }
                 }
                 _ => {
@@ -265,7 +283,12 @@ impl<'a> Builder<'a> {
                             "source {}: left out {} path(s) by ignore rules: {}",
                             i + 1,
                             excluded.len(),
-                            excluded.iter().take(20).map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+                            excluded
+                                .iter()
+                                .take(20)
+                                .map(|p| p.display().to_string())
+                                .collect::<Vec<_>>()
+                                .join(", ")
                         );
                     }
                 }
@@ -279,12 +302,20 @@ impl<'a> Builder<'a> {
                 format!(
                     "collecting sources wrote outside {}: {}",
                     source_dir(recipe),
-                    outside.iter().take(10).map(|p| format!("/spfs/{p}")).collect::<Vec<_>>().join(", ")
+                    outside
+                        .iter()
+                        .take(10)
+                        .map(|p| format!("/spfs/{p}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
                 Some("source scripts must write only into their working directory"),
             ));
         }
-        if fs::read_dir(&src_root).map(|mut d| d.next().is_none()).unwrap_or(true) {
+        if fs::read_dir(&src_root)
+            .map(|mut d| d.next().is_none())
+            .unwrap_or(true)
+        {
             return Err(Self::invalid(
                 recipe,
                 "no sources were collected",
@@ -309,7 +340,10 @@ impl<'a> Builder<'a> {
         let layer = store_layer(
             self.repo.spfs(),
             manifest,
-            &[("spk:build".into(), ident.to_string()), ("spk:component".into(), "src".into())],
+            &[
+                ("spk:build".into(), ident.to_string()),
+                ("spk:component".into(), "src".into()),
+            ],
         )?;
         self.repo.spfs().sync()?;
         let components: ComponentLayers = [(Component::Source, layer)].into_iter().collect();
@@ -321,7 +355,15 @@ impl<'a> Builder<'a> {
         })
     }
 
-    fn script_failed(&self, ident: &str, what: &str, code: i32, tail: Vec<String>, log: &Path, reenter: Option<String>) -> BuildError {
+    fn script_failed(
+        &self,
+        ident: &str,
+        what: &str,
+        code: i32,
+        tail: Vec<String>,
+        log: &Path,
+        reenter: Option<String>,
+    ) -> BuildError {
         if spfs::signals::check().is_err() {
             return BuildError::Interrupted;
         }
@@ -357,7 +399,10 @@ impl<'a> Builder<'a> {
             Some(n) if n >= recipe.build.variants.len() => {
                 return Err(Self::invalid(
                     recipe,
-                    format!("there is no variant {n}; the recipe has {}", recipe.build.variants.len()),
+                    format!(
+                        "there is no variant {n}; the recipe has {}",
+                        recipe.build.variants.len()
+                    ),
                     Some("variants are numbered from 0"),
                 ))
             }
@@ -418,10 +463,13 @@ impl<'a> Builder<'a> {
                 Some("collect the sources first with 'spk make-source SPEC' (or use 'spk build')"),
             )
         })?;
-        layers
-            .get(&Component::Source)
-            .copied()
-            .ok_or_else(|| Self::invalid(recipe, "its source build has no src layer", Some("run 'spk make-source' again")))
+        layers.get(&Component::Source).copied().ok_or_else(|| {
+            Self::invalid(
+                recipe,
+                "its source build has no src layer",
+                Some("run 'spk make-source' again"),
+            )
+        })
     }
 
     /// Builds every selected variant of `recipe` from its stored source build.
@@ -439,11 +487,22 @@ impl<'a> Builder<'a> {
         Ok(out)
     }
 
-    fn build_variant(&self, recipe: &Spec, index: usize, options: &OptionMap, src_layer: Digest) -> Result<Built> {
+    fn build_variant(
+        &self,
+        recipe: &Spec,
+        index: usize,
+        options: &OptionMap,
+        src_layer: Digest,
+    ) -> Result<Built> {
         let requests = self.build_env_requests(recipe, options)?;
         let solution = self.solve(recipe, "build", requests, options)?;
         let recursive = solution.get(recipe.name().as_str()).is_some();
-        if recursive && recipe.build.validation.is_enabled(ValidationRuleName::RecursiveBuild) {
+        if recursive
+            && recipe
+                .build
+                .validation
+                .is_enabled(ValidationRuleName::RecursiveBuild)
+        {
             return Err(BuildError::Validation {
                 ident: recipe.ident().to_string(),
                 rule: "RecursiveBuild".into(),
@@ -469,8 +528,12 @@ impl<'a> Builder<'a> {
             fs::write(&p, text).map_err(BuildError::io("write", &p))
         };
         write("spec.yaml", &spec.to_yaml())?;
-        let opts_json: BTreeMap<&str, &str> = options.iter().map(|(k, v)| (k.as_str(), v)).collect();
-        write("options.json", &serde_json::to_string_pretty(&opts_json).unwrap_or_default())?;
+        let opts_json: BTreeMap<&str, &str> =
+            options.iter().map(|(k, v)| (k.as_str(), v)).collect();
+        write(
+            "options.json",
+            &serde_json::to_string_pretty(&opts_json).unwrap_or_default(),
+        )?;
         write("build.sh", &script)?;
         for c in spec.component_names() {
             write(&format!("{c}.cmpt"), "")?;
@@ -480,7 +543,11 @@ impl<'a> Builder<'a> {
         let program = if self.opts.interactive {
             Program::Command(vec!["bash".into(), "--norc".into(), "-i".into()])
         } else {
-            Program::Command(vec!["bash".into(), "-ex".into(), format!("/spfs/{meta_rel}/build.sh").into()])
+            Program::Command(vec![
+                "bash".into(),
+                "-ex".into(),
+                format!("/spfs/{meta_rel}/build.sh").into(),
+            ])
         };
         let mut run = RunOptions::new(stack.clone(), program);
         run.edit = Some(true);
@@ -509,7 +576,14 @@ impl<'a> Builder<'a> {
                 let kept = scratch.keep();
                 tracing::warn!("kept the failed build's files in {}", kept.display());
             }
-            return Err(self.script_failed(&ident.to_string(), "the build script", code, tail, &log, Some(reenter)));
+            return Err(self.script_failed(
+                &ident.to_string(),
+                "the build script",
+                code,
+                tail,
+                &log,
+                Some(reenter),
+            ));
         }
         spfs::signals::check().map_err(|_| BuildError::Interrupted)?;
         // Activation scripts and the log join the metadata.
@@ -546,7 +620,10 @@ impl<'a> Builder<'a> {
         let mut changes = capture::prune_unchanged(&changes.root, Some(&lower.root));
         // The source directory's parents may remain as empty traversed directories.
         drop_empty_dirs(&mut changes);
-        let own_allowed = !recipe.build.validation.is_enabled(ValidationRuleName::RecursiveBuild);
+        let own_allowed = !recipe
+            .build
+            .validation
+            .is_enabled(ValidationRuleName::RecursiveBuild);
         let lower_without_src = {
             let mut m = lower.clone();
             remove_path(&mut m, &source_dir(recipe)["/spfs/".len()..]);
@@ -559,7 +636,10 @@ impl<'a> Builder<'a> {
             let layer = store_layer(
                 spfs,
                 manifest,
-                &[("spk:build".into(), ident.to_string()), ("spk:component".into(), name.to_string())],
+                &[
+                    ("spk:build".into(), ident.to_string()),
+                    ("spk:component".into(), name.to_string()),
+                ],
             )?;
             components.insert(name, layer);
         }
@@ -576,7 +656,11 @@ impl<'a> Builder<'a> {
     // ---------------------------------------------------------------- test
 
     /// Runs the recipe's tests of the given stages for each selected variant.
-    pub fn test(&self, recipe: &Spec, stages: &[crate::spec::TestStage]) -> Result<Vec<TestOutcome>> {
+    pub fn test(
+        &self,
+        recipe: &Spec,
+        stages: &[crate::spec::TestStage],
+    ) -> Result<Vec<TestOutcome>> {
         testing::run(self, recipe, stages)
     }
 }

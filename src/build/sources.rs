@@ -37,7 +37,11 @@ impl SourceContext<'_> {
 
 /// Collects a `path`, `git` or `tar` source into `dest` (created if missing). Returns
 /// the paths a `path` source left out because of ignore rules, for `-v` output.
-pub(crate) fn collect(cx: &SourceContext, source: &SourceSpec, dest: &Path) -> Result<Vec<PathBuf>> {
+pub(crate) fn collect(
+    cx: &SourceContext,
+    source: &SourceSpec,
+    dest: &Path,
+) -> Result<Vec<PathBuf>> {
     fs::create_dir_all(dest).map_err(BuildError::io("create", dest))?;
     match source {
         SourceSpec::Local {
@@ -51,7 +55,9 @@ pub(crate) fn collect(cx: &SourceContext, source: &SourceSpec, dest: &Path) -> R
             reference,
             depth,
             ..
-        } => collect_git(cx, git, reference.as_deref(), depth.unwrap_or(1), dest).map(|_| Vec::new()),
+        } => {
+            collect_git(cx, git, reference.as_deref(), depth.unwrap_or(1), dest).map(|_| Vec::new())
+        }
         SourceSpec::Tar { tar, .. } => collect_tar(cx, tar, dest).map(|_| Vec::new()),
         SourceSpec::Script { .. } => Ok(Vec::new()),
     }
@@ -66,7 +72,12 @@ struct LocalRules {
     includes: Gitignore,
 }
 
-fn local_rules(cx: &SourceContext, root: &Path, filter: &[String], exclude: &[String]) -> Result<LocalRules> {
+fn local_rules(
+    cx: &SourceContext,
+    root: &Path,
+    filter: &[String],
+    exclude: &[String],
+) -> Result<LocalRules> {
     let defaults = filter.is_empty() && exclude.is_empty();
     let mut ex = GitignoreBuilder::new(root);
     let mut inc = GitignoreBuilder::new(root);
@@ -151,10 +162,7 @@ fn collect_local(
             continue;
         }
         let is_dir = fs::symlink_metadata(src.join(&rel)).is_ok_and(|m| m.is_dir());
-        let vcs = rules.defaults
-            && rel
-                .file_name()
-                .is_some_and(|n| n == ".git" || n == ".svn");
+        let vcs = rules.defaults && rel.file_name().is_some_and(|n| n == ".git" || n == ".svn");
         let explicit = rules.excludes.matched(&rel, is_dir).is_ignore()
             && !rules.includes.matched(&rel, is_dir).is_ignore();
         if vcs || explicit {
@@ -167,8 +175,11 @@ fn collect_local(
         }
         let to = dest.join(&rel);
         if is_dir {
-            fs::create_dir_all(&to).map_err(|e| cx.fail("path", format!("cannot create {}: {e}", to.display())))?;
-            let mode = fs::metadata(src.join(&rel)).map(|m| m.permissions().mode()).unwrap_or(0o755);
+            fs::create_dir_all(&to)
+                .map_err(|e| cx.fail("path", format!("cannot create {}: {e}", to.display())))?;
+            let mode = fs::metadata(src.join(&rel))
+                .map(|m| m.permissions().mode())
+                .unwrap_or(0o755);
             let _ = fs::set_permissions(&to, fs::Permissions::from_mode(mode | 0o700));
         } else {
             copy_entry(&src.join(&rel), &to).map_err(|e| cx.fail("path", e))?;
@@ -179,13 +190,16 @@ fn collect_local(
 
 /// Copies one file or symlink, keeping its mode or target.
 fn copy_entry(from: &Path, to: &Path) -> std::result::Result<(), String> {
-    let meta = fs::symlink_metadata(from).map_err(|e| format!("cannot read {}: {e}", from.display()))?;
+    let meta =
+        fs::symlink_metadata(from).map_err(|e| format!("cannot read {}: {e}", from.display()))?;
     if let Some(parent) = to.parent() {
-        fs::create_dir_all(parent).map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+        fs::create_dir_all(parent)
+            .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
     }
     let _ = fs::remove_file(to);
     if meta.file_type().is_symlink() {
-        let target = fs::read_link(from).map_err(|e| format!("cannot read {}: {e}", from.display()))?;
+        let target =
+            fs::read_link(from).map_err(|e| format!("cannot read {}: {e}", from.display()))?;
         symlink(target, to).map_err(|e| format!("cannot create {}: {e}", to.display()))?;
     } else if meta.is_file() {
         fs::copy(from, to).map_err(|e| format!("cannot copy {}: {e}", from.display()))?;
@@ -208,8 +222,11 @@ fn run_git(cx: &SourceContext, dir: Option<&Path>, args: &[&str]) -> Result<()> 
         .map_err(|e| cx.fail("git", format!("cannot run git: {e}; install git")))?;
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr);
-        let last = err.lines().filter(|l| !l.trim().is_empty()).last().unwrap_or("");
-        return Err(cx.fail("git", format!("git {} failed: {last}", args.first().unwrap_or(&""))));
+        let last = err.lines().rfind(|l| !l.trim().is_empty()).unwrap_or("");
+        return Err(cx.fail(
+            "git",
+            format!("git {} failed: {last}", args.first().unwrap_or(&"")),
+        ));
     }
     Ok(())
 }
@@ -218,7 +235,13 @@ fn looks_like_sha(r: &str) -> bool {
     (7..=40).contains(&r.len()) && r.chars().all(|c| c.is_ascii_hexdigit())
 }
 
-fn collect_git(cx: &SourceContext, url: &str, reference: Option<&str>, depth: u32, dest: &Path) -> Result<()> {
+fn collect_git(
+    cx: &SourceContext,
+    url: &str,
+    reference: Option<&str>,
+    depth: u32,
+    dest: &Path,
+) -> Result<()> {
     let clone = cx.scratch.join(format!("git-{}", cx.index));
     let _ = fs::remove_dir_all(&clone);
     let depth_arg = depth.max(1).to_string();
@@ -239,18 +262,51 @@ fn collect_git(cx: &SourceContext, url: &str, reference: Option<&str>, depth: u3
             // A commit: fetch exactly it (protocol v2 serves any reachable commit),
             // falling back to a full clone for servers that refuse.
             run_git(cx, None, &["init", "-q", &clone_str])?;
-            let fetched = run_git(cx, Some(&clone), &["fetch", "-q", "--depth", &depth_arg, &url, r]);
+            let fetched = run_git(
+                cx,
+                Some(&clone),
+                &["fetch", "-q", "--depth", &depth_arg, &url, r],
+            );
             if fetched.is_ok() {
                 run_git(cx, Some(&clone), &["checkout", "-q", "FETCH_HEAD"])?;
             } else {
-                run_git(cx, Some(&clone), &["fetch", "-q", &url, "+refs/heads/*:refs/remotes/origin/*", "+refs/tags/*:refs/tags/*"])?;
+                run_git(
+                    cx,
+                    Some(&clone),
+                    &[
+                        "fetch",
+                        "-q",
+                        &url,
+                        "+refs/heads/*:refs/remotes/origin/*",
+                        "+refs/tags/*:refs/tags/*",
+                    ],
+                )?;
                 run_git(cx, Some(&clone), &["checkout", "-q", r])?;
             }
             run_git(cx, Some(&clone), &["remote", "add", "origin", &url])?;
-            run_git(cx, Some(&clone), &["submodule", "update", "-q", "--init", "--recursive", "--depth", &depth_arg])?;
+            run_git(
+                cx,
+                Some(&clone),
+                &[
+                    "submodule",
+                    "update",
+                    "-q",
+                    "--init",
+                    "--recursive",
+                    "--depth",
+                    &depth_arg,
+                ],
+            )?;
         }
         _ => {
-            let mut args = vec!["clone", "-q", "--depth", &depth_arg, "--recurse-submodules", "--shallow-submodules"];
+            let mut args = vec![
+                "clone",
+                "-q",
+                "--depth",
+                &depth_arg,
+                "--recurse-submodules",
+                "--shallow-submodules",
+            ];
             if let Some(r) = reference {
                 args.extend(["--branch", r]);
             }
@@ -273,7 +329,8 @@ fn move_contents(from: &Path, to: &Path) -> std::result::Result<(), String> {
                 target.display()
             ));
         }
-        fs::rename(e.path(), &target).map_err(|err| format!("cannot move {}: {err}", e.path().display()))?;
+        fs::rename(e.path(), &target)
+            .map_err(|err| format!("cannot move {}: {err}", e.path().display()))?;
     }
     Ok(())
 }
@@ -296,7 +353,9 @@ fn collect_tar(cx: &SourceContext, tar: &str, dest: &Path) -> Result<()> {
     let reader: Box<dyn Read> = match &magic[..n] {
         [0x1f, 0x8b, ..] => Box::new(flate2::read::MultiGzDecoder::new(file)),
         [b'B', b'Z', b'h', ..] => Box::new(bzip2::read::MultiBzDecoder::new(file)),
-        [0xfd, b'7', b'z', b'X', b'Z', 0x00] => Box::new(xz2::read::XzDecoder::new_multi_decoder(file)),
+        [0xfd, b'7', b'z', b'X', b'Z', 0x00] => {
+            Box::new(xz2::read::XzDecoder::new_multi_decoder(file))
+        }
         [0x28, 0xb5, 0x2f, 0xfd, ..] => Box::new(
             zstd::stream::read::Decoder::new(file)
                 .map_err(|e| cx.fail("tar", format!("{}: {e}", archive.display())))?,

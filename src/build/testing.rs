@@ -42,7 +42,11 @@ pub(super) fn run(b: &Builder, recipe: &Spec, stages: &[TestStage]) -> Result<Ve
                 continue;
             }
             spfs::signals::check().map_err(|_| BuildError::Interrupted)?;
-            let what = format!("test {} ({} stage, variant {variant})", i + 1, stage_name(test.stage));
+            let what = format!(
+                "test {} ({} stage, variant {variant})",
+                i + 1,
+                stage_name(test.stage)
+            );
             let mut requests = test.requirements.clone();
             let mut stack = Vec::new();
             let mut cwd = PathBuf::from(source_dir(recipe));
@@ -75,7 +79,12 @@ pub(super) fn run(b: &Builder, recipe: &Spec, stages: &[TestStage]) -> Result<Ve
                     solve_options.remove(p.pkg.as_str());
                 }
             }
-            let solution = b.solve(recipe, &format!("{} test", stage_name(test.stage)), requests, &solve_options)?;
+            let solution = b.solve(
+                recipe,
+                &format!("{} test", stage_name(test.stage)),
+                requests,
+                &solve_options,
+            )?;
             stack.extend(b.layers(&solution)?);
             let deps: Vec<&Spec> = solution.packages.iter().map(|p| p.spec.as_ref()).collect();
             for d in deps {
@@ -83,7 +92,8 @@ pub(super) fn run(b: &Builder, recipe: &Spec, stages: &[TestStage]) -> Result<Ve
             }
             let scratch = b.scratch()?;
             let script = scratch.path().join("test.sh");
-            fs::write(&script, test.script.text() + "\n").map_err(BuildError::io("write", &script))?;
+            fs::write(&script, test.script.text() + "\n")
+                .map_err(BuildError::io("write", &script))?;
             let mut opts = RunOptions::new(
                 stack,
                 Program::Command(vec!["bash".into(), "-ex".into(), script.into()]),
@@ -104,7 +114,14 @@ pub(super) fn run(b: &Builder, recipe: &Spec, stages: &[TestStage]) -> Result<Ve
                     let _ = fs::create_dir_all(p);
                 }
                 let _ = fs::copy(&log, &kept);
-                return Err(b.script_failed(&recipe.ident().to_string(), &what, code, tail, &kept, None));
+                return Err(b.script_failed(
+                    &recipe.ident().to_string(),
+                    &what,
+                    code,
+                    tail,
+                    &kept,
+                    None,
+                ));
             }
             out.push(TestOutcome {
                 index: i + 1,

@@ -87,17 +87,32 @@ fn load(opt_args: &[String], path: &Path) -> Result<Spec, CliError> {
 
 /// A recipe named by a spec file or by NAME/VERSION of a stored recipe, with the
 /// directory its sources are relative to.
-fn recipe(repo: &SpfsRepository, opts: &[String], arg: &str) -> Result<(Spec, Option<PathBuf>), CliError> {
+fn recipe(
+    repo: &SpfsRepository,
+    opts: &[String],
+    arg: &str,
+) -> Result<(Spec, Option<PathBuf>), CliError> {
     let path = Path::new(arg);
     if path.is_file() {
         let spec = load(opts, path)?;
-        let dir = path.parent().map(|p| if p.as_os_str().is_empty() { Path::new(".") } else { p }).map(Path::to_path_buf);
+        let dir = path
+            .parent()
+            .map(|p| {
+                if p.as_os_str().is_empty() {
+                    Path::new(".")
+                } else {
+                    p
+                }
+            })
+            .map(Path::to_path_buf);
         return Ok((spec, dir));
     }
     let ident = super::commands::parse_ident(arg)?;
     let Some(version) = ident.version_ident() else {
-        return Err(CliError::new(format!("'{arg}' is neither a spec file nor NAME/VERSION"))
-            .help("give the spec file, or the stored recipe as name/version"));
+        return Err(
+            CliError::new(format!("'{arg}' is neither a spec file nor NAME/VERSION"))
+                .help("give the spec file, or the stored recipe as name/version"),
+        );
     };
     let spec = repo.read_recipe(&version)?;
     Ok(((*spec).clone(), None))
@@ -129,9 +144,18 @@ fn report(built: &[crate::build::Built]) {
 pub fn make_source(opt: &Opt, a: &MakeSource) -> CliResult {
     let repo = super::commands::repo_for_write(opt)?;
     let (spec, dir) = recipe(&repo, &a.options, &a.spec.display().to_string())?;
-    let dir = dir.ok_or_else(|| CliError::new("make-source needs the recipe's spec file").help("give the path of the .spk.yaml file"))?;
+    let dir = dir.ok_or_else(|| {
+        CliError::new("make-source needs the recipe's spec file")
+            .help("give the path of the .spk.yaml file")
+    })?;
     spfs::signals::install();
-    let b = Builder::new(&repo, BuildOptions { stream: true, ..Default::default() });
+    let b = Builder::new(
+        &repo,
+        BuildOptions {
+            stream: true,
+            ..Default::default()
+        },
+    );
     report(&[b.make_source(&spec, &dir).map_err(build_report)?]);
     Ok(())
 }
@@ -144,10 +168,18 @@ pub fn make_binary(opt: &Opt, a: &MakeBinary) -> CliResult {
     o.interactive = a.interactive;
     o.keep_runtime = a.keep_runtime;
     if a.here {
-        o.here = Some(std::env::current_dir().map_err(|e| CliError::new(format!("cannot read the current directory: {e}")))?);
+        o.here = Some(
+            std::env::current_dir()
+                .map_err(|e| CliError::new(format!("cannot read the current directory: {e}")))?,
+        );
     }
-    if a.interactive && a.build.variant.is_none() && !spec.build.variants.is_empty() && spec.build.variants.len() > 1 {
-        return Err(CliError::new("-i opens one build environment").help("pick the variant with --variant N"));
+    if a.interactive
+        && a.build.variant.is_none()
+        && !spec.build.variants.is_empty()
+        && spec.build.variants.len() > 1
+    {
+        return Err(CliError::new("-i opens one build environment")
+            .help("pick the variant with --variant N"));
     }
     let b = Builder::new(&repo, o);
     report(&b.make_binary(&spec).map_err(build_report)?);
@@ -158,10 +190,16 @@ pub fn make_binary(opt: &Opt, a: &MakeBinary) -> CliResult {
 pub fn build(opt: &Opt, a: &BuildCmd) -> CliResult {
     let repo = super::commands::repo_for_write(opt)?;
     let (spec, dir) = recipe(&repo, &a.build.options, &a.spec.display().to_string())?;
-    let dir = dir.ok_or_else(|| CliError::new("spk build needs the recipe's spec file").help("to rebuild a stored recipe use 'spk make-binary NAME/VERSION'"))?;
+    let dir = dir.ok_or_else(|| {
+        CliError::new("spk build needs the recipe's spec file")
+            .help("to rebuild a stored recipe use 'spk make-binary NAME/VERSION'")
+    })?;
     let mut o = options(opt, &a.build)?;
     if a.here {
-        o.here = Some(std::env::current_dir().map_err(|e| CliError::new(format!("cannot read the current directory: {e}")))?);
+        o.here = Some(
+            std::env::current_dir()
+                .map_err(|e| CliError::new(format!("cannot read the current directory: {e}")))?,
+        );
     }
     let b = Builder::new(&repo, o);
     let src = b.make_source(&spec, &dir).map_err(build_report)?;
@@ -181,13 +219,21 @@ pub fn test(opt: &Opt, a: &Test) -> CliResult {
             return Err(CliError::new(format!("unknown test stage '{other}'"))
                 .help("use @sources, @build or @install"))
         }
-        None => (a.package.as_str(), vec![TestStage::Sources, TestStage::Build, TestStage::Install]),
+        None => (
+            a.package.as_str(),
+            vec![TestStage::Sources, TestStage::Build, TestStage::Install],
+        ),
     };
     let (spec, _) = recipe(&repo, &a.build.options, target)?;
     let b = Builder::new(&repo, options(opt, &a.build)?);
     let ran = b.test(&spec, &stages).map_err(build_report)?;
     for t in &ran {
-        cli_policy::outln!("ok  test {} ({:?} stage, variant {})", t.index, t.stage, t.variant);
+        cli_policy::outln!(
+            "ok  test {} ({:?} stage, variant {})",
+            t.index,
+            t.stage,
+            t.variant
+        );
     }
     eprintln!("{} test(s) passed", ran.len());
     Ok(())

@@ -11,7 +11,7 @@ use super::{parse_options, CliError, Opt};
 use crate::build::{BuildOptions, Builder};
 use crate::option_map::host_options;
 use crate::request::Request;
-use crate::solve::{PackageSource, SolveError, SolveOptions, Solution, Solver};
+use crate::solve::{PackageSource, Solution, SolveError, SolveOptions, Solver};
 use crate::spec::load_spec_file;
 use crate::storage::SpfsRepository;
 use spfs::runtime::monitor::RunOptions;
@@ -109,8 +109,15 @@ fn resolve(
         if path.is_file() && (r.ends_with(".yaml") || r.ends_with(".yml")) {
             let opts = super::commands::template_options(&a.options)?;
             let spec = load_spec_file(path, &opts)?.spec;
-            requests.push(Request::parse_cli(&format!("{}/={}", spec.name(), spec.version()))?);
-            let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+            requests.push(Request::parse_cli(&format!(
+                "{}/={}",
+                spec.name(),
+                spec.version()
+            ))?);
+            let dir = path
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
             local.push((spec, dir.to_path_buf()));
         } else {
             requests.push(Request::parse_cli(r)?);
@@ -194,8 +201,11 @@ pub fn env(opt: &Opt, a: &EnvCmd, shell: bool) -> Result<i32, CliError> {
                     .help("give a file written by 'spk env --save FILE ...'")
             })?;
             let saved: SavedEnv = serde_yaml::from_str(&text).map_err(|e| {
-                CliError::new(format!("{} is not a saved environment: {e}", file.display()))
-                    .help("give a file written by 'spk env --save FILE ...'")
+                CliError::new(format!(
+                    "{} is not a saved environment: {e}",
+                    file.display()
+                ))
+                .help("give a file written by 'spk env --save FILE ...'")
             })?;
             let missing: Vec<String> = saved
                 .layers
@@ -223,8 +233,9 @@ pub fn env(opt: &Opt, a: &EnvCmd, shell: bool) -> Result<i32, CliError> {
                     .help("name the packages to enter, e.g. spk env python/3 -- python3"));
             }
             let (solution, _) = resolve(&repo, a)?;
-            let layers = crate::env::layer_stack(&repo, &solution)
-                .map_err(|e| CliError::new(e.to_string()).help("build or pull the package again"))?;
+            let layers = crate::env::layer_stack(&repo, &solution).map_err(|e| {
+                CliError::new(e.to_string()).help("build or pull the package again")
+            })?;
             (layers, a.requests.clone(), describe(&solution))
         }
     };
@@ -235,9 +246,8 @@ pub fn env(opt: &Opt, a: &EnvCmd, shell: bool) -> Result<i32, CliError> {
             layers,
         };
         let text = serde_yaml::to_string(&saved).map_err(|e| CliError::new(e.to_string()))?;
-        std::fs::write(file, text).map_err(|e| {
-            CliError::new(format!("cannot write {}: {e}", file.display()))
-        })?;
+        std::fs::write(file, text)
+            .map_err(|e| CliError::new(format!("cannot write {}: {e}", file.display())))?;
         eprintln!("saved the environment to {}", file.display());
         return Ok(0);
     }

@@ -41,7 +41,9 @@ pub fn dependency_order(solution: &Solution) -> Vec<&SolvedPackage> {
         .packages
         .iter()
         .map(|p| {
-            let reqs = p.spec.requirements_for(&p.spec.resolve_components(&p.components));
+            let reqs = p
+                .spec
+                .requirements_for(&p.spec.resolve_components(&p.components));
             let set = reqs
                 .iter()
                 .filter_map(|r| match r {
