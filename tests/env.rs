@@ -1,0 +1,196 @@
+//! `spk env` end to end: stacks of built packages, activation in priority order in bash
+//! and tcsh, exit codes, saved environments, `--show`, and recipes built on demand.
+
+mod common;
+
+use std::fs;
+use std::io::Write;
+use std::process::Stdio;
+
+use common::*;
+
+/// Builds `name/1.0.0` installing `share/NAME.txt` and `share/common.txt` (content
+/// `name`), depending on `deps`, appending `name` to CHAIN with activation priority `prio`.
+fn package(env: &Env, name: &str, deps: &[&str], prio: u8) {
+    let mut reqs = String::new();
+    let mut opts = String::new();
+    for d in deps {
+        reqs.push_str(&format!("    - pkg: {d}\n"));
+        opts.push_str(&format!("    - pkg: {d}\n"));
+    }
+    let text = format!(
+        "pkg: {name}/1.0.0\nbuild:\n  options:\n{opts}    - var: unused/x\n  script:\n    - mkdir -p $PREFIX/share\n    - echo {name} > $PREFIX/share/{name}.txt\n    - echo {name} > $PREFIX/share/common.txt\n  validation:\n    rules: [{{allow: AlterExistingFiles}}, {{allow: CollectExistingFiles}}]\ninstall:\n  requirements:\n{reqs}  environment:\n    - priority: {prio}\n    - append: CHAIN\n      value: {name}\n",
+        opts = opts,
+        reqs = if reqs.is_empty() { "    []\n".to_string() } else { reqs },
+    );
+    let text = text.replace("  requirements:\n    []\n", "  requirements: []\n");
+    let spec = env.spec(&format!("specs/{name}/{name}.spk.yaml"), &text);
+    env.ok(&["build", "--no-host", spec.to_str().unwrap()]);
+}
+
+#[test]
+fn two_packages_merge_with_the_dependent_on_top() {
+    if !privileged("two_packages_merge_with_the_dependent_on_top") {
+        return;
+    }
+    let env = Env::new();
+    package(&env, "base", &[], 50);
+    package(&env, "app", &["base"], 60);
+    let out = env.ok(&["env", "--no-host", "app", "--", "sh", "-c", "cat /spfs/share/base.txt /spfs/share/app.txt /spfs/share/common.txt; echo $CHAIN $SPK_ACTIVE_PREFIX"]);
+    assert_eq!(out, "base\napp\napp\nbase:app /spfs\n");
+    // The command's exit status passes through; a missing command is 127.
+    let st = env
+        .cmd(&["env", "--no-host", "app", "--", "sh", "-c", "exit 5"])
+        .status()
+        .unwrap();
+    assert_eq!(st.code(), Some(5));
+    let st = env
+        .cmd(&["env", "--no-host", "app", "--", "no-such-command"])
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert_eq!(st.code(), Some(127));
+    // An unsolvable request is explained, exit 1, nothing entered.
+    let err = env.fail(&["env", "--no-host", "app/2", "--", "true"]);
+    assert!(err.contains("app"), "{err}");
+    assert_eq!(runtime_mounts(), Vec::<String>::new());
+}
+
+#[test]
+fn ten_packages_activate_in_priority_order_in_bash_and_tcsh() {
+    if !privileged("ten_packages_activate_in_priority_order_in_bash_and_tcsh") {
+        return;
+    }
+    let env = Env::new();
+    // p0 <- p1 <- ... <- p9; priorities fall along the chain, so p9's script runs first.
+    for i in 0..10 {
+        let deps: Vec<String> = if i == 0 {
+            vec![]
+        } else {
+            vec![format!("p{}", i - 1)]
+        };
+        let deps: Vec<&str> = deps.iter().map(String::as_str).collect();
+        package(&env, &format!("p{i}"), &deps, 90 - i as u8 * 5);
+    }
+    let want = "p9:p8:p7:p6:p5:p4:p3:p2:p1:p0";
+    let out = env.ok(&[
+        "env",
+        "--no-host",
+        "p9",
+        "--",
+        "bash",
+        "-c",
+        "echo $CHAIN; cat /spfs/share/common.txt; ls /spfs/share | wc -l",
+    ]);
+    assert_eq!(out, format!("{want}\np9\n11\n"));
+    // An interactive tcsh sources the .csh scripts.
+    let mut child = env
+        .cmd(&["shell", "--no-host", "p9"])
+        .env("SHELL", "/usr/bin/tcsh")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"printenv CHAIN\nexit 4\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        want,
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(4));
+}
+
+#[test]
+fn saved_environments_load_exactly_elsewhere_and_show_what_they_hold() {
+    if !privileged("saved_environments_load_exactly_elsewhere_and_show_what_they_hold") {
+        return;
+    }
+    let env = Env::new();
+    package(&env, "base", &[], 50);
+    package(&env, "app", &["base"], 60);
+    let saved = env.path("app-env.yaml");
+    env.ok(&["env", "--no-host", "--save", saved.to_str().unwrap(), "app"]);
+    let text = fs::read_to_string(&saved).unwrap();
+    assert!(text.contains("- app\n"), "{text}");
+    // A copy of the repository, with a newer `app` published in the original.
+    let copy = env.path("copy");
+    let st = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(&env.repo)
+        .arg(&copy)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let load = |repo: &std::path::Path, cmd: &[&str]| {
+        let mut c = std::process::Command::new(SPK);
+        c.arg("--repo")
+            .arg(repo)
+            .args(["env", "--load", saved.to_str().unwrap(), "--"])
+            .args(cmd);
+        c.output().unwrap()
+    };
+    let out = load(&copy, &["cat", "/spfs/share/common.txt"]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "app\n",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Inside, --show lists the requests and the packages.
+    let out = load(&copy, &[SPK, "env", "--show"]);
+    let shown = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(shown.starts_with("requests: app\n"), "{shown}");
+    assert!(
+        shown.contains("app/1.0.0/") && shown.contains("base/1.0.0/"),
+        "{shown}"
+    );
+    // A repository lacking a layer names what is missing.
+    let layers: Vec<String> = text
+        .lines()
+        .skip_while(|l| !l.starts_with("layers:"))
+        .skip(1)
+        .map(|l| l.trim_start_matches("- ").trim().to_string())
+        .collect();
+    assert!(!layers.is_empty(), "{text}");
+    let victim = copy
+        .join("objects")
+        .join(&layers[0][..2])
+        .join(&layers[0][2..]);
+    fs::remove_file(&victim).unwrap_or_else(|e| panic!("{}: {e}", victim.display()));
+    let out = load(&copy, &["true"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("1 of the") && err.contains(&layers[0]),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_spec_file_request_is_built_then_entered() {
+    if !privileged("a_spec_file_request_is_built_then_entered") {
+        return;
+    }
+    let env = Env::new();
+    let spec = env.spec(
+        "local/tool.spk.yaml",
+        "pkg: local-tool/0.1.0\nbuild:\n  script: [mkdir -p $PREFIX/bin, printf '#!/bin/sh\\necho local\\n' > $PREFIX/bin/local-tool, chmod +x $PREFIX/bin/local-tool]\n",
+    );
+    let out = env.ok(&[
+        "env",
+        "--no-host",
+        spec.to_str().unwrap(),
+        "--",
+        "/spfs/bin/local-tool",
+    ]);
+    assert_eq!(out, "local\n");
+    assert!(env.ok(&["ls", "local-tool/0.1.0"]).lines().count() == 2);
+}
