@@ -494,6 +494,7 @@ impl<'a> Builder<'a> {
         options: &OptionMap,
         src_layer: Digest,
     ) -> Result<Built> {
+        let started = std::time::Instant::now();
         let requests = self.build_env_requests(recipe, options)?;
         let solution = self.solve(recipe, "build", requests, options)?;
         let recursive = solution.get(recipe.name().as_str()).is_some();
@@ -566,6 +567,7 @@ impl<'a> Builder<'a> {
             recipe.name(),
             recipe.version()
         );
+        let prepared = started.elapsed();
         let (code, tail) = if self.opts.interactive {
             (cmd.status()?, Vec::new())
         } else {
@@ -586,6 +588,7 @@ impl<'a> Builder<'a> {
             ));
         }
         spfs::signals::check().map_err(|_| BuildError::Interrupted)?;
+        let script_done = started.elapsed();
         // Activation scripts and the log join the metadata.
         let mut metadata = vec![meta_rel.clone()];
         let startup = upper.join("etc/spfs/startup.d");
@@ -644,8 +647,16 @@ impl<'a> Builder<'a> {
             components.insert(name, layer);
         }
         spfs.sync()?;
+        let captured = started.elapsed();
         spfs::signals::check().map_err(|_| BuildError::Interrupted)?;
         self.repo.publish_build(&spec, &components)?;
+        tracing::info!(
+            "{ident}: prepare {:.3}s, script {:.3}s, capture {:.3}s, publish {:.3}s",
+            prepared.as_secs_f64(),
+            (script_done - prepared).as_secs_f64(),
+            (captured - script_done).as_secs_f64(),
+            (started.elapsed() - captured).as_secs_f64()
+        );
         Ok(Built {
             ident,
             components,
