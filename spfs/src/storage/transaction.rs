@@ -1,0 +1,222 @@
+//! A commit's writes, kept private until the commit succeeds.
+//!
+//! A commit stores new payloads and objects as temporary files under `tmp/` and
+//! renames them into their final names only in [`Transaction::publish`], once every
+//! file of the tree was read. Until then no other process can see, and so none can
+//! reference, anything the commit wrote: a commit that fails (disk full, unreadable
+//! file, interrupt) removes all of it, safely, even while other processes commit the
+//! same content. Content another writer published meanwhile is simply not published
+//! twice.
+
+use std::collections::HashMap;
+use std::fs;
+use std::io::{Read, Seek};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::Path;
+use std::sync::Mutex;
+
+use tempfile::TempPath;
+
+use super::files;
+use super::payloads::{hash_stream, payload_mode};
+use super::LocalRepository;
+use crate::digest::Digest;
+use crate::error::{Error, IoContext, Result};
+use crate::object::Object;
+
+/// Files up to this size are read into memory once; larger ones are streamed.
+const SMALL_FILE: u64 = 1 << 20;
+
+struct Staged {
+    tmp: TempPath,
+    size: u64,
+}
+
+/// New payloads and objects of one commit, not yet visible under their final names.
+/// Dropping it without [`Transaction::publish`] removes them.
+pub struct Transaction<'r> {
+    repo: &'r LocalRepository,
+    payloads: Mutex<HashMap<Digest, Staged>>,
+    /// In the order written, so that an object is published after what it refers to.
+    objects: Mutex<Vec<(Digest, Staged)>>,
+}
+
+impl std::fmt::Debug for Transaction<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Transaction")
+            .field("repo", &self.repo.root())
+            .field("staged", &self.staged())
+            .finish()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl<'r> Transaction<'r> {
+    /// Starts a transaction on `repo`.
+    pub fn new(repo: &'r LocalRepository) -> Self {
+        Transaction {
+            repo,
+            payloads: Mutex::new(HashMap::new()),
+            objects: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// How many files are staged.
+    pub fn staged(&self) -> usize {
+        lock(&self.payloads).len() + lock(&self.objects).len()
+    }
+
+    fn has_payload(&self, digest: &Digest) -> bool {
+        self.repo.has_payload(digest) || lock(&self.payloads).contains_key(digest)
+    }
+
+    /// A temporary file under `tmp/`, named so that it is recognisable as a commit's.
+    fn temp_file(&self) -> Result<tempfile::NamedTempFile> {
+        let tmp_dir = self.repo.tmp_dir();
+        tempfile::Builder::new()
+            .prefix(".commit-")
+            .tempfile_in(&tmp_dir)
+            .ctx("creating a file in", &tmp_dir)
+    }
+
+    /// Finishes a staged temporary file: read-only `mode`, descriptor closed.
+    fn stage(tmp: tempfile::NamedTempFile, mode: u32, size: u64) -> Result<Staged> {
+        crate::signals::check()?;
+        tmp.as_file()
+            .set_permissions(fs::Permissions::from_mode(mode))
+            .ctx("setting permissions on", tmp.path())?;
+        Ok(Staged {
+            tmp: tmp.into_temp_path(),
+            size,
+        })
+    }
+
+    fn stage_payload(&self, digest: Digest, staged: Staged) {
+        // Another thread may have staged the same content meanwhile: keep one.
+        lock(&self.payloads).entry(digest).or_insert(staged);
+    }
+
+    /// Hashes the file at `src` and stages its content if the store lacks it.
+    /// Returns the digest and size of exactly the bytes stored.
+    pub fn store_file(&self, src: &Path, mode: u32) -> Result<(Digest, u64)> {
+        let mut file = open_source(src)?;
+        let len = file.metadata().ctx("reading", src)?.len();
+        if len <= SMALL_FILE {
+            let mut buf = Vec::with_capacity(len as usize);
+            file.read_to_end(&mut buf).ctx("reading", src)?;
+            let digest = Digest::of(&buf);
+            if !self.has_payload(&digest) {
+                let mut tmp = self.temp_file()?;
+                std::io::Write::write_all(tmp.as_file_mut(), &buf).map_err(|e| {
+                    Error::io(
+                        format!("storing content of {} in the repository's", src.display()),
+                        "tmp/",
+                        e,
+                    )
+                })?;
+                let staged = Self::stage(tmp, payload_mode(mode), buf.len() as u64)?;
+                self.stage_payload(digest, staged);
+                tracing::debug!(%digest, path = %src.display(), "staged payload");
+            }
+            return Ok((digest, buf.len() as u64));
+        }
+        // Large file: hash first; only copy if the store lacks the content.
+        let (digest, size) = hash_stream(&mut file, None, src)?;
+        if self.has_payload(&digest) {
+            return Ok((digest, size));
+        }
+        // Copy while hashing again: what is stored is named by what was copied, even
+        // if the source changed in between.
+        file.rewind().ctx("reading", src)?;
+        let mut tmp = self.temp_file()?;
+        let (digest, size) = hash_stream(&mut file, Some(tmp.as_file_mut()), src)?;
+        let staged = Self::stage(tmp, payload_mode(mode), size)?;
+        self.stage_payload(digest, staged);
+        tracing::debug!(%digest, path = %src.display(), "staged payload");
+        Ok((digest, size))
+    }
+
+    /// Stages an object and returns its digest; an object already stored is not.
+    pub fn write_object(&self, object: &Object) -> Result<Digest> {
+        let bytes = object.encode();
+        let digest = Digest::of(&bytes);
+        if self.repo.has_object(&digest) || lock(&self.objects).iter().any(|(d, _)| *d == digest) {
+            return Ok(digest);
+        }
+        let mut tmp = self.temp_file()?;
+        std::io::Write::write_all(tmp.as_file_mut(), &bytes).ctx("writing", tmp.path())?;
+        let staged = Self::stage(tmp, 0o444, bytes.len() as u64)?;
+        lock(&self.objects).push((digest, staged));
+        Ok(digest)
+    }
+
+    /// Renames everything staged into place: payloads first, then objects in the order
+    /// they were written. Not interruptible (it only renames). On failure, the error
+    /// says what had already been published ([`Error::CommitFailed`]).
+    pub fn publish(self) -> Result<()> {
+        let payloads = std::mem::take(&mut *lock(&self.payloads));
+        let objects = std::mem::take(&mut *lock(&self.objects));
+        let mut published = (0usize, 0u64);
+        let items = payloads
+            .into_iter()
+            .map(|(d, s)| (self.repo.payload_path(&d), s))
+            .chain(
+                objects
+                    .into_iter()
+                    .map(|(d, s)| (self.repo.object_path(&d), s)),
+            );
+        for (path, staged) in items {
+            match publish_one(self.repo.root(), staged.tmp, &path) {
+                Ok(true) => {
+                    published.0 += 1;
+                    published.1 += staged.size;
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    // The rest is dropped (deleted) with the iterator.
+                    return Err(Error::CommitFailed {
+                        source: Box::new(e),
+                        remains: (published.0 > 0).then_some(published),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Renames a staged file to `path` unless something is there already (the same
+/// content, by construction). True if ours was published.
+fn publish_one(root: &Path, tmp: TempPath, path: &Path) -> Result<bool> {
+    let parent = path.parent().unwrap_or(root);
+    if !parent.is_dir() {
+        fs::create_dir_all(parent).ctx("creating", parent)?;
+    }
+    match tmp.persist_noclobber(path) {
+        Ok(()) => Ok(true),
+        Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(Error::io("storing", path, e.error)),
+    }
+}
+
+/// Opens a file to commit: not following a link, not blocking on a FIFO, and only if
+/// it is a regular file.
+fn open_source(src: &Path) -> Result<fs::File> {
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(src)
+        .ctx("reading", src)?;
+    let meta = file.metadata().ctx("reading", src)?;
+    if !meta.is_file() {
+        return Err(Error::SpecialFile {
+            path: src.to_path_buf(),
+            kind: files::kind_name(meta.file_type()),
+        });
+    }
+    files::clear_nonblock(&file);
+    Ok(file)
+}
