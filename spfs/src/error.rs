@@ -133,7 +133,7 @@ pub enum Error {
 
     /// A payload's size differs from what the manifest records: it was truncated or
     /// replaced.
-    #[error("payload {digest} at {} holds {actual} bytes but the manifest records {expected}: it was truncated or replaced; run 'spfs check' and restore it from another repository", path.display())]
+    #[error("corrupt payload {digest} at {}: it holds {actual} bytes but the manifest records {expected} (truncated or replaced); run 'spfs check' and restore it from another repository", path.display())]
     PayloadSize {
         /// The payload's digest.
         digest: Digest,

@@ -642,11 +642,8 @@ impl SpfsFs {
     /// the log says why.
     fn open_payload(&self, digest: &Digest, size: u64) -> std::result::Result<File, Errno> {
         self.repo.open_payload(digest, Some(size)).map_err(|e| {
-            tracing::error!(
-                %digest,
-                path = %self.repo.payload_path(digest).display(),
-                "cannot serve a file through FUSE: {e}"
-            );
+            // The error names the digest and the payload's path.
+            tracing::error!("cannot serve a file through FUSE (EIO): {e}");
             Errno::EIO
         })
     }
