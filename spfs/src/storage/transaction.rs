@@ -220,3 +220,78 @@ fn open_source(src: &Path) -> Result<fs::File> {
     files::clear_nonblock(&file);
     Ok(file)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn setup() -> (tempfile::TempDir, LocalRepository, std::path::PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = LocalRepository::create(&dir.path().join("repo")).unwrap();
+        let src = dir.path().join("x");
+        fs::write(&src, b"shared content").unwrap();
+        (dir, repo, src)
+    }
+
+    fn tmp_entries(repo: &LocalRepository) -> usize {
+        fs::read_dir(repo.tmp_dir()).unwrap().count()
+    }
+
+    #[test]
+    fn a_dropped_transaction_leaves_nothing() {
+        let (_d, repo, src) = setup();
+        let txn = Transaction::new(&repo);
+        let (digest, size) = txn.store_file(&src, 0o644).unwrap();
+        assert_eq!(size, 14);
+        assert_eq!(digest, Digest::of(b"shared content"));
+        // Staged, but invisible under its final name.
+        assert_eq!(txn.staged(), 1);
+        assert!(!repo.has_payload(&digest));
+        drop(txn);
+        assert!(!repo.has_payload(&digest));
+        assert_eq!(tmp_entries(&repo), 0);
+    }
+
+    #[test]
+    fn a_failing_committer_never_removes_what_a_concurrent_one_stores() {
+        let (_d, repo, src) = setup();
+        // Both stage the same content; the first fails (is dropped), the second
+        // publishes: its payload is there.
+        let failing = Transaction::new(&repo);
+        let succeeding = Transaction::new(&repo);
+        let (d1, _) = failing.store_file(&src, 0o644).unwrap();
+        let (d2, _) = succeeding.store_file(&src, 0o644).unwrap();
+        assert_eq!(d1, d2);
+        assert_eq!(
+            succeeding.staged(),
+            1,
+            "must not rely on unpublished content"
+        );
+        drop(failing);
+        succeeding.publish().unwrap();
+        assert_eq!(repo.read_blob(&d1).unwrap(), b"shared content");
+        // The other order: the first publishes, then a later committer reuses it and
+        // stages nothing; its failure cannot touch the published payload.
+        let later = Transaction::new(&repo);
+        later.store_file(&src, 0o644).unwrap();
+        assert_eq!(later.staged(), 0);
+        drop(later);
+        assert_eq!(repo.read_blob(&d1).unwrap(), b"shared content");
+        assert_eq!(tmp_entries(&repo), 0);
+    }
+
+    #[test]
+    fn publishing_content_another_writer_published_first_keeps_theirs() {
+        let (_d, repo, src) = setup();
+        let a = Transaction::new(&repo);
+        let b = Transaction::new(&repo);
+        let (d, _) = a.store_file(&src, 0o644).unwrap();
+        b.store_file(&src, 0o755).unwrap();
+        a.publish().unwrap();
+        b.publish().unwrap();
+        use std::os::unix::fs::MetadataExt;
+        let mode = fs::metadata(repo.payload_path(&d)).unwrap().mode() & 0o7777;
+        assert_eq!(mode, 0o444, "the first publisher's payload stays");
+        assert_eq!(tmp_entries(&repo), 0);
+    }
+}
