@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::fs;
 use std::io::{Read, Seek};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use tempfile::TempPath;
@@ -153,46 +153,55 @@ impl<'r> Transaction<'r> {
         Ok(digest)
     }
 
-    /// Renames everything staged into place: payloads first, then objects in the order
-    /// they were written. Not interruptible (it only renames). On failure, the error
-    /// says what had already been published ([`Error::CommitFailed`]).
+    /// Renames everything staged into place: payloads first (in parallel), then
+    /// objects in the order they were written. Not interruptible (it only renames).
+    /// On failure, the error says what had already been published
+    /// ([`Error::CommitFailed`]); what was not is removed.
     pub fn publish(self) -> Result<()> {
-        let payloads = std::mem::take(&mut *lock(&self.payloads));
-        let objects = std::mem::take(&mut *lock(&self.objects));
-        let mut published = (0usize, 0u64);
-        let items = payloads
+        use rayon::prelude::*;
+        use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+        let payloads: Vec<_> = std::mem::take(&mut *lock(&self.payloads))
             .into_iter()
-            .map(|(d, s)| (self.repo.payload_path(&d), s))
-            .chain(
+            .collect();
+        let objects = std::mem::take(&mut *lock(&self.objects));
+        let count = AtomicUsize::new(0);
+        let bytes = AtomicU64::new(0);
+        let publish = |path: PathBuf, staged: Staged| -> Result<()> {
+            if publish_one(staged.tmp, &path)? {
+                count.fetch_add(1, Ordering::Relaxed);
+                bytes.fetch_add(staged.size, Ordering::Relaxed);
+            }
+            Ok(())
+        };
+        let result = payloads
+            .into_par_iter()
+            .try_for_each(|(d, s)| publish(self.repo.payload_path(&d), s))
+            .and_then(|()| {
                 objects
                     .into_iter()
-                    .map(|(d, s)| (self.repo.object_path(&d), s)),
-            );
-        for (path, staged) in items {
-            match publish_one(self.repo.root(), staged.tmp, &path) {
-                Ok(true) => {
-                    published.0 += 1;
-                    published.1 += staged.size;
-                }
-                Ok(false) => {}
-                Err(e) => {
-                    // The rest is dropped (deleted) with the iterator.
-                    return Err(Error::CommitFailed {
-                        source: Box::new(e),
-                        remains: (published.0 > 0).then_some(published),
-                    });
-                }
+                    .try_for_each(|(d, s)| publish(self.repo.object_path(&d), s))
+            });
+        result.map_err(|e| {
+            let n = count.load(Ordering::Relaxed);
+            Error::CommitFailed {
+                source: Box::new(e),
+                remains: (n > 0).then(|| (n, bytes.load(Ordering::Relaxed))),
             }
-        }
-        Ok(())
+        })
     }
 }
 
 /// Renames a staged file to `path` unless something is there already (the same
-/// content, by construction). True if ours was published.
-fn publish_one(root: &Path, tmp: TempPath, path: &Path) -> Result<bool> {
-    let parent = path.parent().unwrap_or(root);
-    if !parent.is_dir() {
+/// content, by construction), creating its shard directory on first use. True if
+/// ours was published.
+fn publish_one(tmp: TempPath, path: &Path) -> Result<bool> {
+    let tmp = match tmp.persist_noclobber(path) {
+        Ok(()) => return Ok(true),
+        Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => return Ok(false),
+        Err(e) if e.error.kind() == std::io::ErrorKind::NotFound => e.path,
+        Err(e) => return Err(Error::io("storing", path, e.error)),
+    };
+    if let Some(parent) = path.parent() {
         fs::create_dir_all(parent).ctx("creating", parent)?;
     }
     match tmp.persist_noclobber(path) {
