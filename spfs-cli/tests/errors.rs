@@ -287,3 +287,158 @@ fn progress_only_on_a_terminal_and_tracing_on_request() {
         .unwrap();
     assert!(stderr(&out).contains("DEBUG"), "{}", stderr(&out));
 }
+
+/// Bytes in use on the filesystem holding `path`.
+fn used_bytes(path: &std::path::Path) -> u64 {
+    let s = nix::sys::statvfs::statvfs(path).unwrap();
+    (s.blocks() - s.blocks_free()) as u64 * s.fragment_size() as u64
+}
+
+/// Files under `dir`, recursively.
+fn count_files(dir: &std::path::Path) -> usize {
+    let mut n = 0;
+    for e in fs::read_dir(dir).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            n += count_files(&e.path());
+        } else {
+            n += 1;
+        }
+    }
+    n
+}
+
+#[test]
+fn failed_commit_on_a_full_disk_keeps_nothing_it_wrote() {
+    if !privileged("failed_commit_on_a_full_disk_keeps_nothing_it_wrote") {
+        return;
+    }
+    let env = Env::new();
+    let mnt = env.path("small");
+    fs::create_dir(&mnt).unwrap();
+    nix::mount::mount(
+        Some("tmpfs"),
+        &mnt,
+        Some("tmpfs"),
+        nix::mount::MsFlags::empty(),
+        Some("size=20m"),
+    )
+    .unwrap();
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = nix::mount::umount2(&self.0, nix::mount::MntFlags::MNT_DETACH);
+        }
+    }
+    let _guard = Unmount(mnt.clone());
+    let repo = mnt.join("repo");
+    let run = |args: &[&str]| env.cmd(args).env("SPFS_ROOT", &repo).output().unwrap();
+    // 50 MiB of distinct content: ten 5 MiB files.
+    let big = env.path("big-src");
+    for i in 0..10u8 {
+        let content: Vec<u8> = (0..5u32 << 20)
+            .map(|j| (j % 253) as u8 ^ i.wrapping_mul(37))
+            .collect();
+        write(&big.join(format!("f{i}")), &content, 0o644);
+    }
+    let small = env.path("small-src");
+    write(&small.join("a"), b"fits", 0o644);
+    assert!(run(&[
+        "commit",
+        "layer",
+        "--path",
+        small.to_str().unwrap(),
+        "-t",
+        "ok/small"
+    ])
+    .status
+    .success());
+    let payloads_before = count_files(&repo.join("payloads"));
+    let used_before = used_bytes(&mnt);
+    // Retried: a leak would grow with each attempt.
+    for attempt in 0..3 {
+        let out = run(&[
+            "commit",
+            "layer",
+            "--path",
+            big.to_str().unwrap(),
+            "-t",
+            "too/big",
+        ]);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "attempt {attempt}: {err}");
+        assert!(
+            err.contains("disk is full") && err.contains("nothing this commit wrote was kept"),
+            "attempt {attempt}: {err}"
+        );
+        assert_eq!(
+            count_files(&repo.join("payloads")),
+            payloads_before,
+            "attempt {attempt}: payloads of the failed commit were kept"
+        );
+        assert_eq!(fs::read_dir(repo.join("tmp")).unwrap().count(), 0);
+        let used = used_bytes(&mnt);
+        assert!(
+            used <= used_before + (256 << 10),
+            "attempt {attempt}: {} bytes still used after the failed commit",
+            used - used_before
+        );
+    }
+    // The space is really free: a 15 MiB commit fits now (it would not next to 19 MiB
+    // of leftovers).
+    let medium = env.path("medium-src");
+    for i in 0..3u8 {
+        write(&medium.join(format!("m{i}")), &vec![i + 1; 5 << 20], 0o644);
+    }
+    let out = run(&[
+        "commit",
+        "layer",
+        "--path",
+        medium.to_str().unwrap(),
+        "-t",
+        "ok/medium",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(run(&["check"]).status.success());
+    let tags = String::from_utf8(run(&["tags"]).stdout).unwrap();
+    let names: Vec<_> = tags.lines().map(|l| l.split(' ').next().unwrap()).collect();
+    assert_eq!(names, ["ok/medium", "ok/small"], "{tags}");
+}
+
+#[test]
+fn a_commit_failing_while_publishing_says_exactly_what_remains() {
+    let env = Env::new();
+    let src = env.path("src");
+    let contents: Vec<Vec<u8>> = (0..6u8).map(|i| vec![b'a' + i; 100]).collect();
+    for (i, c) in contents.iter().enumerate() {
+        write(&src.join(format!("f{i}")), c, 0o644);
+    }
+    env.ok(&["init"]);
+    // A file where the shard directory of one payload belongs: its rename fails.
+    let blocked = blake3::hash(&contents[3]).to_hex().to_string();
+    fs::write(env.repo.join("payloads").join(&blocked[..2]), b"in the way").unwrap();
+    let before = count_files(&env.repo.join("payloads")) + count_files(&env.repo.join("objects"));
+    let err = env.fails(&[
+        "commit",
+        "layer",
+        "--path",
+        src.to_str().unwrap(),
+        "-t",
+        "t/x",
+    ]);
+    let after = count_files(&env.repo.join("payloads")) + count_files(&env.repo.join("objects"));
+    assert!(err.contains(&blocked[..2]), "{err}");
+    let kept = after - before;
+    eprintln!("{kept} kept: {err}");
+    if kept == 0 {
+        assert!(err.contains("nothing this commit wrote was kept"), "{err}");
+    } else {
+        assert!(
+            err.contains(&format!("{kept} file(s) ({} bytes)", kept * 100))
+                && err.contains("spfs clean"),
+            "{kept} kept: {err}"
+        );
+    }
+    assert_eq!(fs::read_dir(env.repo.join("tmp")).unwrap().count(), 0);
+    assert_eq!(env.ok(&["tags"]), "");
+}

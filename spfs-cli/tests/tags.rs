@@ -179,3 +179,84 @@ fn concurrent_commits_of_overlapping_trees_both_succeed() {
     // Nothing is left half-written.
     assert_eq!(fs::read_dir(env.repo.join("tmp")).unwrap().count(), 0);
 }
+
+/// Takes the tag's lock the way another spfs process updating it would.
+fn hold_tag_lock(env: &Env, name: &str) -> fs::File {
+    use std::os::fd::AsRawFd;
+    let path = env.repo.join("tags").join(format!("{name}.tag.lock"));
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let f = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .unwrap();
+    // SAFETY: flock on a descriptor we own.
+    assert_eq!(unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) }, 0);
+    f
+}
+
+/// Waits for a child to exit, failing after `secs` seconds.
+fn wait_bounded(child: &mut std::process::Child, secs: u64) -> std::process::ExitStatus {
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if start.elapsed().as_secs() >= secs {
+            let _ = child.kill();
+            panic!("spfs did not exit within {secs} s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn a_tag_waiting_for_a_held_lock_obeys_signals_and_writes_nothing() {
+    let env = Env::new();
+    let a = layer(&env, "a", "one");
+    let b = layer(&env, "b", "two");
+    env.ok(&["tag", &a, "org/held", "org/free"]);
+    let held = env.repo.join("tags/org/held.tag");
+    let free = env.repo.join("tags/org/free.tag");
+    let (held_before, free_before) = (fs::read(&held).unwrap(), fs::read(&free).unwrap());
+    for (sig, code) in [
+        (nix::sys::signal::Signal::SIGTERM, 143),
+        (nix::sys::signal::Signal::SIGINT, 130),
+    ] {
+        let lock = hold_tag_lock(&env, "org/held");
+        // Two tags: `org/free` is not held, yet must not be written either.
+        let mut child = env
+            .cmd(&["tag", &b, "org/free", "org/held"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        assert!(child.try_wait().unwrap().is_none(), "spfs tag did not wait");
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), sig).unwrap();
+        let status = wait_bounded(&mut child, 10);
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(status.code(), Some(code), "{sig}: {}", stderr(&out));
+        assert!(stderr(&out).contains("interrupted"), "{}", stderr(&out));
+        drop(lock);
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        assert_eq!(fs::read(&held).unwrap(), held_before, "{sig}: tag written");
+        assert_eq!(fs::read(&free).unwrap(), free_before, "{sig}: tag written");
+    }
+    assert_eq!(env.ok(&["read", "org/held", "f"]), "one");
+    // Without a signal the wait ends when the lock is released, and both are written.
+    let lock = hold_tag_lock(&env, "org/held");
+    let mut child = env
+        .cmd(&["tag", &b, "org/free", "org/held"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(child.try_wait().unwrap().is_none(), "spfs tag did not wait");
+    drop(lock);
+    assert!(wait_bounded(&mut child, 10).success());
+    assert_eq!(env.ok(&["read", "org/held", "f"]), "two");
+    assert_eq!(env.ok(&["read", "org/free", "f"]), "two");
+}

@@ -95,6 +95,9 @@ pub fn check(
             }
             Err(Error::MissingObject(_)) => report.problems.push(problem(d, kind, "missing")),
             Err(Error::Corrupt { reason, .. }) => report.problems.push(problem(d, kind, &reason)),
+            Err(e @ (Error::UnexpectedFileType { .. } | Error::FileTooLarge { .. })) => {
+                report.problems.push(problem(d, kind, &e.to_string()))
+            }
             Err(e) => return Err(e),
         }
     }
@@ -158,7 +161,7 @@ fn problem(digest: Digest, kind: Option<ObjectKind>, issue: &str) -> Problem {
 }
 
 fn verify_payload(repo: &LocalRepository, d: &Digest, size: Option<u64>) -> Result<u64, String> {
-    let mut f = match repo.open_payload(d) {
+    let mut f = match repo.open_payload(d, None) {
         Ok(f) => f,
         Err(Error::MissingPayload(_)) => return Err("missing".into()),
         Err(e) => return Err(e.to_string()),

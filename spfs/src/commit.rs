@@ -12,7 +12,7 @@ use crate::digest::Digest;
 use crate::error::{Error, IoContext, Result};
 use crate::object::{Entry, EntryKind, Layer, Manifest, Object, Tree};
 use crate::progress::Progress;
-use crate::storage::LocalRepository;
+use crate::storage::{LocalRepository, Transaction};
 
 /// How a directory is read into the store.
 #[derive(Debug, Clone, Default)]
@@ -41,6 +41,55 @@ pub fn commit_tree(
     opts: &CommitOptions,
     progress: &Progress,
 ) -> Result<Manifest> {
+    let txn = Transaction::new(repo);
+    let manifest = failed_commit(&txn, commit_tree_in(&txn, dir, lower, opts, progress))?;
+    txn.publish()?;
+    Ok(manifest)
+}
+
+/// Reads `dir` (with `lower` beneath it, see [`commit_tree`]) into the store and
+/// records it as a layer with `annotations`; returns the layer digest. Nothing it
+/// writes is visible to other processes until all of it is written: on failure it is
+/// all removed (see [`Transaction`]).
+pub fn commit_tree_as_layer(
+    repo: &LocalRepository,
+    dir: &Path,
+    lower: Option<&Manifest>,
+    opts: &CommitOptions,
+    annotations: &[(String, String)],
+    progress: &Progress,
+) -> Result<Digest> {
+    let txn = Transaction::new(repo);
+    let layer = failed_commit(
+        &txn,
+        commit_tree_in(&txn, dir, lower, opts, progress)
+            .and_then(|m| stage_layer(&txn, m, annotations)),
+    )?;
+    txn.publish()?;
+    Ok(layer)
+}
+
+/// Says, on a commit that failed before publishing, that nothing it wrote was kept
+/// (the staged files go when `txn` is dropped). An interrupt already says so.
+fn failed_commit<T>(txn: &Transaction, r: Result<T>) -> Result<T> {
+    match r {
+        Err(e) if !matches!(e, Error::Interrupted) && txn.staged() > 0 => {
+            Err(Error::CommitFailed {
+                source: Box::new(e),
+                remains: None,
+            })
+        }
+        other => other,
+    }
+}
+
+fn commit_tree_in(
+    txn: &Transaction,
+    dir: &Path,
+    lower: Option<&Manifest>,
+    opts: &CommitOptions,
+    progress: &Progress,
+) -> Result<Manifest> {
     let meta = fs::metadata(dir).ctx("reading", dir)?;
     if !meta.is_dir() {
         return Err(Error::InvalidInput(format!(
@@ -49,7 +98,7 @@ pub fn commit_tree(
         )));
     }
     tracing::debug!(dir = %dir.display(), ?opts, "committing directory");
-    let root = commit_dir(repo, dir, lower.map(|m| &m.root), opts, progress)?;
+    let root = commit_dir(txn, dir, lower.map(|m| &m.root), opts, progress)?;
     Ok(Manifest::new(root))
 }
 
@@ -61,8 +110,7 @@ pub fn commit_layer(
     annotations: &[(String, String)],
     progress: &Progress,
 ) -> Result<Digest> {
-    let manifest = commit_tree(repo, dir, None, opts, progress)?;
-    store_layer(repo, manifest, annotations)
+    commit_tree_as_layer(repo, dir, None, opts, annotations, progress)
 }
 
 /// Stores a manifest and a layer wrapping it; returns the layer digest.
@@ -92,8 +140,21 @@ pub fn store_platform(repo: &LocalRepository, stack: &[Digest]) -> Result<Digest
     repo.write_object(&Object::Platform(crate::object::Platform { layers }))
 }
 
+fn stage_layer(
+    txn: &Transaction,
+    manifest: Manifest,
+    annotations: &[(String, String)],
+) -> Result<Digest> {
+    let manifest_digest = txn.write_object(&Object::Manifest(manifest))?;
+    let mut layer = Layer::new(manifest_digest);
+    for (k, v) in annotations {
+        layer.annotations.insert(k.clone(), v.clone());
+    }
+    txn.write_object(&Object::Layer(layer))
+}
+
 fn commit_dir(
-    repo: &LocalRepository,
+    txn: &Transaction,
     dir: &Path,
     lower: Option<&Tree>,
     opts: &CommitOptions,
@@ -108,7 +169,7 @@ fn commit_dir(
         .par_iter()
         .map(|name| {
             let lower_child = lower.and_then(|t| t.get(name.as_bytes()));
-            commit_entry(repo, &dir.join(name), lower_child, opts, progress)
+            commit_entry(txn, &dir.join(name), lower_child, opts, progress)
                 .map(|e| e.map(|e| (name.as_bytes().to_vec(), e)))
         })
         .collect::<Result<Vec<_>>>()?;
@@ -124,7 +185,7 @@ fn commit_dir(
 }
 
 fn commit_entry(
-    repo: &LocalRepository,
+    txn: &Transaction,
     path: &Path,
     lower: Option<&Entry>,
     opts: &CommitOptions,
@@ -147,9 +208,9 @@ fn commit_entry(
         let (digest, size) = if opts.hash_only {
             hash_file(path)?
         } else if opts.take_files {
-            repo.take_file(path, mode)?
+            txn.take_file(path, mode)?
         } else {
-            repo.store_file(path, mode)?
+            txn.store_file(path, mode)?
         };
         tracing::trace!(path = %path.display(), %digest, size, "hashed file");
         progress.inc(1, size);
@@ -163,7 +224,7 @@ fn commit_entry(
             }) => Some(t),
             _ => None,
         };
-        let tree = commit_dir(repo, path, lower_tree, opts, progress)?;
+        let tree = commit_dir(txn, path, lower_tree, opts, progress)?;
         progress.inc(1, 0);
         return Ok(Some(Entry::dir(mode, tree)));
     }
@@ -224,6 +285,18 @@ pub(crate) fn os(name: &[u8]) -> &OsStr {
 
 /// The digest and size of a file's content, without storing it.
 pub fn hash_file(path: &Path) -> Result<(Digest, u64)> {
-    let mut f = fs::File::open(path).ctx("reading", path)?;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .ctx("reading", path)?;
+    let meta = f.metadata().ctx("reading", path)?;
+    if !meta.is_file() {
+        return Err(Error::SpecialFile {
+            path: path.to_path_buf(),
+            kind: crate::storage::files::kind_name(meta.file_type()),
+        });
+    }
     crate::storage::hash_stream(&mut f, None, path)
 }

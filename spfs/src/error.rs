@@ -106,6 +106,56 @@ pub enum Error {
         supported: u32,
     },
 
+    /// A populated directory without a `VERSION` file was given as a repository.
+    #[error("{} is not empty but has no VERSION file, so it is not an spfs repository (or its VERSION was deleted); spfs will not write into it", .0.display())]
+    UnversionedRepository(PathBuf),
+
+    /// A repository path holds a file of the wrong type (a FIFO, device, link...).
+    #[error("{} is a {found}, but the repository only accepts a {expected} there: the repository is damaged or tampered with", path.display())]
+    UnexpectedFileType {
+        /// The offending path.
+        path: PathBuf,
+        /// What is there ("fifo", "symbolic link", "character device", ...).
+        found: &'static str,
+        /// What the repository expects ("regular file" or "directory").
+        expected: &'static str,
+    },
+
+    /// A repository file is larger than its format allows.
+    #[error("{} holds {size} bytes, more than the {limit} bytes its format allows: the repository is damaged", path.display())]
+    FileTooLarge {
+        /// The offending file.
+        path: PathBuf,
+        /// Its size (or how much was read before giving up).
+        size: u64,
+        /// The most the format allows.
+        limit: u64,
+    },
+
+    /// A payload's size differs from what the manifest records: it was truncated or
+    /// replaced.
+    #[error("corrupt payload {digest} at {}: it holds {actual} bytes but the manifest records {expected} (truncated or replaced)", path.display())]
+    PayloadSize {
+        /// The payload's digest.
+        digest: Digest,
+        /// Its file.
+        path: PathBuf,
+        /// The size the manifest records.
+        expected: u64,
+        /// The size found.
+        actual: u64,
+    },
+
+    /// A commit failed; says what, if anything, it left in the repository.
+    #[error("{source} ({})", commit_remains(*remains))]
+    CommitFailed {
+        /// Why it failed.
+        source: Box<Error>,
+        /// Payloads and objects (count, bytes) that had already been published when it
+        /// failed, if any.
+        remains: Option<(usize, u64)>,
+    },
+
     /// A file of a kind the store cannot hold.
     #[error("cannot commit {}: it is a {kind}", path.display())]
     SpecialFile {
@@ -162,6 +212,16 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+}
+
+fn commit_remains(remains: Option<(usize, u64)>) -> String {
+    match remains {
+        None => "nothing this commit wrote was kept".into(),
+        Some((n, bytes)) => format!(
+            "{n} file(s) ({bytes} bytes) this commit had already published remain in the \
+             repository; no tag references them, and a future 'spfs clean' reclaims them"
+        ),
+    }
 }
 
 fn io_message(action: &str, path: &std::path::Path, err: &io::Error) -> String {
@@ -224,6 +284,19 @@ impl Help for Error {
                 ]
             }
             Error::UnsupportedRepository { .. } => "use a matching spfs release".into(),
+            Error::UnversionedRepository(path) => {
+                return vec![
+                    format!("if it is a repository, restore its VERSION with 'spfs init {}'", path.display()),
+                    "otherwise point SPFS_ROOT or --repo at an empty or new directory".into(),
+                ]
+            }
+            Error::UnexpectedFileType { .. } | Error::FileTooLarge { .. } => {
+                "move the file aside, then run 'spfs check'".into()
+            }
+            Error::PayloadSize { .. } => {
+                "run 'spfs check' and restore it from another repository".into()
+            }
+            Error::CommitFailed { source, .. } => return source.help(),
             Error::SpecialFile { .. } => {
                 "remove it, or pass --skip-special to skip such files".into()
             }

@@ -57,7 +57,7 @@ pub fn render_to(
                 crate::storage::set_mode(&path, 0o700)?;
                 dirs.push((path, w.entry.mode));
             }
-            EntryKind::File { digest, .. } => files.push((path, *digest, w.entry.mode)),
+            EntryKind::File { digest, size } => files.push((path, *digest, *size, w.entry.mode)),
             EntryKind::Symlink(target) => {
                 symlink(os(target), &path).ctx("creating symlink", &path)?;
             }
@@ -70,9 +70,9 @@ pub fn render_to(
     }
     files
         .par_iter()
-        .try_for_each(|(path, digest, mode)| -> Result<()> {
+        .try_for_each(|(path, digest, size, mode)| -> Result<()> {
             crate::signals::check()?;
-            render_file(repo, path, digest, *mode, strategy)?;
+            render_file(repo, path, digest, *size, *mode, strategy)?;
             progress.inc(1, 0);
             Ok(())
         })?;
@@ -82,15 +82,18 @@ pub fn render_to(
     Ok(())
 }
 
+/// Links or copies one payload to `path`. The payload must be a regular file of the
+/// manifest's `size` (checked with a stat before linking, an fstat before copying).
 fn render_file(
     repo: &LocalRepository,
     path: &Path,
     digest: &Digest,
+    size: u64,
     mode: u32,
     strategy: RenderStrategy,
 ) -> Result<()> {
     if strategy == RenderStrategy::HardLink {
-        let src = repo.payload_for_mode(digest, mode)?;
+        let src = repo.payload_for_mode(digest, mode, size)?;
         match fs::hard_link(&src, path) {
             Ok(()) => return Ok(()),
             Err(e)
@@ -101,12 +104,21 @@ fn render_file(
             Err(e) => return Err(Error::io("linking", path, e)),
         }
     }
-    let src = repo.payload_path(digest);
-    if let Err(e) = fs::copy(&src, path) {
-        if e.kind() == std::io::ErrorKind::NotFound && !src.exists() {
-            return Err(Error::MissingPayload(*digest));
-        }
-        return Err(Error::io("writing", path, e));
+    let mut src = repo.open_payload(digest, Some(size))?;
+    let mut dest = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .ctx("writing", path)?;
+    let copied = std::io::copy(&mut src, &mut dest).ctx("writing", path)?;
+    if copied != size {
+        // The payload changed size while it was copied.
+        return Err(Error::PayloadSize {
+            digest: *digest,
+            path: repo.payload_path(digest),
+            expected: size,
+            actual: copied,
+        });
     }
     let mode = if strategy == RenderStrategy::HardLink {
         crate::storage::payload_mode(mode)
@@ -130,7 +142,7 @@ fn make_whiteout(path: &Path) -> Result<()> {
 /// Masks are rendered as whiteouts, ready to be an overlayfs lower directory.
 pub fn render_cached(repo: &LocalRepository, manifest: &Digest) -> Result<PathBuf> {
     let final_path = repo.renders_dir().join(manifest.to_hex());
-    if final_path.exists() {
+    if crate::storage::files::stat(&final_path, crate::storage::files::Expect::Dir)?.is_some() {
         return Ok(final_path);
     }
     let m = repo.read_manifest(manifest)?;

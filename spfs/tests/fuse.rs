@@ -558,6 +558,39 @@ fn missing_payload_fails_the_open_with_eio() {
 }
 
 #[test]
+fn truncated_payload_fails_the_open_with_eio() {
+    if !privileged("truncated_payload_fails_the_open_with_eio") {
+        return;
+    }
+    private_mount_ns();
+    let fx = Fixture::new(|src| {
+        write(&src.join("kept"), b"kept", 0o644);
+        write(&src.join("short"), &noise(2_000_000, 7), 0o644);
+    });
+    let EntryKind::File { digest, .. } = fx.manifest.root[&b"short".to_vec()].kind else {
+        panic!("short is not a file");
+    };
+    let payload = fx.repo.payload_path(&digest);
+    fs::set_permissions(&payload, fs::Permissions::from_mode(0o644)).unwrap();
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&payload)
+        .unwrap()
+        .set_len(1_000_000)
+        .unwrap();
+    for passthrough in [false, true] {
+        let at = fx.dir(&format!("mnt-{passthrough}"));
+        let m = fx.mount(&at, passthrough);
+        // stat shows the manifest's size; the content is refused instead of cut short.
+        assert_eq!(fs::metadata(at.join("short")).unwrap().len(), 2_000_000);
+        let err = fs::read(at.join("short")).unwrap_err();
+        assert_eq!(errno_of(&err), libc::EIO, "{err}");
+        assert_eq!(fs::read(at.join("kept")).unwrap(), b"kept");
+        m.unmount().unwrap();
+    }
+}
+
+#[test]
 fn unmount_and_drop_leave_nothing_mounted() {
     if !privileged("unmount_and_drop_leave_nothing_mounted") {
         return;

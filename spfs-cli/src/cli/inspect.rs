@@ -142,7 +142,7 @@ pub fn ls(
 }
 
 pub fn read(repo: &LocalRepository, reference: &str, path: Option<&str>) -> Result<i32> {
-    let digest = match path {
+    let (digest, size) = match path {
         None => {
             let d = repo.resolve(reference)?;
             if repo.has_object(&d) {
@@ -152,13 +152,13 @@ pub fn read(repo: &LocalRepository, reference: &str, path: Option<&str>) -> Resu
                 ))
                 .help("give a PATH inside it to read"));
             }
-            d
+            (d, None)
         }
         Some(p) => {
             let manifest = repo.merged_manifest(reference)?;
             let p = p.trim_matches('/');
             match manifest.get(p.as_bytes()).map(|e| &e.kind) {
-                Some(EntryKind::File { digest, .. }) => *digest,
+                Some(EntryKind::File { digest, size }) => (*digest, Some(*size)),
                 Some(EntryKind::Symlink(t)) => {
                     return Err(invalid(format!(
                         "'{p}' is a symlink to '{}' in {reference}",
@@ -180,7 +180,7 @@ pub fn read(repo: &LocalRepository, reference: &str, path: Option<&str>) -> Resu
             }
         }
     };
-    let mut f = repo.open_payload(&digest)?;
+    let mut f = repo.open_payload(&digest, size)?;
     match std::io::copy(&mut f, &mut std::io::stdout().lock()) {
         Ok(_) => Ok(0),
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(0),

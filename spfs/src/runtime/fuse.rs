@@ -388,7 +388,11 @@ fn probe_passthrough<FS: Filesystem>(
     session: &Session<FS>,
     candidates: &[PathBuf],
 ) -> std::result::Result<(), String> {
-    let Some(file) = candidates.iter().find_map(|p| File::open(p).ok()) else {
+    let Some(file) = candidates
+        .iter()
+        .find_map(|p| crate::storage::files::open_file(p).ok().flatten())
+        .map(|(f, _)| f)
+    else {
         return Err("no payload to serve".into());
     };
     let id = BackingId::create_raw(session, &file).map_err(|e| e.to_string())?;
@@ -633,15 +637,13 @@ impl SpfsFs {
         )
     }
 
-    fn open_payload(&self, digest: &Digest) -> std::result::Result<File, Errno> {
-        let path = self.repo.payload_path(digest);
-        File::open(&path).map_err(|e| {
-            tracing::error!(
-                %digest,
-                path = %path.display(),
-                error = %e,
-                "cannot open payload served through FUSE; run 'spfs check' and pull it again"
-            );
+    /// Opens the payload of a file of `size` bytes. A payload that is missing, not a
+    /// regular file, or of another size (truncated or replaced) fails with EIO, and
+    /// the log says why.
+    fn open_payload(&self, digest: &Digest, size: u64) -> std::result::Result<File, Errno> {
+        self.repo.open_payload(digest, Some(size)).map_err(|e| {
+            // The error names the digest and the payload's path.
+            tracing::error!("cannot serve a file through FUSE (EIO): {e}");
             Errno::EIO
         })
     }
@@ -652,7 +654,13 @@ impl SpfsFs {
 
     /// Opens `ino` with a passthrough backing file. Returns the reply back when the
     /// open must be served from userspace instead.
-    fn open_passthrough(&self, ino: u64, digest: &Digest, reply: ReplyOpen) -> Option<ReplyOpen> {
+    fn open_passthrough(
+        &self,
+        ino: u64,
+        digest: &Digest,
+        size: u64,
+        reply: ReplyOpen,
+    ) -> Option<ReplyOpen> {
         let flags = FopenFlags::FOPEN_NOFLUSH;
         {
             let mut b = lock(&self.backing);
@@ -669,7 +677,7 @@ impl SpfsFs {
         if !self.shared.passthrough.load(Ordering::Relaxed) {
             return Some(reply);
         }
-        let file = match self.open_payload(digest) {
+        let file = match self.open_payload(digest, size) {
             Ok(f) => f,
             Err(errno) => {
                 reply.error(errno);
@@ -814,8 +822,8 @@ impl Filesystem for SpfsFs {
     }
 
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
-        let digest = match self.node(ino).map(|n| &n.kind) {
-            Some(NodeKind::File { digest, .. }) => *digest,
+        let (digest, size) = match self.node(ino).map(|n| &n.kind) {
+            Some(NodeKind::File { digest, size }) => (*digest, *size),
             Some(NodeKind::Dir { .. }) => return reply.error(Errno::EISDIR),
             Some(NodeKind::Symlink(_)) => return reply.error(Errno::ELOOP),
             None => return reply.error(Errno::ENOENT),
@@ -823,10 +831,10 @@ impl Filesystem for SpfsFs {
         if flags.acc_mode() != OpenAccMode::O_RDONLY || flags.0 & libc::O_TRUNC != 0 {
             return reply.error(Errno::EROFS);
         }
-        let Some(reply) = self.open_passthrough(ino.0, &digest, reply) else {
+        let Some(reply) = self.open_passthrough(ino.0, &digest, size, reply) else {
             return;
         };
-        let file = match self.open_payload(&digest) {
+        let file = match self.open_payload(&digest, size) {
             Ok(f) => f,
             Err(errno) => return reply.error(errno),
         };
@@ -871,7 +879,7 @@ impl Filesystem for SpfsFs {
             Some(file) => self.read_into(&file, offset, want, reply),
             // A passthrough handle: the kernel reads the backing file itself, but serve
             // a stray request anyway.
-            None => match self.open_payload(&digest) {
+            None => match self.open_payload(&digest, file_size) {
                 Ok(file) => self.read_into(&file, offset, want, reply),
                 Err(errno) => reply.error(errno),
             },

@@ -209,12 +209,12 @@ pub fn save(repo: &LocalRepository, record: &RuntimeRecord) -> Result<()> {
 /// Reads a runtime's record.
 pub fn load(repo: &LocalRepository, name: &str) -> Result<RuntimeRecord> {
     let path = record_path(repo, name);
-    match fs::read_to_string(&path) {
-        Ok(text) => RuntimeRecord::decode(&text, &path),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Error::InvalidInput(format!(
+    match crate::storage::files::read_text_bounded(&path, crate::storage::files::MAX_RECORD_BYTES)?
+    {
+        Some(text) => RuntimeRecord::decode(&text, &path),
+        None => Err(Error::InvalidInput(format!(
             "no runtime named '{name}'; list runtimes with 'spfs runtime list'"
         ))),
-        Err(e) => Err(Error::io("reading", &path, e)),
     }
 }
 

@@ -8,7 +8,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
 use super::record::{self, RuntimeRecord};
-use crate::commit::{commit_tree, store_layer, CommitOptions};
+use crate::commit::{commit_tree, commit_tree_as_layer, CommitOptions};
 use crate::diff::{diff, Change};
 use crate::digest::Digest;
 use crate::error::{Error, IoContext, Result};
@@ -38,14 +38,23 @@ fn upper_manifest(
     hash_only: bool,
     progress: &Progress,
 ) -> Result<Manifest> {
-    let opts = CommitOptions {
+    commit_tree(
+        repo,
+        &rec.upper,
+        Some(lower),
+        &upper_options(rec, hash_only),
+        progress,
+    )
+}
+
+fn upper_options(rec: &RuntimeRecord, hash_only: bool) -> CommitOptions {
+    CommitOptions {
         skip_special: false,
         overlay_upper: true,
         hash_only,
         lower_modes_stripped: rec.backend == super::record::Backend::Render,
         take_files: false,
-    };
-    commit_tree(repo, &rec.upper, Some(lower), &opts, progress)
+    }
 }
 
 /// Stores the runtime's edits as a layer (deletions become masks).
@@ -56,8 +65,14 @@ pub fn commit_layer(
     progress: &Progress,
 ) -> Result<Digest> {
     let lower = lower_manifest(repo, rec)?;
-    let upper = upper_manifest(repo, rec, &lower, false, progress)?;
-    store_layer(repo, upper, annotations)
+    commit_tree_as_layer(
+        repo,
+        &rec.upper,
+        Some(&lower),
+        &upper_options(rec, false),
+        annotations,
+        progress,
+    )
 }
 
 /// Stores the runtime's whole stack plus its edits as a platform.

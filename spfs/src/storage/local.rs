@@ -5,6 +5,7 @@ use std::io::Write;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
+use super::files::{self, Expect};
 use crate::digest::{is_hex, Digest};
 use crate::error::{Error, IoContext, Result};
 use crate::object::{Layer, Manifest, Object, Platform};
@@ -37,12 +38,14 @@ impl LocalRepository {
     /// Opens an existing repository.
     pub fn open(root: &Path) -> Result<Self> {
         let version_file = root.join("VERSION");
-        let text = match fs::read_to_string(&version_file) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+        let text = match files::read_text_bounded(&version_file, files::MAX_VERSION_BYTES) {
+            Ok(Some(t)) => t,
+            Ok(None) => return Err(Error::NoRepository(root.to_path_buf())),
+            // A root that is a file, not a directory.
+            Err(Error::Io { source, .. }) if source.raw_os_error() == Some(libc::ENOTDIR) => {
                 return Err(Error::NoRepository(root.to_path_buf()))
             }
-            Err(e) => return Err(Error::io("reading", &version_file, e)),
+            Err(e) => return Err(e),
         };
         if text.trim() != FORMAT_VERSION.to_string() {
             return Err(Error::UnsupportedRepository {
@@ -63,7 +66,9 @@ impl LocalRepository {
         Ok(repo)
     }
 
-    /// Creates a repository (or opens the one already there).
+    /// Creates a repository (or opens the one already there). A populated directory
+    /// without a `VERSION` (one whose `VERSION` was lost) is given one: this is the
+    /// explicit way to restore it (`spfs init`).
     pub fn create(root: &Path) -> Result<Self> {
         fs::create_dir_all(root).ctx("creating repository directory", root)?;
         for sub in SUBDIRS {
@@ -84,10 +89,18 @@ impl LocalRepository {
         Self::open(root)
     }
 
-    /// Opens the repository, creating it on first use.
+    /// Opens the repository, creating it on first use: only where nothing is yet, or
+    /// in an empty directory. A populated directory without a `VERSION` is refused
+    /// ([`Error::UnversionedRepository`]): it may be a repository whose `VERSION` was
+    /// deleted, and writing a new one would silently adopt whatever it holds.
     pub fn open_or_create(root: &Path) -> Result<Self> {
         match Self::open(root) {
-            Err(Error::NoRepository(_)) => Self::create(root),
+            Err(Error::NoRepository(_)) => {
+                if is_populated(root)? {
+                    return Err(Error::UnversionedRepository(root.to_path_buf()));
+                }
+                Self::create(root)
+            }
             other => other,
         }
     }
@@ -175,12 +188,8 @@ impl LocalRepository {
     /// Reads and verifies an object.
     pub fn read_object(&self, digest: &Digest) -> Result<Object> {
         let path = self.object_path(digest);
-        let bytes = match fs::read(&path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(Error::MissingObject(*digest))
-            }
-            Err(e) => return Err(Error::io("reading object", &path, e)),
+        let Some(bytes) = files::read_bounded(&path, files::MAX_OBJECT_BYTES)? else {
+            return Err(Error::MissingObject(*digest));
         };
         let actual = Digest::of(&bytes);
         if actual != *digest {
@@ -298,7 +307,8 @@ impl LocalRepository {
 
     /// Flushes everything written so far to stable storage (one `syncfs`).
     pub fn sync(&self) -> Result<()> {
-        let dir = fs::File::open(&self.root).ctx("opening", &self.root)?;
+        let (dir, _) = files::open(&self.root, Expect::Dir, files::Access::Read)?
+            .ok_or_else(|| Error::NoRepository(self.root.clone()))?;
         // SAFETY: syncfs takes a valid open descriptor and touches no memory.
         let rc = unsafe { libc::syncfs(dir.as_raw_fd()) };
         if rc != 0 {
@@ -310,4 +320,40 @@ impl LocalRepository {
         }
         Ok(())
     }
+}
+
+/// True if `root` is a directory holding anything but the empty subdirectories a
+/// repository starts with (and leftovers in `tmp/`): something that is not a new
+/// repository.
+fn is_populated(root: &Path) -> Result<bool> {
+    let entries = match fs::read_dir(root) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) if e.raw_os_error() == Some(libc::ENOTDIR) => {
+            return Err(Error::InvalidInput(format!(
+                "{} is not a directory; point SPFS_ROOT/--repo at a directory",
+                root.display()
+            )))
+        }
+        Err(e) => return Err(Error::io("reading", root, e)),
+    };
+    for entry in entries {
+        let entry = entry.ctx("reading", root)?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str().filter(|n| SUBDIRS.contains(n)) else {
+            return Ok(true);
+        };
+        if name == "tmp" {
+            continue;
+        }
+        let path = entry.path();
+        let empty = match fs::read_dir(&path) {
+            Ok(mut rd) => rd.next().is_none(),
+            Err(_) => false,
+        };
+        if !empty {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }

@@ -4,12 +4,15 @@
 //! processes and users can use at once: every write lands in a temporary file that is
 //! renamed into place, so readers never see partial content.
 
+pub mod files;
 mod local;
 mod payloads;
 mod references;
 mod tags;
+mod transaction;
 
 pub use local::{default_root, LocalRepository, FORMAT_VERSION};
 pub(crate) use payloads::set_mode;
 pub use payloads::{hash_stream, payload_mode};
 pub use tags::{parse_tag_version, validate_tag_name, TagEntry};
+pub use transaction::Transaction;

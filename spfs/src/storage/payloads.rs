@@ -1,16 +1,15 @@
 //! Payloads: file content stored once per digest, read-only.
 
 use std::fs;
-use std::io::{Read, Seek, Write};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::io::{Read, Write};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use super::files::{self, Expect};
 use super::LocalRepository;
 use crate::digest::{Digest, Hasher};
 use crate::error::{Error, IoContext, Result};
 
-/// Files up to this size are read into memory once; larger ones are streamed.
-const SMALL_FILE: u64 = 1 << 20;
 const CHUNK: usize = 1 << 20;
 
 /// The mode a payload inode carries for content committed with `mode`: the same
@@ -43,13 +42,14 @@ impl LocalRepository {
     /// Reads a whole payload into memory, verifying it.
     pub fn read_blob(&self, digest: &Digest) -> Result<Vec<u8>> {
         let path = self.payload_path(digest);
-        let bytes = match fs::read(&path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(Error::MissingPayload(*digest))
-            }
-            Err(e) => return Err(Error::io("reading payload", &path, e)),
+        let Some((file, meta)) = files::open_file(&path)? else {
+            return Err(Error::MissingPayload(*digest));
         };
+        let mut bytes = Vec::with_capacity(meta.len() as usize);
+        // A regular file: its size bounds the read (plus one byte to notice growth).
+        file.take(meta.len().saturating_add(1))
+            .read_to_end(&mut bytes)
+            .ctx("reading payload", &path)?;
         let actual = Digest::of(&bytes);
         if actual != *digest {
             return Err(Error::Corrupt {
@@ -62,69 +62,37 @@ impl LocalRepository {
         Ok(bytes)
     }
 
-    /// Opens a payload for reading.
-    pub fn open_payload(&self, digest: &Digest) -> Result<fs::File> {
+    /// Opens a payload for reading. When the manifest's `size` for it is given, a
+    /// payload of another size (truncated or replaced) is refused with
+    /// [`Error::PayloadSize`].
+    pub fn open_payload(&self, digest: &Digest, size: Option<u64>) -> Result<fs::File> {
         let path = self.payload_path(digest);
-        fs::File::open(&path).map_err(|e| {
-            if e.kind() == std::io::ErrorKind::NotFound {
-                Error::MissingPayload(*digest)
-            } else {
-                Error::io("opening payload", &path, e)
-            }
-        })
+        let Some((file, meta)) = files::open_file(&path)? else {
+            return Err(Error::MissingPayload(*digest));
+        };
+        check_size(digest, &path, size, meta.len())?;
+        Ok(file)
     }
 
-    /// Hashes the file at `src` and stores its content if the store lacks it.
-    /// Returns the digest and size of exactly the bytes stored.
-    pub fn store_file(&self, src: &Path, mode: u32) -> Result<(Digest, u64)> {
-        let mut file = fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(src)
-            .ctx("reading", src)?;
-        let len = file.metadata().ctx("reading", src)?.len();
-        if len <= SMALL_FILE {
-            let mut buf = Vec::with_capacity(len as usize);
-            file.read_to_end(&mut buf).ctx("reading", src)?;
-            let digest = Digest::of(&buf);
-            let dest = self.payload_path(&digest);
-            if !dest.exists() {
-                self.write_atomic(&dest, &buf, payload_mode(mode))?;
-                tracing::debug!(%digest, path = %src.display(), "stored payload");
-            }
-            return Ok((digest, buf.len() as u64));
-        }
-        // Large file: hash first; only copy if the store lacks the content.
-        let (digest, size) = hash_stream(&mut file, None, src)?;
-        if self.has_payload(&digest) {
-            return Ok((digest, size));
-        }
-        // Copy while hashing again: what is stored is named by what was copied, even
-        // if the source changed in between.
-        file.rewind().ctx("reading", src)?;
-        let tmp_dir = self.tmp_dir();
-        let mut tmp =
-            tempfile::NamedTempFile::new_in(&tmp_dir).ctx("creating a file in", &tmp_dir)?;
-        let (digest, size) = hash_stream(&mut file, Some(tmp.as_file_mut()), src)?;
-        self.persist(tmp, &self.payload_path(&digest), payload_mode(mode))?;
-        tracing::debug!(%digest, path = %src.display(), "stored payload");
-        Ok((digest, size))
+    /// The payload's file after checking, without opening it, that it is a regular
+    /// file of the manifest's `size`: what a hard link may point at.
+    pub fn checked_payload_path(&self, digest: &Digest, size: u64) -> Result<(PathBuf, u32)> {
+        let path = self.payload_path(digest);
+        let Some(meta) = files::stat(&path, Expect::File)? else {
+            return Err(Error::MissingPayload(*digest));
+        };
+        check_size(digest, &path, Some(size), meta.len())?;
+        Ok((path, meta.mode()))
     }
 
     /// A file with the payload's content whose inode mode is `payload_mode(mode)`,
     /// suitable as a hard-link source for a render: the payload itself when its mode
     /// matches, otherwise a read-only per-mode copy kept under `renders/proxies/`.
-    pub fn payload_for_mode(&self, digest: &Digest, mode: u32) -> Result<PathBuf> {
+    /// The payload must be a regular file of `size` bytes.
+    pub fn payload_for_mode(&self, digest: &Digest, mode: u32, size: u64) -> Result<PathBuf> {
         let want = payload_mode(mode);
-        let path = self.payload_path(digest);
-        let meta = match fs::metadata(&path) {
-            Ok(m) => m,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(Error::MissingPayload(*digest))
-            }
-            Err(e) => return Err(Error::io("reading payload", &path, e)),
-        };
-        if meta.mode() & 0o7777 == want {
+        let (path, have) = self.checked_payload_path(digest, size)?;
+        if have & 0o7777 == want {
             return Ok(path);
         }
         let hex = digest.to_hex();
@@ -133,52 +101,40 @@ impl LocalRepository {
             .join("proxies")
             .join(&hex[..2])
             .join(format!("{}.{:o}", &hex[2..], want));
-        if proxy.exists() {
-            return Ok(proxy);
+        match fs::symlink_metadata(&proxy) {
+            Ok(m) if m.is_file() && m.len() == size => return Ok(proxy),
+            // Derived data: a proxy of the wrong size or kind is rebuilt.
+            Ok(m) => {
+                tracing::warn!(
+                    proxy = %proxy.display(),
+                    kind = files::kind_name(m.file_type()),
+                    size = m.len(),
+                    expected = size,
+                    "replacing a damaged payload proxy"
+                );
+                if m.is_dir() {
+                    fs::remove_dir_all(&proxy).ctx("removing", &proxy)?;
+                } else {
+                    fs::remove_file(&proxy).ctx("removing", &proxy)?;
+                }
+            }
+            Err(_) => {}
         }
+        let mut src = self.open_payload(digest, Some(size))?;
         let tmp_dir = self.tmp_dir();
-        let tmp = tempfile::NamedTempFile::new_in(&tmp_dir).ctx("creating a file in", &tmp_dir)?;
-        fs::copy(&path, tmp.path()).ctx("copying payload to", tmp.path())?;
+        let mut tmp =
+            tempfile::NamedTempFile::new_in(&tmp_dir).ctx("creating a file in", &tmp_dir)?;
+        let copied =
+            std::io::copy(&mut src, tmp.as_file_mut()).ctx("copying payload to", tmp.path())?;
+        check_size(digest, &path, Some(size), copied)?;
         self.persist(tmp, &proxy, want)?;
         Ok(proxy)
     }
 }
 
-impl LocalRepository {
-    /// Stores the file at `src`, which the caller gives up, by linking it into the store
-    /// when its content is new instead of copying it (a copy only across filesystems).
-    /// The file's inode becomes read-only and loses overlayfs attributes.
-    pub fn take_file(&self, src: &Path, mode: u32) -> Result<(Digest, u64)> {
-        let mut file = fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(src)
-            .ctx("reading", src)?;
-        let (digest, size) = hash_stream(&mut file, None, src)?;
-        let dest = self.payload_path(&digest);
-        if dest.exists() {
-            return Ok((digest, size));
-        }
-        drop(file);
-        strip_overlay_xattrs(src);
-        set_mode(src, payload_mode(mode))?;
-        if let Some(parent) = dest.parent() {
-            fs::create_dir_all(parent).ctx("creating", parent)?;
-        }
-        // A link never replaces an existing payload: a concurrent writer of the same
-        // content wins and this one is a no-op.
-        match fs::hard_link(src, &dest) {
-            Ok(()) => Ok((digest, size)),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok((digest, size)),
-            Err(e) if e.raw_os_error() == Some(libc::EXDEV) => self.store_file(src, mode),
-            Err(e) => Err(Error::io("storing payload from", src, e)),
-        }
-    }
-}
-
 /// Removes the `trusted.overlay.*` and `user.overlay.*` attributes overlayfs leaves on
 /// files of an upper dir, so they mean nothing once the file is a payload.
-fn strip_overlay_xattrs(path: &Path) {
+pub(crate) fn strip_overlay_xattrs(path: &Path) {
     use std::os::unix::ffi::OsStrExt;
     let Ok(cpath) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
         return;
@@ -196,6 +152,18 @@ fn strip_overlay_xattrs(path: &Path) {
                 unsafe { libc::lremovexattr(cpath.as_ptr(), cname.as_ptr()) };
             }
         }
+    }
+}
+
+fn check_size(digest: &Digest, path: &Path, expected: Option<u64>, actual: u64) -> Result<()> {
+    match expected {
+        Some(expected) if expected != actual => Err(Error::PayloadSize {
+            digest: *digest,
+            path: path.to_path_buf(),
+            expected,
+            actual,
+        }),
+        _ => Ok(()),
     }
 }
 

@@ -9,6 +9,7 @@ use std::io::Write;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
+use super::files::{self, Expect};
 use super::LocalRepository;
 use crate::digest::Digest;
 use crate::error::{Error, IoContext, Result};
@@ -86,39 +87,54 @@ impl LocalRepository {
         self.tags_dir().join(format!("{name}{TAG_SUFFIX}"))
     }
 
+    /// Takes the tag's lock, waiting while another process holds it. The wait polls
+    /// for SIGINT/SIGTERM and gives up with [`Error::Interrupted`] when one arrives.
     fn lock_tag(&self, name: &str) -> Result<TagLock> {
         let path = self.tags_dir().join(format!("{name}{LOCK_SUFFIX}"));
         if let Some(parent) = path.parent() {
             fs::create_dir_all(parent).ctx("creating", parent)?;
         }
-        let file = fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .ctx("locking tag", &path)?;
+        let (file, _) =
+            files::open(&path, Expect::File, files::Access::CreateRw)?.ok_or_else(|| {
+                Error::io(
+                    "locking tag",
+                    &path,
+                    std::io::Error::from(std::io::ErrorKind::NotFound),
+                )
+            })?;
+        let started = std::time::Instant::now();
+        let mut warned = false;
+        let mut pause = std::time::Duration::from_millis(1);
         loop {
+            crate::signals::check()?;
             // SAFETY: flock on a descriptor we own; no memory is touched.
-            let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
+            let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
             if rc == 0 {
-                break;
+                return Ok(TagLock { _file: file });
             }
             let err = std::io::Error::last_os_error();
-            if err.raw_os_error() != Some(libc::EINTR) {
-                return Err(Error::io("locking tag", &path, err));
+            match err.raw_os_error() {
+                Some(libc::EWOULDBLOCK) | Some(libc::EINTR) => {}
+                _ => return Err(Error::io("locking tag", &path, err)),
             }
+            if !warned && started.elapsed() > std::time::Duration::from_secs(2) {
+                tracing::warn!(
+                    "waiting for tag '{name}': another process holds {}",
+                    path.display()
+                );
+                warned = true;
+            }
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(std::time::Duration::from_millis(50));
         }
-        Ok(TagLock { _file: file })
     }
 
     /// Every version of a tag, newest first. Empty if the tag does not exist.
     pub fn tag_history(&self, name: &str) -> Result<Vec<TagEntry>> {
         validate_tag_name(name)?;
         let path = self.tag_file(name);
-        let text = match fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(Error::io("reading tag", &path, e)),
+        let Some(text) = files::read_text_bounded(&path, files::MAX_TAG_BYTES)? else {
+            return Ok(Vec::new());
         };
         let mut out = Vec::new();
         for (i, line) in text.lines().enumerate() {
@@ -169,8 +185,17 @@ impl LocalRepository {
             .map(|d| d.as_secs())
             .unwrap_or(0);
         let user = current_user();
+        // Every lock first (in name order, so concurrent pushers cannot deadlock), then
+        // the writes: an interrupted wait writes no tag at all.
+        let mut names: Vec<&str> = tags.iter().map(|(n, _)| n.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        let _locks = names
+            .iter()
+            .map(|n| self.lock_tag(n))
+            .collect::<Result<Vec<_>>>()?;
+        crate::signals::check()?;
         for (name, target) in tags {
-            let _lock = self.lock_tag(name)?;
             let mut history = self.tag_history(name)?;
             if history.first().map(|e| e.target) == Some(*target) {
                 continue;
