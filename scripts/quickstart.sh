@@ -1,24 +1,25 @@
 #!/usr/bin/env bash
-# Builds both binaries and walks through a first commit, listing and render in a
-# throw-away repository. usage: scripts/quickstart.sh [WORKDIR]
+# Sets up and runs the main job on a fresh Debian 12 + Rust machine: builds both
+# binaries, builds and tests the example packages (a C library and a tool linking it),
+# and enters an `spk env` with them. usage: scripts/quickstart.sh [WORKDIR]
+# Builds enter runtimes, which need root (or unprivileged user namespaces and /spfs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release -q
+need=()
+for tool in cc:gcc git:git; do
+  command -v "${tool%%:*}" >/dev/null 2>&1 || need+=("${tool##*:}")
+done
+if [ ${#need[@]} -gt 0 ] && [ "$(id -u)" = 0 ]; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
+fi
+cargo build --release -q -p spk -p spfs-cli
 BIN=$PWD/target/release
 WORK=${1:-$(mktemp -d)}
 export SPFS_ROOT=$WORK/repo
-mkdir -p "$WORK/tree/bin" "$WORK/tree/etc"
-printf '#!/bin/sh\necho hello from spfs\n' > "$WORK/tree/bin/hello"
-chmod +x "$WORK/tree/bin/hello"
-echo "greeting: hello" > "$WORK/tree/etc/hello.yaml"
 set -x
-"$BIN/spfs" commit layer --path "$WORK/tree" -t demo/hello
-"$BIN/spfs" ls -lR demo/hello
-"$BIN/spfs" info demo/hello
-"$BIN/spfs" render demo/hello "$WORK/rendered"
-"$WORK/rendered/bin/hello"
+"$BIN/spk" build examples/packages/hello-lib/hello-lib.spk.yaml
+"$BIN/spk" build examples/packages/hello-tool/hello-tool.spk.yaml
+"$BIN/spk" test examples/packages/hello-tool/hello-tool.spk.yaml
+"$BIN/spk" ls hello-tool
+"$BIN/spk" env hello-tool -- hello-tool world
 "$BIN/spfs" check
-# Runtimes need root (or unprivileged user namespaces and an existing /spfs).
-if [ "$(id -u)" = 0 ] || [ -d /spfs ]; then
-  "$BIN/spfs" run demo/hello -- /spfs/bin/hello
-fi
