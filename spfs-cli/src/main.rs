@@ -4,6 +4,10 @@
 mod cli;
 
 fn main() {
+    if spfs::runtime::spawn::is_monitor() {
+        // The monitor reports what its mounts and FUSE server hit on stderr.
+        cli_policy::init_tracing(0);
+    }
     if let Some(code) = spfs::runtime::spawn::monitor_entry() {
         std::process::exit(code);
     }

@@ -156,6 +156,16 @@ pub enum Error {
         remains: Option<(usize, u64)>,
     },
 
+    /// A runtime started by [`crate::runtime::spawn`] failed to set up or tear down;
+    /// its monitor's report.
+    #[error("{message}")]
+    Spawned {
+        /// What failed.
+        message: String,
+        /// What to do about it.
+        help: Vec<String>,
+    },
+
     /// A file of a kind the store cannot hold.
     #[error("cannot commit {}: it is a {kind}", path.display())]
     SpecialFile {
@@ -286,7 +296,10 @@ impl Help for Error {
             Error::UnsupportedRepository { .. } => "use a matching spfs release".into(),
             Error::UnversionedRepository(path) => {
                 return vec![
-                    format!("if it is a repository, restore its VERSION with 'spfs init {}'", path.display()),
+                    format!(
+                        "if it is a repository, restore its VERSION with 'spfs init {}'",
+                        path.display()
+                    ),
                     "otherwise point SPFS_ROOT or --repo at an empty or new directory".into(),
                 ]
             }
@@ -297,6 +310,7 @@ impl Help for Error {
                 "run 'spfs check' and restore it from another repository".into()
             }
             Error::CommitFailed { source, .. } => return source.help(),
+            Error::Spawned { help, .. } => return help.clone(),
             Error::SpecialFile { .. } => {
                 "remove it, or pass --skip-special to skip such files".into()
             }

@@ -643,7 +643,10 @@ impl SpfsFs {
     fn open_payload(&self, digest: &Digest, size: u64) -> std::result::Result<File, Errno> {
         self.repo.open_payload(digest, Some(size)).map_err(|e| {
             // The error names the digest and the payload's path.
-            tracing::error!("cannot serve a file through FUSE (EIO): {e}");
+            tracing::error!(
+                "cannot serve a file through FUSE (EIO): {}",
+                crate::error::with_hints(&e)
+            );
             Errno::EIO
         })
     }

@@ -45,7 +45,18 @@ enum Outcome {
     /// The command ran; its exit status (128+N when killed by signal N).
     Exited(i32),
     /// The runtime could not be set up or torn down.
-    Failed { message: String, interrupted: bool },
+    Failed {
+        message: String,
+        #[serde(default)]
+        help: Vec<String>,
+        interrupted: bool,
+    },
+}
+
+/// True if this process was started as a runtime monitor (so `main` can set up its
+/// logging before calling [`monitor_entry`]).
+pub fn is_monitor() -> bool {
+    std::env::args_os().nth(1).as_deref() == Some(OsStr::new(MONITOR_ARG))
 }
 
 /// Runs the monitor if this process was started as one, returning its exit code.
@@ -53,9 +64,7 @@ enum Outcome {
 /// Call it first thing in `main`, before any thread exists:
 /// `if let Some(code) = spfs::runtime::spawn::monitor_entry() { std::process::exit(code) }`.
 pub fn monitor_entry() -> Option<i32> {
-    let mut args = std::env::args_os();
-    args.next();
-    if args.next().as_deref() != Some(OsStr::new(MONITOR_ARG)) {
+    if !is_monitor() {
         return None;
     }
     Some(run_monitor())
@@ -94,6 +103,7 @@ fn run_monitor() -> i32 {
             Outcome::Failed {
                 interrupted: matches!(e, Error::Interrupted),
                 message: e.to_string(),
+                help: crate::error::Help::help(&e),
             },
             1,
         ),
@@ -270,7 +280,7 @@ impl RuntimeChild {
         match serde_json::from_slice::<Outcome>(&text) {
             Ok(Outcome::Exited(code)) => Ok(code),
             Ok(Outcome::Failed { interrupted, .. }) if interrupted => Err(Error::Interrupted),
-            Ok(Outcome::Failed { message, .. }) => Err(Error::Runtime(message)),
+            Ok(Outcome::Failed { message, help, .. }) => Err(Error::Spawned { message, help }),
             Err(_) => {
                 use std::os::unix::process::ExitStatusExt;
                 Err(Error::Runtime(match status.signal() {
