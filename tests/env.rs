@@ -194,3 +194,37 @@ fn a_spec_file_request_is_built_then_entered() {
     assert_eq!(out, "local\n");
     assert!(env.ok(&["ls", "local-tool/0.1.0"]).lines().count() == 2);
 }
+
+#[test]
+fn install_inside_an_environment_swaps_its_layers_in_place() {
+    if !privileged("install_inside_an_environment_swaps_its_layers_in_place") {
+        return;
+    }
+    let env = Env::new();
+    package(&env, "base", &[], 50);
+    package(&env, "extra", &[], 60);
+    let script = format!(
+        "echo edit > /tmp/unused; ls /spfs/share; {spk} install --no-host extra < /dev/null; echo refused=$?; \
+         {spk} install --no-host extra --yes 2>/dev/null; echo installed=$?; ls /spfs/share; {spk} env --show",
+        spk = SPK
+    );
+    let out = env.ok(&["env", "--no-host", "base", "--", "sh", "-c", &script]);
+    assert_eq!(
+        out.lines().take(8).collect::<Vec<_>>(),
+        vec![
+            "base.txt",
+            "common.txt",
+            "refused=1",
+            "installed=0",
+            "base.txt",
+            "common.txt",
+            "extra.txt",
+            "requests: base extra"
+        ],
+        "{out}"
+    );
+    assert!(out.contains("extra/1.0.0/"), "{out}");
+    // Outside an environment there is nothing to install into.
+    let err = env.fail(&["install", "extra", "--yes"]);
+    assert!(err.contains("not inside an spk environment"), "{err}");
+}

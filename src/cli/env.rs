@@ -20,11 +20,6 @@ use spfs::runtime::spawn::RuntimeCommand;
 use spfs::runtime::startup::Program;
 use spfs::Digest;
 
-/// The variable holding an environment's requests inside its runtime.
-const REQUESTS_VAR: &str = "SPK_ENV_REQUESTS";
-/// The variable holding an environment's resolved packages inside its runtime.
-const SOLUTION_VAR: &str = "SPK_ENV_SOLUTION";
-
 /// `spk env`.
 #[derive(Debug, Args)]
 pub struct EnvCmd {
@@ -184,7 +179,7 @@ fn resolve(
 /// `spk env` and friends: returns the command's exit status.
 pub fn env(opt: &Opt, a: &EnvCmd, shell: bool) -> Result<i32, CliError> {
     if a.show {
-        return show();
+        return show(opt);
     }
     // Only local recipes (spec files) are written; a plain environment only reads.
     let writes = a.requests.iter().any(|r| Path::new(r).is_file());
@@ -256,25 +251,157 @@ pub fn env(opt: &Opt, a: &EnvCmd, shell: bool) -> Result<i32, CliError> {
     } else {
         Program::Command(a.command.clone())
     };
-    let mut run = RunOptions::new(layers, program);
+    let mut run = RunOptions::new(layers.clone(), program);
     run.backend = backend;
     run.edit = Some(a.edit || requests.iter().any(|r| r.contains("@build")));
+    // The solve is recorded on the runtime, for `spk env --show` and `spk install`.
+    let name = spfs::runtime::record::new_name();
+    run.name = Some(name.clone());
+    let saved = SavedEnv {
+        requests: requests.clone(),
+        packages: packages.clone(),
+        layers,
+    };
+    write_recorded(&repo, &name, &saved)?;
     let mut cmd = RuntimeCommand::new(repo.spfs(), run);
-    cmd.env("SPK_ACTIVE_PREFIX", "/spfs")
-        .env(REQUESTS_VAR, requests.join(" "))
-        .env(SOLUTION_VAR, packages.join(" "));
-    Ok(cmd.status()?)
+    cmd.env("SPK_ACTIVE_PREFIX", "/spfs");
+    let status = cmd.status();
+    if status.is_err() {
+        // The runtime never started: its recorded solve goes too.
+        let _ = std::fs::remove_dir_all(spfs::runtime::record::runtime_dir(repo.spfs(), &name));
+    }
+    Ok(status?)
 }
 
-fn show() -> Result<i32, CliError> {
-    let Ok(solution) = std::env::var(SOLUTION_VAR) else {
-        return Err(CliError::new("not inside an spk environment")
-            .help("enter one with 'spk env REQUEST...' first"));
+/// Where the solve of runtime `name` is recorded.
+fn recorded_path(repo: &SpfsRepository, name: &str) -> PathBuf {
+    spfs::runtime::record::runtime_dir(repo.spfs(), name).join("spk-env.yaml")
+}
+
+fn write_recorded(repo: &SpfsRepository, name: &str, env: &SavedEnv) -> Result<(), CliError> {
+    let path = recorded_path(repo, name);
+    let text = serde_yaml::to_string(env).map_err(|e| CliError::new(e.to_string()))?;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| CliError::new(format!("cannot create {}: {e}", dir.display())))?;
+    }
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text)
+        .and_then(|()| std::fs::rename(&tmp, &path))
+        .map_err(|e| CliError::new(format!("cannot write {}: {e}", path.display())))
+}
+
+/// The environment the current runtime was entered with.
+fn current_env(repo: &SpfsRepository) -> Result<(String, SavedEnv), CliError> {
+    let not_inside = || {
+        CliError::new("not inside an spk environment")
+            .help("enter one with 'spk env REQUEST...' first")
     };
-    let requests = std::env::var(REQUESTS_VAR).unwrap_or_default();
-    cli_policy::outln!("requests: {requests}");
-    for p in solution.split_whitespace() {
+    let name = std::env::var("SPFS_RUNTIME").map_err(|_| not_inside())?;
+    let text = std::fs::read_to_string(recorded_path(repo, &name)).map_err(|_| not_inside())?;
+    let env: SavedEnv = serde_yaml::from_str(&text).map_err(|e| {
+        CliError::new(format!(
+            "the recorded environment of runtime {name} is unreadable: {e}"
+        ))
+    })?;
+    Ok((name, env))
+}
+
+fn show(opt: &Opt) -> Result<i32, CliError> {
+    let repo = super::commands::open_repo(opt)?;
+    let (_, env) = current_env(&repo)?;
+    cli_policy::outln!("requests: {}", env.requests.join(" "));
+    for p in &env.packages {
         cli_policy::outln!("{p}");
     }
+    Ok(0)
+}
+
+/// `spk install`.
+#[derive(Debug, Args)]
+pub struct Install {
+    /// Requests to add to the current environment
+    #[arg(required = true)]
+    pub requests: Vec<String>,
+    /// Option values, as name=value (var requests)
+    #[arg(short = 'o', long = "opt", value_name = "NAME=VALUE")]
+    pub options: Vec<String>,
+    /// Do not add this machine's arch/os/distro options
+    #[arg(long)]
+    pub no_host: bool,
+    /// Do not ask for confirmation
+    #[arg(short, long)]
+    pub yes: bool,
+}
+
+/// `spk install`: re-solves the current environment's requests plus new ones and swaps
+/// the runtime's stack in place.
+pub fn install(opt: &Opt, a: &Install) -> Result<i32, CliError> {
+    let repo = super::commands::open_repo(opt)?;
+    let (name, current) = current_env(&repo)?;
+    let mut requests = current.requests.clone();
+    requests.extend(a.requests.iter().cloned());
+    let cmd = EnvCmd {
+        requests: requests.clone(),
+        command: Vec::new(),
+        options: a.options.clone(),
+        no_host: a.no_host,
+        edit: false,
+        backend: "render".into(),
+        save: None,
+        load: None,
+        show: false,
+    };
+    let (solution, _) = resolve(&repo, &cmd)?;
+    let layers = crate::env::layer_stack(&repo, &solution)
+        .map_err(|e| CliError::new(e.to_string()).help("build or pull the package again"))?;
+    let packages = describe(&solution);
+    let added: Vec<&String> = packages
+        .iter()
+        .filter(|p| !current.packages.contains(p))
+        .collect();
+    let removed: Vec<&String> = current
+        .packages
+        .iter()
+        .filter(|p| !packages.contains(p))
+        .collect();
+    if added.is_empty() && removed.is_empty() {
+        eprintln!("the environment already holds what was asked for");
+        return Ok(0);
+    }
+    for p in &removed {
+        eprintln!("  - {p}");
+    }
+    for p in &added {
+        eprintln!("  + {p}");
+    }
+    if !a.yes {
+        use std::io::IsTerminal;
+        if !std::io::stdin().is_terminal() {
+            return Err(CliError::new(
+                "spk install changes the running environment and needs confirmation",
+            )
+            .help("pass --yes to confirm without a terminal"));
+        }
+        eprint!("change the environment? [y/N] ");
+        let mut answer = String::new();
+        let _ = std::io::stdin().read_line(&mut answer);
+        if !matches!(answer.trim(), "y" | "Y" | "yes") {
+            eprintln!("nothing changed");
+            return Ok(1);
+        }
+    }
+    let rec = spfs::runtime::record::load(repo.spfs(), &name)?;
+    spfs::runtime::upper::set_stack(repo.spfs(), &rec, layers.clone())?;
+    write_recorded(
+        &repo,
+        &name,
+        &SavedEnv {
+            requests,
+            packages,
+            layers,
+        },
+    )?;
+    eprintln!("/spfs now holds the new environment; start a new shell (or re-source the startup scripts) for its activation");
     Ok(0)
 }

@@ -74,6 +74,8 @@ pub enum Command {
     Env(env::EnvCmd),
     /// Enter an environment of packages in an interactive shell.
     Shell(env::EnvCmd),
+    /// Add packages to the current environment, swapping its layers in place.
+    Install(env::Install),
 }
 
 /// Parses `-o name=value` options.

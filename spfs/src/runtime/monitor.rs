@@ -214,9 +214,9 @@ impl<'a> Setup<'a> {
         })
     }
 
-    fn start(&mut self, opts: &RunOptions) -> Result<std::process::Child> {
-        let manifests = keep_last_occurrence(self.repo.manifests_of(&self.record.stack)?);
-        // Everything that can fail on bad input happens before the first mount.
+    /// Everything about the stack that can fail on bad input, before any mount.
+    fn prepare_lowers(&self, stack: &[Digest]) -> Result<(Vec<Digest>, Lowers)> {
+        let manifests = keep_last_occurrence(self.repo.manifests_of(stack)?);
         let prepared = match self.record.backend {
             Backend::Render => Lowers::Rendered(self.render_lowers(&manifests)?),
             Backend::Fuse => {
@@ -230,16 +230,11 @@ impl<'a> Setup<'a> {
                 Lowers::Merged(m)
             }
         };
-        if !Path::new(SPFS_DIR).is_dir() {
-            if self.privilege == Privilege::Root {
-                fs::create_dir_all(SPFS_DIR).ctx("creating", Path::new(SPFS_DIR))?;
-            } else {
-                return Err(Error::Runtime(format!(
-                    "the mount point {SPFS_DIR} does not exist; an administrator must create it once ('mkdir {SPFS_DIR}')"
-                )));
-            }
-        }
-        self.mount_scratch(opts.tmpfs_size.as_deref())?;
+        Ok((manifests, prepared))
+    }
+
+    /// Makes prepared lower dirs the runtime's (mounting the FUSE server if any).
+    fn install_lowers(&mut self, manifests: &[Digest], prepared: Lowers) -> Result<()> {
         match prepared {
             Lowers::Rendered(paths) => {
                 self.bindable = manifests.len() == 1
@@ -247,7 +242,9 @@ impl<'a> Setup<'a> {
                 self.lowers = paths
             }
             Lowers::Merged(m) => {
-                let mnt = self.scratch.join("lower");
+                let mnt = self
+                    .scratch
+                    .join(format!("lower-{}", self.record.generation));
                 fs::create_dir_all(&mnt).ctx("creating", &mnt)?;
                 let fuse = super::fuse::FuseMount::mount(
                     self.repo,
@@ -266,6 +263,23 @@ impl<'a> Setup<'a> {
             self.lowers.push(empty);
             self.bindable = true;
         }
+        Ok(())
+    }
+
+    fn start(&mut self, opts: &RunOptions) -> Result<std::process::Child> {
+        let stack = self.record.stack.clone();
+        let (manifests, prepared) = self.prepare_lowers(&stack)?;
+        if !Path::new(SPFS_DIR).is_dir() {
+            if self.privilege == Privilege::Root {
+                fs::create_dir_all(SPFS_DIR).ctx("creating", Path::new(SPFS_DIR))?;
+            } else {
+                return Err(Error::Runtime(format!(
+                    "the mount point {SPFS_DIR} does not exist; an administrator must create it once ('mkdir {SPFS_DIR}')"
+                )));
+            }
+        }
+        self.mount_scratch(opts.tmpfs_size.as_deref())?;
+        self.install_lowers(&manifests, prepared)?;
         self.mount_spfs()?;
         record::save(self.repo, &self.record)?;
         self.registered = true;
@@ -406,6 +420,12 @@ impl<'a> Setup<'a> {
                 Signal::SIGUSR1 | Signal::SIGUSR2 => {
                     if let Err(e) = self.apply_request(sig == Signal::SIGUSR2) {
                         tracing::error!("cannot apply the runtime change: {e}");
+                        // Answer with the state kept, so the requester stops waiting
+                        // and sees that nothing changed.
+                        self.record.generation += 1;
+                        if let Err(e) = record::save(self.repo, &self.record) {
+                            tracing::error!("cannot restore the runtime record: {e}");
+                        }
                     }
                 }
                 other => {
@@ -421,7 +441,24 @@ impl<'a> Setup<'a> {
         let rec = record::load(self.repo, &self.record.name)?;
         self.record.editable = rec.editable;
         let target = Path::new(SPFS_DIR);
-        if fresh || self.bound {
+        if rec.stack != self.record.stack {
+            // A new stack (`spk install`): prepare it fully, then swap the view.
+            let (manifests, prepared) = self.prepare_lowers(&rec.stack)?;
+            let old_fuse = self.fuse.take();
+            self.record.generation = rec.generation + 1;
+            if let Err(e) = self.install_lowers(&manifests, prepared) {
+                self.fuse = old_fuse;
+                return Err(e);
+            }
+            self.record.stack = rec.stack.clone();
+            mounts::unmount(target)?;
+            self.mount_spfs()?;
+            if let Some(f) = old_fuse {
+                if let Err(e) = f.unmount() {
+                    tracing::warn!("the previous stack's FUSE server did not stop cleanly: {e}");
+                }
+            }
+        } else if fresh || self.bound {
             mounts::unmount(target)?;
             self.mount_spfs()?;
         } else {

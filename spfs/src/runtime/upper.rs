@@ -137,6 +137,23 @@ fn relative_to_spfs(p: &str) -> Result<PathBuf> {
     Ok(PathBuf::from(rel))
 }
 
+/// Replaces the runtime's stack (bottom first) in place: the monitor prepares the new
+/// layers, then swaps /spfs to them, keeping the runtime's edits on top. Processes keep
+/// what they have open; paths resolve in the new view.
+pub fn set_stack(repo: &LocalRepository, rec: &RuntimeRecord, stack: Vec<Digest>) -> Result<()> {
+    let mut rec = rec.clone();
+    rec.stack = stack;
+    record::save(repo, &rec)?;
+    request(repo, &rec, Signal::SIGUSR2)?;
+    if record::load(repo, &rec.name)?.stack != rec.stack {
+        return Err(Error::Runtime(format!(
+            "the monitor of runtime '{}' could not switch to the new stack and kept the old one; its error is on the runtime's terminal",
+            rec.name
+        )));
+    }
+    Ok(())
+}
+
 /// Makes /spfs writable or read-only.
 pub fn set_editable(repo: &LocalRepository, rec: &RuntimeRecord, editable: bool) -> Result<()> {
     let mut rec = rec.clone();
