@@ -385,3 +385,99 @@ fn publish_is_all_or_nothing() {
         .ok(&["explain", "maya/2020", "--no-host"])
         .contains("maya/2020.0.0/"));
 }
+
+/// The edges of a DOT graph as (from, to, attributes) of `"a" -> "b" [...]` lines.
+fn dot_edges(dot: &str) -> Vec<(String, String, String)> {
+    dot.lines()
+        .filter_map(|l| {
+            let l = l.trim();
+            let (from, rest) = l.strip_prefix('"')?.split_once("\" -> \"")?;
+            let (to, attrs) = rest.split_once('"')?;
+            Some((from.to_string(), to.to_string(), attrs.to_string()))
+        })
+        .collect()
+}
+
+/// The label of node `id` in a DOT graph.
+fn dot_label(dot: &str, id: &str) -> Option<String> {
+    dot.lines().find_map(|l| {
+        let l = l.trim().strip_prefix(&format!("\"{id}\" ["))?;
+        let label = l.split("label=\"").nth(1)?;
+        Some(label.split("\", ").next()?.to_string())
+    })
+}
+
+#[test]
+fn explain_draws_the_resolve_and_the_conflict() {
+    let env = setup();
+    let dir = tempfile::tempdir().unwrap();
+    let ok = dir.path().join("ok.dot");
+    env.ok(&[
+        "explain",
+        "maya",
+        "--no-host",
+        "--graph",
+        ok.to_str().unwrap(),
+    ]);
+    let dot = std::fs::read_to_string(&ok).unwrap();
+    assert!(dot.starts_with("digraph spk {"), "{dot}");
+    // maya requires python/3.7 and embeds qt (tests/fixtures/repo/maya.spk.yaml).
+    let edges = dot_edges(&dot);
+    let pairs: Vec<(&str, &str)> = edges
+        .iter()
+        .map(|(a, b, _)| (a.as_str(), b.as_str()))
+        .collect();
+    assert!(pairs.contains(&("requests", "maya")), "{dot}");
+    assert!(pairs.contains(&("maya", "python")), "{dot}");
+    assert!(pairs.contains(&("maya", "qt")), "{dot}");
+    let py = edges
+        .iter()
+        .find(|(a, b, _)| a == "maya" && b == "python")
+        .unwrap();
+    assert!(py.2.contains("label=\"python/3.7\""), "{dot}");
+    assert!(
+        dot_label(&dot, "python")
+            .unwrap()
+            .starts_with("python\\n3.7.3/"),
+        "{dot}"
+    );
+    // A conflict: maya and nuke each solve alone but not together.
+    let bad = dir.path().join("bad.dot");
+    env.fail(&[
+        "explain",
+        "maya/2020",
+        "nuke/13",
+        "--no-host",
+        "--graph",
+        bad.to_str().unwrap(),
+    ]);
+    let dot = std::fs::read_to_string(&bad).unwrap();
+    let conflict: Vec<_> = dot_edges(&dot)
+        .into_iter()
+        .filter(|(_, _, attrs)| attrs.contains("color=red") && attrs.contains("conflict"))
+        .collect();
+    assert_eq!(conflict.len(), 1, "{dot}");
+    let (a, b, _) = &conflict[0];
+    let mut names = vec![dot_label(&dot, a).unwrap(), dot_label(&dot, b).unwrap()];
+    names.sort();
+    assert_eq!(names, vec!["maya/2020", "nuke/13"], "{dot}");
+    assert!(
+        dot.contains("python/3.7 is required by maya/2020.0.0"),
+        "{dot}"
+    );
+    // SVG through Graphviz when it is installed; otherwise a clear error.
+    let svg = dir.path().join("ok.svg");
+    let out = env.spk(&[
+        "explain",
+        "maya",
+        "--no-host",
+        "--graph",
+        svg.to_str().unwrap(),
+    ]);
+    if std::process::Command::new("dot").arg("-V").output().is_ok() {
+        assert!(out.status.success());
+        assert!(std::fs::read_to_string(&svg).unwrap().contains("<svg"));
+    } else {
+        assert!(String::from_utf8_lossy(&out.stderr).contains("install graphviz"));
+    }
+}

@@ -109,6 +109,9 @@ pub struct Explain {
     /// Give up after this many seconds.
     #[arg(long, value_name = "SECONDS")]
     pub timeout: Option<f64>,
+    /// Draw the resolve (or the conflict) to FILE.dot, or FILE.svg with Graphviz's dot
+    #[arg(long, value_name = "FILE")]
+    pub graph: Option<PathBuf>,
 }
 
 fn repo_root(opt: &Opt) -> PathBuf {
@@ -409,17 +412,34 @@ fn explain(opt: &Opt, a: &Explain) -> CliResult {
         None => None,
     };
     spfs::signals::install();
+    let (spinner, progress) = super::progress::SolveSpinner::new();
     let solver = Solver::new(
         &repo,
         SolveOptions {
-            options,
+            options: options.clone(),
             build_from_source: a.build_from_source,
             timeout,
             cancel: None,
             interrupted: Some(|| spfs::signals::received().is_some()),
+            progress,
         },
     );
-    match solver.solve(&requests) {
+    let result = solver.solve(&requests);
+    drop(spinner);
+    if let Some(path) = &a.graph {
+        let dot = match &result {
+            Ok(solution) => crate::solve::graph::solution_dot(&requests, solution),
+            Err(SolveError::NoSolution(e)) => {
+                crate::solve::graph::failure_dot(&repo, &requests, &options, e)
+            }
+            Err(_) => String::new(),
+        };
+        if !dot.is_empty() {
+            super::graph::write(path, &dot)?;
+            eprintln!("wrote the graph to {}", path.display());
+        }
+    }
+    match result {
         Ok(solution) if solution.packages.is_empty() => {
             eprintln!(
                 "note: no packages resolved: option requests only constrain packages that other requests bring in"

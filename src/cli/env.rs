@@ -120,16 +120,20 @@ fn resolve(
     }
     spfs::signals::install();
     let solve = |from_source: bool| {
-        Solver::new(
+        let (spinner, progress) = super::progress::SolveSpinner::new();
+        let result = Solver::new(
             repo,
             SolveOptions {
                 options: options.clone(),
                 build_from_source: from_source,
                 interrupted: Some(|| spfs::signals::received().is_some()),
+                progress,
                 ..Default::default()
             },
         )
-        .solve(&requests)
+        .solve(&requests);
+        drop(spinner);
+        result
     };
     // Local recipes are stored first so the solver can see them.
     for (spec, _) in &local {

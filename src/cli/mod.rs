@@ -3,6 +3,8 @@
 mod build;
 mod commands;
 mod env;
+mod graph;
+mod progress;
 
 use std::path::PathBuf;
 

@@ -3,6 +3,7 @@
 //! See docs/spk-solver.md for how packages, components and options map onto PubGrub.
 
 mod explain;
+pub mod graph;
 mod provider;
 
 use std::collections::BTreeSet;
@@ -139,6 +140,18 @@ pub struct SolveOptions {
     pub cancel: Option<Arc<AtomicBool>>,
     /// Polled during the solve; returning true stops it (for example a signal check).
     pub interrupted: Option<fn() -> bool>,
+    /// Told the name of each package the solver tries (for a progress display).
+    pub progress: Option<SolveProgress>,
+}
+
+/// A callback told the name of each package the solver tries.
+#[derive(Clone)]
+pub struct SolveProgress(pub Arc<dyn Fn(&str) + Send + Sync>);
+
+impl fmt::Debug for SolveProgress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SolveProgress")
+    }
 }
 
 /// Resolves requests against one repository.

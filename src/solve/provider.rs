@@ -668,6 +668,9 @@ impl DependencyProvider for Provider<'_> {
             SolverPkg::Root => return Ok(Some(1)),
             SolverPkg::Pkg(n) | SolverPkg::Comp(n, _) => n,
         };
+        if let Some(progress) = &self.settings.progress {
+            (progress.0)(name.as_str());
+        }
         if matches!(package, SolverPkg::Pkg(_)) && range.contains(&0) {
             return Ok(Some(0));
         }
