@@ -66,6 +66,9 @@ pub struct PkgRequest {
     pub prerelease_policy: PreReleasePolicy,
     /// `fromBuildEnv`: a pin template (`Binary`, `API`, `x.x`, `true`) filled in at build time.
     pub pin: Option<String>,
+    /// `ifPresentInBuildEnv: true`: a pin whose package is absent from the build
+    /// environment drops the requirement instead of failing the build.
+    pub if_present_in_build_env: bool,
     /// Free-form description.
     pub description: Option<String>,
 }
@@ -81,6 +84,7 @@ impl PkgRequest {
             include: Inclusion::Always,
             prerelease_policy: PreReleasePolicy::ExcludeAll,
             pin: None,
+            if_present_in_build_env: false,
             description: None,
         }
     }
@@ -359,6 +363,8 @@ struct RawRequest {
     include: Option<Inclusion>,
     #[serde(rename = "prereleasePolicy")]
     prerelease_policy: Option<PreReleasePolicy>,
+    #[serde(default, rename = "ifPresentInBuildEnv")]
+    if_present_in_build_env: bool,
     description: Option<String>,
 }
 
@@ -396,9 +402,18 @@ impl TryFrom<RawRequest> for Request {
                     }
                     req.pin = Some(pin);
                 }
+                if raw.if_present_in_build_env && req.pin.is_none() {
+                    return Err(format!(
+                        "'{pkg}' has ifPresentInBuildEnv without fromBuildEnv; add 'fromBuildEnv: x.x' or remove it"
+                    ));
+                }
+                req.if_present_in_build_env = raw.if_present_in_build_env;
                 Ok(Request::Pkg(req))
             }
             (None, Some(var)) => {
+                if raw.if_present_in_build_env {
+                    return Err("'ifPresentInBuildEnv' only applies to 'pkg' requirements".into());
+                }
                 if raw.include.is_some() || raw.prerelease_policy.is_some() {
                     return Err(
                         "'include' and 'prereleasePolicy' only apply to 'pkg' requirements".into(),
@@ -462,6 +477,9 @@ impl Serialize for Request {
                     } else {
                         m.serialize_entry("fromBuildEnv", pin)?;
                     }
+                }
+                if p.if_present_in_build_env {
+                    m.serialize_entry("ifPresentInBuildEnv", &true)?;
                 }
                 if p.include != Inclusion::Always {
                     m.serialize_entry("include", &p.include)?;

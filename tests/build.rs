@@ -455,3 +455,88 @@ fn source_scripts_run_in_order_and_may_not_write_elsewhere() {
     assert!(err.contains("no sources were collected"), "{err}");
     assert!(!Path::new("/spfs/etc/evil").exists());
 }
+
+#[test]
+fn requirements_are_pinned_and_inherited_from_the_build_environment() {
+    if !privileged("requirements_are_pinned_and_inherited_from_the_build_environment") {
+        return;
+    }
+    let env = Env::new();
+    let dep = env.spec(
+        "dep/d.spk.yaml",
+        "pkg: abi-lib/2.3.4\nbuild:\n  options:\n    - var: abi/cp3\n      inheritance: Strong\n      description: the ABI everything built against it must share\n  script: [mkdir -p $PREFIX/lib, echo so > $PREFIX/lib/abi.so]\n",
+    );
+    env.ok(&["build", "--no-host", dep.to_str().unwrap()]);
+    let user = env.spec(
+        "user/u.spk.yaml",
+        "pkg: abi-user/1.0.0\nbuild:\n  options: [{pkg: abi-lib}]\n  script: [mkdir -p $PREFIX/bin, echo x > $PREFIX/bin/x]\ninstall:\n  requirements:\n    - {pkg: abi-lib, fromBuildEnv: x.x.x}\n    - {pkg: not-in-env, fromBuildEnv: x.x, ifPresentInBuildEnv: true}\n",
+    );
+    let out = env.ok(&["build", "--no-host", user.to_str().unwrap()]);
+    let build = &built(&out)[0];
+    let spec = text(
+        &env.component_files(build, "run"),
+        &format!("spk/pkg/{build}/spec.yaml"),
+    );
+    // x.x.x of 2.3.4; the absent optional pin dropped; the strong var inherited.
+    assert!(spec.contains("- pkg: abi-lib/2.3.4\n"), "{spec}");
+    assert!(!spec.contains("not-in-env"), "{spec}");
+    assert!(spec.contains("var: abi-lib.abi/cp3"), "{spec}");
+    assert!(spec.contains("static: cp3"), "{spec}");
+    // Without ifPresentInBuildEnv, a pin whose package is absent fails the build.
+    let strict = env.spec(
+        "strict/s.spk.yaml",
+        "pkg: abi-strict/1.0.0\nbuild:\n  script: [mkdir -p $PREFIX/bin, echo x > $PREFIX/bin/x]\ninstall:\n  requirements:\n    - {pkg: not-in-env, fromBuildEnv: x.x}\n",
+    );
+    let err = env.fail(&["build", "--no-host", strict.to_str().unwrap()]);
+    assert!(
+        err.contains("not-in-env") && err.contains("not in the build environment"),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_interrupted_build_publishes_nothing_and_leaves_nothing() {
+    if !privileged("an_interrupted_build_publishes_nothing_and_leaves_nothing") {
+        return;
+    }
+    let env = Env::new();
+    let marker = env.path("started");
+    let spec = env.spec(
+        "slow/s.spk.yaml",
+        &format!(
+            "pkg: slow-build/1.0.0\nbuild:\n  script: [mkdir -p $PREFIX/bin, echo x > $PREFIX/bin/x, touch {}, sleep 60]\n",
+            marker.display()
+        ),
+    );
+    let child = env
+        .cmd(&["build", "--no-host", spec.to_str().unwrap()])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while !marker.exists() {
+        assert!(
+            start.elapsed().as_secs() < 30,
+            "the build script never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // SAFETY: a signal to our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    assert!(err.contains("interrupted; nothing was published"), "{err}");
+    assert!(
+        start.elapsed().as_secs() < 30,
+        "the build kept running after the interrupt"
+    );
+    let ls = env.ok(&["ls", "slow-build/1.0.0"]);
+    assert_eq!(ls.lines().count(), 1, "{ls}");
+    assert!(ls.starts_with("slow-build/1.0.0/src "), "{ls}");
+    let leftovers: Vec<_> = fs::read_dir(env.repo.join("tmp"))
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    assert_eq!(runtime_mounts(), Vec::<String>::new());
+}

@@ -152,29 +152,35 @@ impl<'a> Builder<'a> {
         let child = cmd.spawn()?;
         // The pipe's write ends now live only in the runtime.
         drop(cmd);
-        let mut tail: std::collections::VecDeque<String> = Default::default();
+        // Output is copied on a thread while this one waits, forwarding signals.
         let stream = self.opts.stream;
-        let mut lines = std::io::BufReader::new(reader);
-        let mut line = Vec::new();
-        loop {
-            line.clear();
-            match lines.read_until(b'\n', &mut line) {
-                Ok(0) => break,
-                Ok(_) => {
-                    let _ = file.write_all(&line);
-                    if stream {
-                        let _ = std::io::stderr().write_all(&line);
+        let reader_thread = std::thread::spawn(move || {
+            let mut tail: std::collections::VecDeque<String> = Default::default();
+            let mut lines = std::io::BufReader::new(reader);
+            let mut line = Vec::new();
+            loop {
+                line.clear();
+                match lines.read_until(b'\n', &mut line) {
+                    Ok(0) => break,
+                    Ok(_) => {
+                        let _ = file.write_all(&line);
+                        if stream {
+                            let _ = std::io::stderr().write_all(&line);
+                        }
+                        if tail.len() == 15 {
+                            tail.pop_front();
+                        }
+                        tail.push_back(String::from_utf8_lossy(&line).trim_end().to_string());
                     }
-                    if tail.len() == 15 {
-                        tail.pop_front();
-                    }
-                    tail.push_back(String::from_utf8_lossy(&line).trim_end().to_string());
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(_) => break,
                 }
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(_) => break,
             }
-        }
-        let code = child.wait()?;
+            tail
+        });
+        let code = child.wait();
+        let tail = reader_thread.join().unwrap_or_default();
+        let code = code?;
         Ok((code, tail.into_iter().collect()))
     }
 

@@ -552,14 +552,26 @@ impl Spec {
                 other => Ok(other.clone()),
             }
         };
+        let present = |r: &Request| match r {
+            Request::Pkg(p) if p.needs_pin() && p.if_present_in_build_env => {
+                find(&p.name).is_some()
+            }
+            _ => true,
+        };
         out.install.requirements = out
             .install
             .requirements
             .iter()
+            .filter(|r| present(r))
             .map(pin)
             .collect::<Result<_, _>>()?;
         for c in &mut out.install.components {
-            c.requirements = c.requirements.iter().map(pin).collect::<Result<_, _>>()?;
+            c.requirements = c
+                .requirements
+                .iter()
+                .filter(|r| present(r))
+                .map(pin)
+                .collect::<Result<_, _>>()?;
         }
         for dep in build_env {
             for opt in &dep.build.options {
@@ -573,6 +585,18 @@ impl Spec {
                         .get_str(v.var.as_str())
                         .unwrap_or_default()
                         .to_string();
+                    // Inherited vars join the build's options (with their value) ...
+                    if !out.build.options.iter().any(|o| o.name() == var.as_str()) {
+                        out.build.options.push(Opt::Var(crate::spec::VarOpt {
+                            var: var.clone(),
+                            default: None,
+                            choices: Vec::new(),
+                            inheritance: Inheritance::Weak,
+                            description: v.description.clone(),
+                            static_value: Some(value.clone()),
+                        }));
+                    }
+                    // ... and, when strong, its install requirements.
                     if v.inheritance == Inheritance::Strong
                         && !out
                             .install

@@ -131,6 +131,8 @@ struct Setup<'a> {
     /// The single lower dir holds no whiteouts, so it can be bound directly.
     bindable: bool,
     registered: bool,
+    /// The command leads its own process group (no terminal in the foreground).
+    own_group: bool,
 }
 
 impl<'a> Setup<'a> {
@@ -211,6 +213,7 @@ impl<'a> Setup<'a> {
             bound: false,
             bindable: false,
             registered: false,
+            own_group: false,
         })
     }
 
@@ -290,8 +293,13 @@ impl<'a> Setup<'a> {
             cmd.current_dir(dir);
         }
         let parent = std::process::id() as i32;
-        // SAFETY: only async-signal-safe calls (prctl, getppid, sigaction, sigprocmask,
-        // _exit) run in the child.
+        // Without a terminal delivering signals to the whole foreground group, the
+        // command leads its own process group so forwarded signals reach all of it (a
+        // script and the program it waits for).
+        self.own_group = !in_foreground();
+        let own_group = self.own_group;
+        // SAFETY: only async-signal-safe calls (prctl, getppid, setpgid, sigaction,
+        // sigprocmask, _exit) run in the child.
         unsafe {
             cmd.pre_exec(move || {
                 if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
@@ -299,6 +307,9 @@ impl<'a> Setup<'a> {
                 }
                 if libc::getppid() != parent {
                     libc::_exit(137);
+                }
+                if own_group {
+                    libc::setpgid(0, 0);
                 }
                 reset_signals();
                 Ok(())
@@ -429,7 +440,12 @@ impl<'a> Setup<'a> {
                     }
                 }
                 other => {
-                    let _ = kill(pid, other);
+                    let target = if self.own_group {
+                        Pid::from_raw(-pid.as_raw())
+                    } else {
+                        pid
+                    };
+                    let _ = kill(target, other);
                 }
             }
         }
