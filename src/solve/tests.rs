@@ -376,3 +376,68 @@ fn every_version_conflicting_is_summarised() {
         "{e}"
     );
 }
+
+/// Whole explanations, pinned as a reader sees them (summary, reasons, help): each was
+/// read against its scenario when it was written; a change in wording shows up here.
+#[test]
+fn explanations_read_in_full() {
+    let r = repo(&[
+        "pkg: python/3.7.3",
+        "pkg: python/3.9.1",
+        "pkg: maya/2020.0.0\ninstall:\n  requirements:\n    - pkg: python/3.7\n",
+        "pkg: nuke/13.0.0\ninstall:\n  requirements:\n    - pkg: python/^3.9\n",
+        "pkg: lib/1.0.0\ninstall:\n  components:\n    - name: bin\n",
+        "pkg: shared/1.0.0",
+        "pkg: shared/2.0.0",
+        "pkg: tool/1.0.0\ninstall:\n  requirements:\n    - pkg: shared/^1\n    - pkg: app\n",
+        "pkg: app/2.0.0\ninstall:\n  requirements:\n    - pkg: shared/^2\n",
+    ]);
+    let cases: &[(&[&str], &str)] = &[
+        (&["maya/2020", "nuke/13"], SNAP_CONFLICT),
+        (&["nope"], SNAP_MISSING),
+        (&["python/4"], SNAP_NO_VERSION),
+        (&["lib:nope"], SNAP_COMPONENT),
+        (&["tool"], SNAP_TRANSITIVE),
+    ];
+    for (requests, want) in cases {
+        let e = explanation(solve(&r, requests));
+        let got = format!("{e}\nhelp: {}", e.help);
+        if std::env::var_os("SNAPSHOT_PRINT").is_some() {
+            println!("==== {requests:?}\n{got}");
+            continue;
+        }
+        assert_eq!(&got, want, "{requests:?}");
+    }
+}
+
+const SNAP_CONFLICT: &str = concat!(
+    "python/3.7 is required by maya/2020.0.0, but nuke/13.0.0 requires python/^3.9; no version satisfies both\n",
+    "  - nuke/13.0.0 requires python/^3.9\n",
+    "  - maya/2020.0.0 requires python/3.7\n",
+    "  - you asked for maya/2020\n",
+    "  - you asked for nuke/13\n",
+    "help: relax one of the conflicting requests, or publish a version that satisfies both",
+);
+const SNAP_MISSING: &str = concat!(
+    "there is no package named 'nope' in the repository\n",
+    "  - you asked for nope\n",
+    "help: check the spelling with 'spk search', or publish the package first",
+);
+const SNAP_NO_VERSION: &str = concat!(
+    "no version of python matches python/4 (available: 3.9.1, 3.7.3)\n",
+    "  - you asked for python/4\n",
+    "help: relax the requests above, or run 'spk ls NAME' to see what versions exist",
+);
+const SNAP_COMPONENT: &str = concat!(
+    "no build of lib has a component 'nope' (components: bin, build, run)\n",
+    "  - you asked for lib:nope\n",
+    "help: relax the requests above, or run 'spk ls NAME' to see what versions exist",
+);
+const SNAP_TRANSITIVE: &str = concat!(
+    "shared/^1 is required by tool/1.0.0, but app/2.0.0 requires shared/^2; no version satisfies both\n",
+    "  - app/2.0.0 requires shared/^2\n",
+    "  - tool/1.0.0 requires shared/^1\n",
+    "  - tool/1.0.0 requires app\n",
+    "  - you asked for tool\n",
+    "help: relax one of the conflicting requests, or publish a version that satisfies both",
+);
