@@ -228,3 +228,48 @@ fn install_inside_an_environment_swaps_its_layers_in_place() {
     let err = env.fail(&["install", "extra", "--yes"]);
     assert!(err.contains("not inside an spk environment"), "{err}");
 }
+
+#[test]
+fn missing_layers_and_payloads_name_the_package_and_component() {
+    if !privileged("missing_layers_and_payloads_name_the_package_and_component") {
+        return;
+    }
+    let env = Env::new();
+    package(&env, "base", &[], 50);
+    let spfs = env.spfs();
+    let tags = spfs.list_tags("spk/pkg/base/1.0.0").unwrap();
+    let run_tag = tags
+        .iter()
+        .find(|t| t.ends_with("/run"))
+        .expect("run tag")
+        .clone();
+    let layer = spfs.resolve_tag(&run_tag).unwrap().unwrap();
+    let manifest = spfs
+        .merge_manifests(&spfs.manifests_of(&[layer]).unwrap())
+        .unwrap();
+    let (_, _, payload, _) = manifest
+        .files()
+        .find(|f| f.0.ends_with(b"base.txt"))
+        .expect("base.txt in the run layer");
+    // A missing payload.
+    let path = spfs.payload_path(&payload);
+    fs::remove_file(&path).unwrap();
+    let err = env.fail(&["env", "--no-host", "base", "--", "true"]);
+    assert!(err.contains(&payload.to_hex()), "{err}");
+    assert!(
+        err.contains("it belongs to the 'run' component of base/1.0.0/"),
+        "{err}"
+    );
+    assert!(err.contains("help: pull base/1.0.0/"), "{err}");
+    // A missing layer object.
+    let obj = env
+        .repo
+        .join("objects")
+        .join(&layer.to_hex()[..2])
+        .join(&layer.to_hex()[2..]);
+    fs::remove_file(&obj).unwrap();
+    let err = env.fail(&["env", "--no-host", "base", "--", "true"]);
+    assert!(err.contains("the 'run' layer of base/1.0.0/"), "{err}");
+    assert!(err.contains("is missing from the repository"), "{err}");
+    assert_eq!(runtime_mounts(), Vec::<String>::new());
+}

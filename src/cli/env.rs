@@ -193,6 +193,7 @@ pub fn env(opt: &Opt, a: &EnvCmd, shell: bool) -> Result<i32, CliError> {
         super::commands::open_repo(opt)?
     };
     let backend = Backend::parse(&a.backend)?;
+    let mut named = Vec::new();
     let (layers, requests, packages) = match &a.load {
         Some(file) => {
             let text = std::fs::read_to_string(file).map_err(|e| {
@@ -232,9 +233,9 @@ pub fn env(opt: &Opt, a: &EnvCmd, shell: bool) -> Result<i32, CliError> {
                     .help("name the packages to enter, e.g. spk env python/3 -- python3"));
             }
             let (solution, _) = resolve(&repo, a)?;
-            let layers = crate::env::layer_stack(&repo, &solution).map_err(|e| {
-                CliError::new(e.to_string()).help("build or pull the package again")
-            })?;
+            let layers = crate::env::layer_stack(&repo, &solution).map_err(stack_error)?;
+            crate::env::check_layers(&repo, repo.spfs(), &solution).map_err(stack_error)?;
+            named = crate::env::named_layers(&repo, &solution).unwrap_or_default();
             (layers, a.requests.clone(), describe(&solution))
         }
     };
@@ -270,9 +271,27 @@ pub fn env(opt: &Opt, a: &EnvCmd, shell: bool) -> Result<i32, CliError> {
     let mut cmd = RuntimeCommand::new(repo.spfs(), run);
     cmd.env("SPK_ACTIVE_PREFIX", "/spfs");
     let status = cmd.status();
-    if status.is_err() {
+    if let Err(e) = status {
         // The runtime never started: its recorded solve goes too.
         let _ = std::fs::remove_dir_all(spfs::runtime::record::runtime_dir(repo.spfs(), &name));
+        let mut report = CliError::from(e);
+        // Name the package a missing or damaged payload belongs to.
+        let digest = report
+            .message
+            .split(|c: char| !c.is_ascii_hexdigit())
+            .find(|w| w.len() == 64)
+            .and_then(|w| Digest::parse(w).ok());
+        if let Some((ident, comp)) =
+            digest.and_then(|d| crate::env::owner_of_payload(repo.spfs(), &named, &d))
+        {
+            report
+                .details
+                .push(format!("it belongs to the '{comp}' component of {ident}"));
+            report
+                .help
+                .insert(0, format!("pull {ident} again (spk pull), or rebuild it"));
+        }
+        return Err(report);
     }
     Ok(status?)
 }
@@ -357,8 +376,8 @@ pub fn install(opt: &Opt, a: &Install) -> Result<i32, CliError> {
         show: false,
     };
     let (solution, _) = resolve(&repo, &cmd)?;
-    let layers = crate::env::layer_stack(&repo, &solution)
-        .map_err(|e| CliError::new(e.to_string()).help("build or pull the package again"))?;
+    let layers = crate::env::layer_stack(&repo, &solution).map_err(stack_error)?;
+    crate::env::check_layers(&repo, repo.spfs(), &solution).map_err(stack_error)?;
     let packages = describe(&solution);
     let added: Vec<&String> = packages
         .iter()
@@ -408,4 +427,17 @@ pub fn install(opt: &Opt, a: &Install) -> Result<i32, CliError> {
     )?;
     eprintln!("/spfs now holds the new environment; start a new shell (or re-source the startup scripts) for its activation");
     Ok(0)
+}
+
+fn stack_error(e: crate::env::StackError) -> CliError {
+    let help = match &e {
+        crate::env::StackError::MissingLayer { ident, .. } => {
+            format!("pull {ident} again (spk pull), or rebuild it with 'spk make-binary'")
+        }
+        crate::env::StackError::NeedsBuild { ident } => {
+            format!("build it first: spk make-binary {ident}")
+        }
+        _ => "build or pull the package again".to_string(),
+    };
+    CliError::new(e.to_string()).help(help)
 }

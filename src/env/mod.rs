@@ -24,6 +24,16 @@ pub enum StackError {
         /// The component.
         component: String,
     },
+    /// A layer of a resolved package is not in the repository.
+    #[error("the '{component}' layer of {ident} ({digest}) is missing from the repository")]
+    MissingLayer {
+        /// The build.
+        ident: String,
+        /// The component.
+        component: String,
+        /// The missing object.
+        digest: Digest,
+    },
     /// The solution wants a package built from source first.
     #[error("{ident} must be built from source before it can be entered")]
     NeedsBuild {
@@ -102,6 +112,77 @@ pub fn layer_stack(
             }
             if !out.contains(d) {
                 out.push(*d);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Checks that every layer of the solution (and the manifest it wraps) is stored, naming
+/// the package and component of the first that is not. Reads one small object per layer.
+pub fn check_layers(
+    repo: &dyn PackageRepository,
+    spfs: &spfs::storage::LocalRepository,
+    solution: &Solution,
+) -> Result<(), StackError> {
+    for p in dependency_order(solution) {
+        if p.source != PackageSource::Repository {
+            continue;
+        }
+        let layers = repo.read_components(&p.ident)?;
+        for c in p.spec.resolve_components(&p.components) {
+            let Some(d) = layers.get(&c) else { continue };
+            if *d == Digest::of(b"") {
+                continue;
+            }
+            let missing = |digest: Digest| StackError::MissingLayer {
+                ident: p.ident.to_string(),
+                component: c.to_string(),
+                digest,
+            };
+            match spfs.read_object(d) {
+                Ok(spfs::object::Object::Layer(l)) if !spfs.has_object(&l.manifest) => {
+                    return Err(missing(l.manifest))
+                }
+                Ok(_) => {}
+                Err(_) => return Err(missing(*d)),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The package and component whose layer holds the payload `digest`, if any (for
+/// naming what a missing or damaged payload belongs to; reads the solution's manifests).
+pub fn owner_of_payload(
+    spfs: &spfs::storage::LocalRepository,
+    solution_layers: &[(String, String, Digest)],
+    digest: &Digest,
+) -> Option<(String, String)> {
+    solution_layers.iter().find_map(|(ident, comp, layer)| {
+        let manifests = spfs.manifests_of(&[*layer]).ok()?;
+        manifests.iter().find_map(|m| {
+            let m = spfs.read_manifest(m).ok()?;
+            let found = m.files().any(|f| f.2 == *digest);
+            found.then(|| (ident.clone(), comp.clone()))
+        })
+    })
+}
+
+/// Every (build, component, layer) of a solution, in stack order.
+pub fn named_layers(
+    repo: &dyn PackageRepository,
+    solution: &Solution,
+) -> Result<Vec<(String, String, Digest)>, StackError> {
+    let mut out = Vec::new();
+    for p in dependency_order(solution) {
+        if p.source != PackageSource::Repository {
+            continue;
+        }
+        let layers = repo.read_components(&p.ident)?;
+        for c in p.spec.resolve_components(&p.components) {
+            if let Some(d) = layers.get(&c) {
+                out.push((p.ident.to_string(), c.to_string(), *d));
             }
         }
     }
