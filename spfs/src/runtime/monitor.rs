@@ -341,7 +341,7 @@ impl<'a> Setup<'a> {
                         if action.contains("whiteout") && self.privilege == Privilege::UserNamespace =>
                     {
                         Error::Runtime(format!(
-                            "layer manifest {m} deletes files, which a non-root render cannot represent; use --backend fuse"
+                            "layer manifest {m} deletes files, and this kernel or filesystem refuses the overlay whiteouts that represent deletions to an ordinary user (Linux 5.8 and later allow them); use --backend fuse"
                         ))
                     }
                     e => e,
