@@ -18,6 +18,7 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 use rayon::prelude::*;
 
+use super::fuse::InodeTable;
 use super::mounts::{self, OverlaySpec, MAX_OVERLAY_LOWERS};
 use super::namespace::{self, Privilege};
 use super::record::{self, Backend, RuntimeRecord};
@@ -225,9 +226,7 @@ impl<'a> Setup<'a> {
                         "/dev/fuse does not exist: load the fuse module ('modprobe fuse') or use --backend render".into(),
                     ));
                 }
-                let m = self.repo.merge_manifests(&manifests)?;
-                verify_payloads(self.repo, &m)?;
-                Lowers::Merged(m)
+                Lowers::Merged(fuse_table(self.repo, &manifests)?)
             }
         };
         Ok((manifests, prepared))
@@ -246,7 +245,7 @@ impl<'a> Setup<'a> {
                     .scratch
                     .join(format!("lower-{}", self.record.generation));
                 fs::create_dir_all(&mnt).ctx("creating", &mnt)?;
-                let fuse = super::fuse::FuseMount::mount(
+                let fuse = super::fuse::FuseMount::mount_table(
                     self.repo,
                     m,
                     &mnt,
@@ -521,7 +520,23 @@ impl<'a> Setup<'a> {
 
 enum Lowers {
     Rendered(Vec<PathBuf>),
-    Merged(Manifest),
+    Merged(InodeTable),
+}
+
+/// The FUSE backend's inode table of a stack: from the derived cache under
+/// `renders/fuse/` when it holds one, otherwise merged from the manifests (with every
+/// payload checked) and cached for the next runtime.
+fn fuse_table(repo: &LocalRepository, manifests: &[Digest]) -> Result<InodeTable> {
+    if let Some(table) = InodeTable::load_cached(repo, manifests) {
+        return Ok(table);
+    }
+    let m = repo.merge_manifests(manifests)?;
+    verify_payloads(repo, &m)?;
+    let table = InodeTable::from_manifest(m);
+    if let Err(e) = table.store_cached(repo, manifests) {
+        tracing::warn!("cannot cache the stack's inode table (entering stays slower): {e}");
+    }
+    Ok(table)
 }
 
 /// The stack without repeated manifests, each kept at its topmost position: the merged
