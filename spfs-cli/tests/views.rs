@@ -203,3 +203,89 @@ fn views_show_modes_by_rule_and_never_modify_the_repository_as_a_user() {
     }
     views_for(true);
 }
+
+#[test]
+fn fuse_fetches_missing_payloads_from_a_second_repository_on_first_open() {
+    if !privileged("fuse_fetches_missing_payloads_from_a_second_repository_on_first_open") {
+        return;
+    }
+    let env = Env::new();
+    let dir = env.path("layers/lazy");
+    write(&dir.join("good"), b"fetched on first open\n", 0o644);
+    write(&dir.join("corrupt"), b"will be damaged remotely\n", 0o644);
+    write(&dir.join("missing"), b"removed remotely\n", 0o755);
+    write(&dir.join("local"), b"already local\n", 0o644);
+    env.commit(&dir, &["lazy"]);
+    // The remote is the full repository; the local one has its objects and tags and
+    // one payload only.
+    let remote = env.path("remote");
+    fs::rename(&env.repo, &remote).unwrap();
+    let cp = Command::new("cp")
+        .args(["-a", remote.to_str().unwrap(), env.repo.to_str().unwrap()])
+        .status()
+        .unwrap();
+    assert!(cp.success());
+    let payload = |repo: &Path, content: &[u8]| {
+        let hex = blake3::hash(content).to_hex().to_string();
+        repo.join("payloads").join(&hex[..2]).join(&hex[2..])
+    };
+    for p in fs::read_dir(env.repo.join("payloads")).unwrap() {
+        fs::remove_dir_all(p.unwrap().path()).unwrap();
+    }
+    fs::create_dir_all(payload(&env.repo, b"already local\n").parent().unwrap()).unwrap();
+    fs::copy(
+        payload(&remote, b"already local\n"),
+        payload(&env.repo, b"already local\n"),
+    )
+    .unwrap();
+    let damaged = payload(&remote, b"will be damaged remotely\n");
+    fs::set_permissions(&damaged, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    fs::write(&damaged, b"WILL BE DAMAGED REMOTELY\n").unwrap();
+    fs::remove_file(payload(&remote, b"removed remotely\n")).unwrap();
+
+    // Without a fallback the runtime refuses to start: a payload is missing.
+    let err = env.fails(&["run", "--backend", "fuse", "lazy", "--", "true"]);
+    assert!(err.contains("missing"), "{err}");
+
+    let script = "cat /spfs/good /spfs/local; cat /spfs/corrupt; echo rc=$?; cat /spfs/missing; echo rc=$?; stat -c %a /spfs/missing";
+    let out = Command::new("timeout")
+        .args(["60", SPFS, "run", "--backend", "fuse", "--payloads-from"])
+        .arg(&remote)
+        .args(["lazy", "--", "sh", "-c", script])
+        .env("SPFS_ROOT", &env.repo)
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert_eq!(
+        text,
+        "fetched on first open\nalready local\nrc=1\nrc=1\n755\n",
+        "{err}"
+    );
+    assert!(err.contains("Input/output error"), "{err}");
+    // One log line per failed file, naming the payload and what is wrong with it.
+    let corrupt_hex = blake3::hash(b"will be damaged remotely\n").to_hex().to_string();
+    let missing_hex = blake3::hash(b"removed remotely\n").to_hex().to_string();
+    assert!(
+        err.lines().any(|l| l.contains(&corrupt_hex[..12]) && l.contains("hashes to")),
+        "{err}"
+    );
+    assert!(
+        err.lines().any(|l| l.contains(&missing_hex[..12]) && l.contains("missing")),
+        "{err}"
+    );
+    // The good payload is kept locally, read-only; nothing unverified was stored.
+    let kept = payload(&env.repo, b"fetched on first open\n");
+    assert_eq!(fs::read(&kept).unwrap(), b"fetched on first open\n");
+    assert_eq!(fs::metadata(&kept).unwrap().mode() & 0o7777, 0o444);
+    assert!(!payload(&env.repo, b"will be damaged remotely\n").exists());
+    assert!(!payload(&env.repo, b"removed remotely\n").exists());
+    // Next time it is served without the remote.
+    let out = env.ok(&["run", "--backend", "fuse", "lazy", "--", "cat", "/spfs/good"]);
+    assert_eq!(out, "fetched on first open\n");
+    // Renders need every payload first.
+    let err = env.fails(&["run", "--payloads-from", remote.to_str().unwrap(), "lazy", "--", "true"]);
+    assert!(err.contains("--backend fuse"), "{err}");
+}

@@ -65,11 +65,19 @@ const ABORT_GRACE: Duration = Duration::from_secs(5);
 pub struct FuseOptions {
     /// Use FUSE passthrough for file reads when the kernel and privileges allow it; silently fall back otherwise.
     pub passthrough: bool,
+    /// A repository (root directory) from which a payload missing locally is fetched on
+    /// its first open: verified against its digest and size, stored in the local
+    /// repository, then served. A payload missing or corrupt there too fails that open
+    /// with EIO and a log line.
+    pub fallback: Option<PathBuf>,
 }
 
 impl Default for FuseOptions {
     fn default() -> Self {
-        FuseOptions { passthrough: true }
+        FuseOptions {
+            passthrough: true,
+            fallback: None,
+        }
     }
 }
 
@@ -123,10 +131,20 @@ impl FuseMount {
             return Err(fuse_err("the mount point is not a directory".into()));
         }
 
+        let fallback = match &opts.fallback {
+            Some(root) => Some(LocalRepository::open(root).map_err(|e| {
+                fuse_err(format!(
+                    "cannot use {} to fetch missing payloads from: {e}",
+                    root.display()
+                ))
+            })?),
+            None => None,
+        };
         let euid = nix::unistd::geteuid().as_raw();
         let egid = nix::unistd::getegid().as_raw();
         let shared = Arc::new(Shared::default());
-        let fs = SpfsFs::new(repo.clone(), table, euid, egid, opts, shared.clone());
+        let mut fs = SpfsFs::new(repo.clone(), table, euid, egid, opts, shared.clone());
+        fs.fallback = fallback;
         let probe = fs.probe_candidates();
 
         let dev_fuse = open_dev_fuse()?;
@@ -186,6 +204,11 @@ impl FuseMount {
         if opts.passthrough && shared.negotiated.load(Ordering::Relaxed) {
             match probe_passthrough(&session, &probe) {
                 Ok(()) => shared.passthrough.store(true, Ordering::Relaxed),
+                // Nothing local yet (payloads fetched on first open): the first open
+                // tries, and falls back to userspace reads if the kernel refuses.
+                Err(reason) if probe.is_empty() || reason == NO_PROBE_PAYLOAD => {
+                    shared.passthrough.store(true, Ordering::Relaxed)
+                }
                 Err(reason) => tracing::info!(
                     "FUSE passthrough unavailable ({reason}); serving reads from userspace"
                 ),
@@ -402,7 +425,7 @@ fn probe_passthrough<FS: Filesystem>(
         .find_map(|p| crate::storage::files::open_file(p).ok().flatten())
         .map(|(f, _)| f)
     else {
-        return Err("no payload to serve".into());
+        return Err(NO_PROBE_PAYLOAD.into());
     };
     let id = BackingId::create_raw(session, &file).map_err(|e| e.to_string())?;
     let fd = std::os::fd::AsFd::as_fd(session).as_raw_fd();
@@ -413,6 +436,8 @@ fn probe_passthrough<FS: Filesystem>(
     }
     Ok(())
 }
+
+const NO_PROBE_PAYLOAD: &str = "no payload to serve";
 
 /// State the mount handle shares with the server threads.
 #[derive(Debug, Default)]
@@ -786,6 +811,8 @@ struct SpfsFs {
     read_bytes: AtomicU64,
     files: RwLock<HashMap<u64, Arc<File>>>,
     backing: Mutex<Backing>,
+    /// Where missing payloads are fetched from, if anywhere.
+    fallback: Option<LocalRepository>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -826,6 +853,7 @@ impl SpfsFs {
             read_bytes: AtomicU64::new(0),
             files: RwLock::new(HashMap::new()),
             backing: Mutex::new(Backing::default()),
+            fallback: None,
         }
     }
 
@@ -926,7 +954,14 @@ impl SpfsFs {
     /// regular file, or of another size (truncated or replaced) fails with EIO, and
     /// the log says why.
     fn open_payload(&self, digest: &Digest, size: u64) -> std::result::Result<File, Errno> {
-        self.repo.open_payload(digest, Some(size)).map_err(|e| {
+        let opened = match (self.repo.open_payload(digest, Some(size)), &self.fallback) {
+            (Err(Error::MissingPayload(_)), Some(remote)) => {
+                super::fallback::fetch_payload(&self.repo, remote, digest, size)
+                    .and_then(|()| self.repo.open_payload(digest, Some(size)))
+            }
+            (r, _) => r,
+        };
+        opened.map_err(|e| {
             // The error names the digest and the payload's path.
             tracing::error!(
                 "cannot serve a file through FUSE (EIO): {}",
@@ -1604,7 +1639,10 @@ mod tests {
             InodeTable::from_manifest(sample()),
             7,
             8,
-            &FuseOptions { passthrough: false },
+            &FuseOptions {
+                passthrough: false,
+                fallback: None,
+            },
             Arc::default(),
         )
     }
@@ -1683,7 +1721,10 @@ mod tests {
             loaded,
             7,
             8,
-            &FuseOptions { passthrough: false },
+            &FuseOptions {
+                passthrough: false,
+                fallback: None,
+            },
             Arc::default(),
         );
         let names: Vec<Vec<u8>> = fs

@@ -60,6 +60,10 @@ pub struct RunOptions {
     /// place after exit for the caller to capture) instead of the scratch tmpfs.
     #[serde(default)]
     pub upper_dir: Option<PathBuf>,
+    /// FUSE backend: a repository (root directory) from which payloads missing locally
+    /// are fetched on first open instead of failing before the start.
+    #[serde(default)]
+    pub payloads_from: Option<PathBuf>,
 }
 
 impl RunOptions {
@@ -76,6 +80,7 @@ impl RunOptions {
             program,
             cwd: None,
             upper_dir: None,
+            payloads_from: None,
         }
     }
 }
@@ -132,6 +137,7 @@ struct Setup<'a> {
     /// The single lower dir holds no whiteouts, so it can be bound directly.
     bindable: bool,
     registered: bool,
+    payloads_from: Option<PathBuf>,
 }
 
 impl<'a> Setup<'a> {
@@ -212,6 +218,7 @@ impl<'a> Setup<'a> {
             bound: false,
             bindable: false,
             registered: false,
+            payloads_from: opts.payloads_from.clone(),
         })
     }
 
@@ -226,7 +233,11 @@ impl<'a> Setup<'a> {
                         "/dev/fuse does not exist: load the fuse module ('modprobe fuse') or use --backend render".into(),
                     ));
                 }
-                Lowers::Merged(fuse_table(self.repo, &manifests)?)
+                Lowers::Merged(fuse_table(
+                    self.repo,
+                    &manifests,
+                    self.payloads_from.is_none(),
+                )?)
             }
         };
         Ok((manifests, prepared))
@@ -249,7 +260,10 @@ impl<'a> Setup<'a> {
                     self.repo,
                     m,
                     &mnt,
-                    &super::fuse::FuseOptions { passthrough: true },
+                    &super::fuse::FuseOptions {
+                        passthrough: true,
+                        fallback: self.payloads_from.clone(),
+                    },
                 )?;
                 self.fuse = Some(fuse);
                 self.bindable = true;
@@ -525,13 +539,15 @@ enum Lowers {
 
 /// The FUSE backend's inode table of a stack: from the derived cache under
 /// `renders/fuse/` when it holds one, otherwise merged from the manifests (with every
-/// payload checked) and cached for the next runtime.
-fn fuse_table(repo: &LocalRepository, manifests: &[Digest]) -> Result<InodeTable> {
+/// payload checked unless `verify` is off) and cached for the next runtime.
+fn fuse_table(repo: &LocalRepository, manifests: &[Digest], verify: bool) -> Result<InodeTable> {
     if let Some(table) = InodeTable::load_cached(repo, manifests) {
         return Ok(table);
     }
     let m = repo.merge_manifests(manifests)?;
-    verify_payloads(repo, &m)?;
+    if verify {
+        verify_payloads(repo, &m)?;
+    }
     let table = InodeTable::from_manifest(m);
     if let Err(e) = table.store_cached(repo, manifests) {
         tracing::warn!("cannot cache the stack's inode table (entering stays slower): {e}");
