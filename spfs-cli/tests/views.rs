@@ -117,7 +117,8 @@ fn views_for(user: bool) {
     let top = env.path("layers/top");
     write(&top.join("new"), b"new\n", 0o640);
     env.commit(&top, &["top"]);
-    let script = format!("{SPFS} edit && rm /spfs/gone && {SPFS} commit layer -t deletion >/dev/null");
+    let script =
+        format!("{SPFS} edit && rm /spfs/gone && {SPFS} commit layer -t deletion >/dev/null");
     env.ok(&["run", "views+top", "--", "sh", "-c", &script]);
     fs::create_dir_all("/tmp/spfs-runtime").unwrap();
     fs::create_dir_all("/spfs").unwrap();
@@ -137,7 +138,20 @@ fn views_for(user: bool) {
         let expected = if backend == "fuse" { EXACT } else { RENDERED };
         let listing = format!("{STAT}; ls /spfs");
         let out = ok(
-            spfs_as(&env, user, &["run", "--backend", backend, stack, "--", "sh", "-c", &listing]),
+            spfs_as(
+                &env,
+                user,
+                &[
+                    "run",
+                    "--backend",
+                    backend,
+                    stack,
+                    "--",
+                    "sh",
+                    "-c",
+                    &listing,
+                ],
+            ),
             &format!("{who} {backend} listing"),
         );
         assert_eq!(out, format!("{expected}d\nnew\n"), "{who}, {backend}");
@@ -151,13 +165,26 @@ fn views_for(user: bool) {
             let out = spfs_as(
                 &env,
                 user,
-                &["run", "--backend", backend, mode, stack, "--", "sh", "-c", &script],
+                &[
+                    "run",
+                    "--backend",
+                    backend,
+                    mode,
+                    stack,
+                    "--",
+                    "sh",
+                    "-c",
+                    &script,
+                ],
             );
             // Inside an editable view the attacks change the view (copy-up), never the
             // repository; inside a read-only view they all fail.
             let text = String::from_utf8_lossy(&out.stdout);
             if edit {
-                assert!(!text.contains("#!/bin/sh"), "{who} {backend} {mode}: {text}");
+                assert!(
+                    !text.contains("#!/bin/sh"),
+                    "{who} {backend} {mode}: {text}"
+                );
             } else {
                 assert!(text.contains("echo x"), "{who} {backend} {mode}: {text}");
             }
@@ -168,20 +195,52 @@ fn views_for(user: bool) {
                 "{who} {backend} {mode}"
             );
             for (path, was) in &before {
-                assert_eq!(was, &after[path], "{who} {backend} {mode}: {}", path.display());
+                assert_eq!(
+                    was,
+                    &after[path],
+                    "{who} {backend} {mode}: {}",
+                    path.display()
+                );
             }
         }
         // The stack still reads as committed afterwards.
         let out = ok(
-            spfs_as(&env, user, &["run", "--backend", backend, stack, "--", "sh", "-c", "cat /spfs/d/*"]),
+            spfs_as(
+                &env,
+                user,
+                &[
+                    "run",
+                    "--backend",
+                    backend,
+                    stack,
+                    "--",
+                    "sh",
+                    "-c",
+                    "cat /spfs/d/*",
+                ],
+            ),
             "reading back",
         );
         assert_eq!(out, "private\nread only\nrw\n#!/bin/sh\necho x\n");
     }
     // With exact modes an ordinary user edits a file committed writable.
-    let script = format!("echo more >> /spfs/d/rw && cat /spfs/d/rw && stat -c %a /spfs/d/rw");
+    let script = "echo more >> /spfs/d/rw && cat /spfs/d/rw && stat -c %a /spfs/d/rw";
     let out = ok(
-        spfs_as(&env, user, &["run", "--backend", "fuse", "--edit", stack, "--", "sh", "-c", &script]),
+        spfs_as(
+            &env,
+            user,
+            &[
+                "run",
+                "--backend",
+                "fuse",
+                "--edit",
+                stack,
+                "--",
+                "sh",
+                "-c",
+                script,
+            ],
+        ),
         "editing through fuse",
     );
     assert_eq!(out, "rw\nmore\n644\n");
@@ -239,7 +298,11 @@ fn fuse_fetches_missing_payloads_from_a_second_repository_on_first_open() {
     )
     .unwrap();
     let damaged = payload(&remote, b"will be damaged remotely\n");
-    fs::set_permissions(&damaged, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    fs::set_permissions(
+        &damaged,
+        std::os::unix::fs::PermissionsExt::from_mode(0o644),
+    )
+    .unwrap();
     fs::write(&damaged, b"WILL BE DAMAGED REMOTELY\n").unwrap();
     fs::remove_file(payload(&remote, b"removed remotely\n")).unwrap();
 
@@ -260,20 +323,23 @@ fn fuse_fetches_missing_payloads_from_a_second_repository_on_first_open() {
     let err = stderr(&out);
     assert!(out.status.success(), "{err}");
     assert_eq!(
-        text,
-        "fetched on first open\nalready local\nrc=1\nrc=1\n755\n",
+        text, "fetched on first open\nalready local\nrc=1\nrc=1\n755\n",
         "{err}"
     );
     assert!(err.contains("Input/output error"), "{err}");
     // One log line per failed file, naming the payload and what is wrong with it.
-    let corrupt_hex = blake3::hash(b"will be damaged remotely\n").to_hex().to_string();
+    let corrupt_hex = blake3::hash(b"will be damaged remotely\n")
+        .to_hex()
+        .to_string();
     let missing_hex = blake3::hash(b"removed remotely\n").to_hex().to_string();
     assert!(
-        err.lines().any(|l| l.contains(&corrupt_hex[..12]) && l.contains("hashes to")),
+        err.lines()
+            .any(|l| l.contains(&corrupt_hex[..12]) && l.contains("hashes to")),
         "{err}"
     );
     assert!(
-        err.lines().any(|l| l.contains(&missing_hex[..12]) && l.contains("missing")),
+        err.lines()
+            .any(|l| l.contains(&missing_hex[..12]) && l.contains("missing")),
         "{err}"
     );
     // The good payload is kept locally, read-only; nothing unverified was stored.
@@ -283,9 +349,24 @@ fn fuse_fetches_missing_payloads_from_a_second_repository_on_first_open() {
     assert!(!payload(&env.repo, b"will be damaged remotely\n").exists());
     assert!(!payload(&env.repo, b"removed remotely\n").exists());
     // Next time it is served without the remote.
-    let out = env.ok(&["run", "--backend", "fuse", "lazy", "--", "cat", "/spfs/good"]);
+    let out = env.ok(&[
+        "run",
+        "--backend",
+        "fuse",
+        "lazy",
+        "--",
+        "cat",
+        "/spfs/good",
+    ]);
     assert_eq!(out, "fetched on first open\n");
     // Renders need every payload first.
-    let err = env.fails(&["run", "--payloads-from", remote.to_str().unwrap(), "lazy", "--", "true"]);
+    let err = env.fails(&[
+        "run",
+        "--payloads-from",
+        remote.to_str().unwrap(),
+        "lazy",
+        "--",
+        "true",
+    ]);
     assert!(err.contains("--backend fuse"), "{err}");
 }

@@ -18,13 +18,15 @@ pub fn fetch_payload(
     size: u64,
 ) -> Result<()> {
     let started = std::time::Instant::now();
-    let mut src = remote.open_payload(digest, Some(size)).map_err(|e| match e {
-        Error::MissingPayload(_) => Error::Runtime(format!(
-            "payload {digest} is missing locally and from {}; pull the layer again",
-            remote.root().display()
-        )),
-        e => e,
-    })?;
+    let mut src = remote
+        .open_payload(digest, Some(size))
+        .map_err(|e| match e {
+            Error::MissingPayload(_) => Error::Runtime(format!(
+                "payload {digest} is missing locally and from {}; pull the layer again",
+                remote.root().display()
+            )),
+            e => e,
+        })?;
     let src_path = remote.payload_path(digest);
     let tmp_dir = local.tmp_dir();
     fs::create_dir_all(&tmp_dir).ctx("creating", &tmp_dir)?;

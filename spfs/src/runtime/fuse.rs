@@ -459,10 +459,20 @@ struct Node {
 #[derive(Debug, Clone)]
 enum NodeKind {
     /// Children are `InodeTable::children[start..start + len]`, sorted by name bytes.
-    Dir { start: u64, len: u64, subdirs: u32 },
-    File { size: u64, digest: Digest },
+    Dir {
+        start: u64,
+        len: u64,
+        subdirs: u32,
+    },
+    File {
+        size: u64,
+        digest: Digest,
+    },
     /// The target is `InodeTable::names[off..off + len]`.
-    Symlink { off: u64, len: u64 },
+    Symlink {
+        off: u64,
+        len: u64,
+    },
 }
 
 /// One directory entry: its name in `InodeTable::names` and its inode.
@@ -675,12 +685,13 @@ fn decode_table(bytes: &[u8]) -> Option<InodeTable> {
         let (a, b) = (le64(r, 16), le64(r, 24));
         let kind = match r[10] {
             TAG_DIR => {
-                if !a.checked_add(b).is_some_and(|e| e <= n_children) {
+                if a.checked_add(b).is_none_or(|e| e > n_children) {
                     return None;
                 }
                 // Lookups binary-search the names: they must be sorted and unique.
                 let kids = &children[a as usize..(a + b) as usize];
-                let name = |c: &Child| &names[c.name_off as usize..(c.name_off + c.name_len) as usize];
+                let name =
+                    |c: &Child| &names[c.name_off as usize..(c.name_off + c.name_len) as usize];
                 if kids.windows(2).any(|w| name(&w[0]) >= name(&w[1])) {
                     return None;
                 }
