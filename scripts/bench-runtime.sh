@@ -6,7 +6,8 @@
 # Medians of RUNS runs (default 5). Reuses the tree of scripts/bench-store.sh.
 #
 # usage: sudo scripts/bench-runtime.sh [WORKDIR]     (WORKDIR default: /var/tmp/spfs-bench)
-# env:   RUNS=5 BACKENDS="render fuse" CARGO_TARGET_DIR (where the release build goes)
+# env:   RUNS=5 BACKENDS="render fuse" SECTIONS="entry walks lazy"
+#        CARGO_TARGET_DIR (where the release build goes)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/bench-common.sh
@@ -14,6 +15,8 @@ source scripts/bench-common.sh
 WORK=${1:-/var/tmp/spfs-bench}
 RUNS=${RUNS:-5}
 BACKENDS=${BACKENDS:-render fuse}
+SECTIONS=${SECTIONS:-entry walks lazy}
+want() { [[ " $SECTIONS " == *" $1 "* ]]; }
 cargo build --release -q -p spfs-cli
 SPFS=${CARGO_TARGET_DIR:-$PWD/target}/release/spfs
 TREE=$WORK/tree
@@ -34,7 +37,7 @@ fi
 stack() { local s=""; for i in $(seq 0 $(($1 - 1))); do s="$s${s:+ +}bench/small/l$i"; done; echo "${s// /}"; }
 S50=$(stack 50); S200=$(stack 200)
 # Native copy of the 200-layer stack's merged tree: the walk baseline for that stack.
-if [ ! -d "$WORK/s200-native" ]; then "$SPFS" render --strategy copy "$S200" "$WORK/s200-native" >/dev/null; fi
+if [ ! -d "$WORK/s200-native" ]; then "$SPFS" render --strategy copy "$S200" "$WORK/s200-native" >/dev/null 2>&1; fi
 drop_renders() { rm -rf "$SPFS_ROOT/renders"; }
 drop_fuse_cache() { rm -rf "$SPFS_ROOT/renders/fuse"; }
 drop_caches() { sync; echo 3 > /proc/sys/vm/drop_caches; }
@@ -42,10 +45,11 @@ overhead() { printf '| %-40s | %8.1f ms above unshare (target ≤ 20 ms) |\n' "$
 
 echo "runtime benchmark: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), median of $RUNS runs; $(find "$TREE" -type f | wc -l) files in the big layer"
 echo
+t_unshare=$(median_of "$RUNS" unshare -m true)
+if want entry; then
 echo "## Entry (spfs run REF -- true)"
 echo
 header
-t_unshare=$(median_of "$RUNS" unshare -m true)
 t_empty=$(median_of "$RUNS" "$SPFS" run - -- true)
 row "run - -- true" "$t_empty" "unshare -m true" "$t_unshare" -
 overhead "empty entry overhead" "$t_empty" "$t_unshare"
@@ -58,16 +62,17 @@ for backend in $BACKENDS; do
     row "$label (warm)" "$t_warm" "unshare -m true" "$t_unshare" -
     overhead "  warm entry overhead" "$t_warm" "$t_unshare"
     if [ "$backend" = render ]; then
-      BENCH_RESET=drop_renders t_cold=$(median_of 3 "$SPFS" run --backend render "$ref" -- true)
+      t_cold=$(BENCH_RESET=drop_renders median_of 3 "$SPFS" run --backend render "$ref" -- true)
       row "$label (cold: no render cache)" "$t_cold" "unshare -m true" "$t_unshare" -
     else
-      BENCH_RESET=drop_fuse_cache t_cold=$(median_of 3 "$SPFS" run --backend fuse "$ref" -- true)
+      t_cold=$(BENCH_RESET=drop_fuse_cache median_of 3 "$SPFS" run --backend fuse "$ref" -- true)
       row "$label (cold: no inode cache)" "$t_cold" "unshare -m true" "$t_unshare" -
     fi
     "$SPFS" run --backend "$backend" "$ref" -- true  # leave the caches warm
   done
 done
 echo
+fi
 # Reads and walks are timed inside the runtime (entry cost excluded); every run is a
 # fresh runtime, so FUSE walks always start on a fresh mount.
 inner() { local b=$1 ref=$2; shift 2; "$SPFS" run --backend "$b" "$ref" -- sh -c "$*"; }
@@ -84,6 +89,7 @@ median_inner() { # backend ref command-on-/spfs [setup]
 median_native() { # command [setup]
   for _ in $(seq "$RUNS"); do ${2:-true}; time_in "$1"; done | med
 }
+if want walks; then
 cat "$TREE"/big/* >/dev/null
 n_read=$(median_native "cat $TREE/big/*")
 n_read_cold=$(median_native "cat $TREE/big/*" drop_caches)
@@ -114,27 +120,30 @@ done
 echo
 echo "Read rows compare times: a time ratio ≤ 1.11 is a throughput ≥ 0.9× native."
 echo
+fi
 # Lazy remote: a local repository holding the objects and tags but no payloads;
 # the full one serves as the remote. Entry plus reading one small and one big file.
-if [[ " $BACKENDS " == *" fuse "* ]]; then
+# (Assignments before `median_of` go inside the $(...): a bare `VAR=x t=$(...)` would
+# keep VAR set for every later measurement.)
+if want lazy && [[ " $BACKENDS " == *" fuse "* ]]; then
   LAZY=$WORK/lazy-repo
   lazy_reset() {
     rm -rf "$LAZY" && mkdir -p "$LAZY"
     cp -a "$SPFS_ROOT/VERSION" "$SPFS_ROOT/objects" "$SPFS_ROOT/tags" "$LAZY/"
     mkdir -p "$LAZY/payloads" "$LAZY/renders" "$LAZY/runtimes" "$LAZY/tmp"
   }
-  small=$(cd "$TREE" && find lib00 -type f | head -1)
-  bigf=$(cd "$TREE" && ls big | head -1)
+  small=$(cd "$TREE" && find lib00 -type f -print -quit)
+  bigf=$(cd "$TREE" && find big -type f -print -quit)
   lazy_run() { SPFS_ROOT=$LAZY "$SPFS" run --backend fuse --payloads-from "$SPFS_ROOT" bench/big -- sh -c "$1"; }
   echo "## Lazy remote (45k-file layer, $(du -sm "$SPFS_ROOT/payloads" | cut -f1) MiB, payloads only on the remote)"
   echo
   header
-  BENCH_RESET=lazy_reset t=$(median_of 3 lazy_run "cat /spfs/$small")
+  t=$(BENCH_RESET=lazy_reset median_of 3 lazy_run "cat /spfs/$small")
   row "fuse lazy: enter + read 1 small file" "$t" "unshare -m true" "$t_unshare" -
   printf '| %-40s | %8.3f s (target ≤ 1 s) |\n' "  entry + first read" "$t"
-  BENCH_RESET=lazy_reset t=$(median_of 3 lazy_run "cat /spfs/big/$bigf")
+  t=$(BENCH_RESET=lazy_reset median_of 3 lazy_run "cat /spfs/$bigf")
   row "fuse lazy: enter + read 1 big file" "$t" "unshare -m true" "$t_unshare" -
-  t=$(median_of 3 lazy_run "cat /spfs/big/$bigf")
+  t=$(median_of 3 lazy_run "cat /spfs/$bigf")
   row "fuse lazy: same, now local" "$t" "unshare -m true" "$t_unshare" -
   rm -rf "$LAZY"
 fi
