@@ -370,3 +370,69 @@ fn fuse_fetches_missing_payloads_from_a_second_repository_on_first_open() {
     ]);
     assert!(err.contains("--backend fuse"), "{err}");
 }
+
+#[test]
+fn fuse_inode_cache_is_derived_and_rebuilt_when_damaged() {
+    if !privileged("fuse_inode_cache_is_derived_and_rebuilt_when_damaged") {
+        return;
+    }
+    let env = Env::new();
+    sample_layer(&env);
+    let cache_dir = env.repo.join("renders/fuse");
+    let caches = || -> Vec<PathBuf> {
+        fs::read_dir(&cache_dir)
+            .map(|rd| rd.map(|e| e.unwrap().path()).collect())
+            .unwrap_or_default()
+    };
+    let listing = "stat -c '%a %n' /spfs/d/rw /spfs/d/x; cat /spfs/d/ro";
+    let expected = "644 /spfs/d/rw\n755 /spfs/d/x\nread only\n";
+    assert!(caches().is_empty());
+    let run = || {
+        env.ok(&[
+            "run",
+            "--backend",
+            "fuse",
+            "views",
+            "--",
+            "sh",
+            "-c",
+            listing,
+        ])
+    };
+    assert_eq!(run(), expected);
+    let cached = caches();
+    assert_eq!(cached.len(), 1, "{cached:?}");
+    let good = fs::read(&cached[0]).unwrap();
+    // Served from the cache: same view.
+    assert_eq!(run(), expected);
+    // Damaged (a flipped byte, then a truncation): ignored, rebuilt, same view.
+    let mut bad = good.clone();
+    let mid = bad.len() / 2;
+    bad[mid] ^= 1;
+    fs::write(&cached[0], &bad).unwrap();
+    assert_eq!(run(), expected);
+    assert_eq!(fs::read(&cached[0]).unwrap(), good);
+    fs::write(&cached[0], &good[..good.len() / 3]).unwrap();
+    assert_eq!(run(), expected);
+    assert_eq!(fs::read(&cached[0]).unwrap(), good);
+    // Deleted: rebuilt too.
+    fs::remove_dir_all(&cache_dir).unwrap();
+    assert_eq!(run(), expected);
+    assert_eq!(caches().len(), 1);
+    // Another stack gets its own table.
+    let top = env.path("layers/top");
+    write(&top.join("d/rw"), b"top\n", 0o600);
+    env.commit(&top, &["top"]);
+    let out = env.ok(&[
+        "run",
+        "--backend",
+        "fuse",
+        "views+top",
+        "--",
+        "sh",
+        "-c",
+        "stat -c %a /spfs/d/rw; cat /spfs/d/rw",
+    ]);
+    assert_eq!(out, "600\ntop\n");
+    assert_eq!(caches().len(), 2);
+}
