@@ -206,7 +206,11 @@ impl FuseMount {
                 Ok(()) => shared.passthrough.store(true, Ordering::Relaxed),
                 // Nothing local yet (payloads fetched on first open): the first open
                 // tries, and falls back to userspace reads if the kernel refuses.
-                Err(reason) if probe.is_empty() || reason == NO_PROBE_PAYLOAD => {
+                Err(reason)
+                    if (probe.is_empty() || reason == NO_PROBE_PAYLOAD)
+                        && euid == 0
+                        && in_initial_user_namespace() =>
+                {
                     shared.passthrough.store(true, Ordering::Relaxed)
                 }
                 Err(reason) => tracing::info!(
@@ -438,6 +442,13 @@ fn probe_passthrough<FS: Filesystem>(
 }
 
 const NO_PROBE_PAYLOAD: &str = "no payload to serve";
+
+/// True outside any user namespace: the only place passthrough files are accepted.
+fn in_initial_user_namespace() -> bool {
+    std::fs::read_to_string("/proc/self/uid_map")
+        .map(|m| m.split_whitespace().collect::<Vec<_>>() == ["0", "0", "4294967295"])
+        .unwrap_or(false)
+}
 
 /// State the mount handle shares with the server threads.
 #[derive(Debug, Default)]
