@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# Runtime benchmark (root): entry cost, large layers and stacks, reads and metadata
-# walks through /spfs, for both backends, against unshare and native baselines.
+# Runtime benchmark (root): entry cost, metadata walks and reads through /spfs, for both
+# backends, warm and cold, on the 45k-file layer and the 200-layer stack, plus FUSE
+# with payloads fetched lazily from a second repository. Every row is a ratio to a
+# baseline measured in the same run (native tree, or `unshare -m true` for entry).
 # Medians of RUNS runs (default 5). Reuses the tree of scripts/bench-store.sh.
 #
 # usage: sudo scripts/bench-runtime.sh [WORKDIR]     (WORKDIR default: /var/tmp/spfs-bench)
-# env:   RUNS=5 BACKENDS="render fuse"
+# env:   RUNS=5 BACKENDS="render fuse" SECTIONS="entry walks lazy"
+#        CARGO_TARGET_DIR (where the release build goes)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/bench-common.sh
@@ -12,8 +15,10 @@ source scripts/bench-common.sh
 WORK=${1:-/var/tmp/spfs-bench}
 RUNS=${RUNS:-5}
 BACKENDS=${BACKENDS:-render fuse}
+SECTIONS=${SECTIONS:-entry walks lazy}
+want() { [[ " $SECTIONS " == *" $1 "* ]]; }
 cargo build --release -q -p spfs-cli
-SPFS=$PWD/target/release/spfs
+SPFS=${CARGO_TARGET_DIR:-$PWD/target}/release/spfs
 TREE=$WORK/tree
 if [ ! -f "$WORK/tree.done" ]; then
   python3 scripts/gen-tree.py "$TREE" "${SMALL:-45000}" "${BIG:-50}"
@@ -31,70 +36,114 @@ if ! "$SPFS" tags bench/ 2>/dev/null | grep -q bench/big; then
 fi
 stack() { local s=""; for i in $(seq 0 $(($1 - 1))); do s="$s${s:+ +}bench/small/l$i"; done; echo "${s// /}"; }
 S50=$(stack 50); S200=$(stack 200)
-manifests_of() { "$SPFS" info "$1" | awk '/^manifest:/ {print $2}'; }
+# Native copy of the 200-layer stack's merged tree: the walk baseline for that stack.
+if [ ! -d "$WORK/s200-native" ]; then "$SPFS" render --strategy copy "$S200" "$WORK/s200-native" >/dev/null 2>&1; fi
 drop_renders() { rm -rf "$SPFS_ROOT/renders"; }
+drop_fuse_cache() { rm -rf "$SPFS_ROOT/renders/fuse"; }
 drop_caches() { sync; echo 3 > /proc/sys/vm/drop_caches; }
+overhead() { printf '| %-40s | %8.1f ms above unshare (target ≤ 20 ms) |\n' "$1" "$(awk -v a="$2" -v b="$3" 'BEGIN{print (a-b)*1000}')"; }
 
-echo "runtime benchmark: $(nproc) cores, median of $RUNS runs; $(find "$TREE" -type f | wc -l) files in the big layer"
+echo "runtime benchmark: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), median of $RUNS runs; $(find "$TREE" -type f | wc -l) files in the big layer"
+echo
+t_unshare=$(median_of "$RUNS" unshare -m true)
+if want entry; then
+echo "## Entry (spfs run REF -- true)"
 echo
 header
-t_unshare=$(median_of "$RUNS" unshare -m true)
 t_empty=$(median_of "$RUNS" "$SPFS" run - -- true)
 row "run - -- true" "$t_empty" "unshare -m true" "$t_unshare" -
-printf '| %-34s | %8.1f ms above unshare (target ≤ 20 ms) |\n' "empty entry overhead" "$(awk -v a="$t_empty" -v b="$t_unshare" 'BEGIN{print (a-b)*1000}')"
+overhead "empty entry overhead" "$t_empty" "$t_unshare"
 for backend in $BACKENDS; do
   for case in big S50 S200; do
     case $case in big) ref=bench/big ;; S50) ref=$S50 ;; S200) ref=$S200 ;; esac
-    label="$backend: run ${case/S/stack of } -- true"
-    "$SPFS" run --backend "$backend" "$ref" -- true; sync  # warm up, then flush renders
+    label="$backend: ${case/S/stack of }"
+    "$SPFS" run --backend "$backend" "$ref" -- true; sync  # warm up, then flush
     t_warm=$(median_of "$RUNS" "$SPFS" run --backend "$backend" "$ref" -- true)
     row "$label (warm)" "$t_warm" "unshare -m true" "$t_unshare" -
-    printf '| %-34s | %8.1f ms above unshare (target ≤ 20 ms) |\n' "  warm entry overhead" "$(awk -v a="$t_warm" -v b="$t_unshare" 'BEGIN{print (a-b)*1000}')"
+    overhead "  warm entry overhead" "$t_warm" "$t_unshare"
     if [ "$backend" = render ]; then
-      BENCH_RESET=drop_renders t_cold=$(median_of 3 "$SPFS" run --backend "$backend" "$ref" -- true)
-      row "$label (cold render)" "$t_cold" "unshare -m true" "$t_unshare" -
+      t_cold=$(BENCH_RESET=drop_renders median_of 3 "$SPFS" run --backend render "$ref" -- true)
+      row "$label (cold: no render cache)" "$t_cold" "unshare -m true" "$t_unshare" -
+    else
+      t_cold=$(BENCH_RESET=drop_fuse_cache median_of 3 "$SPFS" run --backend fuse "$ref" -- true)
+      row "$label (cold: no inode cache)" "$t_cold" "unshare -m true" "$t_unshare" -
     fi
+    "$SPFS" run --backend "$backend" "$ref" -- true  # leave the caches warm
   done
 done
 echo
-# Reads and walks are timed inside the runtime (entry cost excluded).
-inner() { "$SPFS" run --backend "$1" bench/big -- sh -c "$2"; }
+fi
+# Reads and walks are timed inside the runtime (entry cost excluded); every run is a
+# fresh runtime, so FUSE walks always start on a fresh mount.
+inner() { local b=$1 ref=$2; shift 2; "$SPFS" run --backend "$b" "$ref" -- sh -c "$*"; }
 time_in() { local s e; s=$(date +%s%N); eval "$1" >/dev/null 2>&1; e=$(date +%s%N); echo $(( (e - s) / 1000 )); }
-median_inner() { # backend command-on-/spfs
-  local vals=() v
+med() { sort -n | awk '{a[NR]=$1} END {printf "%.3f\n", a[int((NR+1)/2)]/1e6}'; }
+median_inner() { # backend ref command-on-/spfs [setup]
+  local v
   for _ in $(seq "$RUNS"); do
-    v=$(inner "$1" "${3:-true}; s=\$(date +%s%N); $2 >/dev/null 2>&1; e=\$(date +%s%N); echo \$(( (e - s) / 1000 ))")
-    vals+=("$v")
-  done
-  printf '%s\n' "${vals[@]}" | sort -n | awk '{a[NR]=$1} END {printf "%.3f\n", a[int((NR+1)/2)]/1e6}'
+    ${4:-true}
+    v=$(inner "$1" "$2" "s=\$(date +%s%N); $3 >/dev/null 2>&1; e=\$(date +%s%N); echo \$(( (e - s) / 1000 ))")
+    echo "$v"
+  done | med
 }
-median_native() {
-  local vals=()
-  for _ in $(seq "$RUNS"); do
-    ${2:-true}
-    vals+=("$(time_in "$1")")
-  done
-  printf '%s\n' "${vals[@]}" | sort -n | awk '{a[NR]=$1} END {printf "%.3f\n", a[int((NR+1)/2)]/1e6}'
+median_native() { # command [setup]
+  for _ in $(seq "$RUNS"); do ${2:-true}; time_in "$1"; done | med
 }
-drop='sync; echo 3 > /proc/sys/vm/drop_caches'
+if want walks; then
 cat "$TREE"/big/* >/dev/null
 n_read=$(median_native "cat $TREE/big/*")
 n_read_cold=$(median_native "cat $TREE/big/*" drop_caches)
 n_find=$(median_native "find $TREE -type f | wc -l")
+n_find_cold=$(median_native "find $TREE -type f | wc -l" drop_caches)
 n_lslr=$(median_native "ls -lR $TREE")
+n_lslr_cold=$(median_native "ls -lR $TREE" drop_caches)
+n_find200=$(median_native "find $WORK/s200-native -type f | wc -l")
+n_lslr200=$(median_native "ls -lR $WORK/s200-native")
 bigmb=$(du -sm "$TREE/big" | cut -f1)
+echo "## Reads and walks (45k-file layer; $bigmb MiB in the big files)"
+echo
 header
 for backend in $BACKENDS; do
-  inner "$backend" "cat /spfs/big/* >/dev/null"
-  r_warm=$(median_inner "$backend" "cat /spfs/big/*")
-  r_cold=$(median_inner "$backend" "cat /spfs/big/*" "$drop")
-  f=$(median_inner "$backend" "find /spfs -type f | wc -l")
-  l=$(median_inner "$backend" "ls -lR /spfs")
+  inner "$backend" bench/big "cat /spfs/big/* >/dev/null"
+  r_warm=$(median_inner "$backend" bench/big "cat /spfs/big/*")
+  r_cold=$(median_inner "$backend" bench/big "cat /spfs/big/*" drop_caches)
   # Throughput ratio = native time / spfs time (target ≥ 0.9, shown as time ratio ≤ 1.11).
-  row "$backend: read ${bigmb} MiB (warm)" "$r_warm" "native cat" "$n_read" 1.11
-  row "$backend: read ${bigmb} MiB (cold)" "$r_cold" "native cat (cold)" "$n_read_cold" 1.11
-  row "$backend: find -type f | wc -l" "$f" "native find" "$n_find" 1.5
-  row "$backend: ls -lR" "$l" "native ls -lR" "$n_lslr" 1.5
+  row "$backend: read (warm)" "$r_warm" "native cat" "$n_read" 1.11
+  row "$backend: read (cold)" "$r_cold" "native cat (cold)" "$n_read_cold" 1.11
+  row "$backend: find -type f | wc -l (warm)" "$(median_inner "$backend" bench/big "find /spfs -type f | wc -l")" "native find" "$n_find" 1.5
+  row "$backend: find -type f | wc -l (cold)" "$(median_inner "$backend" bench/big "find /spfs -type f | wc -l" drop_caches)" "native find (cold)" "$n_find_cold" 1.5
+  row "$backend: ls -lR (warm)" "$(median_inner "$backend" bench/big "ls -lR /spfs")" "native ls -lR" "$n_lslr" 1.3
+  row "$backend: ls -lR (cold)" "$(median_inner "$backend" bench/big "ls -lR /spfs" drop_caches)" "native ls -lR (cold)" "$n_lslr_cold" 1.3
+  row "$backend: stack of 200, find" "$(median_inner "$backend" "$S200" "find /spfs -type f | wc -l")" "native find" "$n_find200" 1.5
+  row "$backend: stack of 200, ls -lR" "$(median_inner "$backend" "$S200" "ls -lR /spfs")" "native ls -lR" "$n_lslr200" 1.3
 done
 echo
 echo "Read rows compare times: a time ratio ≤ 1.11 is a throughput ≥ 0.9× native."
+echo
+fi
+# Lazy remote: a local repository holding the objects and tags but no payloads;
+# the full one serves as the remote. Entry plus reading one small and one big file.
+# (Assignments before `median_of` go inside the $(...): a bare `VAR=x t=$(...)` would
+# keep VAR set for every later measurement.)
+if want lazy && [[ " $BACKENDS " == *" fuse "* ]]; then
+  LAZY=$WORK/lazy-repo
+  lazy_reset() {
+    rm -rf "$LAZY" && mkdir -p "$LAZY"
+    cp -a "$SPFS_ROOT/VERSION" "$SPFS_ROOT/objects" "$SPFS_ROOT/tags" "$LAZY/"
+    mkdir -p "$LAZY/payloads" "$LAZY/renders" "$LAZY/runtimes" "$LAZY/tmp"
+  }
+  small=$(cd "$TREE" && find lib00 -type f -print -quit)
+  bigf=$(cd "$TREE" && find big -type f -print -quit)
+  lazy_run() { SPFS_ROOT=$LAZY "$SPFS" run --backend fuse --payloads-from "$SPFS_ROOT" bench/big -- sh -c "$1"; }
+  echo "## Lazy remote (45k-file layer, $(du -sm "$SPFS_ROOT/payloads" | cut -f1) MiB, payloads only on the remote)"
+  echo
+  header
+  t=$(BENCH_RESET=lazy_reset median_of 3 lazy_run "cat /spfs/$small")
+  row "fuse lazy: enter + read 1 small file" "$t" "unshare -m true" "$t_unshare" -
+  printf '| %-40s | %8.3f s (target ≤ 1 s) |\n' "  entry + first read" "$t"
+  t=$(BENCH_RESET=lazy_reset median_of 3 lazy_run "cat /spfs/$bigf")
+  row "fuse lazy: enter + read 1 big file" "$t" "unshare -m true" "$t_unshare" -
+  t=$(median_of 3 lazy_run "cat /spfs/$bigf")
+  row "fuse lazy: same, now local" "$t" "unshare -m true" "$t_unshare" -
+  rm -rf "$LAZY"
+fi

@@ -207,7 +207,16 @@ fn main() {
 }
 
 fn mount(repo: &LocalRepository, manifest: &Manifest, at: &Path, passthrough: bool) -> FuseMount {
-    FuseMount::mount(repo, manifest.clone(), at, &FuseOptions { passthrough }).unwrap()
+    FuseMount::mount(
+        repo,
+        manifest.clone(),
+        at,
+        &FuseOptions {
+            passthrough,
+            fallback: None,
+        },
+    )
+    .unwrap()
 }
 
 fn mbps(bytes: f64, t: Duration) -> f64 {

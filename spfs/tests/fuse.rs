@@ -192,7 +192,10 @@ impl Fixture {
             &self.repo,
             self.manifest.clone(),
             at,
-            &FuseOptions { passthrough },
+            &FuseOptions {
+                passthrough,
+                fallback: None,
+            },
         )
         .unwrap();
         assert_eq!(mounted_at(at).as_deref(), Some("fuse.spfs"));
@@ -758,7 +761,16 @@ fn userns_child(dir: &Path) {
     let manifest = repo.read_manifest(&digest).unwrap();
     let at = dir.join("userns-mnt");
     let before = mounts();
-    let m = FuseMount::mount(&repo, manifest, &at, &FuseOptions { passthrough: true }).unwrap();
+    let m = FuseMount::mount(
+        &repo,
+        manifest,
+        &at,
+        &FuseOptions {
+            passthrough: true,
+            fallback: None,
+        },
+    )
+    .unwrap();
     assert_eq!(mounted_at(&at).as_deref(), Some("fuse.spfs"));
     assert!(
         !m.passthrough_active(),

@@ -43,6 +43,10 @@ pub struct RuntimeArgs {
     /// Name the runtime (default: generated)
     #[arg(long, value_name = "NAME")]
     name: Option<String>,
+    /// With --backend fuse: fetch payloads missing locally from this repository on first
+    /// open (verified, then kept locally)
+    #[arg(long, value_name = "REPO")]
+    payloads_from: Option<std::path::PathBuf>,
     /// Layers to stack, bottom first: REF[+REF...]; '-' or nothing for an empty /spfs
     reference: Option<String>,
 }
@@ -86,7 +90,13 @@ pub fn run(cli: &Cli, args: &RuntimeArgs, command: &[OsString]) -> Result<i32> {
     } else {
         Program::Command(command.to_vec())
     };
+    if args.payloads_from.is_some() && backend != Backend::Fuse {
+        return Err(invalid(
+            "--payloads-from needs --backend fuse: renders need every payload locally first",
+        ));
+    }
     let mut options = RunOptions::new(stack, program);
+    options.payloads_from = args.payloads_from.clone();
     options.backend = backend;
     options.edit = edit;
     options.tmpfs_size = args.size.clone();

@@ -65,11 +65,19 @@ const ABORT_GRACE: Duration = Duration::from_secs(5);
 pub struct FuseOptions {
     /// Use FUSE passthrough for file reads when the kernel and privileges allow it; silently fall back otherwise.
     pub passthrough: bool,
+    /// A repository (root directory) from which a payload missing locally is fetched on
+    /// its first open: verified against its digest and size, stored in the local
+    /// repository, then served. A payload missing or corrupt there too fails that open
+    /// with EIO and a log line.
+    pub fallback: Option<PathBuf>,
 }
 
 impl Default for FuseOptions {
     fn default() -> Self {
-        FuseOptions { passthrough: true }
+        FuseOptions {
+            passthrough: true,
+            fallback: None,
+        }
     }
 }
 
@@ -98,6 +106,16 @@ impl FuseMount {
         mountpoint: &Path,
         opts: &FuseOptions,
     ) -> Result<FuseMount> {
+        Self::mount_table(repo, InodeTable::from_manifest(manifest), mountpoint, opts)
+    }
+
+    /// Mounts a prepared inode table at `mountpoint`, like [`FuseMount::mount`].
+    pub fn mount_table(
+        repo: &LocalRepository,
+        table: InodeTable,
+        mountpoint: &Path,
+        opts: &FuseOptions,
+    ) -> Result<FuseMount> {
         let fuse_err = |reason: String| Error::Fuse {
             path: mountpoint.to_path_buf(),
             reason,
@@ -113,11 +131,20 @@ impl FuseMount {
             return Err(fuse_err("the mount point is not a directory".into()));
         }
 
+        let fallback = match &opts.fallback {
+            Some(root) => Some(LocalRepository::open(root).map_err(|e| {
+                fuse_err(format!(
+                    "cannot use {} to fetch missing payloads from: {e}",
+                    root.display()
+                ))
+            })?),
+            None => None,
+        };
         let euid = nix::unistd::geteuid().as_raw();
         let egid = nix::unistd::getegid().as_raw();
-        let nodes = build_nodes(manifest);
         let shared = Arc::new(Shared::default());
-        let fs = SpfsFs::new(repo.clone(), nodes, euid, egid, opts, shared.clone());
+        let mut fs = SpfsFs::new(repo.clone(), table, euid, egid, opts, shared.clone());
+        fs.fallback = fallback;
         let probe = fs.probe_candidates();
 
         let dev_fuse = open_dev_fuse()?;
@@ -177,6 +204,15 @@ impl FuseMount {
         if opts.passthrough && shared.negotiated.load(Ordering::Relaxed) {
             match probe_passthrough(&session, &probe) {
                 Ok(()) => shared.passthrough.store(true, Ordering::Relaxed),
+                // Nothing local yet (payloads fetched on first open): the first open
+                // tries, and falls back to userspace reads if the kernel refuses.
+                Err(reason)
+                    if (probe.is_empty() || reason == NO_PROBE_PAYLOAD)
+                        && euid == 0
+                        && in_initial_user_namespace() =>
+                {
+                    shared.passthrough.store(true, Ordering::Relaxed)
+                }
                 Err(reason) => tracing::info!(
                     "FUSE passthrough unavailable ({reason}); serving reads from userspace"
                 ),
@@ -393,7 +429,7 @@ fn probe_passthrough<FS: Filesystem>(
         .find_map(|p| crate::storage::files::open_file(p).ok().flatten())
         .map(|(f, _)| f)
     else {
-        return Err("no payload to serve".into());
+        return Err(NO_PROBE_PAYLOAD.into());
     };
     let id = BackingId::create_raw(session, &file).map_err(|e| e.to_string())?;
     let fd = std::os::fd::AsFd::as_fd(session).as_raw_fd();
@@ -403,6 +439,15 @@ fn probe_passthrough<FS: Filesystem>(
         tracing::debug!(error = %io::Error::last_os_error(), "closing probe backing id");
     }
     Ok(())
+}
+
+const NO_PROBE_PAYLOAD: &str = "no payload to serve";
+
+/// True outside any user namespace: the only place passthrough files are accepted.
+fn in_initial_user_namespace() -> bool {
+    std::fs::read_to_string("/proc/self/uid_map")
+        .map(|m| m.split_whitespace().collect::<Vec<_>>() == ["0", "0", "4294967295"])
+        .unwrap_or(false)
 }
 
 /// State the mount handle shares with the server threads.
@@ -415,81 +460,352 @@ struct Shared {
 }
 
 /// One inode of the served tree.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Node {
     parent: u64,
     perm: u16,
     kind: NodeKind,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 enum NodeKind {
-    /// Children sorted by name bytes, with their inode numbers.
+    /// Children are `InodeTable::children[start..start + len]`, sorted by name bytes.
     Dir {
-        children: Vec<(Box<[u8]>, u64)>,
+        start: u64,
+        len: u64,
         subdirs: u32,
     },
     File {
         size: u64,
         digest: Digest,
     },
-    Symlink(Box<[u8]>),
+    /// The target is `InodeTable::names[off..off + len]`.
+    Symlink {
+        off: u64,
+        len: u64,
+    },
 }
 
-/// Flattens a manifest into an inode table: index = inode number, root = 1, index 0 unused.
-fn build_nodes(manifest: Manifest) -> Vec<Node> {
+/// One directory entry: its name in `InodeTable::names` and its inode.
+#[derive(Debug, Clone, Copy)]
+struct Child {
+    name_off: u64,
+    name_len: u64,
+    ino: u64,
+}
+
+/// The inode table a [`FuseMount`] serves: built from a merged manifest, or loaded from
+/// the derived cache under `renders/fuse/` (see [`InodeTable::load_cached`]). Flat
+/// arrays: a 50,000-entry table is three allocations, quick to load and to free.
+/// Index = inode number; root = 1; index 0 unused.
+#[derive(Debug)]
+pub struct InodeTable {
+    nodes: Vec<Node>,
+    children: Vec<Child>,
+    names: Vec<u8>,
+}
+
+impl InodeTable {
+    /// The table of a merged manifest (masks are skipped).
+    pub fn from_manifest(manifest: Manifest) -> Self {
+        build_table(manifest)
+    }
+
+    /// Number of entries, the root included.
+    pub fn len(&self) -> usize {
+        self.nodes.len() - 1
+    }
+
+    /// Always false: the root is always there.
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    /// Every file's payload and size (a payload may repeat).
+    pub fn payloads(&self) -> impl Iterator<Item = (&Digest, u64)> {
+        self.nodes.iter().filter_map(|n| match &n.kind {
+            NodeKind::File { size, digest } => Some((digest, *size)),
+            _ => None,
+        })
+    }
+
+    /// Where the cached table of the stack `manifests` (bottom first) lives.
+    pub fn cache_path(repo: &LocalRepository, manifests: &[Digest]) -> PathBuf {
+        let mut h = crate::digest::Hasher::new();
+        h.update(CACHE_MAGIC);
+        for m in manifests {
+            h.update(m.as_bytes());
+        }
+        repo.renders_dir()
+            .join("fuse")
+            .join(format!("{}.inodes", h.finish().to_hex()))
+    }
+
+    /// The cached table of the stack `manifests`, if a valid one exists. The cache is
+    /// derived data: a missing, truncated or corrupt file is ignored (and logged).
+    pub fn load_cached(repo: &LocalRepository, manifests: &[Digest]) -> Option<Self> {
+        let path = Self::cache_path(repo, manifests);
+        let bytes = match crate::storage::files::open_file(&path) {
+            Ok(Some((mut f, meta))) if meta.len() <= MAX_CACHE_BYTES => {
+                let mut buf = Vec::with_capacity(meta.len() as usize);
+                io::Read::read_to_end(&mut f, &mut buf).ok()?;
+                buf
+            }
+            Ok(Some(_)) => {
+                tracing::warn!(path = %path.display(), "ignoring an oversized inode cache");
+                return None;
+            }
+            Ok(None) => return None,
+            Err(e) => {
+                tracing::debug!(path = %path.display(), error = %e, "no inode cache");
+                return None;
+            }
+        };
+        match decode_table(&bytes) {
+            Some(table) => Some(table),
+            None => {
+                tracing::warn!(
+                    path = %path.display(),
+                    "ignoring a corrupt inode cache (it is rebuilt from the repository)"
+                );
+                None
+            }
+        }
+    }
+
+    /// Stores the table as the cache of the stack `manifests`. Best effort: the
+    /// caller logs a failure and goes on.
+    pub fn store_cached(&self, repo: &LocalRepository, manifests: &[Digest]) -> Result<()> {
+        use std::io::Write;
+        let path = Self::cache_path(repo, manifests);
+        let dir = path.parent().unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir).map_err(|e| Error::io("creating", dir, e))?;
+        let mut tmp = tempfile::NamedTempFile::new_in(dir)
+            .map_err(|e| Error::io("creating a file in", dir, e))?;
+        tmp.write_all(&encode_table(self))
+            .map_err(|e| Error::io("writing", tmp.path(), e))?;
+        tmp.persist(&path)
+            .map_err(|e| Error::io("storing", &path, e.error))?;
+        Ok(())
+    }
+}
+
+/// Identifies (and versions) the inode cache format.
+const CACHE_MAGIC: &[u8] = b"spfs-fuse-inodes-v1\n";
+/// Larger cache files are not read (tens of millions of entries).
+const MAX_CACHE_BYTES: u64 = 4 << 30;
+const TAG_DIR: u8 = 1;
+const TAG_FILE: u8 = 2;
+const TAG_SYMLINK: u8 = 3;
+/// Bytes of one encoded node: parent u64, perm u16, tag u8, pad u8, subdirs u32,
+/// a u64, b u64, digest [32].
+const NODE_BYTES: usize = 64;
+/// Bytes of one encoded child: name_off u64, name_len u64, ino u64.
+const CHILD_BYTES: usize = 24;
+
+/// `magic, node count u64, child count u64, names length u64, nodes, children, names,
+/// blake3 of everything before`; integers little-endian. A directory's `a, b` are its
+/// children's start and count, a file's its size (and digest), a symlink's the target's
+/// offset and length in the names.
+fn encode_table(t: &InodeTable) -> Vec<u8> {
+    let mut out = Vec::with_capacity(
+        CACHE_MAGIC.len()
+            + 24
+            + t.nodes.len() * NODE_BYTES
+            + t.children.len() * CHILD_BYTES
+            + t.names.len()
+            + 32,
+    );
+    out.extend_from_slice(CACHE_MAGIC);
+    for n in [t.nodes.len(), t.children.len(), t.names.len()] {
+        out.extend_from_slice(&(n as u64).to_le_bytes());
+    }
+    for n in &t.nodes {
+        let (tag, subdirs, a, b, digest) = match &n.kind {
+            NodeKind::Dir {
+                start,
+                len,
+                subdirs,
+            } => (TAG_DIR, *subdirs, *start, *len, [0u8; 32]),
+            NodeKind::File { size, digest } => (TAG_FILE, 0, *size, 0, *digest.as_bytes()),
+            NodeKind::Symlink { off, len } => (TAG_SYMLINK, 0, *off, *len, [0u8; 32]),
+        };
+        out.extend_from_slice(&n.parent.to_le_bytes());
+        out.extend_from_slice(&n.perm.to_le_bytes());
+        out.extend_from_slice(&[tag, 0]);
+        out.extend_from_slice(&subdirs.to_le_bytes());
+        out.extend_from_slice(&a.to_le_bytes());
+        out.extend_from_slice(&b.to_le_bytes());
+        out.extend_from_slice(&digest);
+    }
+    for c in &t.children {
+        out.extend_from_slice(&c.name_off.to_le_bytes());
+        out.extend_from_slice(&c.name_len.to_le_bytes());
+        out.extend_from_slice(&c.ino.to_le_bytes());
+    }
+    out.extend_from_slice(&t.names);
+    let sum = blake3::hash(&out);
+    out.extend_from_slice(sum.as_bytes());
+    out
+}
+
+fn le64(b: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"))
+}
+
+/// Reads [`encode_table`] output back; `None` for anything inconsistent.
+fn decode_table(bytes: &[u8]) -> Option<InodeTable> {
+    let body_len = bytes.len().checked_sub(32)?;
+    let (body, sum) = bytes.split_at(body_len);
+    if blake3::hash(body).as_bytes() != sum {
+        return None;
+    }
+    let rest = body.strip_prefix(CACHE_MAGIC)?;
+    if rest.len() < 24 {
+        return None;
+    }
+    let (n_nodes, n_children, n_names) = (le64(rest, 0), le64(rest, 8), le64(rest, 16));
+    let rest = &rest[24..];
+    let node_bytes = n_nodes.checked_mul(NODE_BYTES as u64)?;
+    let child_bytes = n_children.checked_mul(CHILD_BYTES as u64)?;
+    let total = node_bytes.checked_add(child_bytes)?.checked_add(n_names)?;
+    if total != rest.len() as u64 || n_nodes < 2 {
+        return None;
+    }
+    let (node_raw, rest) = rest.split_at(node_bytes as usize);
+    let (child_raw, names) = rest.split_at(child_bytes as usize);
+    let in_names = |off: u64, len: u64| off.checked_add(len).is_some_and(|e| e <= n_names);
+
+    let mut children = Vec::with_capacity(n_children as usize);
+    for c in child_raw.chunks_exact(CHILD_BYTES) {
+        let child = Child {
+            name_off: le64(c, 0),
+            name_len: le64(c, 8),
+            ino: le64(c, 16),
+        };
+        if !in_names(child.name_off, child.name_len) || child.ino < 2 || child.ino >= n_nodes {
+            return None;
+        }
+        children.push(child);
+    }
+    let mut nodes = Vec::with_capacity(n_nodes as usize);
+    for r in node_raw.chunks_exact(NODE_BYTES) {
+        let parent = le64(r, 0);
+        let perm = u16::from_le_bytes([r[8], r[9]]);
+        let subdirs = u32::from_le_bytes(r[12..16].try_into().expect("4 bytes"));
+        let (a, b) = (le64(r, 16), le64(r, 24));
+        let kind = match r[10] {
+            TAG_DIR => {
+                if a.checked_add(b).is_none_or(|e| e > n_children) {
+                    return None;
+                }
+                // Lookups binary-search the names: they must be sorted and unique.
+                let kids = &children[a as usize..(a + b) as usize];
+                let name =
+                    |c: &Child| &names[c.name_off as usize..(c.name_off + c.name_len) as usize];
+                if kids.windows(2).any(|w| name(&w[0]) >= name(&w[1])) {
+                    return None;
+                }
+                NodeKind::Dir {
+                    start: a,
+                    len: b,
+                    subdirs,
+                }
+            }
+            TAG_FILE => NodeKind::File {
+                size: a,
+                digest: Digest::from_bytes(r[32..64].try_into().expect("32 bytes")),
+            },
+            TAG_SYMLINK if in_names(a, b) => NodeKind::Symlink { off: a, len: b },
+            _ => return None,
+        };
+        if parent >= n_nodes {
+            return None;
+        }
+        nodes.push(Node { parent, perm, kind });
+    }
+    if !matches!(nodes[1].kind, NodeKind::Dir { .. }) {
+        return None;
+    }
+    Some(InodeTable {
+        nodes,
+        children,
+        names: names.to_vec(),
+    })
+}
+
+/// Flattens a manifest into an inode table (breadth first, so each directory's
+/// children are contiguous).
+fn build_table(manifest: Manifest) -> InodeTable {
     let placeholder = Node {
         parent: 0,
         perm: 0,
-        kind: NodeKind::Symlink(Box::default()),
+        kind: NodeKind::Symlink { off: 0, len: 0 },
     };
     let root = Node {
         parent: INodeNo::ROOT.0,
         perm: ROOT_MODE as u16,
         kind: NodeKind::Dir {
-            children: Vec::new(),
+            start: 0,
+            len: 0,
             subdirs: 0,
         },
     };
-    let mut nodes = vec![placeholder, root];
+    let mut t = InodeTable {
+        nodes: vec![placeholder, root],
+        children: Vec::new(),
+        names: Vec::new(),
+    };
     let mut queue: VecDeque<(u64, Tree)> = VecDeque::new();
     queue.push_back((INodeNo::ROOT.0, manifest.root));
     while let Some((dir_ino, tree)) = queue.pop_front() {
-        let mut children = Vec::with_capacity(tree.len());
+        let start = t.children.len() as u64;
         let mut subdirs = 0;
         for (name, entry) in tree {
             let perm = (entry.mode & 0o7777) as u16;
-            let ino = nodes.len() as u64;
+            let ino = t.nodes.len() as u64;
             let kind = match entry.kind {
                 EntryKind::Mask => continue,
                 EntryKind::File { size, digest } => NodeKind::File { size, digest },
-                EntryKind::Symlink(target) => NodeKind::Symlink(target.into_boxed_slice()),
+                EntryKind::Symlink(target) => {
+                    let off = t.names.len() as u64;
+                    t.names.extend_from_slice(&target);
+                    NodeKind::Symlink {
+                        off,
+                        len: target.len() as u64,
+                    }
+                }
                 EntryKind::Dir(sub) => {
                     subdirs += 1;
                     queue.push_back((ino, sub));
                     NodeKind::Dir {
-                        children: Vec::new(),
+                        start: 0,
+                        len: 0,
                         subdirs: 0,
                     }
                 }
             };
-            nodes.push(Node {
+            t.nodes.push(Node {
                 parent: dir_ino,
                 perm,
                 kind,
             });
-            children.push((name.into_boxed_slice(), ino));
+            let name_off = t.names.len() as u64;
+            t.names.extend_from_slice(&name);
+            t.children.push(Child {
+                name_off,
+                name_len: name.len() as u64,
+                ino,
+            });
         }
-        if let NodeKind::Dir {
-            children: c,
-            subdirs: s,
-        } = &mut nodes[dir_ino as usize].kind
-        {
-            *c = children;
-            *s = subdirs;
-        }
+        let len = t.children.len() as u64 - start;
+        t.nodes[dir_ino as usize].kind = NodeKind::Dir {
+            start,
+            len,
+            subdirs,
+        };
     }
-    nodes
+    t
 }
 
 /// Passthrough backing files, one per inode while any handle on it is open.
@@ -504,6 +820,8 @@ struct Backing {
 struct SpfsFs {
     repo: LocalRepository,
     nodes: Vec<Node>,
+    children: Vec<Child>,
+    names: Vec<u8>,
     uid: u32,
     gid: u32,
     total_bytes: u64,
@@ -515,6 +833,8 @@ struct SpfsFs {
     read_bytes: AtomicU64,
     files: RwLock<HashMap<u64, Arc<File>>>,
     backing: Mutex<Backing>,
+    /// Where missing payloads are fetched from, if anywhere.
+    fallback: Option<LocalRepository>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -528,22 +848,23 @@ thread_local! {
 impl SpfsFs {
     fn new(
         repo: LocalRepository,
-        nodes: Vec<Node>,
+        table: InodeTable,
         uid: u32,
         gid: u32,
         opts: &FuseOptions,
         shared: Arc<Shared>,
     ) -> Self {
-        let total_bytes = nodes
-            .iter()
-            .map(|n| match n.kind {
-                NodeKind::File { size, .. } => size,
-                _ => 0,
-            })
-            .sum();
+        let total_bytes = table.payloads().map(|(_, size)| size).sum();
+        let InodeTable {
+            nodes,
+            children,
+            names,
+        } = table;
         SpfsFs {
             repo,
             nodes,
+            children,
+            names,
             uid,
             gid,
             total_bytes,
@@ -554,6 +875,7 @@ impl SpfsFs {
             read_bytes: AtomicU64::new(0),
             files: RwLock::new(HashMap::new()),
             backing: Mutex::new(Backing::default()),
+            fallback: None,
         }
     }
 
@@ -581,7 +903,7 @@ impl SpfsFs {
         let (kind, size, nlink) = match &node.kind {
             NodeKind::Dir { subdirs, .. } => (FileType::Directory, BLOCK, 2 + subdirs),
             NodeKind::File { size, .. } => (FileType::RegularFile, *size, 1),
-            NodeKind::Symlink(t) => (FileType::Symlink, t.len() as u64, 1),
+            NodeKind::Symlink { len, .. } => (FileType::Symlink, *len, 1),
         };
         FileAttr {
             ino: INodeNo(ino),
@@ -602,19 +924,30 @@ impl SpfsFs {
         }
     }
 
+    fn name(&self, off: u64, len: u64) -> &[u8] {
+        &self.names[off as usize..(off + len) as usize]
+    }
+
+    fn children_of(&self, node: &Node) -> Option<&[Child]> {
+        match node.kind {
+            NodeKind::Dir { start, len, .. } => {
+                Some(&self.children[start as usize..(start + len) as usize])
+            }
+            _ => None,
+        }
+    }
+
     fn child(&self, parent: &Node, parent_ino: u64, name: &[u8]) -> Option<u64> {
         match name {
             b"." => return Some(parent_ino),
             b".." => return Some(parent.parent),
             _ => {}
         }
-        let NodeKind::Dir { children, .. } = &parent.kind else {
-            return None;
-        };
+        let children = self.children_of(parent)?;
         children
-            .binary_search_by(|(n, _)| n.as_ref().cmp(name))
+            .binary_search_by(|c| self.name(c.name_off, c.name_len).cmp(name))
             .ok()
-            .map(|i| children[i].1)
+            .map(|i| children[i].ino)
     }
 
     /// Directory entries from position `offset`: `.`, `..`, then the children.
@@ -624,13 +957,15 @@ impl SpfsFs {
         node: &'a Node,
         offset: u64,
     ) -> Option<impl Iterator<Item = (u64, u64, &'a [u8])> + 'a> {
-        let NodeKind::Dir { children, .. } = &node.kind else {
-            return None;
-        };
+        let children = self.children_of(node)?;
         let dots = [(ino, &b"."[..]), (node.parent, &b".."[..])];
         Some(
             dots.into_iter()
-                .chain(children.iter().map(|(n, i)| (*i, n.as_ref())))
+                .chain(
+                    children
+                        .iter()
+                        .map(|c| (c.ino, self.name(c.name_off, c.name_len))),
+                )
                 .enumerate()
                 .skip(offset.min(usize::MAX as u64) as usize)
                 .map(|(i, (child, name))| (child, i as u64 + 1, name)),
@@ -641,7 +976,14 @@ impl SpfsFs {
     /// regular file, or of another size (truncated or replaced) fails with EIO, and
     /// the log says why.
     fn open_payload(&self, digest: &Digest, size: u64) -> std::result::Result<File, Errno> {
-        self.repo.open_payload(digest, Some(size)).map_err(|e| {
+        let opened = match (self.repo.open_payload(digest, Some(size)), &self.fallback) {
+            (Err(Error::MissingPayload(_)), Some(remote)) => {
+                super::fallback::fetch_payload(&self.repo, remote, digest, size)
+                    .and_then(|()| self.repo.open_payload(digest, Some(size)))
+            }
+            (r, _) => r,
+        };
+        opened.map_err(|e| {
             // The error names the digest and the payload's path.
             tracing::error!(
                 "cannot serve a file through FUSE (EIO): {}",
@@ -818,7 +1160,7 @@ impl Filesystem for SpfsFs {
 
     fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
         match self.node(ino).map(|n| &n.kind) {
-            Some(NodeKind::Symlink(target)) => reply.data(target),
+            Some(NodeKind::Symlink { off, len }) => reply.data(self.name(*off, *len)),
             Some(_) => reply.error(Errno::EINVAL),
             None => reply.error(Errno::ENOENT),
         }
@@ -828,7 +1170,7 @@ impl Filesystem for SpfsFs {
         let (digest, size) = match self.node(ino).map(|n| &n.kind) {
             Some(NodeKind::File { digest, size }) => (*digest, *size),
             Some(NodeKind::Dir { .. }) => return reply.error(Errno::EISDIR),
-            Some(NodeKind::Symlink(_)) => return reply.error(Errno::ELOOP),
+            Some(NodeKind::Symlink { .. }) => return reply.error(Errno::ELOOP),
             None => return reply.error(Errno::ENOENT),
         };
         if flags.acc_mode() != OpenAccMode::O_RDONLY || flags.0 & libc::O_TRUNC != 0 {
@@ -1316,10 +1658,13 @@ mod tests {
         let repo = LocalRepository::create(repo_dir.path()).unwrap();
         SpfsFs::new(
             repo,
-            build_nodes(sample()),
+            InodeTable::from_manifest(sample()),
             7,
             8,
-            &FuseOptions { passthrough: false },
+            &FuseOptions {
+                passthrough: false,
+                fallback: None,
+            },
             Arc::default(),
         )
     }
@@ -1380,6 +1725,63 @@ mod tests {
             0
         );
         assert!(fs.dir_entries(5, &fs.nodes[5], 0).is_none());
+    }
+
+    #[test]
+    fn inode_cache_round_trips_and_rejects_damage() {
+        let repo_dir = tempfile::tempdir().unwrap();
+        let repo = LocalRepository::create(repo_dir.path()).unwrap();
+        let stack = [digest(7), digest(8)];
+        assert!(InodeTable::load_cached(&repo, &stack).is_none());
+        let table = InodeTable::from_manifest(sample());
+        table.store_cached(&repo, &stack).unwrap();
+        // Another stack (or order) has its own entry.
+        assert!(InodeTable::load_cached(&repo, &[digest(8), digest(7)]).is_none());
+        let loaded = InodeTable::load_cached(&repo, &stack).unwrap();
+        let fs = SpfsFs::new(
+            repo.clone(),
+            loaded,
+            7,
+            8,
+            &FuseOptions {
+                passthrough: false,
+                fallback: None,
+            },
+            Arc::default(),
+        );
+        let names: Vec<Vec<u8>> = fs
+            .dir_entries(1, &fs.nodes[1], 0)
+            .unwrap()
+            .map(|(_, _, n)| n.to_vec())
+            .collect();
+        assert_eq!(names, [&b"."[..], b"..", b"a", b"b\xff", b"c"]);
+        let a = fs.child(&fs.nodes[1], 1, b"a").unwrap();
+        let f = fs.child(&fs.nodes[a as usize], a, b"f").unwrap();
+        let attr = fs.attr(f, &fs.nodes[f as usize]);
+        assert_eq!((attr.perm, attr.size), (0o644, 3));
+        assert!(matches!(
+            fs.nodes[f as usize].kind,
+            NodeKind::File { digest: d, .. } if d == digest(1)
+        ));
+        let link = fs.child(&fs.nodes[1], 1, b"b\xff").unwrap();
+        match fs.nodes[link as usize].kind {
+            NodeKind::Symlink { off, len } => assert_eq!(fs.name(off, len), b"a/f"),
+            _ => panic!("not a symlink"),
+        }
+
+        // Every single damaged byte, and every truncation, is refused.
+        let path = InodeTable::cache_path(&repo, &stack);
+        let good = std::fs::read(&path).unwrap();
+        for i in (0..good.len()).step_by(7) {
+            let mut bad = good.clone();
+            bad[i] ^= 0x40;
+            assert!(decode_table(&bad).is_none(), "byte {i}");
+        }
+        for len in [0, 10, good.len() / 2, good.len() - 1] {
+            assert!(decode_table(&good[..len]).is_none(), "length {len}");
+        }
+        std::fs::write(&path, b"garbage").unwrap();
+        assert!(InodeTable::load_cached(&repo, &stack).is_none());
     }
 
     #[test]

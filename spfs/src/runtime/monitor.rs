@@ -18,6 +18,7 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 use rayon::prelude::*;
 
+use super::fuse::InodeTable;
 use super::mounts::{self, OverlaySpec, MAX_OVERLAY_LOWERS};
 use super::namespace::{self, Privilege};
 use super::record::{self, Backend, RuntimeRecord};
@@ -59,6 +60,10 @@ pub struct RunOptions {
     /// place after exit for the caller to capture) instead of the scratch tmpfs.
     #[serde(default)]
     pub upper_dir: Option<PathBuf>,
+    /// FUSE backend: a repository (root directory) from which payloads missing locally
+    /// are fetched on first open instead of failing before the start.
+    #[serde(default)]
+    pub payloads_from: Option<PathBuf>,
 }
 
 impl RunOptions {
@@ -75,6 +80,7 @@ impl RunOptions {
             program,
             cwd: None,
             upper_dir: None,
+            payloads_from: None,
         }
     }
 }
@@ -133,6 +139,7 @@ struct Setup<'a> {
     registered: bool,
     /// The command leads its own process group (no terminal in the foreground).
     own_group: bool,
+    payloads_from: Option<PathBuf>,
 }
 
 impl<'a> Setup<'a> {
@@ -214,6 +221,7 @@ impl<'a> Setup<'a> {
             bindable: false,
             registered: false,
             own_group: false,
+            payloads_from: opts.payloads_from.clone(),
         })
     }
 
@@ -228,9 +236,11 @@ impl<'a> Setup<'a> {
                         "/dev/fuse does not exist: load the fuse module ('modprobe fuse') or use --backend render".into(),
                     ));
                 }
-                let m = self.repo.merge_manifests(&manifests)?;
-                verify_payloads(self.repo, &m)?;
-                Lowers::Merged(m)
+                Lowers::Merged(fuse_table(
+                    self.repo,
+                    &manifests,
+                    self.payloads_from.is_none(),
+                )?)
             }
         };
         Ok((manifests, prepared))
@@ -249,11 +259,14 @@ impl<'a> Setup<'a> {
                     .scratch
                     .join(format!("lower-{}", self.record.generation));
                 fs::create_dir_all(&mnt).ctx("creating", &mnt)?;
-                let fuse = super::fuse::FuseMount::mount(
+                let fuse = super::fuse::FuseMount::mount_table(
                     self.repo,
                     m,
                     &mnt,
-                    &super::fuse::FuseOptions { passthrough: true },
+                    &super::fuse::FuseOptions {
+                        passthrough: true,
+                        fallback: self.payloads_from.clone(),
+                    },
                 )?;
                 self.fuse = Some(fuse);
                 self.bindable = true;
@@ -352,7 +365,7 @@ impl<'a> Setup<'a> {
                         if action.contains("whiteout") && self.privilege == Privilege::UserNamespace =>
                     {
                         Error::Runtime(format!(
-                            "layer manifest {m} deletes files, which a non-root render cannot represent; use --backend fuse"
+                            "layer manifest {m} deletes files, and this kernel or filesystem refuses the overlay whiteouts that represent deletions to an ordinary user (Linux 5.8 and later allow them); use --backend fuse"
                         ))
                     }
                     e => e,
@@ -537,7 +550,25 @@ impl<'a> Setup<'a> {
 
 enum Lowers {
     Rendered(Vec<PathBuf>),
-    Merged(Manifest),
+    Merged(InodeTable),
+}
+
+/// The FUSE backend's inode table of a stack: from the derived cache under
+/// `renders/fuse/` when it holds one, otherwise merged from the manifests (with every
+/// payload checked unless `verify` is off) and cached for the next runtime.
+fn fuse_table(repo: &LocalRepository, manifests: &[Digest], verify: bool) -> Result<InodeTable> {
+    if let Some(table) = InodeTable::load_cached(repo, manifests) {
+        return Ok(table);
+    }
+    let m = repo.merge_manifests(manifests)?;
+    if verify {
+        verify_payloads(repo, &m)?;
+    }
+    let table = InodeTable::from_manifest(m);
+    if let Err(e) = table.store_cached(repo, manifests) {
+        tracing::warn!("cannot cache the stack's inode table (entering stays slower): {e}");
+    }
+    Ok(table)
 }
 
 /// The stack without repeated manifests, each kept at its topmost position: the merged

@@ -1,0 +1,438 @@
+//! What runtime views show and what they protect: modes in /spfs for both backends, as
+//! root and as an ordinary user, and that nothing done inside a runtime reaches the
+//! repository's payloads or its shared renders.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use common::*;
+
+/// A throw-away identity with no account: the kernel needs only the numbers.
+const USER: u32 = 60124;
+
+/// Every regular file under `dir` (payloads, renders, proxies): path → (inode, mode, content).
+fn snapshot(dir: &Path) -> BTreeMap<PathBuf, (u64, u32, Vec<u8>)> {
+    let mut out = BTreeMap::new();
+    fn rec(dir: &Path, out: &mut BTreeMap<PathBuf, (u64, u32, Vec<u8>)>) {
+        let Ok(rd) = fs::read_dir(dir) else { return };
+        for e in rd {
+            let p = e.unwrap().path();
+            let m = fs::symlink_metadata(&p).unwrap();
+            if m.is_dir() {
+                rec(&p, out);
+            } else if m.is_file() {
+                out.insert(p.clone(), (m.ino(), m.mode(), fs::read(&p).unwrap()));
+            }
+        }
+    }
+    rec(&dir.join("payloads"), &mut out);
+    rec(&dir.join("renders"), &mut out);
+    out
+}
+
+/// Tries every way of changing a file of the view it can reach; prints nothing itself.
+const ATTACKS: &str = r#"
+for f in /spfs/d/rw /spfs/d/x /spfs/d/priv /spfs/d/ro; do
+  echo attacked >> $f
+  echo attacked 1<> $f
+  printf 'overwritten' | dd of=$f conv=notrunc status=none
+  truncate -s 0 $f
+  chmod 0777 $f
+  touch -d 2001-01-01 $f
+  ln $f /tmp/spfs-views-link && echo attacked >> /tmp/spfs-views-link; rm -f /tmp/spfs-views-link
+  ln $f /spfs/d/hardlink && echo attacked >> /spfs/d/hardlink
+  cp /dev/null $f
+  mv $f $f.moved && echo attacked > $f.moved
+  rm -f $f
+done
+true
+"#;
+
+fn sample_layer(env: &Env) {
+    let dir = env.path("layers/views");
+    write(&dir.join("d/rw"), b"rw\n", 0o644);
+    write(&dir.join("d/x"), b"#!/bin/sh\necho x\n", 0o755);
+    write(&dir.join("d/priv"), b"private\n", 0o600);
+    write(&dir.join("d/ro"), b"read only\n", 0o444);
+    write(&dir.join("gone"), b"deleted above\n", 0o664);
+    env.commit(&dir, &["views"]);
+}
+
+const STAT: &str = "stat -c '%a %n' /spfs/d/rw /spfs/d/x /spfs/d/priv /spfs/d/ro /spfs/new";
+
+/// Modes as committed.
+const EXACT: &str =
+    "644 /spfs/d/rw\n755 /spfs/d/x\n600 /spfs/d/priv\n444 /spfs/d/ro\n640 /spfs/new\n";
+/// The render backend's rule: the committed mode without write bits.
+const RENDERED: &str =
+    "444 /spfs/d/rw\n555 /spfs/d/x\n400 /spfs/d/priv\n444 /spfs/d/ro\n440 /spfs/new\n";
+
+/// Runs spfs as root, or as [`USER`] (with a private /dev/fuse node that the user may
+/// open, so the FUSE backend is reachable).
+fn spfs_as(env: &Env, user: bool, args: &[&str]) -> Output {
+    if !user {
+        return env.run(args);
+    }
+    let fuse_dir = env.path("dev");
+    fs::create_dir_all(&fuse_dir).unwrap();
+    let quoted: Vec<String> = args
+        .iter()
+        .map(|a| format!("'{}'", a.replace('\'', r"'\''")))
+        .collect();
+    let script = format!(
+        "rm -f {d}/fuse && mknod -m 666 {d}/fuse c 10 229 && mount --bind {d}/fuse /dev/fuse && \
+         exec setpriv --reuid={USER} --regid={USER} --clear-groups {SPFS} {}",
+        quoted.join(" "),
+        d = fuse_dir.display()
+    );
+    Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-c", &script])
+        .env("SPFS_ROOT", &env.repo)
+        .env("HOME", env.tmp.path())
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap()
+}
+
+fn ok(out: Output, what: &str) -> String {
+    assert!(
+        out.status.success(),
+        "{what} failed ({:?}): {}",
+        out.status,
+        stderr(&out)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn views_for(user: bool) {
+    let env = Env::new();
+    sample_layer(&env);
+    // An upper layer that adds a file and deletes one below (made by root, before the
+    // repository changes hands).
+    let top = env.path("layers/top");
+    write(&top.join("new"), b"new\n", 0o640);
+    env.commit(&top, &["top"]);
+    let script =
+        format!("{SPFS} edit && rm /spfs/gone && {SPFS} commit layer -t deletion >/dev/null");
+    env.ok(&["run", "views+top", "--", "sh", "-c", &script]);
+    fs::create_dir_all("/tmp/spfs-runtime").unwrap();
+    fs::create_dir_all("/spfs").unwrap();
+    if user {
+        // The user renders the stack itself, whiteouts included.
+        fs::remove_dir_all(env.repo.join("renders")).unwrap();
+        chown_r(env.tmp.path(), USER, USER);
+        fs::set_permissions(
+            env.tmp.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
+    }
+    let who = if user { "user" } else { "root" };
+    let stack = "views+top+deletion";
+    for backend in ["render", "fuse"] {
+        let expected = if backend == "fuse" { EXACT } else { RENDERED };
+        let listing = format!("{STAT}; ls /spfs");
+        let out = ok(
+            spfs_as(
+                &env,
+                user,
+                &[
+                    "run",
+                    "--backend",
+                    backend,
+                    stack,
+                    "--",
+                    "sh",
+                    "-c",
+                    &listing,
+                ],
+            ),
+            &format!("{who} {backend} listing"),
+        );
+        assert_eq!(out, format!("{expected}d\nnew\n"), "{who}, {backend}");
+
+        // Render every cached render first, so the snapshot covers them.
+        let before = snapshot(&env.repo);
+        assert!(!before.is_empty());
+        for edit in [false, true] {
+            let mode = if edit { "--edit" } else { "--no-edit" };
+            let script = format!("{ATTACKS}\ncat /spfs/d/x");
+            let out = spfs_as(
+                &env,
+                user,
+                &[
+                    "run",
+                    "--backend",
+                    backend,
+                    mode,
+                    stack,
+                    "--",
+                    "sh",
+                    "-c",
+                    &script,
+                ],
+            );
+            // Inside an editable view the attacks change the view (copy-up), never the
+            // repository; inside a read-only view they all fail.
+            let text = String::from_utf8_lossy(&out.stdout);
+            if edit {
+                assert!(
+                    !text.contains("#!/bin/sh"),
+                    "{who} {backend} {mode}: {text}"
+                );
+            } else {
+                assert!(text.contains("echo x"), "{who} {backend} {mode}: {text}");
+            }
+            let after = snapshot(&env.repo);
+            assert_eq!(
+                before.keys().collect::<Vec<_>>(),
+                after.keys().collect::<Vec<_>>(),
+                "{who} {backend} {mode}"
+            );
+            for (path, was) in &before {
+                assert_eq!(
+                    was,
+                    &after[path],
+                    "{who} {backend} {mode}: {}",
+                    path.display()
+                );
+            }
+        }
+        // The stack still reads as committed afterwards.
+        let out = ok(
+            spfs_as(
+                &env,
+                user,
+                &[
+                    "run",
+                    "--backend",
+                    backend,
+                    stack,
+                    "--",
+                    "sh",
+                    "-c",
+                    "cat /spfs/d/*",
+                ],
+            ),
+            "reading back",
+        );
+        assert_eq!(out, "private\nread only\nrw\n#!/bin/sh\necho x\n");
+    }
+    // With exact modes an ordinary user edits a file committed writable.
+    let script = "echo more >> /spfs/d/rw && cat /spfs/d/rw && stat -c %a /spfs/d/rw";
+    let out = ok(
+        spfs_as(
+            &env,
+            user,
+            &[
+                "run",
+                "--backend",
+                "fuse",
+                "--edit",
+                stack,
+                "--",
+                "sh",
+                "-c",
+                script,
+            ],
+        ),
+        "editing through fuse",
+    );
+    assert_eq!(out, "rw\nmore\n644\n");
+    ok(env.run(&["check"]), "check");
+}
+
+#[test]
+fn views_show_modes_by_rule_and_never_modify_the_repository_as_root() {
+    if !privileged("views_show_modes_by_rule_and_never_modify_the_repository_as_root") {
+        return;
+    }
+    views_for(false);
+}
+
+#[test]
+fn views_show_modes_by_rule_and_never_modify_the_repository_as_a_user() {
+    if !privileged("views_show_modes_by_rule_and_never_modify_the_repository_as_a_user") {
+        return;
+    }
+    views_for(true);
+}
+
+#[test]
+fn fuse_fetches_missing_payloads_from_a_second_repository_on_first_open() {
+    if !privileged("fuse_fetches_missing_payloads_from_a_second_repository_on_first_open") {
+        return;
+    }
+    let env = Env::new();
+    let dir = env.path("layers/lazy");
+    write(&dir.join("good"), b"fetched on first open\n", 0o644);
+    write(&dir.join("corrupt"), b"will be damaged remotely\n", 0o644);
+    write(&dir.join("missing"), b"removed remotely\n", 0o755);
+    write(&dir.join("local"), b"already local\n", 0o644);
+    env.commit(&dir, &["lazy"]);
+    // The remote is the full repository; the local one has its objects and tags and
+    // one payload only.
+    let remote = env.path("remote");
+    fs::rename(&env.repo, &remote).unwrap();
+    let cp = Command::new("cp")
+        .args(["-a", remote.to_str().unwrap(), env.repo.to_str().unwrap()])
+        .status()
+        .unwrap();
+    assert!(cp.success());
+    let payload = |repo: &Path, content: &[u8]| {
+        let hex = blake3::hash(content).to_hex().to_string();
+        repo.join("payloads").join(&hex[..2]).join(&hex[2..])
+    };
+    for p in fs::read_dir(env.repo.join("payloads")).unwrap() {
+        fs::remove_dir_all(p.unwrap().path()).unwrap();
+    }
+    fs::create_dir_all(payload(&env.repo, b"already local\n").parent().unwrap()).unwrap();
+    fs::copy(
+        payload(&remote, b"already local\n"),
+        payload(&env.repo, b"already local\n"),
+    )
+    .unwrap();
+    let damaged = payload(&remote, b"will be damaged remotely\n");
+    fs::set_permissions(
+        &damaged,
+        std::os::unix::fs::PermissionsExt::from_mode(0o644),
+    )
+    .unwrap();
+    fs::write(&damaged, b"WILL BE DAMAGED REMOTELY\n").unwrap();
+    fs::remove_file(payload(&remote, b"removed remotely\n")).unwrap();
+
+    // Without a fallback the runtime refuses to start: a payload is missing.
+    let err = env.fails(&["run", "--backend", "fuse", "lazy", "--", "true"]);
+    assert!(err.contains("missing"), "{err}");
+
+    let script = "cat /spfs/good /spfs/local; cat /spfs/corrupt; echo rc=$?; cat /spfs/missing; echo rc=$?; stat -c %a /spfs/missing";
+    let out = Command::new("timeout")
+        .args(["60", SPFS, "run", "--backend", "fuse", "--payloads-from"])
+        .arg(&remote)
+        .args(["lazy", "--", "sh", "-c", script])
+        .env("SPFS_ROOT", &env.repo)
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert_eq!(
+        text, "fetched on first open\nalready local\nrc=1\nrc=1\n755\n",
+        "{err}"
+    );
+    assert!(err.contains("Input/output error"), "{err}");
+    // One log line per failed file, naming the payload and what is wrong with it.
+    let corrupt_hex = blake3::hash(b"will be damaged remotely\n")
+        .to_hex()
+        .to_string();
+    let missing_hex = blake3::hash(b"removed remotely\n").to_hex().to_string();
+    assert!(
+        err.lines()
+            .any(|l| l.contains(&corrupt_hex[..12]) && l.contains("hashes to")),
+        "{err}"
+    );
+    assert!(
+        err.lines()
+            .any(|l| l.contains(&missing_hex[..12]) && l.contains("missing")),
+        "{err}"
+    );
+    // The good payload is kept locally, read-only; nothing unverified was stored.
+    let kept = payload(&env.repo, b"fetched on first open\n");
+    assert_eq!(fs::read(&kept).unwrap(), b"fetched on first open\n");
+    assert_eq!(fs::metadata(&kept).unwrap().mode() & 0o7777, 0o444);
+    assert!(!payload(&env.repo, b"will be damaged remotely\n").exists());
+    assert!(!payload(&env.repo, b"removed remotely\n").exists());
+    // Next time it is served without the remote.
+    let out = env.ok(&[
+        "run",
+        "--backend",
+        "fuse",
+        "lazy",
+        "--",
+        "cat",
+        "/spfs/good",
+    ]);
+    assert_eq!(out, "fetched on first open\n");
+    // Renders need every payload first.
+    let err = env.fails(&[
+        "run",
+        "--payloads-from",
+        remote.to_str().unwrap(),
+        "lazy",
+        "--",
+        "true",
+    ]);
+    assert!(err.contains("--backend fuse"), "{err}");
+}
+
+#[test]
+fn fuse_inode_cache_is_derived_and_rebuilt_when_damaged() {
+    if !privileged("fuse_inode_cache_is_derived_and_rebuilt_when_damaged") {
+        return;
+    }
+    let env = Env::new();
+    sample_layer(&env);
+    let cache_dir = env.repo.join("renders/fuse");
+    let caches = || -> Vec<PathBuf> {
+        fs::read_dir(&cache_dir)
+            .map(|rd| rd.map(|e| e.unwrap().path()).collect())
+            .unwrap_or_default()
+    };
+    let listing = "stat -c '%a %n' /spfs/d/rw /spfs/d/x; cat /spfs/d/ro";
+    let expected = "644 /spfs/d/rw\n755 /spfs/d/x\nread only\n";
+    assert!(caches().is_empty());
+    let run = || {
+        env.ok(&[
+            "run",
+            "--backend",
+            "fuse",
+            "views",
+            "--",
+            "sh",
+            "-c",
+            listing,
+        ])
+    };
+    assert_eq!(run(), expected);
+    let cached = caches();
+    assert_eq!(cached.len(), 1, "{cached:?}");
+    let good = fs::read(&cached[0]).unwrap();
+    // Served from the cache: same view.
+    assert_eq!(run(), expected);
+    // Damaged (a flipped byte, then a truncation): ignored, rebuilt, same view.
+    let mut bad = good.clone();
+    let mid = bad.len() / 2;
+    bad[mid] ^= 1;
+    fs::write(&cached[0], &bad).unwrap();
+    assert_eq!(run(), expected);
+    assert_eq!(fs::read(&cached[0]).unwrap(), good);
+    fs::write(&cached[0], &good[..good.len() / 3]).unwrap();
+    assert_eq!(run(), expected);
+    assert_eq!(fs::read(&cached[0]).unwrap(), good);
+    // Deleted: rebuilt too.
+    fs::remove_dir_all(&cache_dir).unwrap();
+    assert_eq!(run(), expected);
+    assert_eq!(caches().len(), 1);
+    // Another stack gets its own table.
+    let top = env.path("layers/top");
+    write(&top.join("d/rw"), b"top\n", 0o600);
+    env.commit(&top, &["top"]);
+    let out = env.ok(&[
+        "run",
+        "--backend",
+        "fuse",
+        "views+top",
+        "--",
+        "sh",
+        "-c",
+        "stat -c %a /spfs/d/rw; cat /spfs/d/rw",
+    ]);
+    assert_eq!(out, "600\ntop\n");
+    assert_eq!(caches().len(), 2);
+}

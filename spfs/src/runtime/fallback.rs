@@ -1,0 +1,60 @@
+//! Fetching payloads on demand from a second repository (`--payloads-from`), for FUSE
+//! runtimes whose payloads are not all local.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+
+use crate::digest::Digest;
+use crate::error::{Error, IoContext, Result};
+use crate::storage::{hash_stream, LocalRepository};
+
+/// Copies the payload `digest` of `size` bytes from `remote` into `local`, verifying its
+/// content against the digest on the way. Nothing is stored unless it verifies. A
+/// payload stored meanwhile by someone else counts as fetched.
+pub fn fetch_payload(
+    local: &LocalRepository,
+    remote: &LocalRepository,
+    digest: &Digest,
+    size: u64,
+) -> Result<()> {
+    let started = std::time::Instant::now();
+    let mut src = remote
+        .open_payload(digest, Some(size))
+        .map_err(|e| match e {
+            Error::MissingPayload(_) => Error::Runtime(format!(
+                "payload {digest} is missing locally and from {}; pull the layer again",
+                remote.root().display()
+            )),
+            e => e,
+        })?;
+    let src_path = remote.payload_path(digest);
+    let tmp_dir = local.tmp_dir();
+    fs::create_dir_all(&tmp_dir).ctx("creating", &tmp_dir)?;
+    let mut tmp = tempfile::NamedTempFile::new_in(&tmp_dir).ctx("creating a file in", &tmp_dir)?;
+    let (actual, copied) = hash_stream(&mut src, Some(tmp.as_file_mut()), &src_path)?;
+    if actual != *digest || copied != size {
+        return Err(Error::Corrupt {
+            what: "payload",
+            digest: *digest,
+            path: src_path,
+            reason: format!(
+                "the fetched content ({copied} bytes) hashes to {}; expected {size} bytes",
+                actual.short()
+            ),
+        });
+    }
+    tmp.as_file()
+        .set_permissions(fs::Permissions::from_mode(0o444))
+        .ctx("setting permissions on", tmp.path())?;
+    let dest = local.payload_path(digest);
+    if let Some(parent) = dest.parent() {
+        fs::create_dir_all(parent).ctx("creating", parent)?;
+    }
+    match tmp.persist_noclobber(&dest) {
+        Ok(_) => {}
+        Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(Error::io("storing fetched payload", &dest, e.error)),
+    }
+    tracing::debug!(%digest, bytes = size, elapsed = ?started.elapsed(), "fetched a payload");
+    Ok(())
+}
