@@ -160,6 +160,7 @@ pub fn run(opt: &Opt) -> Result<i32, CliError> {
         Command::Test(a) => super::build::test(opt, a),
         Command::Env(a) => return super::env::env(opt, a, false),
         Command::Shell(a) => return super::env::env(opt, a, true),
+        Command::Bosh(a) => return super::bosh::run(opt, a),
     }
     .map(|()| cli_policy::exit::OK)
 }

@@ -65,6 +65,9 @@ pub struct SavedEnv {
     pub packages: Vec<String>,
     /// The layers, bottom first.
     pub layers: Vec<Digest>,
+    /// Links the runtime shows outside /spfs (BOSH packages at /var/vcap/packages).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub links: Vec<(PathBuf, PathBuf)>,
 }
 
 fn solve_error(e: SolveError) -> CliError {
@@ -181,7 +184,7 @@ pub fn env(opt: &Opt, a: &EnvCmd, shell: bool) -> Result<i32, CliError> {
     }
     let repo = super::commands::repo_for_write(opt)?;
     let backend = Backend::parse(&a.backend)?;
-    let (layers, requests, packages) = match &a.load {
+    let (layers, requests, packages, links) = match &a.load {
         Some(file) => {
             let text = std::fs::read_to_string(file).map_err(|e| {
                 CliError::new(format!("cannot read {}: {e}", file.display()))
@@ -209,7 +212,7 @@ pub fn env(opt: &Opt, a: &EnvCmd, shell: bool) -> Result<i32, CliError> {
                 r.details = missing;
                 return Err(r);
             }
-            (saved.layers, saved.requests, saved.packages)
+            (saved.layers, saved.requests, saved.packages, saved.links)
         }
         None => {
             if a.requests.is_empty() {
@@ -219,7 +222,8 @@ pub fn env(opt: &Opt, a: &EnvCmd, shell: bool) -> Result<i32, CliError> {
             let (solution, _) = resolve(&repo, a)?;
             let layers = crate::env::layer_stack(&repo, &solution)
                 .map_err(|e| CliError::new(e.to_string()).help("build or pull the package again"))?;
-            (layers, a.requests.clone(), describe(&solution))
+            let links = crate::bosh::runtime_links(solution.packages.iter().map(|p| p.spec.as_ref()));
+            (layers, a.requests.clone(), describe(&solution), links)
         }
     };
     if let Some(file) = &a.save {
@@ -227,6 +231,7 @@ pub fn env(opt: &Opt, a: &EnvCmd, shell: bool) -> Result<i32, CliError> {
             requests,
             packages,
             layers,
+            links,
         };
         let text = serde_yaml::to_string(&saved).map_err(|e| CliError::new(e.to_string()))?;
         std::fs::write(file, text).map_err(|e| {
@@ -243,6 +248,7 @@ pub fn env(opt: &Opt, a: &EnvCmd, shell: bool) -> Result<i32, CliError> {
     let mut run = RunOptions::new(layers, program);
     run.backend = backend;
     run.edit = Some(a.edit || requests.iter().any(|r| r.contains("@build")));
+    run.links = links;
     let mut cmd = RuntimeCommand::new(repo.spfs(), run);
     cmd.env("SPK_ACTIVE_PREFIX", "/spfs")
         .env(REQUESTS_VAR, requests.join(" "))

@@ -1,5 +1,6 @@
 //! The `spk` command line.
 
+mod bosh;
 mod build;
 mod commands;
 mod env;
@@ -74,6 +75,8 @@ pub enum Command {
     Env(env::EnvCmd),
     /// Enter an environment of packages in an interactive shell.
     Shell(env::EnvCmd),
+    /// Import and compile the packages of a BOSH release.
+    Bosh(bosh::BoshCmd),
 }
 
 /// Parses `-o name=value` options.
