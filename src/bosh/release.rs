@@ -514,6 +514,9 @@ fn select(
     cx: &mut Ctx,
 ) -> Option<Package> {
     let name = &p.name;
+    if !p.dir.join("packaging").is_file() {
+        return None; // already reported
+    }
     let spec_file = Some(format!("packages/{name}/spec"));
     let mut chosen: BTreeMap<String, (PathBuf, bool)> = BTreeMap::new();
     let mut ok = true;
