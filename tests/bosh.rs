@@ -87,7 +87,12 @@ fn expected() -> Vec<(String, String, Vec<String>)> {
             let mut parts = l.split(' ');
             let name = parts.next().unwrap().to_string();
             let fp = parts.next().unwrap().to_string();
-            let files = parts.next().unwrap().split(',').map(str::to_string).collect();
+            let files = parts
+                .next()
+                .unwrap()
+                .split(',')
+                .map(str::to_string)
+                .collect();
             (name, fp, files)
         })
         .collect()
@@ -126,7 +131,10 @@ fn fixture_fingerprints_and_selection_match_independent_values() {
     assert_eq!(file("app/current"), &FileKind::Symlink("main.c".into()));
     assert_eq!(file("app/run.sh"), &FileKind::File { executable: true });
     assert_eq!(file("app/main.c"), &FileKind::File { executable: false });
-    assert!(app.files.iter().any(|f| f.source.ends_with("blobs/data/blob.txt")));
+    assert!(app
+        .files
+        .iter()
+        .any(|f| f.source.ends_with("blobs/data/blob.txt")));
     // Selecting one package brings its dependencies only.
     let some = Release::load(&fixture().join("release"), &["libmid".into()], "bosh-").unwrap();
     assert_eq!(some.order, ["libbase", "libmid"]);
@@ -146,11 +154,18 @@ fn a_file_in_src_wins_over_the_same_path_in_blobs_and_files_behind_symlinked_dir
     let release = Release::load(&rel, &["app_1.0".into()], "").unwrap();
     let app = &release.packages["app_1.0"];
     let blob = app.files.iter().find(|f| f.rel == "data/blob.txt").unwrap();
-    assert!(blob.source.starts_with(rel.join("src")), "{:?}", blob.source);
+    assert!(
+        blob.source.starts_with(rel.join("src")),
+        "{:?}",
+        blob.source
+    );
     let names: Vec<&str> = app.files.iter().map(|f| f.rel.as_str()).collect();
     // The symlinked directory itself is packaged as a link; nothing below it.
     assert!(names.contains(&"app/linkdir"), "{names:?}");
-    assert!(!names.iter().any(|n| n.starts_with("app/linkdir/")), "{names:?}");
+    assert!(
+        !names.iter().any(|n| n.starts_with("app/linkdir/")),
+        "{names:?}"
+    );
 }
 
 #[test]
@@ -170,7 +185,10 @@ fn every_release_error_is_reported_at_once_and_nothing_runs() {
     pkg("clash", "name: clash\nfiles:\n- packag?ng\n");
     pkg("badyaml", "name: badyaml\nfiles: [a, b\n  c: d\n");
     pkg("badtypes", "name: badtypes\nfiles: 3\n");
-    write(&rel.join("packages/nopackaging/spec"), "name: nopackaging\n");
+    write(
+        &rel.join("packages/nopackaging/spec"),
+        "name: nopackaging\n",
+    );
     pkg("needsblob", "name: needsblob\nfiles:\n- data/missing.bin\n");
     let mut blobs = fs::read_to_string(rel.join("config/blobs.yml")).unwrap();
     blobs.push_str("data/missing.bin:\n  size: 3\n  sha: sha256:abcd\n");
@@ -209,7 +227,10 @@ fn every_release_error_is_reported_at_once_and_nothing_runs() {
     let (ok, out, err) = env.run(&["bosh", "import", rel.to_str().unwrap()]);
     assert!(!ok);
     assert!(out.is_empty(), "{out}");
-    assert!(err.starts_with(&format!("error: release {}: 9 problem(s)", rel.display())), "{err}");
+    assert!(
+        err.starts_with(&format!("error: release {}: 9 problem(s)", rel.display())),
+        "{err}"
+    );
     assert!(err.contains("cyc_a -> cyc_b -> cyc_c -> cyc_a"), "{err}");
     assert!(!mark.exists(), "pre_packaging ran despite errors");
     let (_, ls, _) = env.run(&["ls"]);
@@ -226,7 +247,10 @@ fn import_stores_sources_once_and_info_shows_the_bosh_identity() {
         assert!(row.contains(&fp), "{row}");
         assert!(row.ends_with("imported"), "{row}");
     }
-    assert!(status_of(&out, "app_1.0").contains("app-1-0/1.0.0"), "{out}");
+    assert!(
+        status_of(&out, "app_1.0").contains("app-1-0/1.0.0"),
+        "{out}"
+    );
     assert!(status_of(&out, "libmid").contains(" libbase "), "{out}");
     let (out, _) = env.ok(&["bosh", "import", rel.to_str().unwrap()]);
     for name in ["libbase", "libmid", "app_1.0", "vendored"] {
@@ -235,7 +259,10 @@ fn import_stores_sources_once_and_info_shows_the_bosh_identity() {
     let (info, _) = env.ok(&["info", "app-1-0"]);
     let app_fp = &expected()[2].1;
     assert!(info.contains("bosh.name: app_1.0"), "{info}");
-    assert!(info.contains(&format!("bosh.fingerprint: {app_fp}")), "{info}");
+    assert!(
+        info.contains(&format!("bosh.fingerprint: {app_fp}")),
+        "{info}"
+    );
     assert!(info.contains("bosh.release: fixture"), "{info}");
     assert!(info.contains("libmid/=1.0.0"), "{info}");
     // The source build holds the files, the packaging script, and what pre_packaging made.
@@ -255,19 +282,32 @@ fn a_failing_pre_packaging_stops_the_package_and_its_dependents_and_keeps_the_lo
     let (ok, out, err) = env.run(&["bosh", "import", rel.to_str().unwrap()]);
     assert!(!ok, "{out}{err}");
     assert!(status_of(&out, "libbase").ends_with("imported"), "{out}");
-    assert!(status_of(&out, "libmid").contains("FAILED: pre_packaging exited with 4"), "{out}");
-    assert!(status_of(&out, "app_1.0").contains("skipped: dependency libmid failed"), "{out}");
+    assert!(
+        status_of(&out, "libmid").contains("FAILED: pre_packaging exited with 4"),
+        "{out}"
+    );
+    assert!(
+        status_of(&out, "app_1.0").contains("skipped: dependency libmid failed"),
+        "{out}"
+    );
     assert!(err.contains("succeeded: libbase, vendored"), "{err}");
     assert!(err.contains("| + echo preparing libmid"), "{err}");
-    let log = env.repo.path().join("logs/spk/libmid/1.0.0/pre_packaging.log");
-    assert!(fs::read_to_string(&log).unwrap().contains("preparing libmid"));
+    let log = env
+        .repo
+        .path()
+        .join("logs/spk/libmid/1.0.0/pre_packaging.log");
+    assert!(fs::read_to_string(&log)
+        .unwrap()
+        .contains("preparing libmid"));
     assert!(!env.spk(&["info", "libmid"]).status.success());
     assert!(!env.spk(&["info", "app-1-0"]).status.success());
 }
 
 #[test]
 fn build_compiles_the_chain_with_direct_dependencies_and_env_shows_var_vcap_packages() {
-    if !privileged("build_compiles_the_chain_with_direct_dependencies_and_env_shows_var_vcap_packages") {
+    if !privileged(
+        "build_compiles_the_chain_with_direct_dependencies_and_env_shows_var_vcap_packages",
+    ) {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
@@ -284,15 +324,33 @@ fn build_compiles_the_chain_with_direct_dependencies_and_env_shows_var_vcap_pack
     }
     let run = |cmd: &str| env.ok(&["env", "app-1-0", "--", "sh", "-c", cmd]).0;
     // The binary links against libmid, which bundles libbase.
-    assert_eq!(run("/var/vcap/packages/app_1.0/bin/app"), "app generated: mid_value(20)=41\n");
+    assert_eq!(
+        run("/var/vcap/packages/app_1.0/bin/app"),
+        "app generated: mid_value(20)=41\n"
+    );
     // Each package saw exactly itself and its direct dependencies while compiling.
-    assert_eq!(run("cat /var/vcap/packages/app_1.0/visible.txt"), "app_1.0\nlibmid\n");
-    assert_eq!(run("cat /var/vcap/packages/libmid/visible.txt"), "libbase\nlibmid\n");
+    assert_eq!(
+        run("cat /var/vcap/packages/app_1.0/visible.txt"),
+        "app_1.0\nlibmid\n"
+    );
+    assert_eq!(
+        run("cat /var/vcap/packages/libmid/visible.txt"),
+        "libbase\nlibmid\n"
+    );
     // The environment holds the package and its dependencies, at their BOSH paths.
     assert_eq!(run("ls /var/vcap/packages"), "app_1.0\nlibbase\nlibmid\n");
-    assert_eq!(run("cat /var/vcap/packages/app_1.0/share/blob.txt"), "blob payload: 42\n");
+    assert_eq!(
+        run("cat /var/vcap/packages/app_1.0/share/blob.txt"),
+        "blob payload: 42\n"
+    );
     let libbase_fp = &expected()[0].1;
-    let (info, _) = env.ok(&["env", "libbase", "--", "cat", "/var/vcap/packages/libbase/build-info"]);
+    let (info, _) = env.ok(&[
+        "env",
+        "libbase",
+        "--",
+        "cat",
+        "/var/vcap/packages/libbase/build-info",
+    ]);
     assert_eq!(
         info.trim(),
         format!(
@@ -300,8 +358,26 @@ fn build_compiles_the_chain_with_direct_dependencies_and_env_shows_var_vcap_pack
         )
     );
     // Only the install target is captured: no compile leftovers in the layer.
-    assert_eq!(run("ls /spfs/var/vcap/packages/libmid"), "include\nlib\nvisible.txt\n");
-    assert_eq!(run("test -e /spfs/spk/pkg/libmid/1.0.0/src && echo src || echo no-src"), "no-src\n");
+    assert_eq!(
+        run("ls /spfs/var/vcap/packages/libmid"),
+        "include\nlib\nvisible.txt\n"
+    );
+    assert_eq!(
+        run("test -e /spfs/spk/pkg/libmid/1.0.0/src && echo src || echo no-src"),
+        "no-src\n"
+    );
+
+    // A saved environment keeps the links.
+    let saved = tmp.path().join("env.yaml");
+    env.ok(&["env", "--save", saved.to_str().unwrap(), "app-1-0"]);
+    let (out, _) = env.ok(&[
+        "env",
+        "--load",
+        saved.to_str().unwrap(),
+        "--",
+        "/var/vcap/packages/app_1.0/bin/app",
+    ]);
+    assert_eq!(out, "app generated: mid_value(20)=41\n");
 
     // Unchanged: nothing compiles.
     let (out, err) = env.ok(&["bosh", "build", rel_s]);
@@ -321,9 +397,14 @@ fn build_compiles_the_chain_with_direct_dependencies_and_env_shows_var_vcap_pack
     assert!(err.contains("compiling app_1.0 (app-1-0/2.0.0)"), "{err}");
     assert!(status_of(&out, "libbase").ends_with("unchanged"), "{out}");
     assert!(status_of(&out, "app_1.0").ends_with("built"), "{out}");
-    assert_eq!(run("/var/vcap/packages/app_1.0/bin/app"), "app generated: mid_value(20)=42\n");
+    assert_eq!(
+        run("/var/vcap/packages/app_1.0/bin/app"),
+        "app generated: mid_value(20)=42\n"
+    );
     // The host's /var/vcap/packages gained nothing.
-    let host_after = fs::read_dir("/var/vcap/packages").map(|d| d.count()).unwrap_or(0);
+    let host_after = fs::read_dir("/var/vcap/packages")
+        .map(|d| d.count())
+        .unwrap_or(0);
     assert_eq!(host_before, host_after);
 }
 
@@ -343,9 +424,18 @@ fn a_failing_packaging_stops_its_dependents_and_reports_what_built() {
     assert!(!ok, "{out}{err}");
     assert!(status_of(&out, "libbase").ends_with("built"), "{out}");
     assert!(status_of(&out, "vendored").ends_with("built"), "{out}");
-    assert!(status_of(&out, "libmid").contains("FAILED: packaging exited with 3"), "{out}");
-    assert!(status_of(&out, "app_1.0").contains("skipped: dependency libmid failed"), "{out}");
-    assert!(err.contains("packaging failed for 1 package(s): libmid"), "{err}");
+    assert!(
+        status_of(&out, "libmid").contains("FAILED: packaging exited with 3"),
+        "{out}"
+    );
+    assert!(
+        status_of(&out, "app_1.0").contains("skipped: dependency libmid failed"),
+        "{out}"
+    );
+    assert!(
+        err.contains("packaging failed for 1 package(s): libmid"),
+        "{err}"
+    );
     assert!(err.contains("succeeded: libbase, vendored"), "{err}");
     assert!(err.contains("compiling-libmid-now"), "{err}");
     let logs: Vec<PathBuf> = fs::read_dir(env.repo.path().join("logs/spk/libmid/1.0.0"))
@@ -353,7 +443,9 @@ fn a_failing_packaging_stops_its_dependents_and_reports_what_built() {
         .map(|e| e.unwrap().path())
         .collect();
     assert!(
-        logs.iter().any(|l| fs::read_to_string(l).unwrap().contains("compiling-libmid-now")),
+        logs.iter().any(|l| fs::read_to_string(l)
+            .unwrap()
+            .contains("compiling-libmid-now")),
         "{logs:?}"
     );
     // Nothing was published for libmid or app beyond their sources.

@@ -132,7 +132,11 @@ fn links_show_spfs_paths_elsewhere_privately() {
     }
     let env = Env::new();
     let dir = env.path("layer");
-    write(&dir.join("var/vcap/packages/dep/lib.txt"), b"dep content", 0o644);
+    write(
+        &dir.join("var/vcap/packages/dep/lib.txt"),
+        b"dep content",
+        0o644,
+    );
     let digest = env.commit(&dir, &["deps"]);
     let repo = LocalRepository::open(&env.repo).unwrap();
     let layer = spfs::Digest::parse(&digest).unwrap();

@@ -8,7 +8,7 @@ use std::fs;
 use std::io::Read;
 use std::path::Path;
 
-use ring::digest::{Context, Algorithm, SHA1_FOR_LEGACY_USE_ONLY, SHA256};
+use ring::digest::{Algorithm, Context, SHA1_FOR_LEGACY_USE_ONLY, SHA256};
 
 /// One file entering the fingerprint.
 #[derive(Debug, Clone)]
@@ -111,18 +111,33 @@ mod tests {
         let pre = format!("v2a.csha256:{abc}100644packagingsha256:{empty}b,z");
         let fp = fingerprint(
             vec![
-                Entry { rel: "packaging".into(), sha256: empty.into(), mode: "" },
-                Entry { rel: "a.c".into(), sha256: abc.into(), mode: "100644" },
+                Entry {
+                    rel: "packaging".into(),
+                    sha256: empty.into(),
+                    mode: "",
+                },
+                Entry {
+                    rel: "a.c".into(),
+                    sha256: abc.into(),
+                    mode: "100644",
+                },
             ],
             &["z".into(), "b".into()],
         );
         assert_eq!(fp, hex_sha256(pre.as_bytes()));
         // Without dependencies nothing is appended.
         let fp = fingerprint(
-            vec![Entry { rel: "packaging".into(), sha256: empty.into(), mode: "" }],
+            vec![Entry {
+                rel: "packaging".into(),
+                sha256: empty.into(),
+                mode: "",
+            }],
             &[],
         );
-        assert_eq!(fp, hex_sha256(format!("v2packagingsha256:{empty}").as_bytes()));
+        assert_eq!(
+            fp,
+            hex_sha256(format!("v2packagingsha256:{empty}").as_bytes())
+        );
     }
 
     #[test]

@@ -203,12 +203,10 @@ pub fn match_segment(pattern: &str, name: &str) -> bool {
                         }
                     }
                 }
-                '\\' if ni < n.len() && pi + 1 < p.len() => {
-                    if p[pi + 1] == n[ni] {
-                        pi += 2;
-                        ni += 1;
-                        continue;
-                    }
+                '\\' if ni < n.len() && pi + 1 < p.len() && p[pi + 1] == n[ni] => {
+                    pi += 2;
+                    ni += 1;
+                    continue;
                 }
                 c if ni < n.len() && c != '?' && c != '[' && c != '\\' && c == n[ni] => {
                     pi += 1;

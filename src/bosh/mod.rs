@@ -92,7 +92,9 @@ pub enum BoshError {
 impl spfs::Help for BoshError {
     fn help(&self) -> Vec<String> {
         match self {
-            BoshError::Release(_) => vec!["fix the problems listed above and run the command again".into()],
+            BoshError::Release(_) => {
+                vec!["fix the problems listed above and run the command again".into()]
+            }
             BoshError::NameTaken { .. } => {
                 vec!["import with '--prefix bosh-' (or another prefix) to give BOSH packages their own names".into()]
             }
@@ -105,7 +107,11 @@ impl spfs::Help for BoshError {
 
 fn io(action: &str, path: &Path) -> impl FnOnce(std::io::Error) -> BoshError {
     let (action, path) = (action.to_string(), path.to_path_buf());
-    move |source| BoshError::Io { action, path, source }
+    move |source| BoshError::Io {
+        action,
+        path,
+        source,
+    }
 }
 
 /// How to import and build.
@@ -120,7 +126,9 @@ pub struct BoshOptions {
 impl Default for BoshOptions {
     fn default() -> Self {
         BoshOptions {
-            jobs: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            jobs: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
             monitor_exe: None,
         }
     }
@@ -175,10 +183,15 @@ struct Planned {
 pub fn runtime_links<'a>(specs: impl IntoIterator<Item = &'a Spec>) -> Vec<(PathBuf, PathBuf)> {
     let mut out: Vec<(PathBuf, PathBuf)> = Vec::new();
     for s in specs {
-        let Some(name) = s.meta.labels.get(LABEL_NAME) else { continue };
+        let Some(name) = s.meta.labels.get(LABEL_NAME) else {
+            continue;
+        };
         // Names come from a repository: only plain path components are honoured.
         if name.is_empty() || name == "." || name == ".." || name.contains(['/', '\0']) {
-            tracing::warn!("{} has an unusable {LABEL_NAME} label '{name}'; not linking it", s.ident());
+            tracing::warn!(
+                "{} has an unusable {LABEL_NAME} label '{name}'; not linking it",
+                s.ident()
+            );
             continue;
         }
         let link = Path::new(PACKAGES_DIR).join(name);
@@ -222,7 +235,13 @@ fn plan(repo: &SpfsRepository, release: &Release) -> Result<BTreeMap<String, Pla
                     bosh: name.clone(),
                 });
             };
-            top = top.max(v.to_string().split('.').next().and_then(|m| m.parse().ok()).unwrap_or(0));
+            top = top.max(
+                v.to_string()
+                    .split('.')
+                    .next()
+                    .and_then(|m| m.parse().ok())
+                    .unwrap_or(0),
+            );
             if *id == identity {
                 found = Some(v);
             }
@@ -230,7 +249,9 @@ fn plan(repo: &SpfsRepository, release: &Release) -> Result<BTreeMap<String, Pla
         let (version, stored) = match found {
             Some(v) => {
                 let src = VersionIdent::new(p.spk_name.clone(), v.clone()).to_build(Build::Source);
-                let stored = repo.read_components(&src).is_ok_and(|c| c.contains_key(&Component::Source));
+                let stored = repo
+                    .read_components(&src)
+                    .is_ok_and(|c| c.contains_key(&Component::Source));
                 (v, stored)
             }
             None => (
@@ -238,7 +259,14 @@ fn plan(repo: &SpfsRepository, release: &Release) -> Result<BTreeMap<String, Pla
                 false,
             ),
         };
-        out.insert(name.clone(), Planned { version, identity, stored });
+        out.insert(
+            name.clone(),
+            Planned {
+                version,
+                identity,
+                stored,
+            },
+        );
     }
     Ok(out)
 }
@@ -247,7 +275,10 @@ fn recipe(release: &Release, p: &Package, planned: &BTreeMap<String, Planned>) -
     let me = &planned[&p.name];
     let mut spec = Spec::new(VersionIdent::new(p.spk_name.clone(), me.version.clone()));
     spec.sources.clear();
-    spec.meta.description = Some(format!("BOSH package {} of release {}", p.name, release.name));
+    spec.meta.description = Some(format!(
+        "BOSH package {} of release {}",
+        p.name, release.name
+    ));
     let labels = &mut spec.meta.labels;
     labels.insert(LABEL_NAME.into(), p.name.clone());
     labels.insert(LABEL_FINGERPRINT.into(), p.fingerprint.clone());
@@ -264,7 +295,10 @@ fn recipe(release: &Release, p: &Package, planned: &BTreeMap<String, Planned>) -
         }
     }
     spec.build.script = crate::spec::Script(vec![
-        format!("echo '{} is a BOSH package: build it with spk bosh build RELEASE_DIR {}' >&2", p.spk_name, p.name),
+        format!(
+            "echo '{} is a BOSH package: build it with spk bosh build RELEASE_DIR {}' >&2",
+            p.spk_name, p.name
+        ),
         "exit 1".into(),
     ]);
     spec
@@ -290,14 +324,19 @@ fn scratch(repo: &SpfsRepository) -> Result<tempfile::TempDir, BoshError> {
 
 /// The last lines of a log, for error reports.
 pub fn log_tail(log: &Path, lines: usize) -> Vec<String> {
-    let Ok(mut f) = fs::File::open(log) else { return Vec::new() };
+    let Ok(mut f) = fs::File::open(log) else {
+        return Vec::new();
+    };
     let len = f.metadata().map(|m| m.len()).unwrap_or(0);
     let _ = f.seek(SeekFrom::Start(len.saturating_sub(8192)));
     let mut buf = Vec::new();
     let _ = f.read_to_end(&mut buf);
     let text = String::from_utf8_lossy(&buf);
     let all: Vec<&str> = text.lines().collect();
-    all[all.len().saturating_sub(lines)..].iter().map(|s| s.to_string()).collect()
+    all[all.len().saturating_sub(lines)..]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
 }
 
 /// Copies the package's selected files and its `packaging` into `stage`.
@@ -359,7 +398,10 @@ fn import_one(
             return Ok(Status::Failed {
                 reason: format!(
                     "pre_packaging exited with {}",
-                    status.code().map(|c| c.to_string()).unwrap_or_else(|| "a signal".into())
+                    status
+                        .code()
+                        .map(|c| c.to_string())
+                        .unwrap_or_else(|| "a signal".into())
                 ),
                 log,
             });
@@ -379,7 +421,10 @@ fn import_one(
     let layer = store_layer(
         repo.spfs(),
         manifest,
-        &[("spk:build".into(), ident.to_string()), ("spk:component".into(), "src".into())],
+        &[
+            ("spk:build".into(), ident.to_string()),
+            ("spk:component".into(), "src".into()),
+        ],
     )?;
     repo.spfs().sync()?;
     spfs::signals::check().map_err(|_| BoshError::Interrupted)?;
@@ -402,6 +447,13 @@ fn dependency_failure(p: &Package, statuses: &BTreeMap<String, Status>) -> Optio
 /// Stores the sources of every package of `release` (in dependency order); a failed
 /// `pre_packaging` stops that package and its dependents only.
 pub fn import(repo: &SpfsRepository, release: &Release) -> Result<Vec<Row>, BoshError> {
+    Ok(import_planned(repo, release)?.0)
+}
+
+fn import_planned(
+    repo: &SpfsRepository,
+    release: &Release,
+) -> Result<(Vec<Row>, BTreeMap<String, Planned>), BoshError> {
     let planned = plan(repo, release)?;
     let mut statuses: BTreeMap<String, Status> = BTreeMap::new();
     let mut rows = Vec::new();
@@ -425,11 +477,14 @@ pub fn import(repo: &SpfsRepository, release: &Release) -> Result<Vec<Row>, Bosh
             status,
         });
     }
-    Ok(rows)
+    Ok((rows, planned))
 }
 
 /// The published binary build of a version, with its run layer.
-fn existing_build(repo: &SpfsRepository, vi: &VersionIdent) -> Result<Option<(BuildIdent, Digest)>, BoshError> {
+fn existing_build(
+    repo: &SpfsRepository,
+    vi: &VersionIdent,
+) -> Result<Option<(BuildIdent, Digest)>, BoshError> {
     let builds = match repo.list_builds(vi) {
         Ok(b) => b,
         Err(StorageError::NotFound { .. }) => return Ok(None),
@@ -460,7 +515,11 @@ enum Compiled {
     Failed { reason: String, log: PathBuf },
 }
 
-fn compile_one(repo: &SpfsRepository, opts: &BoshOptions, job: &CompileJob<'_>) -> Result<Compiled, BoshError> {
+fn compile_one(
+    repo: &SpfsRepository,
+    opts: &BoshOptions,
+    job: &CompileJob<'_>,
+) -> Result<Compiled, BoshError> {
     let p = job.package;
     let vi = job.recipe.ident().clone();
     let src_ident = vi.to_build(Build::Source);
@@ -517,7 +576,9 @@ fn compile_one(repo: &SpfsRepository, opts: &BoshOptions, job: &CompileJob<'_>) 
     }
     let out = fs::File::create(&log).map_err(io("create", &log))?;
     let err = out.try_clone().map_err(io("open", &log))?;
-    cmd.stdin(std::process::Stdio::null()).stdout(out).stderr(err);
+    cmd.stdin(std::process::Stdio::null())
+        .stdout(out)
+        .stderr(err);
     let code = cmd.status()?;
     spfs::signals::check().map_err(|_| BoshError::Interrupted)?;
     if code != 0 {
@@ -536,7 +597,10 @@ fn compile_one(repo: &SpfsRepository, opts: &BoshOptions, job: &CompileJob<'_>) 
     } else {
         fs::create_dir_all(&dest).map_err(io("create", &dest))?;
     }
-    let meta = capture.join(format!("spk/pkg/{}/{}/{}", vi.name, vi.version, ident.build));
+    let meta = capture.join(format!(
+        "spk/pkg/{}/{}/{}",
+        vi.name, vi.version, ident.build
+    ));
     fs::create_dir_all(&meta).map_err(io("create", &meta))?;
     fs::write(meta.join("spec.yaml"), spec.to_yaml()).map_err(io("write", &meta))?;
     let _ = fs::copy(&log, meta.join("build.log"));
@@ -553,20 +617,30 @@ fn compile_one(repo: &SpfsRepository, opts: &BoshOptions, job: &CompileJob<'_>) 
     let layer = store_layer(
         repo.spfs(),
         manifest,
-        &[("spk:build".into(), ident.to_string()), ("spk:component".into(), "run".into())],
+        &[
+            ("spk:build".into(), ident.to_string()),
+            ("spk:component".into(), "run".into()),
+        ],
     )?;
     repo.spfs().sync()?;
     spfs::signals::check().map_err(|_| BoshError::Interrupted)?;
-    let components: ComponentLayers = spec.component_names().into_iter().map(|c| (c, layer)).collect();
+    let components: ComponentLayers = spec
+        .component_names()
+        .into_iter()
+        .map(|c| (c, layer))
+        .collect();
     repo.publish_build(&spec, &components)?;
     Ok(Compiled::Built(ident, layer))
 }
 
 /// Imports `release`, then compiles every package whose identity has no build yet, in
 /// dependency order, up to `opts.jobs` at once. Returns the import and build tables.
-pub fn build(repo: &SpfsRepository, release: &Release, opts: &BoshOptions) -> Result<(Vec<Row>, Vec<Row>), BoshError> {
-    let imported = import(repo, release)?;
-    let planned = plan(repo, release)?;
+pub fn build(
+    repo: &SpfsRepository,
+    release: &Release,
+    opts: &BoshOptions,
+) -> Result<(Vec<Row>, Vec<Row>), BoshError> {
+    let (imported, planned) = import_planned(repo, release)?;
     let mut statuses: BTreeMap<String, Status> = BTreeMap::new();
     let mut layers: BTreeMap<String, Digest> = BTreeMap::new();
     let mut idents: BTreeMap<String, String> = BTreeMap::new();
@@ -578,7 +652,11 @@ pub fn build(repo: &SpfsRepository, release: &Release, opts: &BoshOptions) -> Re
             _ => {}
         }
     }
-    let mut pending: Vec<&String> = release.order.iter().filter(|n| !statuses.contains_key(*n)).collect();
+    let mut pending: Vec<&String> = release
+        .order
+        .iter()
+        .filter(|n| !statuses.contains_key(*n))
+        .collect();
     let jobs = opts.jobs.max(1);
     let mut first_error: Option<BoshError> = None;
     std::thread::scope(|s| {
@@ -625,7 +703,11 @@ pub fn build(repo: &SpfsRepository, release: &Release, opts: &BoshOptions) -> Re
                 let job = CompileJob {
                     package: p,
                     recipe: recipe(release, p, &planned),
-                    deps: p.dependencies.iter().map(|d| (d.clone(), layers[d])).collect(),
+                    deps: p
+                        .dependencies
+                        .iter()
+                        .map(|d| (d.clone(), layers[d]))
+                        .collect(),
                 };
                 running.insert(name.clone());
                 pending.remove(i);

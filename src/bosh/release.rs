@@ -216,7 +216,9 @@ impl Release {
     /// Reads the release at `dir`: every package named in `wanted` (all when empty)
     /// with its dependencies; `prefix` goes in front of every spk name.
     pub fn load(dir: &Path, wanted: &[String], prefix: &str) -> Result<Release, ReleaseProblems> {
-        let mut cx = Ctx { problems: Vec::new() };
+        let mut cx = Ctx {
+            problems: Vec::new(),
+        };
         let fail = |problems| ReleaseProblems {
             dir: dir.to_path_buf(),
             problems,
@@ -355,12 +357,20 @@ fn read_final(dir: &Path, cx: &mut Ctx) -> String {
         Ok(f) => match f.name.or(f.final_name) {
             Some(n) if !n.trim().is_empty() => n,
             _ => {
-                cx.add(None, Some("config/final.yml".into()), "has no 'name'; add 'name: RELEASE'");
+                cx.add(
+                    None,
+                    Some("config/final.yml".into()),
+                    "has no 'name'; add 'name: RELEASE'",
+                );
                 fallback
             }
         },
         Err(e) => {
-            cx.add(None, Some("config/final.yml".into()), format!("is not valid YAML: {e}"));
+            cx.add(
+                None,
+                Some("config/final.yml".into()),
+                format!("is not valid YAML: {e}"),
+            );
             fallback
         }
     }
@@ -374,15 +384,27 @@ fn read_specs(dir: &Path, cx: &mut Ctx) -> BTreeMap<String, Parsed> {
     let mut out = BTreeMap::new();
     let pkgs = dir.join("packages");
     let mut entries: Vec<PathBuf> = match fs::read_dir(&pkgs) {
-        Ok(rd) => rd.flatten().map(|e| e.path()).filter(|p| p.is_dir()).collect(),
+        Ok(rd) => rd
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.is_dir())
+            .collect(),
         Err(e) => {
-            cx.add(None, Some("packages".into()), format!("cannot be read ({e}); a release keeps its packages in packages/<name>/"));
+            cx.add(
+                None,
+                Some("packages".into()),
+                format!("cannot be read ({e}); a release keeps its packages in packages/<name>/"),
+            );
             return out;
         }
     };
     entries.sort();
     for pdir in entries {
-        let dname = pdir.file_name().unwrap_or_default().to_string_lossy().into_owned();
+        let dname = pdir
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
         let rel = |f: &str| format!("packages/{dname}/{f}");
         let lock_path = pdir.join("spec.lock");
         let spec_path = pdir.join("spec");
@@ -396,9 +418,10 @@ fn read_specs(dir: &Path, cx: &mut Ctx) -> BTreeMap<String, Parsed> {
         };
         let mut ok = true;
         if lock_path.exists() {
-            match fs::read_to_string(&lock_path).map_err(|e| e.to_string()).and_then(|t| {
-                serde_yaml::from_str::<LockYml>(&t).map_err(|e| e.to_string())
-            }) {
+            match fs::read_to_string(&lock_path)
+                .map_err(|e| e.to_string())
+                .and_then(|t| serde_yaml::from_str::<LockYml>(&t).map_err(|e| e.to_string()))
+            {
                 Ok(l) => {
                     if l.name != dname {
                         cx.add(Some(&dname), Some(rel("spec.lock")), format!("names the package '{}' but lies in packages/{dname}; make them agree", l.name));
@@ -406,7 +429,11 @@ fn read_specs(dir: &Path, cx: &mut Ctx) -> BTreeMap<String, Parsed> {
                     }
                     let fp = l.fingerprint.trim().to_string();
                     if fp.len() < 40 || !fp.bytes().all(|b| b.is_ascii_hexdigit()) {
-                        cx.add(Some(&dname), Some(rel("spec.lock")), format!("fingerprint '{fp}' is not a hex sha1/sha256"));
+                        cx.add(
+                            Some(&dname),
+                            Some(rel("spec.lock")),
+                            format!("fingerprint '{fp}' is not a hex sha1/sha256"),
+                        );
                         ok = false;
                     }
                     parsed.dependencies = yaml_list(l.dependencies);
@@ -419,9 +446,10 @@ fn read_specs(dir: &Path, cx: &mut Ctx) -> BTreeMap<String, Parsed> {
             }
         }
         if spec_path.exists() {
-            match fs::read_to_string(&spec_path).map_err(|e| e.to_string()).and_then(|t| {
-                serde_yaml::from_str::<SpecYml>(&t).map_err(|e| e.to_string())
-            }) {
+            match fs::read_to_string(&spec_path)
+                .map_err(|e| e.to_string())
+                .and_then(|t| serde_yaml::from_str::<SpecYml>(&t).map_err(|e| e.to_string()))
+            {
                 Ok(s) => {
                     if s.name != dname {
                         cx.add(Some(&dname), Some(rel("spec")), format!("names the package '{}' but lies in packages/{dname}; make them agree", s.name));
@@ -439,7 +467,11 @@ fn read_specs(dir: &Path, cx: &mut Ctx) -> BTreeMap<String, Parsed> {
                 }
             }
         } else if parsed.lock.is_none() {
-            cx.add(Some(&dname), Some(rel("spec")), "is missing; every package needs a spec (run 'bosh generate-package NAME')");
+            cx.add(
+                Some(&dname),
+                Some(rel("spec")),
+                "is missing; every package needs a spec (run 'bosh generate-package NAME')",
+            );
             ok = false;
         }
         if !pdir.join("packaging").is_file() {
@@ -449,7 +481,11 @@ fn read_specs(dir: &Path, cx: &mut Ctx) -> BTreeMap<String, Parsed> {
         let mut seen = BTreeSet::new();
         for d in &parsed.dependencies {
             if !seen.insert(d) {
-                cx.add(Some(&dname), Some(rel("spec")), format!("lists the dependency '{d}' twice"));
+                cx.add(
+                    Some(&dname),
+                    Some(rel("spec")),
+                    format!("lists the dependency '{d}' twice"),
+                );
             }
         }
         // A package with problems stays in the graph, so that its dependents do not
@@ -469,7 +505,11 @@ fn read_blobs(dir: &Path, cx: &mut Ctx) -> BTreeMap<String, BlobYml> {
     match serde_yaml::from_str::<Option<BTreeMap<String, BlobYml>>>(&text) {
         Ok(m) => m.unwrap_or_default(),
         Err(e) => {
-            cx.add(None, Some("config/blobs.yml".into()), format!("is not valid: {e}; each entry is 'PATH: {{size: N, sha: HEX}}'"));
+            cx.add(
+                None,
+                Some("config/blobs.yml".into()),
+                format!("is not valid: {e}; each entry is 'PATH: {{size: N, sha: HEX}}'"),
+            );
             BTreeMap::new()
         }
     }
@@ -494,7 +534,11 @@ fn check_blob(rel: &str, path: &Path, blob: &BlobYml, pkg: &str, cx: &mut Ctx) {
         "sha1" => fingerprint::hex_sha1_file(path),
         "sha256" => hex_sha256_file(path),
         other => {
-            cx.add(Some(pkg), Some("config/blobs.yml".into()), format!("blob {rel}: unknown checksum algorithm '{other}' (use sha1 or sha256)"));
+            cx.add(
+                Some(pkg),
+                Some("config/blobs.yml".into()),
+                format!("blob {rel}: unknown checksum algorithm '{other}' (use sha1 or sha256)"),
+            );
             return;
         }
     };
@@ -524,7 +568,11 @@ fn select(
         let pat = match Pattern::new(g) {
             Ok(p) => p,
             Err(e) => {
-                cx.add(Some(name), spec_file.clone(), format!("malformed pattern '{g}': {}", e.0));
+                cx.add(
+                    Some(name),
+                    spec_file.clone(),
+                    format!("malformed pattern '{g}': {}", e.0),
+                );
                 ok = false;
                 continue;
             }
@@ -544,14 +592,25 @@ fn select(
         }
         // A blob listed in config/blobs.yml but not synced is named as such.
         for rel in blobs.keys() {
-            if pat.matches(rel) && !dir.join("blobs").join(rel).exists() && !chosen.contains_key(rel) {
-                cx.add(Some(name), Some(format!("blobs/{rel}")), "is listed in config/blobs.yml but missing from blobs/; run 'bosh sync-blobs'");
+            if pat.matches(rel)
+                && !dir.join("blobs").join(rel).exists()
+                && !chosen.contains_key(rel)
+            {
+                cx.add(
+                    Some(name),
+                    Some(format!("blobs/{rel}")),
+                    "is listed in config/blobs.yml but missing from blobs/; run 'bosh sync-blobs'",
+                );
                 ok = false;
                 any = true;
             }
         }
         if !any {
-            cx.add(Some(name), spec_file.clone(), format!("Missing files for pattern '{g}'; no file under src/ or blobs/ matches it"));
+            cx.add(
+                Some(name),
+                spec_file.clone(),
+                format!("Missing files for pattern '{g}'; no file under src/ or blobs/ matches it"),
+            );
             ok = false;
         }
     }
@@ -559,7 +618,11 @@ fn select(
         match Pattern::new(g) {
             Ok(pat) => chosen.retain(|rel, _| !pat.matches(rel)),
             Err(e) => {
-                cx.add(Some(name), spec_file.clone(), format!("malformed excluded_files pattern '{g}': {}", e.0));
+                cx.add(
+                    Some(name),
+                    spec_file.clone(),
+                    format!("malformed excluded_files pattern '{g}': {}", e.0),
+                );
                 ok = false;
             }
         }
@@ -584,9 +647,11 @@ fn select(
     let hashed: Vec<Result<PackageFile, String>> = chosen
         .into_par_iter()
         .map(|(rel, (path, _))| {
-            let meta = fs::symlink_metadata(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let meta =
+                fs::symlink_metadata(&path).map_err(|e| format!("{}: {e}", path.display()))?;
             let (kind, sha) = if meta.file_type().is_symlink() {
-                let target = fs::read_link(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+                let target =
+                    fs::read_link(&path).map_err(|e| format!("{}: {e}", path.display()))?;
                 let sha = fingerprint::hex_sha256(target.as_os_str().as_encoded_bytes());
                 (FileKind::Symlink(target), sha)
             } else {
@@ -611,7 +676,11 @@ fn select(
         match h {
             Ok(f) => files.push(f),
             Err(e) => {
-                cx.add(Some(name), None, format!("cannot read a selected file: {e}"));
+                cx.add(
+                    Some(name),
+                    None,
+                    format!("cannot read a selected file: {e}"),
+                );
                 return None;
             }
         }
@@ -633,7 +702,11 @@ fn select(
                         mode: "",
                     }),
                     Err(e) => {
-                        cx.add(Some(name), Some(format!("packages/{name}/{script}")), format!("cannot be read: {e}"));
+                        cx.add(
+                            Some(name),
+                            Some(format!("packages/{name}/{script}")),
+                            format!("cannot be read: {e}"),
+                        );
                         return None;
                     }
                 }
@@ -665,7 +738,10 @@ fn select(
 }
 
 /// The first dependency cycle among `selected`, as a path that returns to its start.
-fn find_cycle(parsed: &BTreeMap<String, Parsed>, selected: &BTreeSet<String>) -> Option<Vec<String>> {
+fn find_cycle(
+    parsed: &BTreeMap<String, Parsed>,
+    selected: &BTreeSet<String>,
+) -> Option<Vec<String>> {
     #[derive(Clone, Copy, PartialEq)]
     enum Mark {
         New,
@@ -686,7 +762,8 @@ fn find_cycle(parsed: &BTreeMap<String, Parsed>, selected: &BTreeSet<String>) ->
                 match mark.get(d.as_str()).copied() {
                     Some(Mark::Active) => {
                         let start = stack.iter().position(|s| *s == d).unwrap_or(0);
-                        let mut cycle: Vec<String> = stack[start..].iter().map(|s| s.to_string()).collect();
+                        let mut cycle: Vec<String> =
+                            stack[start..].iter().map(|s| s.to_string()).collect();
                         cycle.push(d.clone());
                         return Some(cycle);
                     }
@@ -720,9 +797,10 @@ fn topo_order(packages: &BTreeMap<String, Package>) -> Vec<String> {
     let mut placed: BTreeSet<&str> = BTreeSet::new();
     let mut out = Vec::new();
     while out.len() < packages.len() {
-        let next = packages
-            .values()
-            .find(|p| !placed.contains(p.name.as_str()) && p.dependencies.iter().all(|d| placed.contains(d.as_str())));
+        let next = packages.values().find(|p| {
+            !placed.contains(p.name.as_str())
+                && p.dependencies.iter().all(|d| placed.contains(d.as_str()))
+        });
         match next {
             Some(p) => {
                 placed.insert(&p.name);
@@ -741,7 +819,10 @@ mod tests {
     #[test]
     fn name_rule() {
         assert_eq!(spk_name("", "ruby_1.9.3").as_deref(), Some("ruby-1-9-3"));
-        assert_eq!(spk_name("", "libyaml_0.1.4").as_deref(), Some("libyaml-0-1-4"));
+        assert_eq!(
+            spk_name("", "libyaml_0.1.4").as_deref(),
+            Some("libyaml-0-1-4")
+        );
         assert_eq!(spk_name("", "__Go-1.21__").as_deref(), Some("go-1-21"));
         assert_eq!(spk_name("bosh-", "nginx").as_deref(), Some("bosh-nginx"));
         assert_eq!(spk_name("", "a..b"), Some("a-b".into()));

@@ -75,7 +75,12 @@ fn table(rows: &[Row], done: &str) {
             r.dependencies.join(",")
         }
     };
-    let w_deps = rows.iter().map(|r| deps(r).len()).max().unwrap_or(0).max(12);
+    let w_deps = rows
+        .iter()
+        .map(|r| deps(r).len())
+        .max()
+        .unwrap_or(0)
+        .max(12);
     outln!(
         "{:w_name$}  {:w_ident$}  {:64}  {:w_deps$}  STATUS",
         "PACKAGE",
@@ -112,11 +117,17 @@ fn failures(rows: &[Row], stage: &str) -> Option<CliError> {
     let mut report = CliError::new(format!(
         "{stage} failed for {} package(s): {}",
         failed.len(),
-        failed.iter().map(|r| r.name.as_str()).collect::<Vec<_>>().join(", ")
+        failed
+            .iter()
+            .map(|r| r.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
     ));
     for r in &failed {
         if let Status::Failed { reason, log } = &r.status {
-            report.details.push(format!("{}: {reason}; log: {}", r.name, log.display()));
+            report
+                .details
+                .push(format!("{}: {reason}; log: {}", r.name, log.display()));
             for line in bosh::log_tail(log, 10) {
                 report.details.push(format!("  | {line}"));
             }
@@ -127,7 +138,9 @@ fn failures(rows: &[Row], stage: &str) -> Option<CliError> {
     } else {
         format!("succeeded: {}", ok.join(", "))
     });
-    report.help.push("fix the script, then run the command again: what succeeded is not redone".into());
+    report
+        .help
+        .push("fix the script, then run the command again: what succeeded is not redone".into());
     Some(report)
 }
 
@@ -141,7 +154,8 @@ fn load(a: &BoshArgs) -> Result<Release, CliError> {
         return Err(CliError::new(format!("invalid prefix '{}'", a.prefix))
             .help("use lowercase letters, digits and dashes, e.g. --prefix bosh-"));
     }
-    Release::load(&a.release, &a.packages, &a.prefix).map_err(|p| release_report(BoshError::Release(p)))
+    Release::load(&a.release, &a.packages, &a.prefix)
+        .map_err(|p| release_report(BoshError::Release(p)))
 }
 
 /// Runs `spk bosh ...`; returns the exit code.

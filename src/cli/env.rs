@@ -222,7 +222,8 @@ pub fn env(opt: &Opt, a: &EnvCmd, shell: bool) -> Result<i32, CliError> {
             let (solution, _) = resolve(&repo, a)?;
             let layers = crate::env::layer_stack(&repo, &solution)
                 .map_err(|e| CliError::new(e.to_string()).help("build or pull the package again"))?;
-            let links = crate::bosh::runtime_links(solution.packages.iter().map(|p| p.spec.as_ref()));
+            let links =
+                crate::bosh::runtime_links(solution.packages.iter().map(|p| p.spec.as_ref()));
             (layers, a.requests.clone(), describe(&solution), links)
         }
     };

@@ -365,7 +365,7 @@ impl<'a> Setup<'a> {
     }
 
     /// Mounts a small private tmpfs over each directory of `dirs` and creates its links.
-    fn mount_links(&mut self, dirs: &[(PathBuf, Vec<(std::ffi::OsString, PathBuf)>)]) -> Result<()> {
+    fn mount_links(&mut self, dirs: &[LinkDir]) -> Result<()> {
         for (dir, links) in dirs {
             if !dir.is_dir() {
                 if self.privilege != Privilege::Root {
@@ -520,13 +520,14 @@ enum Lowers {
     Merged(Manifest),
 }
 
+/// A directory to cover with a tmpfs, and the links (name, target) to create in it.
+pub type LinkDir = (PathBuf, Vec<(std::ffi::OsString, PathBuf)>);
+
 /// Checks the requested links and groups them by parent directory (in order of first
 /// appearance): each link must be an absolute, normalized path outside /spfs and the
 /// scratch space, below a directory other than `/`, and named once.
-pub fn link_dirs(
-    links: &[(PathBuf, PathBuf)],
-) -> Result<Vec<(PathBuf, Vec<(std::ffi::OsString, PathBuf)>)>> {
-    let mut out: Vec<(PathBuf, Vec<(std::ffi::OsString, PathBuf)>)> = Vec::new();
+pub fn link_dirs(links: &[(PathBuf, PathBuf)]) -> Result<Vec<LinkDir>> {
+    let mut out: Vec<LinkDir> = Vec::new();
     for (link, target) in links {
         let bad = |why: &str| {
             Error::InvalidInput(format!(
@@ -545,7 +546,9 @@ pub fn link_dirs(
             return Err(bad("the link must be an absolute path without '.' or '..'"));
         }
         if link.starts_with(SPFS_DIR) || link.starts_with(SCRATCH_DIR) {
-            return Err(bad("the link must lie outside /spfs and the runtime's scratch space"));
+            return Err(bad(
+                "the link must lie outside /spfs and the runtime's scratch space",
+            ));
         }
         if target.as_os_str().is_empty() {
             return Err(bad("the target is empty"));
