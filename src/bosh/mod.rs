@@ -774,3 +774,38 @@ pub fn build(
         .collect();
     Ok((imported, rows))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(name: &str, bosh: Option<&str>) -> Spec {
+        let mut s = Spec::new(VersionIdent::new(
+            name.parse().unwrap(),
+            "1.0.0".parse().unwrap(),
+        ));
+        if let Some(b) = bosh {
+            s.meta.labels.insert(LABEL_NAME.into(), b.into());
+        }
+        s
+    }
+
+    #[test]
+    fn links_come_from_bosh_labels_only_and_unsafe_names_are_ignored() {
+        let specs = [
+            spec("ruby-1-9-3", Some("ruby_1.9.3")),
+            spec("plain", None),
+            spec("evil", Some("../etc")),
+            spec("dots", Some("..")),
+            spec("again", Some("ruby_1.9.3")),
+        ];
+        let links = runtime_links(specs.iter());
+        assert_eq!(
+            links,
+            [(
+                PathBuf::from("/var/vcap/packages/ruby_1.9.3"),
+                PathBuf::from("/spfs/var/vcap/packages/ruby_1.9.3")
+            )]
+        );
+    }
+}
