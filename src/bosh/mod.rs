@@ -426,7 +426,7 @@ fn import_one(
             ("spk:component".into(), "src".into()),
         ],
     )?;
-    repo.spfs().sync()?;
+    // Publishing flushes the store (one syncfs) before it writes each tag.
     spfs::signals::check().map_err(|_| BoshError::Interrupted)?;
     repo.publish_recipe(&spec, true)?;
     let mut src = spec.clone();
@@ -622,7 +622,7 @@ fn compile_one(
             ("spk:component".into(), "run".into()),
         ],
     )?;
-    repo.spfs().sync()?;
+    // Publishing flushes the store (one syncfs) before it writes each tag.
     spfs::signals::check().map_err(|_| BoshError::Interrupted)?;
     let components: ComponentLayers = spec
         .component_names()
