@@ -4,6 +4,7 @@
 //! [`version`]s, stored in [`storage`] repositories (spfs tags) and resolved into
 //! consistent environments by the [`solve`]r.
 
+pub mod bosh;
 pub mod build;
 pub mod cli;
 pub mod env;

@@ -124,3 +124,76 @@ fn setup_errors_come_back_as_errors_and_edits_can_live_on_disk() {
         "hi\n"
     );
 }
+
+#[test]
+fn links_show_spfs_paths_elsewhere_privately() {
+    if !privileged("links_show_spfs_paths_elsewhere_privately") {
+        return;
+    }
+    let env = Env::new();
+    let dir = env.path("layer");
+    write(
+        &dir.join("var/vcap/packages/dep/lib.txt"),
+        b"dep content",
+        0o644,
+    );
+    let digest = env.commit(&dir, &["deps"]);
+    let repo = LocalRepository::open(&env.repo).unwrap();
+    let layer = spfs::Digest::parse(&digest).unwrap();
+    // A host directory with its own content, which the runtime must not see or change.
+    let host = env.path("host/packages");
+    write(&host.join("host-only"), b"host", 0o644);
+    let missing_parent = env.path("not/yet/there");
+    let script = format!(
+        "cat {h}/dep/lib.txt; echo; ls {h}; mkdir -p /spfs/var/vcap/packages/me && echo built > {h}/me/out; \
+         cat /spfs/var/vcap/packages/me/out; readlink {h}/dep; ls {m}",
+        h = host.display(),
+        m = missing_parent.display()
+    );
+    let mut opts = RunOptions::new(vec![layer], program(&script));
+    opts.edit = Some(true);
+    opts.links = vec![
+        (host.join("dep"), "/spfs/var/vcap/packages/dep".into()),
+        (host.join("me"), "/spfs/var/vcap/packages/me".into()),
+        (missing_parent.join("l"), "/spfs".into()),
+    ];
+    let mut child = RuntimeCommand::new(&repo, opts)
+        .monitor_exe(SPFS)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut child.stdout().unwrap(), &mut text).unwrap();
+    assert_eq!(child.wait().unwrap(), 0, "{text}");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "dep content",
+            "dep",
+            "me",
+            "built",
+            "/spfs/var/vcap/packages/dep",
+            "l"
+        ],
+        "{text}"
+    );
+    // The host directory is untouched, and the created mount point is empty.
+    let names: Vec<_> = fs::read_dir(&host)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, ["host-only"]);
+    assert_eq!(fs::read_dir(&missing_parent).unwrap().count(), 0);
+    let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mounts.contains(&host.display().to_string()), "{mounts}");
+    // Invalid links fail the runtime before it starts.
+    let mut opts = RunOptions::new(vec![layer], program("true"));
+    opts.links = vec![("/spfs/x/y".into(), "/spfs".into())];
+    let err = RuntimeCommand::new(&repo, opts)
+        .monitor_exe(SPFS)
+        .stderr(Stdio::null())
+        .status()
+        .unwrap_err();
+    assert!(err.to_string().contains("outside /spfs"), "{err}");
+}

@@ -164,6 +164,7 @@ pub fn run(opt: &Opt) -> Result<i32, CliError> {
         Command::Env(a) => return super::env::env(opt, a, false),
         Command::Shell(a) => return super::env::env(opt, a, true),
         Command::Install(a) => return super::env::install(opt, a),
+        Command::Bosh(a) => return super::bosh::run(opt, a),
     }
     .map(|()| cli_policy::exit::OK)
 }

@@ -60,6 +60,9 @@ pub struct SavedEnv {
     pub packages: Vec<String>,
     /// The layers, bottom first.
     pub layers: Vec<Digest>,
+    /// Links the runtime shows outside /spfs (BOSH packages at /var/vcap/packages).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub links: Vec<(PathBuf, PathBuf)>,
 }
 
 fn solve_error(e: SolveError) -> CliError {
@@ -194,7 +197,7 @@ pub fn env(opt: &Opt, a: &EnvCmd, shell: bool) -> Result<i32, CliError> {
     };
     let backend = Backend::parse(&a.backend)?;
     let mut named = Vec::new();
-    let (layers, requests, packages) = match &a.load {
+    let (layers, requests, packages, links) = match &a.load {
         Some(file) => {
             let text = std::fs::read_to_string(file).map_err(|e| {
                 CliError::new(format!("cannot read {}: {e}", file.display()))
@@ -225,7 +228,7 @@ pub fn env(opt: &Opt, a: &EnvCmd, shell: bool) -> Result<i32, CliError> {
                 r.details = missing;
                 return Err(r);
             }
-            (saved.layers, saved.requests, saved.packages)
+            (saved.layers, saved.requests, saved.packages, saved.links)
         }
         None => {
             if a.requests.is_empty() {
@@ -236,7 +239,9 @@ pub fn env(opt: &Opt, a: &EnvCmd, shell: bool) -> Result<i32, CliError> {
             let layers = crate::env::layer_stack(&repo, &solution).map_err(stack_error)?;
             crate::env::check_layers(&repo, repo.spfs(), &solution).map_err(stack_error)?;
             named = crate::env::named_layers(&repo, &solution).unwrap_or_default();
-            (layers, a.requests.clone(), describe(&solution))
+            let links =
+                crate::bosh::runtime_links(solution.packages.iter().map(|p| p.spec.as_ref()));
+            (layers, a.requests.clone(), describe(&solution), links)
         }
     };
     if let Some(file) = &a.save {
@@ -244,6 +249,7 @@ pub fn env(opt: &Opt, a: &EnvCmd, shell: bool) -> Result<i32, CliError> {
             requests,
             packages,
             layers,
+            links,
         };
         let text = serde_yaml::to_string(&saved).map_err(|e| CliError::new(e.to_string()))?;
         std::fs::write(file, text)
@@ -266,8 +272,10 @@ pub fn env(opt: &Opt, a: &EnvCmd, shell: bool) -> Result<i32, CliError> {
         requests: requests.clone(),
         packages: packages.clone(),
         layers,
+        links: links.clone(),
     };
     write_recorded(&repo, &name, &saved)?;
+    run.links = links;
     let mut cmd = RuntimeCommand::new(repo.spfs(), run);
     cmd.env("SPK_ACTIVE_PREFIX", "/spfs");
     let status = cmd.status();
@@ -423,6 +431,8 @@ pub fn install(opt: &Opt, a: &Install) -> Result<i32, CliError> {
             requests,
             packages,
             layers,
+            // Links outside /spfs are fixed when the runtime starts.
+            links: current.links.clone(),
         },
     )?;
     eprintln!("/spfs now holds the new environment; start a new shell (or re-source the startup scripts) for its activation");

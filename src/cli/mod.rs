@@ -1,5 +1,6 @@
 //! The `spk` command line.
 
+mod bosh;
 mod build;
 mod commands;
 mod env;
@@ -78,6 +79,8 @@ pub enum Command {
     Shell(env::EnvCmd),
     /// Add packages to the current environment, swapping its layers in place.
     Install(env::Install),
+    /// Import and compile the packages of a BOSH release.
+    Bosh(bosh::BoshCmd),
 }
 
 /// Parses `-o name=value` options.

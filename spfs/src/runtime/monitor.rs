@@ -64,6 +64,13 @@ pub struct RunOptions {
     /// are fetched on first open instead of failing before the start.
     #[serde(default)]
     pub payloads_from: Option<PathBuf>,
+    /// Symbolic links `(link, target)` to show outside /spfs, e.g.
+    /// `/var/vcap/packages/x` -> `/spfs/var/vcap/packages/x`. Each distinct parent
+    /// directory of a link gets a private tmpfs holding only these links (hiding what
+    /// the host has there); a missing parent is created on the host as an empty mount
+    /// point (root only), nothing is ever written into the host's directory.
+    #[serde(default)]
+    pub links: Vec<(PathBuf, PathBuf)>,
 }
 
 impl RunOptions {
@@ -81,6 +88,7 @@ impl RunOptions {
             cwd: None,
             upper_dir: None,
             payloads_from: None,
+            links: Vec::new(),
         }
     }
 }
@@ -283,6 +291,7 @@ impl<'a> Setup<'a> {
     }
 
     fn start(&mut self, opts: &RunOptions) -> Result<std::process::Child> {
+        let link_dirs = link_dirs(&opts.links)?;
         let stack = self.record.stack.clone();
         let (manifests, prepared) = self.prepare_lowers(&stack)?;
         if !Path::new(SPFS_DIR).is_dir() {
@@ -297,6 +306,7 @@ impl<'a> Setup<'a> {
         self.mount_scratch(opts.tmpfs_size.as_deref())?;
         self.install_lowers(&manifests, prepared)?;
         self.mount_spfs()?;
+        self.mount_links(&link_dirs)?;
         record::save(self.repo, &self.record)?;
         self.registered = true;
         let mut cmd = startup::build(&opts.program, &self.scratch)?;
@@ -388,6 +398,29 @@ impl<'a> Setup<'a> {
         self.mounted.push(scratch);
         for d in [&self.record.upper, &self.record.work] {
             fs::create_dir_all(d).ctx("creating", d)?;
+        }
+        Ok(())
+    }
+
+    /// Mounts a small private tmpfs over each directory of `dirs` and creates its links.
+    fn mount_links(&mut self, dirs: &[LinkDir]) -> Result<()> {
+        for (dir, links) in dirs {
+            if !dir.is_dir() {
+                if self.privilege != Privilege::Root {
+                    return Err(Error::Runtime(format!(
+                        "the mount point {} does not exist; an administrator must create it once ('mkdir -p {}')",
+                        dir.display(),
+                        dir.display()
+                    )));
+                }
+                fs::create_dir_all(dir).ctx("creating the mount point", dir)?;
+            }
+            mounts::mount_tmpfs(dir, Some("1m"))?;
+            self.mounted.push(dir.clone());
+            for (name, target) in links {
+                let link = dir.join(name);
+                std::os::unix::fs::symlink(target, &link).ctx("creating the link", &link)?;
+            }
         }
         Ok(())
     }
@@ -583,6 +616,70 @@ fn keep_last_occurrence(manifests: Vec<Digest>) -> Vec<Digest> {
     out
 }
 
+/// A directory to cover with a tmpfs, and the links (name, target) to create in it.
+pub type LinkDir = (PathBuf, Vec<(std::ffi::OsString, PathBuf)>);
+
+/// Checks the requested links and groups them by parent directory (in order of first
+/// appearance): each link must be an absolute, normalized path outside /spfs and the
+/// scratch space, below a directory other than `/`, and named once.
+pub fn link_dirs(links: &[(PathBuf, PathBuf)]) -> Result<Vec<LinkDir>> {
+    let mut out: Vec<LinkDir> = Vec::new();
+    for (link, target) in links {
+        let bad = |why: &str| {
+            Error::InvalidInput(format!(
+                "cannot create the runtime link {} -> {}: {why}",
+                link.display(),
+                target.display()
+            ))
+        };
+        let bytes = link.as_os_str().as_encoded_bytes();
+        let normal = link.is_absolute()
+            && bytes.len() > 1
+            && bytes[1..]
+                .split(|b| *b == b'/')
+                .all(|part| !matches!(part, b"" | b"." | b".."));
+        if !normal {
+            return Err(bad("the link must be an absolute path without '.' or '..'"));
+        }
+        if link.starts_with(SPFS_DIR) || link.starts_with(SCRATCH_DIR) {
+            return Err(bad(
+                "the link must lie outside /spfs and the runtime's scratch space",
+            ));
+        }
+        if target.as_os_str().is_empty() {
+            return Err(bad("the target is empty"));
+        }
+        let (Some(parent), Some(name)) = (link.parent(), link.file_name()) else {
+            return Err(bad("the link has no parent directory"));
+        };
+        if parent == Path::new("/") {
+            return Err(bad("links directly under / are not allowed"));
+        }
+        let i = match out.iter().position(|(d, _)| d == parent) {
+            Some(i) => i,
+            None => {
+                out.push((parent.to_path_buf(), Vec::new()));
+                out.len() - 1
+            }
+        };
+        if out[i].1.iter().any(|(n, _)| n == name) {
+            return Err(bad("the link is named twice"));
+        }
+        out[i].1.push((name.to_os_string(), target.clone()));
+    }
+    // A link directory may not hide another one's links.
+    for (a, _) in &out {
+        if let Some((b, _)) = out.iter().find(|(b, _)| b != a && b.starts_with(a)) {
+            return Err(Error::InvalidInput(format!(
+                "runtime links in {} and {} nest; put links in directories that do not contain each other",
+                a.display(),
+                b.display()
+            )));
+        }
+    }
+    Ok(out)
+}
+
 /// Fails before anything is mounted if a payload of the tree is missing.
 pub fn verify_payloads(repo: &LocalRepository, m: &Manifest) -> Result<()> {
     let files: Vec<_> = m.files().collect();
@@ -635,4 +732,64 @@ fn now() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pair(a: &str, b: &str) -> (PathBuf, PathBuf) {
+        (PathBuf::from(a), PathBuf::from(b))
+    }
+
+    #[test]
+    fn links_are_grouped_by_parent_in_order() {
+        let dirs = link_dirs(&[
+            pair("/var/vcap/packages/b", "/spfs/var/vcap/packages/b"),
+            pair("/opt/x/y", "/spfs/y"),
+            pair("/var/vcap/packages/a", "/spfs/var/vcap/packages/a"),
+        ])
+        .unwrap();
+        assert_eq!(dirs.len(), 2);
+        assert_eq!(dirs[0].0, Path::new("/var/vcap/packages"));
+        let names: Vec<_> = dirs[0].1.iter().map(|(n, _)| n.to_str().unwrap()).collect();
+        assert_eq!(names, ["b", "a"]);
+        assert_eq!(dirs[1].0, Path::new("/opt/x"));
+        assert_eq!(dirs[1].1[0].1, Path::new("/spfs/y"));
+        assert!(link_dirs(&[]).unwrap().is_empty());
+    }
+
+    #[test]
+    fn bad_links_are_refused_before_mounting() {
+        for (link, why) in [
+            ("relative/x", "absolute"),
+            ("/var/../etc/x", "absolute"),
+            ("/var/./x", "absolute"),
+            ("/spfs/x/y", "outside /spfs"),
+            ("/tmp/spfs-runtime/a/b", "outside /spfs"),
+            ("/x", "directly under /"),
+            ("/", "absolute"),
+        ] {
+            let err = link_dirs(&[pair(link, "/spfs/t")]).unwrap_err().to_string();
+            assert!(err.contains(why), "{link}: {err}");
+        }
+        let err = link_dirs(&[pair("/a/b/c", "/spfs/1"), pair("/a/b/c", "/spfs/2")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("named twice"), "{err}");
+        let err = link_dirs(&[pair("/a/b/c", "/spfs/1"), pair("/a/b/c/d/e", "/spfs/2")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("nest"), "{err}");
+        let err = link_dirs(&[pair("/a/b", "")]).unwrap_err().to_string();
+        assert!(err.contains("target is empty"), "{err}");
+    }
+
+    #[test]
+    fn run_options_without_links_still_deserialize() {
+        let mut v = serde_json::to_value(RunOptions::new(Vec::new(), Program::Shell)).unwrap();
+        v.as_object_mut().unwrap().remove("links");
+        let back: RunOptions = serde_json::from_value(v).unwrap();
+        assert!(back.links.is_empty());
+    }
 }
