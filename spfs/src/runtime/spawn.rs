@@ -229,6 +229,8 @@ impl RuntimeCommand {
                 Ok(())
             });
         }
+        // Signals that arrive from here on are forwarded, even before the wait starts.
+        let signals_seen = crate::signals::count();
         let child = cmd.spawn().map_err(|e| {
             Error::Runtime(format!(
                 "cannot start the runtime monitor {}: {e}",
@@ -239,6 +241,7 @@ impl RuntimeCommand {
         Ok(RuntimeChild {
             child,
             status: read,
+            signals_seen,
         })
     }
 
@@ -252,6 +255,8 @@ impl RuntimeCommand {
 pub struct RuntimeChild {
     child: std::process::Child,
     status: OwnedFd,
+    /// How many interrupting signals this process had received when the child started.
+    signals_seen: usize,
 }
 
 impl RuntimeChild {
@@ -303,7 +308,7 @@ impl RuntimeChild {
         // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
         let raw = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) } as RawFd;
         let pidfd = (raw >= 0).then(|| unsafe { OwnedFd::from_raw_fd(raw) });
-        let mut seen = crate::signals::count();
+        let mut seen = self.signals_seen;
         loop {
             if let Some(status) = self
                 .child
