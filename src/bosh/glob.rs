@@ -68,6 +68,9 @@ fn split_components(p: &str) -> Vec<String> {
         .collect()
 }
 
+/// Most patterns one glob's braces may expand to.
+const MAX_ALTERNATIVES: usize = 4096;
+
 /// Expands `{a,b}` alternatives (outside escapes and classes), innermost first.
 fn expand_braces(p: &str) -> Result<Vec<String>, PatternError> {
     let chars: Vec<char> = p.chars().collect();
@@ -111,6 +114,11 @@ fn expand_braces(p: &str) -> Result<Vec<String>, PatternError> {
                     let alt: String = chars[w[0] + 1..w[1]].iter().collect();
                     for e in expand_braces(&format!("{prefix}{alt}{suffix}"))? {
                         out.push(e);
+                        if out.len() > MAX_ALTERNATIVES {
+                            return Err(PatternError(format!(
+                                "the braces expand to more than {MAX_ALTERNATIVES} patterns; write fewer alternatives"
+                            )));
+                        }
                     }
                 }
                 return Ok(out);
@@ -318,6 +326,9 @@ mod tests {
         assert!(Pattern::new("f.{c,h").is_err());
         assert!(Pattern::new("f[a-").is_err());
         assert!(Pattern::new("").is_err());
+        let err = Pattern::new(&"{a,b}".repeat(13)).unwrap_err();
+        assert!(err.0.contains("more than 4096"), "{err:?}");
+        assert!(Pattern::new(&"{a,b}".repeat(12)).is_ok());
     }
 
     #[test]
