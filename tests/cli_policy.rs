@@ -143,6 +143,8 @@ const TABLE: &[(Tool, Repo, Access, &[&str], i32)] = &[
     (Spk, Empty, Reads, &["env", "--load", "@NODIR"], 1),
     (Spk, Empty, Reads, &["shell", "nosuch"], 1),
     (Spk, Empty, Reads, &["install", "nosuch", "--yes"], 1),
+    (Spk, Empty, Writes, &["bosh", "import", "@NODIR"], 1),
+    (Spk, Empty, Writes, &["bosh", "build", "@NODIR"], 1),
     (Spk, Empty, Writes, &["make-source", "@NODIR"], 1),
     (Spk, Empty, Writes, &["make-source", "@BADSPEC"], 1),
     (Spk, Empty, Writes, &["make-binary", "nosuch/1.0"], 1),

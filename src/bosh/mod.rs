@@ -58,7 +58,7 @@ pub const PACKAGES_DIR: &str = "/var/vcap/packages";
 #[derive(Debug, thiserror::Error)]
 pub enum BoshError {
     /// The release has problems; nothing ran.
-    #[error("release {}: {} problem(s) found; nothing was imported or built", .0.dir.display(), .0.problems.len())]
+    #[error("release {}: {} problem(s) found, so nothing was imported or built", .0.dir.display(), .0.problems.len())]
     Release(ReleaseProblems),
     /// An spk package of that name exists that does not come from a BOSH release.
     #[error("package '{bosh}' maps to the spk name '{name}', which a package not imported from BOSH already uses")]
