@@ -3,6 +3,7 @@
 mod build;
 mod commands;
 mod env;
+mod index;
 
 use std::path::PathBuf;
 
@@ -74,6 +75,8 @@ pub enum Command {
     Env(env::EnvCmd),
     /// Enter an environment of packages in an interactive shell.
     Shell(env::EnvCmd),
+    /// Check or rebuild the package index (derived from the tags; for admins).
+    Index(index::IndexCmd),
 }
 
 /// Parses `-o name=value` options.

@@ -202,28 +202,23 @@ impl<'a> Provider<'a> {
 
     fn load_candidates(&self, name: &PkgName) -> Result<Vec<Candidate>, Cancelled> {
         let mut out = Vec::new();
-        let mut versions = self.storage(self.repo.list_versions(name))?;
-        versions.reverse();
-        for version in versions {
-            let vi = VersionIdent::new(name.clone(), version.clone());
+        // One read per package and solve: the repository's index when it has one.
+        let package = self.storage(self.repo.load_package(name))?;
+        for entry in package.versions.iter().rev() {
+            let vi = VersionIdent::new(name.clone(), entry.version.clone());
             let mut binaries = Vec::new();
             let mut sources = Vec::new();
-            for b in self.storage(self.repo.list_builds(&vi))? {
-                let spec = match self.repo.read_build(&b) {
-                    Ok(s) => s,
-                    Err(StorageError::NotFound { .. }) => continue,
-                    Err(e) => return Err(Cancelled::Storage(e)),
-                };
+            for (b, spec) in &entry.builds {
                 let kind = if b.build == Build::Source {
                     Kind::PublishedSource
                 } else {
                     Kind::Binary
                 };
                 let cand = Candidate {
-                    unusable: self.unusable_reason(&spec),
+                    unusable: self.unusable_reason(spec),
                     components: spec.component_names(),
-                    ident: b,
-                    spec,
+                    ident: b.clone(),
+                    spec: spec.clone(),
                     kind,
                 };
                 if cand.kind == Kind::Binary {
@@ -246,7 +241,7 @@ impl<'a> Provider<'a> {
             out.extend(binaries);
             out.extend(sources);
             if self.settings.build_from_source {
-                if let Ok(recipe) = self.repo.read_recipe(&vi) {
+                if let Some(recipe) = entry.recipe.clone() {
                     if !recipe.deprecated {
                         out.push(Candidate {
                             ident: vi.to_build(Build::Source),
@@ -260,10 +255,15 @@ impl<'a> Provider<'a> {
             }
         }
         for parent in self.storage(self.repo.embedded_in(name))? {
-            let spec = match self.repo.read_build(&parent) {
-                Ok(s) => s,
-                Err(StorageError::NotFound { .. }) => continue,
-                Err(e) => return Err(Cancelled::Storage(e)),
+            let parents = self.storage(self.repo.load_package(&parent.name))?;
+            let Some(spec) = parents
+                .versions
+                .iter()
+                .flat_map(|v| v.builds.iter())
+                .find(|(b, _)| *b == parent)
+                .map(|(_, s)| s.clone())
+            else {
+                continue;
             };
             for e in embedded_specs(&spec) {
                 if e.name() != name {
@@ -551,16 +551,15 @@ impl<'a> Provider<'a> {
     /// Versions of `name` that have a recipe in the repository, newest first (they may
     /// have no builds).
     pub fn recipe_versions(&self, name: &PkgName) -> Vec<String> {
-        let versions = self.repo.list_versions(name).unwrap_or_default();
-        versions
-            .into_iter()
+        let Ok(package) = self.repo.load_package(name) else {
+            return Vec::new();
+        };
+        package
+            .versions
+            .iter()
             .rev()
-            .filter(|v| {
-                self.repo
-                    .read_recipe(&VersionIdent::new(name.clone(), v.clone()))
-                    .is_ok()
-            })
-            .map(|v| v.to_string())
+            .filter(|v| v.recipe.is_some())
+            .map(|v| v.version.to_string())
             .collect()
     }
 

@@ -5,9 +5,11 @@
 //! repository (layout in docs/spk-storage.md).
 
 pub mod fixtures;
+pub mod index;
 mod memory;
 mod spfs_repo;
 
+pub use index::IndexState;
 pub use memory::MemRepository;
 pub use spfs_repo::SpfsRepository;
 
@@ -23,6 +25,27 @@ pub use spfs::Digest;
 
 /// The layer of each component of a build.
 pub type ComponentLayers = BTreeMap<Component, Digest>;
+
+/// Every version of one package with its recipe and build specs, ascending by version:
+/// what a solve or `spk ls NAME` needs, read in one go.
+#[derive(Debug, Clone)]
+pub struct PackageVersions {
+    /// The package.
+    pub name: PkgName,
+    /// Versions with a recipe or at least one build, ascending.
+    pub versions: Vec<VersionSpecs>,
+}
+
+/// One version of a package in [`PackageVersions`].
+#[derive(Debug, Clone)]
+pub struct VersionSpecs {
+    /// The version, as stored.
+    pub version: Version,
+    /// The recipe, if one is published.
+    pub recipe: Option<Arc<Spec>>,
+    /// The builds with their pinned specs, sorted by build.
+    pub builds: Vec<(BuildIdent, Arc<Spec>)>,
+}
 
 /// A repository operation that failed.
 #[derive(Debug, thiserror::Error)]
@@ -89,6 +112,38 @@ pub trait PackageRepository: Send + Sync {
 
     /// The builds of one version.
     fn list_builds(&self, ident: &VersionIdent) -> Result<Vec<BuildIdent>>;
+
+    /// Every version of a package with its recipe and build specs. Repositories with an
+    /// index answer this without reading each spec.
+    fn load_package(&self, name: &PkgName) -> Result<Arc<PackageVersions>> {
+        let mut versions = Vec::new();
+        for version in self.list_versions(name)? {
+            let vi = VersionIdent::new(name.clone(), version.clone());
+            let recipe = match self.read_recipe(&vi) {
+                Ok(r) => Some(r),
+                Err(StorageError::NotFound { .. }) => None,
+                Err(e) => return Err(e),
+            };
+            let mut builds = Vec::new();
+            for b in self.list_builds(&vi)? {
+                match self.read_build(&b) {
+                    Ok(spec) => builds.push((b, spec)),
+                    Err(StorageError::NotFound { .. }) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            builds.sort_by(|a, b| a.0.build.cmp(&b.0.build));
+            versions.push(VersionSpecs {
+                version,
+                recipe,
+                builds,
+            });
+        }
+        Ok(Arc::new(PackageVersions {
+            name: name.clone(),
+            versions,
+        }))
+    }
 
     /// The recipe of a version.
     fn read_recipe(&self, ident: &VersionIdent) -> Result<Arc<Spec>>;
