@@ -19,7 +19,7 @@ use crate::ident::{Build, BuildIdent, VersionIdent};
 use crate::name::{Component, PkgName};
 use crate::request::{Inclusion, PkgRequest, Request, VarRequest};
 use crate::spec::Spec;
-use crate::storage::{embedded_specs, PackageRepository, StorageError};
+use crate::storage::{embedded_specs, PackageRepository, PackageVersions, StorageError};
 use crate::version::CompatRule;
 
 /// Index of a candidate in its package's list; 0 means "not in the environment".
@@ -97,6 +97,8 @@ pub struct Provider<'a> {
     settings: SolveOptions,
     deadline: Option<(Instant, Duration)>,
     candidates: RefCell<HashMap<PkgName, Rc<Vec<Candidate>>>>,
+    /// What the repository returned for each package this solve looked at: read once.
+    packages: RefCell<HashMap<PkgName, Arc<PackageVersions>>>,
     set_cache: RefCell<HashMap<(PkgRequest, CompatRule), Set>>,
     /// Request text of each dependency: (dependent, its candidate, dependency) -> text.
     pub(super) dep_text: RefCell<HashMap<(SolverPkg, Idx, SolverPkg), String>>,
@@ -161,6 +163,7 @@ impl<'a> Provider<'a> {
             settings,
             deadline,
             candidates: RefCell::new(HashMap::new()),
+            packages: RefCell::new(HashMap::new()),
             set_cache: RefCell::new(HashMap::new()),
             dep_text: RefCell::new(HashMap::new()),
             storage_error: RefCell::new(None),
@@ -169,6 +172,16 @@ impl<'a> Provider<'a> {
 
     fn storage<T>(&self, r: Result<T, StorageError>) -> Result<T, Cancelled> {
         r.map_err(Cancelled::Storage)
+    }
+
+    /// Every version of a package with its specs, read from the repository once per solve.
+    fn package(&self, name: &PkgName) -> Result<Arc<PackageVersions>, StorageError> {
+        if let Some(p) = self.packages.borrow().get(name) {
+            return Ok(p.clone());
+        }
+        let p = self.repo.load_package(name)?;
+        self.packages.borrow_mut().insert(name.clone(), p.clone());
+        Ok(p)
     }
 
     /// The candidates of a package, best first (index 1 is `[0]`).
@@ -203,7 +216,7 @@ impl<'a> Provider<'a> {
     fn load_candidates(&self, name: &PkgName) -> Result<Vec<Candidate>, Cancelled> {
         let mut out = Vec::new();
         // One read per package and solve: the repository's index when it has one.
-        let package = self.storage(self.repo.load_package(name))?;
+        let package = self.storage(self.package(name))?;
         for entry in package.versions.iter().rev() {
             let vi = VersionIdent::new(name.clone(), entry.version.clone());
             let mut binaries = Vec::new();
@@ -255,7 +268,7 @@ impl<'a> Provider<'a> {
             }
         }
         for parent in self.storage(self.repo.embedded_in(name))? {
-            let parents = self.storage(self.repo.load_package(&parent.name))?;
+            let parents = self.storage(self.package(&parent.name))?;
             let Some(spec) = parents
                 .versions
                 .iter()
@@ -551,7 +564,7 @@ impl<'a> Provider<'a> {
     /// Versions of `name` that have a recipe in the repository, newest first (they may
     /// have no builds).
     pub fn recipe_versions(&self, name: &PkgName) -> Vec<String> {
-        let Ok(package) = self.repo.load_package(name) else {
+        let Ok(package) = self.package(name) else {
             return Vec::new();
         };
         package

@@ -537,3 +537,34 @@ fn system_clock() -> i128 {
         .map(|d| d.as_nanos() as i128)
         .unwrap_or(0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stamp(mtime_ns: i128, ctime_ns: i128) -> TagStamp {
+        TagStamp {
+            ino: 7,
+            size: 4096,
+            mtime_ns,
+            ctime_ns,
+        }
+    }
+
+    #[test]
+    fn a_stamp_taken_within_the_racy_window_is_never_trusted() {
+        let clock = 100 * 1_000_000_000;
+        // Changed 1 ms before it was read: a change in the same tick could hide behind it.
+        let fresh = DirRecord::new(stamp(clock - 1_000_000, clock - 1_000_000), clock);
+        assert!(fresh.racy);
+        assert!(!fresh.settled(Some(fresh.stamp)), "even an identical stamp");
+        // The status change time counts too.
+        assert!(DirRecord::new(stamp(clock - 5_000_000_000, clock), clock).racy);
+        // Old enough: an identical stamp means unchanged, any difference means changed.
+        let old = DirRecord::new(stamp(clock - 3_000_000_000, clock - 3_000_000_000), clock);
+        assert!(!old.racy);
+        assert!(old.settled(Some(old.stamp)));
+        assert!(!old.settled(Some(stamp(clock - 3_000_000_000, clock))));
+        assert!(!old.settled(None), "a removed directory");
+    }
+}
