@@ -48,10 +48,14 @@ fn summary(p: &PackageVersions) -> BTreeMap<String, bool> {
     let mut out = BTreeMap::new();
     for v in &p.versions {
         if let Some(r) = &v.recipe {
-            out.insert(format!("{}/{}", p.name, v.version), r.deprecated);
+            assert_eq!(r.summary.deprecated, r.spec().unwrap().deprecated);
+            out.insert(format!("{}/{}", p.name, v.version), r.summary.deprecated);
         }
         for (b, s) in &v.builds {
-            out.insert(b.to_string(), s.deprecated);
+            let full = s.spec().unwrap();
+            assert_eq!(full.build_ident().as_ref(), Some(b));
+            assert_eq!(s.summary.deprecated, full.deprecated);
+            out.insert(b.to_string(), s.summary.deprecated);
         }
     }
     out
@@ -446,7 +450,7 @@ fn spfs_and_memory_repositories_answer_alike() {
                     (
                         v.version.to_string(),
                         v.builds.iter().map(|(b, _)| b.to_string()).collect(),
-                        v.recipe.as_deref().cloned(),
+                        v.recipe.as_ref().map(|r| (*r.spec().unwrap()).clone()),
                     )
                 })
                 .collect()

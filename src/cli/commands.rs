@@ -183,7 +183,7 @@ fn ls(opt: &Opt, a: &Ls) -> CliResult {
             }
             for v in &package.versions {
                 let vi = crate::ident::VersionIdent::new(ident.name.clone(), v.version.clone());
-                let deprecated = v.recipe.as_ref().is_some_and(|r| r.deprecated);
+                let deprecated = v.recipe.as_ref().is_some_and(|r| r.summary.deprecated);
                 outln!("{}{}", vi, if deprecated { "  (deprecated)" } else { "" });
             }
         }

@@ -19,7 +19,8 @@ use crate::ident::{Build, BuildIdent, VersionIdent};
 use crate::name::{Component, PkgName};
 use crate::request::{Inclusion, PkgRequest, Request, VarRequest};
 use crate::spec::Spec;
-use crate::storage::{embedded_specs, PackageRepository, PackageVersions, StorageError};
+use crate::option_map::OptionMap;
+use crate::storage::{embedded_specs, IndexedSpec, PackageRepository, PackageVersions, StorageError};
 use crate::version::CompatRule;
 
 /// Index of a candidate in its package's list; 0 means "not in the environment".
@@ -83,7 +84,8 @@ pub enum Kind {
 #[derive(Debug, Clone)]
 pub struct Candidate {
     pub ident: BuildIdent,
-    pub spec: Arc<Spec>,
+    /// The spec: its summary is always at hand, the whole spec is parsed when used.
+    pub spec: IndexedSpec,
     pub kind: Kind,
     /// Why the solve's options rule this build out, if they do.
     pub unusable: Option<String>,
@@ -196,16 +198,12 @@ impl<'a> Provider<'a> {
         Ok(list)
     }
 
-    fn unusable_reason(&self, spec: &Spec) -> Option<String> {
-        let values = spec.option_values();
+    fn unusable_reason(&self, ident: &BuildIdent, values: &OptionMap) -> Option<String> {
         for (name, value) in values.iter() {
-            if let Some(wanted) = self.settings.options.value_for(spec.name(), name.as_str()) {
+            if let Some(wanted) = self.settings.options.value_for(&ident.name, name.as_str()) {
                 if !value.is_empty() && wanted != value {
                     return Some(format!(
-                        "{} was built with {name}={value}, but {name}={wanted} is requested",
-                        spec.build_ident()
-                            .map(|b| b.to_string())
-                            .unwrap_or_else(|| spec.ident().to_string()),
+                        "{ident} was built with {name}={value}, but {name}={wanted} is requested",
                     ));
                 }
             }
@@ -228,8 +226,8 @@ impl<'a> Provider<'a> {
                     Kind::Binary
                 };
                 let cand = Candidate {
-                    unusable: self.unusable_reason(spec),
-                    components: spec.component_names(),
+                    unusable: self.unusable_reason(b, &spec.summary.options),
+                    components: spec.summary.components.clone(),
                     ident: b.clone(),
                     spec: spec.clone(),
                     kind,
@@ -243,10 +241,11 @@ impl<'a> Provider<'a> {
             // Builds matching more of the requested options first, then by id for stability.
             let score = |c: &Candidate| {
                 c.spec
-                    .option_values()
+                    .summary
+                    .options
                     .iter()
                     .filter(|(k, v)| {
-                        self.settings.options.value_for(c.spec.name(), k.as_str()) == Some(*v)
+                        self.settings.options.value_for(&c.ident.name, k.as_str()) == Some(*v)
                     })
                     .count()
             };
@@ -255,10 +254,10 @@ impl<'a> Provider<'a> {
             out.extend(sources);
             if self.settings.build_from_source {
                 if let Some(recipe) = entry.recipe.clone() {
-                    if !recipe.deprecated {
+                    if !recipe.summary.deprecated {
                         out.push(Candidate {
                             ident: vi.to_build(Build::Source),
-                            components: recipe.component_names(),
+                            components: recipe.summary.components.clone(),
                             spec: recipe,
                             kind: Kind::BuildFromSource,
                             unusable: None,
@@ -274,21 +273,23 @@ impl<'a> Provider<'a> {
                 .iter()
                 .flat_map(|v| v.builds.iter())
                 .find(|(b, _)| *b == parent)
-                .map(|(_, s)| s.clone())
+                .map(|(_, s)| s.spec())
             else {
                 continue;
             };
+            let spec = self.storage(spec)?;
             for e in embedded_specs(&spec) {
                 if e.name() != name {
                     continue;
                 }
                 let mut emb = e.clone();
                 emb.pkg.build = Some(Build::Embedded);
+                let ident = e.ident().to_build(Build::Embedded);
                 out.push(Candidate {
-                    ident: e.ident().to_build(Build::Embedded),
                     components: emb.component_names(),
-                    unusable: self.unusable_reason(&emb),
-                    spec: Arc::new(emb),
+                    unusable: self.unusable_reason(&ident, &emb.option_values()),
+                    ident,
+                    spec: IndexedSpec::new(Arc::new(emb)),
                     kind: Kind::Embedded {
                         parent: parent.clone(),
                     },
@@ -310,8 +311,8 @@ impl<'a> Provider<'a> {
             let ok = match &req.build {
                 Some(b) if *b != c.ident.build => false,
                 _ => {
-                    (exact || (!c.spec.deprecated && c.kind != Kind::PublishedSource))
-                        && req.allows_version(&c.ident.version, &c.spec.compat, rule)
+                    (exact || (!c.spec.summary.deprecated && c.kind != Kind::PublishedSource))
+                        && req.allows_version(&c.ident.version, &c.spec.summary.compat, rule)
                 }
             };
             ok.then_some(i as Idx + 1)
@@ -327,7 +328,7 @@ impl<'a> Provider<'a> {
         };
         let base = var.var.base_name();
         Ok(from_indices(cands.iter().enumerate().filter_map(|(i, c)| {
-            let have = c.spec.option_values();
+            let have = &c.spec.summary.options;
             let ok = match have.get_str(base) {
                 Some(v) => v.is_empty() || v == value || c.kind == Kind::BuildFromSource,
                 None => true,
@@ -617,14 +618,15 @@ impl<'a> Provider<'a> {
                 Cancelled::Interrupted => SolveError::Interrupted,
             })?;
             let c = &cands[*i as usize - 1];
+            let spec = c.spec.spec().map_err(SolveError::Storage)?;
             let requested = comps.remove(name).unwrap_or_default();
             let components = match c.kind {
                 Kind::Embedded { .. } => requested,
-                _ => c.spec.resolve_components(&requested),
+                _ => spec.resolve_components(&requested),
             };
             packages.push(SolvedPackage {
                 ident: c.ident.clone(),
-                spec: c.spec.clone(),
+                spec,
                 components,
                 source: match &c.kind {
                     Kind::Embedded { parent } => PackageSource::Embedded {
@@ -729,6 +731,7 @@ impl DependencyProvider for Provider<'_> {
                 }
                 let cands = self.candidates(name)?;
                 let c = cands[i as usize - 1].clone();
+                let spec = self.storage(c.spec.spec())?;
                 if let Some(reason) = &c.unusable {
                     return Ok(Dependencies::Unavailable(reason.clone()));
                 }
@@ -743,13 +746,13 @@ impl DependencyProvider for Provider<'_> {
                     _ => {
                         if let Some(reason) = self.add_requests(
                             (package, i),
-                            &c.spec.install.requirements,
+                            &spec.install.requirements,
                             CompatRule::Binary,
                             &mut deps,
                         )? {
                             return Ok(Dependencies::Unavailable(format!("{} {reason}", c.ident)));
                         }
-                        let specs: Vec<&Spec> = c.spec.install.embedded.iter().collect();
+                        let specs: Vec<&Spec> = spec.install.embedded.iter().collect();
                         self.embedded_deps((package, i), &c.ident, &specs, &mut deps)?;
                     }
                 }
@@ -767,7 +770,8 @@ impl DependencyProvider for Provider<'_> {
                     }
                     return Ok(Dependencies::Available(Self::merge(deps)));
                 }
-                let Some(spec) = c.spec.components().into_iter().find(|s| &s.name == comp) else {
+                let full = self.storage(c.spec.spec())?;
+                let Some(spec) = full.components().into_iter().find(|s| &s.name == comp) else {
                     let known: Vec<&str> = c.components.iter().map(|c| c.as_str()).collect();
                     return Ok(Dependencies::Unavailable(format!(
                         "{} has no component '{comp}' (it has: {})",

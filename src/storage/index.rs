@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use serde::{Deserialize, Serialize};
 use spfs::storage::{LocalRepository, TagStamp};
 
-use super::{PackageVersions, Result, StorageError, VersionSpecs};
+use super::{IndexedSpec, PackageVersions, Result, SpecSummary, StorageError, VersionSpecs};
 use crate::ident::{Build, VersionIdent};
 use crate::name::PkgName;
 use crate::spec::{parse_rendered, LoadOptions, Spec};
@@ -35,73 +35,79 @@ const SPEC_PREFIX: &str = "spk/spec";
 
 /// A tag's target and the spec it holds.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(from = "EntryFile", into = "EntryFile")]
 struct Entry {
     stamp: TagStamp,
     digest: String,
-    spec: StoredSpec,
+    /// The spec as JSON, or as YAML when it does not read back identical from JSON.
+    text: Arc<str>,
+    yaml: bool,
+    spec: IndexedSpec,
 }
 
-/// A spec as kept in the index: JSON when it reads back identical, else its YAML.
-#[derive(Debug, Clone)]
-struct StoredSpec {
-    spec: Arc<Spec>,
-    json: bool,
+/// An [`Entry`] as written: the summary is read with the index, the spec text only
+/// when the spec is used.
+#[derive(Serialize, Deserialize)]
+struct EntryFile {
+    stamp: TagStamp,
+    digest: String,
+    summary: SpecSummary,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    json: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    yaml: Option<String>,
 }
 
-#[derive(Serialize)]
-enum StoredRef<'a> {
-    #[serde(rename = "json")]
-    Json(&'a Spec),
-    #[serde(rename = "yaml")]
-    Yaml(String),
-}
-
-#[derive(Deserialize)]
-enum StoredOwned {
-    #[serde(rename = "json")]
-    Json(Spec),
-    #[serde(rename = "yaml")]
-    Yaml(String),
-}
-
-impl Serialize for StoredSpec {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        if self.json {
-            StoredRef::Json(&self.spec).serialize(s)
+impl From<Entry> for EntryFile {
+    fn from(e: Entry) -> Self {
+        let (json, yaml) = if e.yaml {
+            (None, Some(e.text.to_string()))
         } else {
-            StoredRef::Yaml(self.spec.to_yaml()).serialize(s)
+            (Some(e.text.to_string()), None)
+        };
+        EntryFile {
+            stamp: e.stamp,
+            digest: e.digest,
+            summary: (*e.spec.summary).clone(),
+            json,
+            yaml,
         }
     }
 }
 
-impl<'de> Deserialize<'de> for StoredSpec {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        Ok(match StoredOwned::deserialize(d)? {
-            StoredOwned::Json(spec) => StoredSpec {
-                spec: Arc::new(spec),
-                json: true,
-            },
-            StoredOwned::Yaml(text) => StoredSpec {
-                spec: Arc::new(
-                    parse_rendered(&text, "package index", &LoadOptions::default())
-                        .map_err(serde::de::Error::custom)?
-                        .spec,
-                ),
-                json: false,
-            },
-        })
+impl From<EntryFile> for Entry {
+    fn from(f: EntryFile) -> Self {
+        let (text, yaml): (Arc<str>, bool) = match (f.json, f.yaml) {
+            (Some(j), _) => (j.into(), false),
+            (None, Some(y)) => (y.into(), true),
+            // Parsing it reports the problem, when (and only if) the spec is used.
+            (None, None) => (Arc::from(""), false),
+        };
+        Entry {
+            spec: IndexedSpec::lazy(f.summary, text.clone(), yaml, f.digest.clone()),
+            stamp: f.stamp,
+            digest: f.digest,
+            text,
+            yaml,
+        }
     }
 }
 
-impl StoredSpec {
-    fn new(spec: Spec) -> Self {
+impl Entry {
+    fn new(stamp: TagStamp, digest: String, spec: Spec) -> Self {
         let json = serde_json::to_string(&spec)
             .ok()
-            .and_then(|t| serde_json::from_str::<Spec>(&t).ok())
-            .is_some_and(|back| back == spec);
-        StoredSpec {
-            spec: Arc::new(spec),
-            json,
+            .filter(|t| serde_json::from_str::<Spec>(t).is_ok_and(|back| back == spec));
+        let (text, yaml) = match json {
+            Some(t) => (Arc::from(t), false),
+            None => (Arc::from(spec.to_yaml()), true),
+        };
+        Entry {
+            stamp,
+            digest,
+            text,
+            yaml,
+            spec: IndexedSpec::new(Arc::new(spec)),
         }
     }
 }
@@ -173,13 +179,13 @@ impl PackageIndex {
                         .filter_map(|(b, e)| {
                             b.parse::<Build>()
                                 .ok()
-                                .map(|b| (vi.to_build(b), e.spec.spec.clone()))
+                                .map(|b| (vi.to_build(b), e.spec.clone()))
                         })
                         .collect()
                 })
                 .unwrap_or_default();
             builds.sort_by(|a, b| a.0.build.cmp(&b.0.build));
-            let recipe = self.recipes.get(seg).map(|e| e.spec.spec.clone());
+            let recipe = self.recipes.get(seg).map(|e| e.spec.clone());
             if recipe.is_none() && builds.is_empty() {
                 continue;
             }
@@ -504,11 +510,7 @@ fn read_entry(
         }));
     }
     let spec = parse_spec_blob(repo, &digest, tag, what)?;
-    Ok(Some(Entry {
-        stamp,
-        digest: digest_text,
-        spec: StoredSpec::new(spec),
-    }))
+    Ok(Some(Entry::new(stamp, digest_text, spec)))
 }
 
 /// Reads and parses the spec stored in blob `digest` (tagged `tag`).

@@ -42,9 +42,95 @@ pub struct VersionSpecs {
     /// The version, as stored.
     pub version: Version,
     /// The recipe, if one is published.
-    pub recipe: Option<Arc<Spec>>,
+    pub recipe: Option<IndexedSpec>,
     /// The builds with their pinned specs, sorted by build.
-    pub builds: Vec<(BuildIdent, Arc<Spec>)>,
+    pub builds: Vec<(BuildIdent, IndexedSpec)>,
+}
+
+/// What a solve needs of every candidate build, without the whole spec.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SpecSummary {
+    /// `deprecated: true`.
+    pub deprecated: bool,
+    /// The version compatibility rule.
+    pub compat: crate::version::Compat,
+    /// The resolved option values ([`Spec::option_values`]).
+    pub options: crate::option_map::OptionMap,
+    /// The component names ([`Spec::component_names`]).
+    pub components: std::collections::BTreeSet<Component>,
+}
+
+impl SpecSummary {
+    /// The summary of a spec.
+    pub fn of(spec: &Spec) -> Self {
+        SpecSummary {
+            deprecated: spec.deprecated,
+            compat: spec.compat.clone(),
+            options: spec.option_values(),
+            components: spec.component_names(),
+        }
+    }
+}
+
+/// A spec and its summary; the spec itself may be parsed only when first asked for.
+#[derive(Debug, Clone)]
+pub struct IndexedSpec {
+    /// What a solve needs of every candidate.
+    pub summary: Arc<SpecSummary>,
+    spec: Arc<LazySpec>,
+}
+
+#[derive(Debug)]
+struct LazySpec {
+    parsed: std::sync::OnceLock<Arc<Spec>>,
+    /// JSON text of the spec (or YAML when `yaml`), and what it is for messages.
+    source: Option<(Arc<str>, bool, String)>,
+}
+
+impl IndexedSpec {
+    /// A spec already parsed.
+    pub fn new(spec: Arc<Spec>) -> Self {
+        IndexedSpec {
+            summary: Arc::new(SpecSummary::of(&spec)),
+            spec: Arc::new(LazySpec {
+                parsed: std::sync::OnceLock::from(spec),
+                source: None,
+            }),
+        }
+    }
+
+    /// A spec kept as text (JSON, or YAML when `yaml`), parsed on first use.
+    pub(crate) fn lazy(summary: SpecSummary, text: Arc<str>, yaml: bool, what: String) -> Self {
+        IndexedSpec {
+            summary: Arc::new(summary),
+            spec: Arc::new(LazySpec {
+                parsed: std::sync::OnceLock::new(),
+                source: Some((text, yaml, what)),
+            }),
+        }
+    }
+
+    /// The whole spec.
+    pub fn spec(&self) -> Result<Arc<Spec>> {
+        if let Some(s) = self.spec.parsed.get() {
+            return Ok(s.clone());
+        }
+        let Some((text, yaml, what)) = &self.spec.source else {
+            return Err(StorageError::Invalid("a spec was neither parsed nor kept".into()));
+        };
+        let corrupt = |message: String| StorageError::Corrupt {
+            what: format!("{what} in the package index"),
+            message: format!("{message}; run 'spk index --rebuild'"),
+        };
+        let spec = if *yaml {
+            crate::spec::parse_rendered(text, what, &crate::spec::LoadOptions::default())
+                .map_err(|e| corrupt(e.to_string()))?
+                .spec
+        } else {
+            serde_json::from_str::<Spec>(text).map_err(|e| corrupt(e.to_string()))?
+        };
+        Ok(self.spec.parsed.get_or_init(|| Arc::new(spec)).clone())
+    }
 }
 
 /// A repository operation that failed.
@@ -120,14 +206,14 @@ pub trait PackageRepository: Send + Sync {
         for version in self.list_versions(name)? {
             let vi = VersionIdent::new(name.clone(), version.clone());
             let recipe = match self.read_recipe(&vi) {
-                Ok(r) => Some(r),
+                Ok(r) => Some(IndexedSpec::new(r)),
                 Err(StorageError::NotFound { .. }) => None,
                 Err(e) => return Err(e),
             };
             let mut builds = Vec::new();
             for b in self.list_builds(&vi)? {
                 match self.read_build(&b) {
-                    Ok(spec) => builds.push((b, spec)),
+                    Ok(spec) => builds.push((b, IndexedSpec::new(spec))),
                     Err(StorageError::NotFound { .. }) => {}
                     Err(e) => return Err(e),
                 }
