@@ -246,6 +246,24 @@ pub trait PackageRepository: Send + Sync {
     /// Stores a build's spec and component layers, replacing an existing build.
     fn publish_build(&self, spec: &Spec, components: &ComponentLayers) -> Result<()>;
 
+    /// Stores several recipes and builds, in this order, as one batch: repositories
+    /// that can make them durable together (one flush rather than one per tag) do.
+    /// On failure some may have been written; the caller undoes them.
+    fn publish_batch(
+        &self,
+        recipes: &[&Spec],
+        builds: &[(&Spec, ComponentLayers)],
+        force: bool,
+    ) -> Result<()> {
+        for r in recipes {
+            self.publish_recipe(r, force)?;
+        }
+        for (b, layers) in builds {
+            self.publish_build(b, layers)?;
+        }
+        Ok(())
+    }
+
     /// Removes a recipe (builds are kept).
     fn remove_recipe(&self, ident: &VersionIdent) -> Result<()>;
 

@@ -148,12 +148,6 @@ impl SpfsRepository {
         self.index.forget();
     }
 
-    fn write_spec_tag(&self, tag: &str, spec: &Spec) -> Result<()> {
-        let digest = self.repo.write_blob(spec.to_yaml().as_bytes())?;
-        self.repo.push_tag(tag, &digest)?;
-        Ok(())
-    }
-
     /// The version as written in existing tags, so `1.0` finds `1.0.0`.
     fn stored_version(&self, name: &PkgName, version: &Version) -> Result<Option<Version>> {
         Ok(self.list_versions(name)?.into_iter().find(|v| v == version))
@@ -256,60 +250,76 @@ impl PackageRepository for SpfsRepository {
     }
 
     fn publish_recipe(&self, spec: &Spec, force: bool) -> Result<()> {
-        if spec.pkg.build.is_some() {
-            return Err(StorageError::Invalid(format!(
-                "'{}' is a build spec; publish it as a build",
-                spec.pkg
-            )));
-        }
-        let v = self.version_segment(spec.ident())?;
-        let tag = format!("{SPEC_PREFIX}/{}/{v}", spec.name());
-        if !force && self.repo.resolve_tag(&tag)?.is_some() {
-            return Err(StorageError::AlreadyExists(format!(
-                "recipe {}",
-                spec.ident()
-            )));
-        }
-        self.write_spec_tag(&tag, spec)
+        self.publish_batch(&[spec], &[], force)
     }
 
     fn publish_build(&self, spec: &Spec, components: &ComponentLayers) -> Result<()> {
-        let ident = check_build_components(spec, components)?;
-        let v = self.version_segment(&ident.version_ident())?;
-        // Layers first, then the spec: a build is visible only once complete.
-        let old = self.read_components(&ident).unwrap_or_default();
-        for c in old.keys().filter(|c| !components.contains_key(*c)) {
-            self.repo.remove_tag(&format!(
-                "{PKG_PREFIX}/{}/{v}/{}/{c}",
-                ident.name, ident.build
-            ))?;
+        self.publish_batch(&[], &[(spec, components.clone())], false)
+    }
+
+    fn publish_batch(
+        &self,
+        recipes: &[&Spec],
+        builds: &[(&Spec, ComponentLayers)],
+        force: bool,
+    ) -> Result<()> {
+        // Everything is checked and every spec blob written before the first tag; the
+        // tags then go in one batch, in order (recipes, then for each build its layers,
+        // its spec and its embedded index), after one flush of the repository.
+        let mut tags: Vec<(String, spfs::Digest)> = Vec::new();
+        for spec in recipes {
+            if spec.pkg.build.is_some() {
+                return Err(StorageError::Invalid(format!(
+                    "'{}' is a build spec; publish it as a build",
+                    spec.pkg
+                )));
+            }
+            let v = self.version_segment(spec.ident())?;
+            let tag = format!("{SPEC_PREFIX}/{}/{v}", spec.name());
+            if !force && self.repo.resolve_tag(&tag)?.is_some() {
+                return Err(StorageError::AlreadyExists(format!(
+                    "recipe {}",
+                    spec.ident()
+                )));
+            }
+            tags.push((tag, self.repo.write_blob(spec.to_yaml().as_bytes())?));
         }
-        // One batch, in order: component layers, then the spec, then the embedded index;
-        // the repository is flushed once before the first tag is written.
-        let mut tags: Vec<(String, spfs::Digest)> = components
-            .iter()
-            .map(|(c, d)| {
-                (
+        let mut stale = Vec::new();
+        for (spec, components) in builds {
+            let ident = check_build_components(spec, components)?;
+            let v = self.version_segment(&ident.version_ident())?;
+            let old = self.read_components(&ident).unwrap_or_default();
+            for c in old.keys().filter(|c| !components.contains_key(*c)) {
+                stale.push(format!(
+                    "{PKG_PREFIX}/{}/{v}/{}/{c}",
+                    ident.name, ident.build
+                ));
+            }
+            for (c, d) in components {
+                tags.push((
                     format!("{PKG_PREFIX}/{}/{v}/{}/{c}", ident.name, ident.build),
                     *d,
-                )
-            })
-            .collect();
-        let spec_digest = self.repo.write_blob(spec.to_yaml().as_bytes())?;
-        tags.push((
-            format!("{SPEC_PREFIX}/{}/{v}/{}", ident.name, ident.build),
-            spec_digest,
-        ));
-        for e in embedded_specs(spec) {
+                ));
+            }
+            let spec_digest = self.repo.write_blob(spec.to_yaml().as_bytes())?;
             tags.push((
-                format!(
-                    "{EMBED_PREFIX}/{}/{}/{v}/{}",
-                    e.name(),
-                    ident.name,
-                    ident.build
-                ),
+                format!("{SPEC_PREFIX}/{}/{v}/{}", ident.name, ident.build),
                 spec_digest,
             ));
+            for e in embedded_specs(spec) {
+                tags.push((
+                    format!(
+                        "{EMBED_PREFIX}/{}/{}/{v}/{}",
+                        e.name(),
+                        ident.name,
+                        ident.build
+                    ),
+                    spec_digest,
+                ));
+            }
+        }
+        for tag in stale {
+            self.repo.remove_tag(&tag)?;
         }
         self.repo.push_tags(&tags)?;
         Ok(())
