@@ -120,9 +120,23 @@ fn run_spk(spk: &Path, root: &Path, args: &[&str]) -> Duration {
     elapsed
 }
 
+/// Read and write system calls of this process so far (`/proc/self/io`).
+fn syscalls() -> u64 {
+    let text = std::fs::read_to_string("/proc/self/io").unwrap_or_default();
+    text.lines()
+        .filter_map(|l| {
+            let (k, v) = l.split_once(": ")?;
+            matches!(k, "syscr" | "syscw").then(|| v.trim().parse::<u64>().ok())?
+        })
+        .sum()
+}
+
 struct Row {
     versions: usize,
     packages: usize,
+    /// Per recipe in the first and last tenth: tag directories listed, read/write calls.
+    work_first: (f64, f64),
+    work_last: (f64, f64),
     publish_total: f64,
     per_recipe_first: f64,
     per_recipe_last: f64,
@@ -146,14 +160,33 @@ fn measure(versions: usize, dir: &Path, spk: &Path) -> Row {
     let recipes: usize = packages.iter().map(Vec::len).sum();
 
     // Publish, one package (20 recipes with their stub builds) at a time, as
-    // `spk publish --stub-builds DIR` does for a directory.
+    // `spk publish --stub-builds DIR` does for a directory. Besides time (which the
+    // disk's flushes dominate, and other work on the machine disturbs), count the work
+    // per recipe: tag directories listed and read/write system calls.
     let mut per_package = Vec::new();
+    let mut work = Vec::new();
     let start = Instant::now();
     for specs in &packages {
         let t = Instant::now();
+        let (dirs0, calls0) = (spfs::storage::tag_dirs_read(), syscalls());
         fixtures::publish_specs(&disk, specs, &OptionMap::new(), true, false).unwrap();
         per_package.push(t.elapsed().as_secs_f64() * 1000.0 / specs.len() as f64);
+        let k = specs.len() as f64;
+        work.push((
+            (spfs::storage::tag_dirs_read() - dirs0) as f64 / k,
+            (syscalls() - calls0) as f64 / k,
+        ));
     }
+    let tenth_w = (work.len() / 10).max(1);
+    let avg2 = |s: &[(f64, f64)]| {
+        let n = s.len() as f64;
+        (
+            s.iter().map(|w| w.0).sum::<f64>() / n,
+            s.iter().map(|w| w.1).sum::<f64>() / n,
+        )
+    };
+    let work_first = avg2(&work[..tenth_w]);
+    let work_last = avg2(&work[work.len() - tenth_w..]);
     let publish_total = start.elapsed().as_secs_f64();
     let tenth = (per_package.len() / 10).max(1);
     let avg = |s: &[f64]| s.iter().sum::<f64>() / s.len() as f64;
@@ -205,7 +238,10 @@ fn measure(versions: usize, dir: &Path, spk: &Path) -> Row {
     let cold_solve = t.elapsed().as_secs_f64();
     let _ = std::fs::remove_dir_all(&index_dir);
     let t = Instant::now();
-    let indexed = SpfsRepository::open(&root).unwrap().rebuild_index().unwrap();
+    let indexed = SpfsRepository::open(&root)
+        .unwrap()
+        .rebuild_index()
+        .unwrap();
     let rebuild = t.elapsed().as_secs_f64();
     assert_eq!(indexed, n);
 
@@ -258,6 +294,8 @@ fn measure(versions: usize, dir: &Path, spk: &Path) -> Row {
     Row {
         versions,
         packages: n,
+        work_first,
+        work_last,
         publish_total,
         per_recipe_first,
         per_recipe_last,
@@ -300,17 +338,21 @@ fn main() {
 
 fn print_row(r: &Row, base: Option<&Row>) {
     if base.is_none() {
-        println!("| versions (packages) | publish total | per recipe: first 10% / last 10% / all | `spk ls` | `spk ls NAME` | cold first solve (index dropped) | `index --rebuild` | solve, fresh handle: median / p90 | solve, long-lived handle: median / p90 | in memory: median / p90 | disk fresh / memory (median) | `spk explain` (process) |");
-        println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
+        println!("| versions (packages) | publish total | per recipe: first 10% / last 10% / all | per recipe, first / last 10%: tag dirs listed, read+write calls | `spk ls` | `spk ls NAME` | cold first solve (index dropped) | `index --rebuild` | solve, fresh handle: median / p90 | solve, long-lived handle: median / p90 | in memory: median / p90 | disk fresh / memory (median) | `spk explain` (process) |");
+        println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     }
     println!(
-        "| {} ({}) | {:.1} s | {:.2} / {:.2} / {:.2} ms | {:.1} ms | {:.1} ms | {:.2} s | {:.1} s | {:.2} / {:.2} ms | {:.2} / {:.2} ms | {:.2} / {:.2} ms | {:.1}× | {:.1} ms |",
+        "| {} ({}) | {:.1} s | {:.2} / {:.2} / {:.2} ms | {:.1}, {:.0} / {:.1}, {:.0} | {:.1} ms | {:.1} ms | {:.2} s | {:.1} s | {:.2} / {:.2} ms | {:.2} / {:.2} ms | {:.2} / {:.2} ms | {:.1}× | {:.1} ms |",
         r.versions,
         r.packages,
         r.publish_total,
         r.per_recipe_first,
         r.per_recipe_last,
         r.per_recipe,
+        r.work_first.0,
+        r.work_first.1,
+        r.work_last.0,
+        r.work_last.1,
         r.ls,
         r.ls_name,
         r.cold_solve,
@@ -326,10 +368,11 @@ fn print_row(r: &Row, base: Option<&Row>) {
     );
     if let Some(b) = base {
         println!(
-            "|   growth vs {} | {:.2}× | per recipe {:.2}× | {:.2}× | {:.2}× | {:.2}× | {:.2}× | {:.2}× | {:.2}× | {:.2}× | | {:.2}× |",
+            "|   growth vs {} | {:.2}× | per recipe {:.2}× | calls per recipe {:.2}× | {:.2}× | {:.2}× | {:.2}× | {:.2}× | {:.2}× | {:.2}× | {:.2}× | | {:.2}× |",
             b.versions,
             r.publish_total / b.publish_total,
             r.per_recipe / b.per_recipe,
+            r.work_last.1 / b.work_last.1,
             r.ls / b.ls,
             r.ls_name / b.ls_name,
             r.cold_solve / b.cold_solve,

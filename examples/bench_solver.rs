@@ -248,7 +248,9 @@ fn main() {
         .iter()
         .map(|r| {
             let start = Instant::now();
-            Solver::new(&repo, SolveOptions::default()).solve(r).unwrap();
+            Solver::new(&repo, SolveOptions::default())
+                .solve(r)
+                .unwrap();
             start.elapsed()
         })
         .collect();
@@ -283,17 +285,20 @@ fn main() {
     let twenty = |reqs: &Vec<Request>| vec![reqs.clone(); 20];
     let mem_b: &MemRepository = &brepo;
     let mem_c: &MemRepository = &crepo;
-    let timed_mem = |repo: &MemRepository, reqs: &[Vec<Request>], check: &dyn Fn(&Result<spk::solve::Solution, SolveError>)| {
-        reqs.iter()
-            .map(|r| {
-                let start = Instant::now();
-                let result = Solver::new(repo, SolveOptions::default()).solve(r);
-                let elapsed = start.elapsed();
-                check(&result);
-                elapsed
-            })
-            .collect::<Vec<_>>()
-    };
+    let timed_mem =
+        |repo: &MemRepository,
+         reqs: &[Vec<Request>],
+         check: &dyn Fn(&Result<spk::solve::Solution, SolveError>)| {
+            reqs.iter()
+                .map(|r| {
+                    let start = Instant::now();
+                    let result = Solver::new(repo, SolveOptions::default()).solve(r);
+                    let elapsed = start.elapsed();
+                    check(&result);
+                    elapsed
+                })
+                .collect::<Vec<_>>()
+        };
     cases.push(Case {
         label: "(b) deep backtracking (30 pkgs walked to their oldest version)",
         target: "<= 1 s",

@@ -156,7 +156,12 @@ fn conformance_recipes_read_back_identical_through_the_package_index() {
                 .find(|v| v.version.is_identical(spec.version()))
                 .unwrap_or_else(|| panic!("{} missing from the index", spec.pkg));
             let indexed = entry.recipe.as_ref().unwrap();
-            assert_eq!(&*indexed.spec().unwrap(), spec, "handle {handle}: {}", spec.pkg);
+            assert_eq!(
+                &*indexed.spec().unwrap(),
+                spec,
+                "handle {handle}: {}",
+                spec.pkg
+            );
             assert_eq!(*indexed.summary, spk::storage::SpecSummary::of(spec));
         }
     }

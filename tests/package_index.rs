@@ -69,7 +69,10 @@ fn truth(root: &Path, pkg: &str) -> BTreeMap<String, bool> {
         let digest = repo.resolve_tag(&tag).unwrap().unwrap();
         let text = String::from_utf8(repo.read_blob(&digest).unwrap()).unwrap();
         let s = spec(&text);
-        out.insert(tag.trim_start_matches("spk/spec/").to_string(), s.deprecated);
+        out.insert(
+            tag.trim_start_matches("spk/spec/").to_string(),
+            s.deprecated,
+        );
     }
     out
 }
@@ -90,10 +93,22 @@ fn index_sees_tags_written_behind_its_back() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
     let repo = SpfsRepository::open_or_create(root).unwrap();
-    publish(&repo, &[recipe("lib", "1.0.0", &[]), recipe("app", "1.0.0", &["lib"])]);
+    publish(
+        &repo,
+        &[
+            recipe("lib", "1.0.0", &[]),
+            recipe("app", "1.0.0", &["lib"]),
+        ],
+    );
     let lib = name("lib");
-    assert_eq!(summary(&repo.load_package(&lib).unwrap()), truth(root, "lib"));
-    assert!(index_file(root, "lib").is_file(), "the first read saves the index");
+    assert_eq!(
+        summary(&repo.load_package(&lib).unwrap()),
+        truth(root, "lib")
+    );
+    assert!(
+        index_file(root, "lib").is_file(),
+        "the first read saves the index"
+    );
 
     // Right after a write, directory stamps are too fresh to trust: a change made in the
     // same timestamp tick is still seen.
@@ -109,7 +124,11 @@ fn index_sees_tags_written_behind_its_back() {
     let fresh = SpfsRepository::open(root).unwrap();
     let before = tag_dirs_read();
     let again = fresh.load_package(&lib).unwrap();
-    assert_eq!(tag_dirs_read() - before, 0, "a current index lists no directory");
+    assert_eq!(
+        tag_dirs_read() - before,
+        0,
+        "a current index lists no directory"
+    );
     assert_eq!(summary(&again), truth(root, "lib"));
 
     // ... and still see every kind of change made behind their back. A new build in an
@@ -233,7 +252,12 @@ fn index_rebuild_and_check() {
     std::fs::write(index_file(root, "b"), "{not json").unwrap();
     assert!(matches!(states(&repo)["b"], IndexState::Unreadable(_)));
     assert_eq!(
-        summary(&SpfsRepository::open(root).unwrap().load_package(&name("b")).unwrap()),
+        summary(
+            &SpfsRepository::open(root)
+                .unwrap()
+                .load_package(&name("b"))
+                .unwrap()
+        ),
         truth(root, "b")
     );
 
@@ -244,24 +268,38 @@ fn index_rebuild_and_check() {
     let path = index_file(root, "a");
     let text = std::fs::read_to_string(&path).unwrap();
     let mut json: serde_json::Value = serde_json::from_str(&text).unwrap();
-    json["recipes"]["1.0.0"]["digest"] = serde_json::Value::String(spfs::Digest::of(b"x").to_string());
+    json["recipes"]["1.0.0"]["digest"] =
+        serde_json::Value::String(spfs::Digest::of(b"x").to_string());
     std::fs::write(&path, serde_json::to_string(&json).unwrap()).unwrap();
     assert!(matches!(states(&repo)["a"], IndexState::Wrong(_)));
     let out = spk(root, &["index", "--check"]);
-    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stderr).contains("spk index --rebuild"));
 
     // A removed package leaves an orphan index; --rebuild removes it.
     repo.remove(&"gone/1.0.0".parse().unwrap()).unwrap();
     assert_eq!(repo.check_index().unwrap().orphans.len(), 1);
     let out = spk(root, &["index", "--rebuild"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("indexed 2 packages"));
     let report = repo.check_index().unwrap();
     assert!(report.orphans.is_empty());
     assert!(report.packages.iter().all(|(_, s)| *s == IndexState::Fresh));
     let out = spk(root, &["index", "--check"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 fn spk(root: &Path, args: &[&str]) -> Output {
@@ -296,7 +334,13 @@ fn concurrent_publishers_and_readers_in_several_processes() {
         }
         std::fs::write(d.join("own.yaml"), format!("pkg: own{p}/1.0.0\n")).unwrap();
     }
-    spk(&root, &["publish", specs.path().join("p0").join("own.yaml").to_str().unwrap()]);
+    spk(
+        &root,
+        &[
+            "publish",
+            specs.path().join("p0").join("own.yaml").to_str().unwrap(),
+        ],
+    );
     let mut children = Vec::new();
     for p in 0..publishers {
         let dir = specs.path().join(format!("p{p}"));
@@ -329,7 +373,11 @@ fn concurrent_publishers_and_readers_in_several_processes() {
     }
     for c in children {
         let out = c.wait_with_output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     for r in readers {
         r.join().unwrap();
@@ -343,10 +391,10 @@ fn concurrent_publishers_and_readers_in_several_processes() {
     assert_eq!(got.len(), 40 * 3, "40 recipes with 2 builds each");
     let report = repo.check_index().unwrap();
     assert!(
-        report
-            .packages
-            .iter()
-            .all(|(_, s)| matches!(s, IndexState::Fresh | IndexState::Stale | IndexState::Missing)),
+        report.packages.iter().all(|(_, s)| matches!(
+            s,
+            IndexState::Fresh | IndexState::Stale | IndexState::Missing
+        )),
         "{:?}",
         report.packages
     );
@@ -421,7 +469,10 @@ fn a_solve_loads_only_the_packages_it_touches_each_once() {
     let solution = Solver::new(&repo, SolveOptions::default())
         .solve(&[Request::Pkg("top".parse().unwrap())])
         .unwrap();
-    assert_eq!(solution.get("mid").unwrap().ident.version.to_string(), "1.0.0");
+    assert_eq!(
+        solution.get("mid").unwrap().ident.version.to_string(),
+        "1.0.0"
+    );
     let loads = repo.loads.lock().unwrap().clone();
     let unique: BTreeSet<&str> = loads.iter().map(|n| n.as_str()).collect();
     assert_eq!(unique, BTreeSet::from(["base", "mid", "top"]));

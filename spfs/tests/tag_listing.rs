@@ -44,7 +44,10 @@ fn prefix_listing_matches_full_listing_filtered() {
         ]
     );
     assert_eq!(repo.list_tags("other").unwrap(), vec!["other/thing"]);
-    assert_eq!(repo.list_tags("spk/spec/none/").unwrap(), Vec::<String>::new());
+    assert_eq!(
+        repo.list_tags("spk/spec/none/").unwrap(),
+        Vec::<String>::new()
+    );
     assert_eq!(repo.list_tags("../..").unwrap(), Vec::<String>::new());
     assert_eq!(repo.list_tags("").unwrap().len(), 6);
 }
@@ -61,7 +64,10 @@ fn prefix_listing_reads_only_its_subtree() {
     let before = tag_dirs_read();
     let listed = repo.list_tags("spk/spec/wanted/").unwrap();
     let reads = tag_dirs_read() - before;
-    assert_eq!(listed, vec!["spk/spec/wanted/1.0.0/b1", "spk/spec/wanted/2.0.0"]);
+    assert_eq!(
+        listed,
+        vec!["spk/spec/wanted/1.0.0/b1", "spk/spec/wanted/2.0.0"]
+    );
     // wanted/ and wanted/1.0.0/: two directories, whatever else the tree holds.
     assert_eq!(reads, 2);
 
@@ -70,7 +76,11 @@ fn prefix_listing_reads_only_its_subtree() {
     assert_eq!(tag_dirs_read() - before, 1);
     assert_eq!(level.dirs, vec!["1.0.0"]);
     assert_eq!(
-        level.tags.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(),
+        level
+            .tags
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .collect::<Vec<_>>(),
         vec!["2.0.0"]
     );
     assert!(repo.tag_dir("spk/spec/missing").unwrap().is_none());

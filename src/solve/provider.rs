@@ -17,10 +17,12 @@ use pubgrub::{
 use super::{PackageSource, Solution, SolveError, SolveOptions, SolvedPackage};
 use crate::ident::{Build, BuildIdent, VersionIdent};
 use crate::name::{Component, PkgName};
+use crate::option_map::OptionMap;
 use crate::request::{Inclusion, PkgRequest, Request, VarRequest};
 use crate::spec::Spec;
-use crate::option_map::OptionMap;
-use crate::storage::{embedded_specs, IndexedSpec, PackageRepository, PackageVersions, StorageError};
+use crate::storage::{
+    embedded_specs, IndexedSpec, PackageRepository, PackageVersions, StorageError,
+};
 use crate::version::CompatRule;
 
 /// Index of a candidate in its package's list; 0 means "not in the environment".

@@ -399,9 +399,9 @@ impl IndexStore {
         for (k, d) in &want {
             match have.get(k) {
                 None => diffs.push(format!("{name}/{k} is tagged but missing from the index")),
-                Some(h) if h != d => diffs.push(format!(
-                    "{name}/{k} is tagged {d} but the index says {h}"
-                )),
+                Some(h) if h != d => {
+                    diffs.push(format!("{name}/{k} is tagged {d} but the index says {h}"))
+                }
                 _ => {}
             }
         }
@@ -504,10 +504,7 @@ fn read_entry(
     };
     let digest_text = digest.to_string();
     if let Some(p) = prev.filter(|p| p.digest == digest_text) {
-        return Ok(Some(Entry {
-            stamp,
-            ..p.clone()
-        }));
+        return Ok(Some(Entry { stamp, ..p.clone() }));
     }
     let spec = parse_spec_blob(repo, &digest, tag, what)?;
     Ok(Some(Entry::new(stamp, digest_text, spec)))

@@ -116,7 +116,9 @@ impl IndexedSpec {
             return Ok(s.clone());
         }
         let Some((text, yaml, what)) = &self.spec.source else {
-            return Err(StorageError::Invalid("a spec was neither parsed nor kept".into()));
+            return Err(StorageError::Invalid(
+                "a spec was neither parsed nor kept".into(),
+            ));
         };
         let corrupt = |message: String| StorageError::Corrupt {
             what: format!("{what} in the package index"),

@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use super::index::{parse_spec_blob, IndexState, IndexStore};
 use super::{
-    check_build_components, embedded_specs, ComponentLayers, PackageRepository,
-    PackageVersions, Result, StorageError,
+    check_build_components, embedded_specs, ComponentLayers, PackageRepository, PackageVersions,
+    Result, StorageError,
 };
 use crate::ident::{Build, BuildIdent, VersionIdent};
 use crate::name::{Component, PkgName};
@@ -62,7 +62,9 @@ impl SpfsRepository {
         let Some(digest) = self.repo.resolve_tag(tag)? else {
             return Ok(None);
         };
-        Ok(Some(Arc::new(parse_spec_blob(&self.repo, &digest, tag, what)?)))
+        Ok(Some(Arc::new(parse_spec_blob(
+            &self.repo, &digest, tag, what,
+        )?)))
     }
 
     /// Reads the spec tag of `ident`'s version (with `/build` appended when given): the

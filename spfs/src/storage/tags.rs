@@ -375,7 +375,10 @@ impl LocalRepository {
     pub fn tags_clock(&self) -> Result<i128> {
         let tmp_dir = self.tmp_dir();
         let tmp = tempfile::NamedTempFile::new_in(&tmp_dir).ctx("creating a file in", &tmp_dir)?;
-        let m = tmp.as_file().metadata().ctx("reading the time of", tmp.path())?;
+        let m = tmp
+            .as_file()
+            .metadata()
+            .ctx("reading the time of", tmp.path())?;
         Ok(TagStamp::of(&m).mtime_ns)
     }
 
@@ -474,7 +477,12 @@ fn stamp_of(path: &Path) -> Result<Option<TagStamp>> {
     match fs::metadata(path) {
         Ok(m) if m.is_dir() => Ok(Some(TagStamp::of(&m))),
         Ok(_) => Ok(None),
-        Err(e) if matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory) => {
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+            ) =>
+        {
             Ok(None)
         }
         Err(e) => Err(Error::io("reading", path, e)),
