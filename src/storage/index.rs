@@ -27,7 +27,7 @@ use crate::version::Version;
 /// Directory of the index, under the spfs repository root.
 pub const INDEX_DIR: &str = "spk-index";
 /// Version of the index file format; files of another version are rebuilt.
-pub const INDEX_FORMAT: u32 = 1;
+pub const INDEX_FORMAT: u32 = 2;
 /// A directory stamp this close to the time it was read is not trusted.
 pub const RACY_NS: i128 = 2_000_000_000;
 
@@ -53,7 +53,7 @@ struct EntryFile {
     digest: String,
     summary: SpecSummary,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    json: Option<String>,
+    json: Option<Box<serde_json::value::RawValue>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     yaml: Option<String>,
 }
@@ -63,7 +63,11 @@ impl From<Entry> for EntryFile {
         let (json, yaml) = if e.yaml {
             (None, Some(e.text.to_string()))
         } else {
-            (Some(e.text.to_string()), None)
+            // The text came from serde_json (written or read), so it is valid JSON.
+            match serde_json::value::RawValue::from_string(e.text.to_string()) {
+                Ok(raw) => (Some(raw), None),
+                Err(_) => (None, Some(e.spec.spec().map(|s| s.to_yaml()).unwrap_or_default())),
+            }
         };
         EntryFile {
             stamp: e.stamp,
@@ -78,7 +82,7 @@ impl From<Entry> for EntryFile {
 impl From<EntryFile> for Entry {
     fn from(f: EntryFile) -> Self {
         let (text, yaml): (Arc<str>, bool) = match (f.json, f.yaml) {
-            (Some(j), _) => (j.into(), false),
+            (Some(j), _) => (j.get().into(), false),
             (None, Some(y)) => (y.into(), true),
             // Parsing it reports the problem, when (and only if) the spec is used.
             (None, None) => (Arc::from(""), false),
