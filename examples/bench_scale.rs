@@ -9,7 +9,8 @@
 //! handle per solve, as in a new `spk env` process; and one long-lived handle) and in
 //! memory. Prints one markdown table row per size.
 //!
-//! Usage: bench_scale --dir DIR --spk PATH SIZE...
+//! Usage: bench_scale --dir DIR --spk PATH SIZE...   ($PUBLISHERS concurrent publishers,
+//! default 4: the disk's flushes, not the CPU, bound one publisher)
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -120,6 +121,14 @@ fn run_spk(spk: &Path, root: &Path, args: &[&str]) -> Duration {
     elapsed
 }
 
+/// Concurrent publishers: `$PUBLISHERS`, default 4.
+fn publishers() -> usize {
+    std::env::var("PUBLISHERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(4)
+}
+
 /// Read and write system calls of this process so far (`/proc/self/io`).
 fn syscalls() -> u64 {
     let text = std::fs::read_to_string("/proc/self/io").unwrap_or_default();
@@ -163,20 +172,36 @@ fn measure(versions: usize, dir: &Path, spk: &Path) -> Row {
     // `spk publish --stub-builds DIR` does for a directory. Besides time (which the
     // disk's flushes dominate, and other work on the machine disturbs), count the work
     // per recipe: tag directories listed and read/write system calls.
-    let mut per_package = Vec::new();
-    let mut work = Vec::new();
+    // PUBLISHERS processes would do the same; threads share one handle here.
+    let slots: Vec<std::sync::Mutex<(f64, (f64, f64))>> = (0..packages.len())
+        .map(|_| std::sync::Mutex::new((0.0, (0.0, 0.0))))
+        .collect();
+    let next = std::sync::atomic::AtomicUsize::new(0);
     let start = Instant::now();
-    for specs in &packages {
-        let t = Instant::now();
-        let (dirs0, calls0) = (spfs::storage::tag_dirs_read(), syscalls());
-        fixtures::publish_specs(&disk, specs, &OptionMap::new(), true, false).unwrap();
-        per_package.push(t.elapsed().as_secs_f64() * 1000.0 / specs.len() as f64);
-        let k = specs.len() as f64;
-        work.push((
-            (spfs::storage::tag_dirs_read() - dirs0) as f64 / k,
-            (syscalls() - calls0) as f64 / k,
-        ));
-    }
+    std::thread::scope(|scope| {
+        for _ in 0..publishers() {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(specs) = packages.get(i) else { break };
+                let t = Instant::now();
+                let (dirs0, calls0) = (spfs::storage::tag_dirs_read(), syscalls());
+                fixtures::publish_specs(&disk, specs, &OptionMap::new(), true, false).unwrap();
+                let k = specs.len() as f64;
+                *slots[i].lock().unwrap() = (
+                    t.elapsed().as_secs_f64() * 1000.0 / k,
+                    (
+                        (spfs::storage::tag_dirs_read() - dirs0) as f64 / k,
+                        // Process-wide counter: with several publishers, only the
+                        // growth of this figure is meaningful.
+                        (syscalls() - calls0) as f64 / k,
+                    ),
+                );
+            });
+        }
+    });
+    let publish_total = start.elapsed().as_secs_f64();
+    let (per_package, work): (Vec<f64>, Vec<(f64, f64)>) =
+        slots.into_iter().map(|m| m.into_inner().unwrap()).unzip();
     let tenth_w = (work.len() / 10).max(1);
     let avg2 = |s: &[(f64, f64)]| {
         let n = s.len() as f64;
@@ -187,13 +212,15 @@ fn measure(versions: usize, dir: &Path, spk: &Path) -> Row {
     };
     let work_first = avg2(&work[..tenth_w]);
     let work_last = avg2(&work[work.len() - tenth_w..]);
-    let publish_total = start.elapsed().as_secs_f64();
     let tenth = (per_package.len() / 10).max(1);
     let avg = |s: &[f64]| s.iter().sum::<f64>() / s.len() as f64;
     let per_recipe_first = avg(&per_package[..tenth]);
     let per_recipe_last = avg(&per_package[per_package.len() - tenth..]);
     let per_recipe = publish_total * 1000.0 / recipes as f64;
-    eprintln!("{versions}: published {recipes} recipes in {publish_total:.1} s");
+    eprintln!(
+        "{versions}: published {recipes} recipes in {publish_total:.1} s with {} publishers",
+        publishers()
+    );
 
     let mem = MemRepository::new();
     for specs in &packages {

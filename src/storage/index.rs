@@ -66,7 +66,10 @@ impl From<Entry> for EntryFile {
             // The text came from serde_json (written or read), so it is valid JSON.
             match serde_json::value::RawValue::from_string(e.text.to_string()) {
                 Ok(raw) => (Some(raw), None),
-                Err(_) => (None, Some(e.spec.spec().map(|s| s.to_yaml()).unwrap_or_default())),
+                Err(_) => (
+                    None,
+                    Some(e.spec.spec().map(|s| s.to_yaml()).unwrap_or_default()),
+                ),
             }
         };
         EntryFile {
