@@ -96,6 +96,7 @@ const TABLE: &[(Tool, Repo, Access, &[&str], i32)] = &[
     (Spk, Missing, Reads, &["undeprecate", "python/1.0"], 1),
     (Spk, Missing, Reads, &["remove", "python/1.0"], 1),
     (Spk, Missing, Reads, &["explain", "python"], 1),
+    (Spk, Missing, Reads, &["index", "--check"], 1),
     // Commands that write may create it, and then fail on their input.
     (Spfs, Missing, Writes, &["tag", "no/such", "new/tag"], 1),
     (
@@ -217,6 +218,7 @@ const TABLE: &[(Tool, Repo, Access, &[&str], i32)] = &[
     (Spk, Empty, Reads, &["frobnicate"], 2),
     (Spk, Empty, Reads, &["deprecate"], 2),
     (Spk, Empty, Reads, &["info"], 2),
+    (Spk, Empty, Reads, &["index"], 2),
     (
         Spk,
         Empty,

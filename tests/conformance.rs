@@ -123,3 +123,46 @@ fn templated_corpus_specs_take_command_line_options() {
         .unwrap();
     assert_eq!(abi.value(None).as_deref(), Some("cp39m"));
 }
+
+#[test]
+fn conformance_recipes_read_back_identical_through_the_package_index() {
+    use spk::storage::{PackageRepository, SpfsRepository};
+    let mut files = Vec::new();
+    spec_files(&corpus_dir(), &mut files);
+    let opts = LoadOptions {
+        lenient_unknown_fields: true,
+        ..Default::default()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let repo = SpfsRepository::open_or_create(dir.path()).unwrap();
+    let mut published = Vec::new();
+    for f in &files {
+        let Ok(loaded) = load_spec_file(f, &opts) else {
+            continue;
+        };
+        if repo.publish_recipe(&loaded.spec, false).is_ok() {
+            published.push(loaded.spec);
+        }
+    }
+    assert!(published.len() >= 50, "{}", published.len());
+    // The first handle builds and saves the indexes; a second one reads the saved files.
+    for handle in 0..2 {
+        let repo = SpfsRepository::open(dir.path()).unwrap();
+        for spec in &published {
+            let package = repo.load_package(spec.name()).unwrap();
+            let entry = package
+                .versions
+                .iter()
+                .find(|v| v.version.is_identical(spec.version()))
+                .unwrap_or_else(|| panic!("{} missing from the index", spec.pkg));
+            let indexed = entry.recipe.as_ref().unwrap();
+            assert_eq!(
+                &*indexed.spec().unwrap(),
+                spec,
+                "handle {handle}: {}",
+                spec.pkg
+            );
+            assert_eq!(*indexed.summary, spk::storage::SpecSummary::of(spec));
+        }
+    }
+}

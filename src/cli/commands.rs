@@ -165,6 +165,7 @@ pub fn run(opt: &Opt) -> Result<i32, CliError> {
         Command::Shell(a) => return super::env::env(opt, a, true),
         Command::Install(a) => return super::env::install(opt, a),
         Command::Bosh(a) => return super::bosh::run(opt, a),
+        Command::Index(a) => super::index::index(opt, a),
     }
     .map(|()| cli_policy::exit::OK)
 }
@@ -180,14 +181,14 @@ fn ls(opt: &Opt, a: &Ls) -> CliResult {
     let ident = parse_ident(pkg)?;
     match ident.version_ident() {
         None => {
-            let versions = repo.list_versions(&ident.name)?;
-            if versions.is_empty() {
+            let package = repo.load_package(&ident.name)?;
+            if package.versions.is_empty() {
                 return Err(CliError::new(format!("no package named '{}'", ident.name))
                     .help("find packages with 'spk search TERM'"));
             }
-            for v in versions {
-                let vi = crate::ident::VersionIdent::new(ident.name.clone(), v.clone());
-                let deprecated = repo.read_recipe(&vi).map(|r| r.deprecated).unwrap_or(false);
+            for v in &package.versions {
+                let vi = crate::ident::VersionIdent::new(ident.name.clone(), v.version.clone());
+                let deprecated = v.recipe.as_ref().is_some_and(|r| r.summary.deprecated);
                 outln!("{}{}", vi, if deprecated { "  (deprecated)" } else { "" });
             }
         }

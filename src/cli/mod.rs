@@ -5,6 +5,7 @@ mod build;
 mod commands;
 mod env;
 mod graph;
+mod index;
 mod progress;
 
 use std::path::PathBuf;
@@ -81,6 +82,8 @@ pub enum Command {
     Install(env::Install),
     /// Import and compile the packages of a BOSH release.
     Bosh(bosh::BoshCmd),
+    /// Check or rebuild the package index (derived from the tags; for admins).
+    Index(index::IndexCmd),
 }
 
 /// Parses `-o name=value` options.

@@ -17,9 +17,12 @@ use pubgrub::{
 use super::{PackageSource, Solution, SolveError, SolveOptions, SolvedPackage};
 use crate::ident::{Build, BuildIdent, VersionIdent};
 use crate::name::{Component, PkgName};
+use crate::option_map::OptionMap;
 use crate::request::{Inclusion, PkgRequest, Request, VarRequest};
 use crate::spec::Spec;
-use crate::storage::{embedded_specs, PackageRepository, StorageError};
+use crate::storage::{
+    embedded_specs, IndexedSpec, PackageRepository, PackageVersions, StorageError,
+};
 use crate::version::CompatRule;
 
 /// Index of a candidate in its package's list; 0 means "not in the environment".
@@ -83,7 +86,8 @@ pub enum Kind {
 #[derive(Debug, Clone)]
 pub struct Candidate {
     pub ident: BuildIdent,
-    pub spec: Arc<Spec>,
+    /// The spec: its summary is always at hand, the whole spec is parsed when used.
+    pub spec: IndexedSpec,
     pub kind: Kind,
     /// Why the solve's options rule this build out, if they do.
     pub unusable: Option<String>,
@@ -97,6 +101,8 @@ pub struct Provider<'a> {
     settings: SolveOptions,
     deadline: Option<(Instant, Duration)>,
     candidates: RefCell<HashMap<PkgName, Rc<Vec<Candidate>>>>,
+    /// What the repository returned for each package this solve looked at: read once.
+    packages: RefCell<HashMap<PkgName, Arc<PackageVersions>>>,
     set_cache: RefCell<HashMap<(PkgRequest, CompatRule), Set>>,
     /// Request text of each dependency: (dependent, its candidate, dependency) -> text.
     pub(super) dep_text: RefCell<HashMap<(SolverPkg, Idx, SolverPkg), String>>,
@@ -161,6 +167,7 @@ impl<'a> Provider<'a> {
             settings,
             deadline,
             candidates: RefCell::new(HashMap::new()),
+            packages: RefCell::new(HashMap::new()),
             set_cache: RefCell::new(HashMap::new()),
             dep_text: RefCell::new(HashMap::new()),
             storage_error: RefCell::new(None),
@@ -169,6 +176,16 @@ impl<'a> Provider<'a> {
 
     fn storage<T>(&self, r: Result<T, StorageError>) -> Result<T, Cancelled> {
         r.map_err(Cancelled::Storage)
+    }
+
+    /// Every version of a package with its specs, read from the repository once per solve.
+    fn package(&self, name: &PkgName) -> Result<Arc<PackageVersions>, StorageError> {
+        if let Some(p) = self.packages.borrow().get(name) {
+            return Ok(p.clone());
+        }
+        let p = self.repo.load_package(name)?;
+        self.packages.borrow_mut().insert(name.clone(), p.clone());
+        Ok(p)
     }
 
     /// The candidates of a package, best first (index 1 is `[0]`).
@@ -183,16 +200,12 @@ impl<'a> Provider<'a> {
         Ok(list)
     }
 
-    fn unusable_reason(&self, spec: &Spec) -> Option<String> {
-        let values = spec.option_values();
+    fn unusable_reason(&self, ident: &BuildIdent, values: &OptionMap) -> Option<String> {
         for (name, value) in values.iter() {
-            if let Some(wanted) = self.settings.options.value_for(spec.name(), name.as_str()) {
+            if let Some(wanted) = self.settings.options.value_for(&ident.name, name.as_str()) {
                 if !value.is_empty() && wanted != value {
                     return Some(format!(
-                        "{} was built with {name}={value}, but {name}={wanted} is requested",
-                        spec.build_ident()
-                            .map(|b| b.to_string())
-                            .unwrap_or_else(|| spec.ident().to_string()),
+                        "{ident} was built with {name}={value}, but {name}={wanted} is requested",
                     ));
                 }
             }
@@ -202,28 +215,23 @@ impl<'a> Provider<'a> {
 
     fn load_candidates(&self, name: &PkgName) -> Result<Vec<Candidate>, Cancelled> {
         let mut out = Vec::new();
-        let mut versions = self.storage(self.repo.list_versions(name))?;
-        versions.reverse();
-        for version in versions {
-            let vi = VersionIdent::new(name.clone(), version.clone());
+        // One read per package and solve: the repository's index when it has one.
+        let package = self.storage(self.package(name))?;
+        for entry in package.versions.iter().rev() {
+            let vi = VersionIdent::new(name.clone(), entry.version.clone());
             let mut binaries = Vec::new();
             let mut sources = Vec::new();
-            for b in self.storage(self.repo.list_builds(&vi))? {
-                let spec = match self.repo.read_build(&b) {
-                    Ok(s) => s,
-                    Err(StorageError::NotFound { .. }) => continue,
-                    Err(e) => return Err(Cancelled::Storage(e)),
-                };
+            for (b, spec) in &entry.builds {
                 let kind = if b.build == Build::Source {
                     Kind::PublishedSource
                 } else {
                     Kind::Binary
                 };
                 let cand = Candidate {
-                    unusable: self.unusable_reason(&spec),
-                    components: spec.component_names(),
-                    ident: b,
-                    spec,
+                    unusable: self.unusable_reason(b, &spec.summary.options),
+                    components: spec.summary.components.clone(),
+                    ident: b.clone(),
+                    spec: spec.clone(),
                     kind,
                 };
                 if cand.kind == Kind::Binary {
@@ -235,10 +243,11 @@ impl<'a> Provider<'a> {
             // Builds matching more of the requested options first, then by id for stability.
             let score = |c: &Candidate| {
                 c.spec
-                    .option_values()
+                    .summary
+                    .options
                     .iter()
                     .filter(|(k, v)| {
-                        self.settings.options.value_for(c.spec.name(), k.as_str()) == Some(*v)
+                        self.settings.options.value_for(&c.ident.name, k.as_str()) == Some(*v)
                     })
                     .count()
             };
@@ -246,11 +255,11 @@ impl<'a> Provider<'a> {
             out.extend(binaries);
             out.extend(sources);
             if self.settings.build_from_source {
-                if let Ok(recipe) = self.repo.read_recipe(&vi) {
-                    if !recipe.deprecated {
+                if let Some(recipe) = entry.recipe.clone() {
+                    if !recipe.summary.deprecated {
                         out.push(Candidate {
                             ident: vi.to_build(Build::Source),
-                            components: recipe.component_names(),
+                            components: recipe.summary.components.clone(),
                             spec: recipe,
                             kind: Kind::BuildFromSource,
                             unusable: None,
@@ -260,22 +269,29 @@ impl<'a> Provider<'a> {
             }
         }
         for parent in self.storage(self.repo.embedded_in(name))? {
-            let spec = match self.repo.read_build(&parent) {
-                Ok(s) => s,
-                Err(StorageError::NotFound { .. }) => continue,
-                Err(e) => return Err(Cancelled::Storage(e)),
+            let parents = self.storage(self.package(&parent.name))?;
+            let Some(spec) = parents
+                .versions
+                .iter()
+                .flat_map(|v| v.builds.iter())
+                .find(|(b, _)| *b == parent)
+                .map(|(_, s)| s.spec())
+            else {
+                continue;
             };
+            let spec = self.storage(spec)?;
             for e in embedded_specs(&spec) {
                 if e.name() != name {
                     continue;
                 }
                 let mut emb = e.clone();
                 emb.pkg.build = Some(Build::Embedded);
+                let ident = e.ident().to_build(Build::Embedded);
                 out.push(Candidate {
-                    ident: e.ident().to_build(Build::Embedded),
                     components: emb.component_names(),
-                    unusable: self.unusable_reason(&emb),
-                    spec: Arc::new(emb),
+                    unusable: self.unusable_reason(&ident, &emb.option_values()),
+                    ident,
+                    spec: IndexedSpec::new(Arc::new(emb)),
                     kind: Kind::Embedded {
                         parent: parent.clone(),
                     },
@@ -297,8 +313,8 @@ impl<'a> Provider<'a> {
             let ok = match &req.build {
                 Some(b) if *b != c.ident.build => false,
                 _ => {
-                    (exact || (!c.spec.deprecated && c.kind != Kind::PublishedSource))
-                        && req.allows_version(&c.ident.version, &c.spec.compat, rule)
+                    (exact || (!c.spec.summary.deprecated && c.kind != Kind::PublishedSource))
+                        && req.allows_version(&c.ident.version, &c.spec.summary.compat, rule)
                 }
             };
             ok.then_some(i as Idx + 1)
@@ -314,7 +330,7 @@ impl<'a> Provider<'a> {
         };
         let base = var.var.base_name();
         Ok(from_indices(cands.iter().enumerate().filter_map(|(i, c)| {
-            let have = c.spec.option_values();
+            let have = &c.spec.summary.options;
             let ok = match have.get_str(base) {
                 Some(v) => v.is_empty() || v == value || c.kind == Kind::BuildFromSource,
                 None => true,
@@ -551,16 +567,15 @@ impl<'a> Provider<'a> {
     /// Versions of `name` that have a recipe in the repository, newest first (they may
     /// have no builds).
     pub fn recipe_versions(&self, name: &PkgName) -> Vec<String> {
-        let versions = self.repo.list_versions(name).unwrap_or_default();
-        versions
-            .into_iter()
+        let Ok(package) = self.package(name) else {
+            return Vec::new();
+        };
+        package
+            .versions
+            .iter()
             .rev()
-            .filter(|v| {
-                self.repo
-                    .read_recipe(&VersionIdent::new(name.clone(), v.clone()))
-                    .is_ok()
-            })
-            .map(|v| v.to_string())
+            .filter(|v| v.recipe.is_some())
+            .map(|v| v.version.to_string())
             .collect()
     }
 
@@ -605,14 +620,15 @@ impl<'a> Provider<'a> {
                 Cancelled::Interrupted => SolveError::Interrupted,
             })?;
             let c = &cands[*i as usize - 1];
+            let spec = c.spec.spec().map_err(SolveError::Storage)?;
             let requested = comps.remove(name).unwrap_or_default();
             let components = match c.kind {
                 Kind::Embedded { .. } => requested,
-                _ => c.spec.resolve_components(&requested),
+                _ => spec.resolve_components(&requested),
             };
             packages.push(SolvedPackage {
                 ident: c.ident.clone(),
-                spec: c.spec.clone(),
+                spec,
                 components,
                 source: match &c.kind {
                     Kind::Embedded { parent } => PackageSource::Embedded {
@@ -720,6 +736,7 @@ impl DependencyProvider for Provider<'_> {
                 }
                 let cands = self.candidates(name)?;
                 let c = cands[i as usize - 1].clone();
+                let spec = self.storage(c.spec.spec())?;
                 if let Some(reason) = &c.unusable {
                     return Ok(Dependencies::Unavailable(reason.clone()));
                 }
@@ -734,13 +751,13 @@ impl DependencyProvider for Provider<'_> {
                     _ => {
                         if let Some(reason) = self.add_requests(
                             (package, i),
-                            &c.spec.install.requirements,
+                            &spec.install.requirements,
                             CompatRule::Binary,
                             &mut deps,
                         )? {
                             return Ok(Dependencies::Unavailable(format!("{} {reason}", c.ident)));
                         }
-                        let specs: Vec<&Spec> = c.spec.install.embedded.iter().collect();
+                        let specs: Vec<&Spec> = spec.install.embedded.iter().collect();
                         self.embedded_deps((package, i), &c.ident, &specs, &mut deps)?;
                     }
                 }
@@ -758,7 +775,8 @@ impl DependencyProvider for Provider<'_> {
                     }
                     return Ok(Dependencies::Available(Self::merge(deps)));
                 }
-                let Some(spec) = c.spec.components().into_iter().find(|s| &s.name == comp) else {
+                let full = self.storage(c.spec.spec())?;
+                let Some(spec) = full.components().into_iter().find(|s| &s.name == comp) else {
                     let known: Vec<&str> = c.components.iter().map(|c| c.as_str()).collect();
                     return Ok(Dependencies::Unavailable(format!(
                         "{} has no component '{comp}' (it has: {})",

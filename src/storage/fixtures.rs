@@ -185,7 +185,7 @@ fn publish_all(
             builds.extend(plan_stub_builds(&lookup, r, options)?);
         }
     }
-    // 2. Write, undoing what was written if a write fails.
+    // 2. Write in one batch, undoing what was written if a write fails.
     let mut undo: Vec<Undo> = Vec::new();
     let mut out = Published::default();
     let result = (|| -> Result<(), FixtureError> {
@@ -196,10 +196,10 @@ fn publish_all(
                 Err(StorageError::NotFound { .. }) => None,
                 Err(e) => return Err(e.into()),
             };
-            repo.publish_recipe(r, force)?;
             undo.push(Undo::Recipe(ident.clone(), old));
             out.recipes.push(ident.to_string());
         }
+        let mut batch = Vec::new();
         for b in &builds {
             let Some(ident) = b.build_ident() else {
                 continue;
@@ -209,10 +209,11 @@ fn publish_all(
                 Err(StorageError::NotFound { .. }) => None,
                 Err(e) => return Err(e.into()),
             };
-            repo.publish_build(b, &stub_layers(b))?;
+            batch.push((b, stub_layers(b)));
             undo.push(Undo::Build(ident.clone(), old));
             out.builds.push(ident);
         }
+        repo.publish_batch(&recipes, &batch, force)?;
         Ok(())
     })();
     if let Err(e) = result {

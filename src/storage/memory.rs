@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
 use super::{
-    check_build_components, embedded_specs, ComponentLayers, PackageRepository, Result,
-    StorageError,
+    check_build_components, embedded_specs, ComponentLayers, IndexedSpec, PackageRepository,
+    PackageVersions, Result, StorageError, VersionSpecs,
 };
 use crate::ident::{Build, BuildIdent, VersionIdent};
 use crate::name::PkgName;
@@ -23,6 +23,8 @@ struct VersionEntry {
 pub struct MemRepository {
     packages: RwLock<BTreeMap<PkgName, BTreeMap<Version, VersionEntry>>>,
     embedded: RwLock<BTreeMap<PkgName, std::collections::BTreeSet<BuildIdent>>>,
+    /// [`PackageRepository::load_package`] answers, dropped when the package changes.
+    views: RwLock<std::collections::HashMap<PkgName, Arc<PackageVersions>>>,
 }
 
 impl MemRepository {
@@ -79,6 +81,42 @@ impl PackageRepository for MemRepository {
             .ok_or_else(|| not_found(format!("recipe {ident}")))
     }
 
+    fn load_package(&self, name: &PkgName) -> Result<Arc<PackageVersions>> {
+        if let Some(v) = self.views.read().expect("lock").get(name) {
+            return Ok(v.clone());
+        }
+        let p = self.packages.read().expect("lock");
+        let versions = p
+            .get(name)
+            .map(|versions| {
+                versions
+                    .iter()
+                    .map(|(version, e)| VersionSpecs {
+                        version: version.clone(),
+                        recipe: e.recipe.clone().map(IndexedSpec::new),
+                        builds: e
+                            .builds
+                            .values()
+                            .filter_map(|(s, _)| {
+                                Some((s.build_ident()?, IndexedSpec::new(s.clone())))
+                            })
+                            .collect(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let view = Arc::new(PackageVersions {
+            name: name.clone(),
+            versions,
+        });
+        // Taken while the package map is still read-locked: no write slips in between.
+        self.views
+            .write()
+            .expect("lock")
+            .insert(name.clone(), view.clone());
+        Ok(view)
+    }
+
     fn read_build(&self, ident: &BuildIdent) -> Result<Arc<Spec>> {
         let p = self.packages.read().expect("lock");
         p.get(&ident.name)
@@ -105,6 +143,7 @@ impl PackageRepository for MemRepository {
             )));
         }
         let mut p = self.packages.write().expect("lock");
+        self.forget(spec.name());
         let entry = p
             .entry(spec.name().clone())
             .or_default()
@@ -132,6 +171,7 @@ impl PackageRepository for MemRepository {
             }
         }
         let mut p = self.packages.write().expect("lock");
+        self.forget(&ident.name);
         p.entry(ident.name.clone())
             .or_default()
             .entry(ident.version.clone())
@@ -146,6 +186,7 @@ impl PackageRepository for MemRepository {
 
     fn remove_recipe(&self, ident: &VersionIdent) -> Result<()> {
         let mut p = self.packages.write().expect("lock");
+        self.forget(&ident.name);
         let versions = p
             .get_mut(&ident.name)
             .ok_or_else(|| not_found(format!("recipe {ident}")))?;
@@ -165,6 +206,7 @@ impl PackageRepository for MemRepository {
     fn remove_build(&self, ident: &BuildIdent) -> Result<()> {
         self.unindex(ident);
         let mut p = self.packages.write().expect("lock");
+        self.forget(&ident.name);
         let versions = p
             .get_mut(&ident.name)
             .ok_or_else(|| not_found(format!("build {ident}")))?;
@@ -191,6 +233,10 @@ impl PackageRepository for MemRepository {
 }
 
 impl MemRepository {
+    fn forget(&self, name: &PkgName) {
+        self.views.write().expect("lock").remove(name);
+    }
+
     fn unindex(&self, ident: &BuildIdent) {
         let mut idx = self.embedded.write().expect("lock");
         for set in idx.values_mut() {

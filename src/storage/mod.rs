@@ -5,9 +5,11 @@
 //! repository (layout in docs/spk-storage.md).
 
 pub mod fixtures;
+pub mod index;
 mod memory;
 mod spfs_repo;
 
+pub use index::IndexState;
 pub use memory::MemRepository;
 pub use spfs_repo::SpfsRepository;
 
@@ -23,6 +25,115 @@ pub use spfs::Digest;
 
 /// The layer of each component of a build.
 pub type ComponentLayers = BTreeMap<Component, Digest>;
+
+/// Every version of one package with its recipe and build specs, ascending by version:
+/// what a solve or `spk ls NAME` needs, read in one go.
+#[derive(Debug, Clone)]
+pub struct PackageVersions {
+    /// The package.
+    pub name: PkgName,
+    /// Versions with a recipe or at least one build, ascending.
+    pub versions: Vec<VersionSpecs>,
+}
+
+/// One version of a package in [`PackageVersions`].
+#[derive(Debug, Clone)]
+pub struct VersionSpecs {
+    /// The version, as stored.
+    pub version: Version,
+    /// The recipe, if one is published.
+    pub recipe: Option<IndexedSpec>,
+    /// The builds with their pinned specs, sorted by build.
+    pub builds: Vec<(BuildIdent, IndexedSpec)>,
+}
+
+/// What a solve needs of every candidate build, without the whole spec.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SpecSummary {
+    /// `deprecated: true`.
+    pub deprecated: bool,
+    /// The version compatibility rule.
+    pub compat: crate::version::Compat,
+    /// The resolved option values ([`Spec::option_values`]).
+    pub options: crate::option_map::OptionMap,
+    /// The component names ([`Spec::component_names`]).
+    pub components: std::collections::BTreeSet<Component>,
+}
+
+impl SpecSummary {
+    /// The summary of a spec.
+    pub fn of(spec: &Spec) -> Self {
+        SpecSummary {
+            deprecated: spec.deprecated,
+            compat: spec.compat.clone(),
+            options: spec.option_values(),
+            components: spec.component_names(),
+        }
+    }
+}
+
+/// A spec and its summary; the spec itself may be parsed only when first asked for.
+#[derive(Debug, Clone)]
+pub struct IndexedSpec {
+    /// What a solve needs of every candidate.
+    pub summary: Arc<SpecSummary>,
+    spec: Arc<LazySpec>,
+}
+
+#[derive(Debug)]
+struct LazySpec {
+    parsed: std::sync::OnceLock<Arc<Spec>>,
+    /// JSON text of the spec (or YAML when `yaml`), and what it is for messages.
+    source: Option<(Arc<str>, bool, String)>,
+}
+
+impl IndexedSpec {
+    /// A spec already parsed.
+    pub fn new(spec: Arc<Spec>) -> Self {
+        IndexedSpec {
+            summary: Arc::new(SpecSummary::of(&spec)),
+            spec: Arc::new(LazySpec {
+                parsed: std::sync::OnceLock::from(spec),
+                source: None,
+            }),
+        }
+    }
+
+    /// A spec kept as text (JSON, or YAML when `yaml`), parsed on first use.
+    pub(crate) fn lazy(summary: SpecSummary, text: Arc<str>, yaml: bool, what: String) -> Self {
+        IndexedSpec {
+            summary: Arc::new(summary),
+            spec: Arc::new(LazySpec {
+                parsed: std::sync::OnceLock::new(),
+                source: Some((text, yaml, what)),
+            }),
+        }
+    }
+
+    /// The whole spec.
+    pub fn spec(&self) -> Result<Arc<Spec>> {
+        if let Some(s) = self.spec.parsed.get() {
+            return Ok(s.clone());
+        }
+        let Some((text, yaml, what)) = &self.spec.source else {
+            return Err(StorageError::Invalid(
+                "a spec was neither parsed nor kept".into(),
+            ));
+        };
+        let corrupt = |message: String| StorageError::Corrupt {
+            what: format!("{what} in the package index"),
+            message: format!("{message}; run 'spk index --rebuild'"),
+        };
+        let spec = if *yaml {
+            crate::spec::parse_rendered(text, what, &crate::spec::LoadOptions::default())
+                .map_err(|e| corrupt(e.to_string()))?
+                .spec
+        } else {
+            serde_json::from_str::<Spec>(text).map_err(|e| corrupt(e.to_string()))?
+        };
+        Ok(self.spec.parsed.get_or_init(|| Arc::new(spec)).clone())
+    }
+}
 
 /// A repository operation that failed.
 #[derive(Debug, thiserror::Error)]
@@ -90,6 +201,38 @@ pub trait PackageRepository: Send + Sync {
     /// The builds of one version.
     fn list_builds(&self, ident: &VersionIdent) -> Result<Vec<BuildIdent>>;
 
+    /// Every version of a package with its recipe and build specs. Repositories with an
+    /// index answer this without reading each spec.
+    fn load_package(&self, name: &PkgName) -> Result<Arc<PackageVersions>> {
+        let mut versions = Vec::new();
+        for version in self.list_versions(name)? {
+            let vi = VersionIdent::new(name.clone(), version.clone());
+            let recipe = match self.read_recipe(&vi) {
+                Ok(r) => Some(IndexedSpec::new(r)),
+                Err(StorageError::NotFound { .. }) => None,
+                Err(e) => return Err(e),
+            };
+            let mut builds = Vec::new();
+            for b in self.list_builds(&vi)? {
+                match self.read_build(&b) {
+                    Ok(spec) => builds.push((b, IndexedSpec::new(spec))),
+                    Err(StorageError::NotFound { .. }) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            builds.sort_by(|a, b| a.0.build.cmp(&b.0.build));
+            versions.push(VersionSpecs {
+                version,
+                recipe,
+                builds,
+            });
+        }
+        Ok(Arc::new(PackageVersions {
+            name: name.clone(),
+            versions,
+        }))
+    }
+
     /// The recipe of a version.
     fn read_recipe(&self, ident: &VersionIdent) -> Result<Arc<Spec>>;
 
@@ -104,6 +247,24 @@ pub trait PackageRepository: Send + Sync {
 
     /// Stores a build's spec and component layers, replacing an existing build.
     fn publish_build(&self, spec: &Spec, components: &ComponentLayers) -> Result<()>;
+
+    /// Stores several recipes and builds, in this order, as one batch: repositories
+    /// that can make them durable together (one flush rather than one per tag) do.
+    /// On failure some may have been written; the caller undoes them.
+    fn publish_batch(
+        &self,
+        recipes: &[&Spec],
+        builds: &[(&Spec, ComponentLayers)],
+        force: bool,
+    ) -> Result<()> {
+        for r in recipes {
+            self.publish_recipe(r, force)?;
+        }
+        for (b, layers) in builds {
+            self.publish_build(b, layers)?;
+        }
+        Ok(())
+    }
 
     /// Removes a recipe (builds are kept).
     fn remove_recipe(&self, ident: &VersionIdent) -> Result<()>;

@@ -3,13 +3,14 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use super::index::{parse_spec_blob, IndexState, IndexStore};
 use super::{
-    check_build_components, embedded_specs, ComponentLayers, PackageRepository, Result,
-    StorageError,
+    check_build_components, embedded_specs, ComponentLayers, PackageRepository, PackageVersions,
+    Result, StorageError,
 };
 use crate::ident::{Build, BuildIdent, VersionIdent};
 use crate::name::{Component, PkgName};
-use crate::spec::{parse_rendered, LoadOptions, Spec};
+use crate::spec::Spec;
 use crate::version::Version;
 use spfs::storage::LocalRepository;
 
@@ -21,6 +22,16 @@ const EMBED_PREFIX: &str = "spk/embedded";
 pub struct SpfsRepository {
     repo: LocalRepository,
     root: std::path::PathBuf,
+    index: IndexStore,
+}
+
+/// What `spk index --check` found, package by package.
+#[derive(Debug, Default)]
+pub struct IndexReport {
+    /// Each package and the state of its index.
+    pub packages: Vec<(PkgName, IndexState)>,
+    /// Index files of packages that no longer exist.
+    pub orphans: Vec<std::path::PathBuf>,
 }
 
 impl SpfsRepository {
@@ -29,6 +40,7 @@ impl SpfsRepository {
         Ok(Self {
             repo: LocalRepository::open(root)?,
             root: root.to_path_buf(),
+            index: IndexStore::new(root),
         })
     }
 
@@ -37,6 +49,7 @@ impl SpfsRepository {
         Ok(Self {
             repo: LocalRepository::open_or_create(root)?,
             root: root.to_path_buf(),
+            index: IndexStore::new(root),
         })
     }
 
@@ -49,24 +62,92 @@ impl SpfsRepository {
         let Some(digest) = self.repo.resolve_tag(tag)? else {
             return Ok(None);
         };
-        let bytes = self.repo.read_blob(&digest)?;
-        let text = String::from_utf8(bytes).map_err(|_| StorageError::Corrupt {
-            what: what.to_string(),
-            message: "not UTF-8".into(),
-        })?;
-        let loaded = parse_rendered(&text, tag, &LoadOptions::default()).map_err(|e| {
-            StorageError::Corrupt {
-                what: what.to_string(),
-                message: e.to_string(),
-            }
-        })?;
-        Ok(Some(Arc::new(loaded.spec)))
+        Ok(Some(Arc::new(parse_spec_blob(
+            &self.repo, &digest, tag, what,
+        )?)))
     }
 
-    fn write_spec_tag(&self, tag: &str, spec: &Spec) -> Result<()> {
-        let digest = self.repo.write_blob(spec.to_yaml().as_bytes())?;
-        self.repo.push_tag(tag, &digest)?;
-        Ok(())
+    /// Reads the spec tag of `ident`'s version (with `/build` appended when given): the
+    /// version as written first (one tag file), then as stored if it is written
+    /// differently (`1.0` finds `1.0.0`).
+    fn read_version_spec(
+        &self,
+        ident: &VersionIdent,
+        build: Option<&Build>,
+        what: &str,
+    ) -> Result<Option<Arc<Spec>>> {
+        let tag = |v: &str| match build {
+            Some(b) => format!("{SPEC_PREFIX}/{}/{v}/{b}", ident.name),
+            None => format!("{SPEC_PREFIX}/{}/{v}", ident.name),
+        };
+        let written = ident.version.to_string();
+        if let Some(spec) = self.read_spec_tag(&tag(&written), what)? {
+            return Ok(Some(spec));
+        }
+        match self.stored_version(&ident.name, &ident.version)? {
+            Some(v) if v.to_string() != written => self.read_spec_tag(&tag(&v.to_string()), what),
+            _ => Ok(None),
+        }
+    }
+
+    /// Rebuilds the package index of every package (`spk index --rebuild`) and removes
+    /// index files of packages that are gone. Returns how many packages were indexed.
+    pub fn rebuild_index(&self) -> Result<usize> {
+        self.index.forget();
+        let names = self.list_packages()?;
+        let count = std::sync::atomic::AtomicUsize::new(0);
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let first_error = std::sync::Mutex::new(None);
+        let threads = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+            .min(8);
+        std::thread::scope(|scope| {
+            for _ in 0..threads {
+                scope.spawn(|| loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(name) = names.get(i) else { break };
+                    match self.index.rebuild(&self.repo, name) {
+                        Ok(true) => {
+                            count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        }
+                        Ok(false) => {}
+                        Err(e) => {
+                            if let Ok(mut slot) = first_error.lock() {
+                                slot.get_or_insert(e);
+                            }
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        if let Some(e) = first_error.into_inner().ok().flatten() {
+            return Err(e);
+        }
+        for orphan in self.index.orphans(&names) {
+            let _ = std::fs::remove_file(orphan);
+        }
+        Ok(count.into_inner())
+    }
+
+    /// Compares every package's index with its tags (`spk index --check`).
+    pub fn check_index(&self) -> Result<IndexReport> {
+        let names = self.list_packages()?;
+        let mut report = IndexReport::default();
+        for name in &names {
+            report
+                .packages
+                .push((name.clone(), self.index.check(&self.repo, name)?));
+        }
+        report.orphans = self.index.orphans(&names);
+        Ok(report)
+    }
+
+    /// Drops what this process has read of the index (the next read validates the files
+    /// again); for benchmarks and tests.
+    pub fn forget_index_cache(&self) {
+        self.index.forget();
     }
 
     /// The version as written in existing tags, so `1.0` finds `1.0.0`.
@@ -97,32 +178,22 @@ impl PackageRepository for SpfsRepository {
     }
 
     fn list_packages(&self) -> Result<Vec<PkgName>> {
-        let mut names: Vec<PkgName> = self
-            .repo
-            .list_tags(&format!("{SPEC_PREFIX}/"))?
-            .iter()
-            .filter_map(|t| {
-                segments(t, SPEC_PREFIX)
-                    .first()
-                    .and_then(|n| n.parse().ok())
-            })
-            .collect();
-        names.sort();
-        names.dedup();
-        Ok(names)
+        let Some(top) = self.repo.tag_dir(SPEC_PREFIX)? else {
+            return Ok(Vec::new());
+        };
+        Ok(top.dirs.iter().filter_map(|n| n.parse().ok()).collect())
     }
 
     fn list_versions(&self, name: &PkgName) -> Result<Vec<Version>> {
-        let mut versions: Vec<Version> = self
-            .repo
-            .list_tags(&format!("{SPEC_PREFIX}/{name}/"))?
+        let Some(dir) = self.repo.tag_dir(&format!("{SPEC_PREFIX}/{name}"))? else {
+            return Ok(Vec::new());
+        };
+        let mut versions: Vec<Version> = dir
+            .tags
             .iter()
-            .filter_map(|t| {
-                let s = segments(t, SPEC_PREFIX);
-                (s.first().map(String::as_str) == Some(name.as_str()))
-                    .then(|| s.get(1).and_then(|v| v.parse().ok()))
-                    .flatten()
-            })
+            .map(|(t, _)| t)
+            .chain(dir.dirs.iter())
+            .filter_map(|v| v.parse().ok())
             .collect();
         versions.sort();
         versions.dedup_by(|a, b| a.is_identical(b));
@@ -131,40 +202,33 @@ impl PackageRepository for SpfsRepository {
 
     fn list_builds(&self, ident: &VersionIdent) -> Result<Vec<BuildIdent>> {
         let v = self.version_segment(ident)?;
-        Ok(self
+        let Some(dir) = self
             .repo
-            .list_tags(&format!("{SPEC_PREFIX}/{}/{v}/", ident.name))?
+            .tag_dir(&format!("{SPEC_PREFIX}/{}/{v}", ident.name))?
+        else {
+            return Ok(Vec::new());
+        };
+        Ok(dir
+            .tags
             .iter()
-            .filter_map(|t| {
-                let s = segments(t, SPEC_PREFIX);
-                if s.len() != 3 || s[0] != ident.name.as_str() || s[1] != v {
-                    return None;
-                }
-                s[2].parse::<Build>().ok().map(|b| ident.to_build(b))
-            })
+            .filter_map(|(b, _)| b.parse::<Build>().ok().map(|b| ident.to_build(b)))
             .collect())
     }
 
+    fn load_package(&self, name: &PkgName) -> Result<Arc<PackageVersions>> {
+        self.index.load(&self.repo, name)
+    }
+
     fn read_recipe(&self, ident: &VersionIdent) -> Result<Arc<Spec>> {
-        let v = self.version_segment(ident)?;
-        self.read_spec_tag(
-            &format!("{SPEC_PREFIX}/{}/{v}", ident.name),
-            &format!("recipe {ident}"),
-        )?
-        .ok_or_else(|| StorageError::NotFound {
-            what: format!("recipe {ident}"),
-        })
+        let what = format!("recipe {ident}");
+        self.read_version_spec(ident, None, &what)?
+            .ok_or(StorageError::NotFound { what })
     }
 
     fn read_build(&self, ident: &BuildIdent) -> Result<Arc<Spec>> {
-        let v = self.version_segment(&ident.version_ident())?;
-        self.read_spec_tag(
-            &format!("{SPEC_PREFIX}/{}/{v}/{}", ident.name, ident.build),
-            &format!("build {ident}"),
-        )?
-        .ok_or_else(|| StorageError::NotFound {
-            what: format!("build {ident}"),
-        })
+        let what = format!("build {ident}");
+        self.read_version_spec(&ident.version_ident(), Some(&ident.build), &what)?
+            .ok_or(StorageError::NotFound { what })
     }
 
     fn read_components(&self, ident: &BuildIdent) -> Result<ComponentLayers> {
@@ -188,55 +252,78 @@ impl PackageRepository for SpfsRepository {
     }
 
     fn publish_recipe(&self, spec: &Spec, force: bool) -> Result<()> {
-        if spec.pkg.build.is_some() {
-            return Err(StorageError::Invalid(format!(
-                "'{}' is a build spec; publish it as a build",
-                spec.pkg
-            )));
-        }
-        let v = self.version_segment(spec.ident())?;
-        let tag = format!("{SPEC_PREFIX}/{}/{v}", spec.name());
-        if !force && self.repo.resolve_tag(&tag)?.is_some() {
-            return Err(StorageError::AlreadyExists(format!(
-                "recipe {}",
-                spec.ident()
-            )));
-        }
-        self.write_spec_tag(&tag, spec)
+        self.publish_batch(&[spec], &[], force)
     }
 
     fn publish_build(&self, spec: &Spec, components: &ComponentLayers) -> Result<()> {
-        let ident = check_build_components(spec, components)?;
-        let v = self.version_segment(&ident.version_ident())?;
-        // Layers first, then the spec: a build is visible only once complete.
-        let old = self.read_components(&ident).unwrap_or_default();
-        for c in old.keys().filter(|c| !components.contains_key(*c)) {
-            self.repo.remove_tag(&format!(
-                "{PKG_PREFIX}/{}/{v}/{}/{c}",
-                ident.name, ident.build
-            ))?;
+        self.publish_batch(&[], &[(spec, components.clone())], false)
+    }
+
+    fn publish_batch(
+        &self,
+        recipes: &[&Spec],
+        builds: &[(&Spec, ComponentLayers)],
+        force: bool,
+    ) -> Result<()> {
+        // Everything is checked and every spec blob written before the first tag; the
+        // tags then go in one batch, in order (recipes, then for each build its layers,
+        // its spec and its embedded index), after one flush of the repository.
+        let mut tags: Vec<(String, spfs::Digest)> = Vec::new();
+        for spec in recipes {
+            if spec.pkg.build.is_some() {
+                return Err(StorageError::Invalid(format!(
+                    "'{}' is a build spec; publish it as a build",
+                    spec.pkg
+                )));
+            }
+            let v = self.version_segment(spec.ident())?;
+            let tag = format!("{SPEC_PREFIX}/{}/{v}", spec.name());
+            if !force && self.repo.resolve_tag(&tag)?.is_some() {
+                return Err(StorageError::AlreadyExists(format!(
+                    "recipe {}",
+                    spec.ident()
+                )));
+            }
+            tags.push((tag, self.repo.write_blob(spec.to_yaml().as_bytes())?));
         }
-        for (c, d) in components {
-            self.repo.push_tag(
-                &format!("{PKG_PREFIX}/{}/{v}/{}/{c}", ident.name, ident.build),
-                d,
-            )?;
-        }
-        let spec_tag = format!("{SPEC_PREFIX}/{}/{v}/{}", ident.name, ident.build);
-        self.write_spec_tag(&spec_tag, spec)?;
-        if let Some(target) = self.repo.resolve_tag(&spec_tag)? {
+        let mut stale = Vec::new();
+        for (spec, components) in builds {
+            let ident = check_build_components(spec, components)?;
+            let v = self.version_segment(&ident.version_ident())?;
+            let old = self.read_components(&ident).unwrap_or_default();
+            for c in old.keys().filter(|c| !components.contains_key(*c)) {
+                stale.push(format!(
+                    "{PKG_PREFIX}/{}/{v}/{}/{c}",
+                    ident.name, ident.build
+                ));
+            }
+            for (c, d) in components {
+                tags.push((
+                    format!("{PKG_PREFIX}/{}/{v}/{}/{c}", ident.name, ident.build),
+                    *d,
+                ));
+            }
+            let spec_digest = self.repo.write_blob(spec.to_yaml().as_bytes())?;
+            tags.push((
+                format!("{SPEC_PREFIX}/{}/{v}/{}", ident.name, ident.build),
+                spec_digest,
+            ));
             for e in embedded_specs(spec) {
-                self.repo.push_tag(
-                    &format!(
+                tags.push((
+                    format!(
                         "{EMBED_PREFIX}/{}/{}/{v}/{}",
                         e.name(),
                         ident.name,
                         ident.build
                     ),
-                    &target,
-                )?;
+                    spec_digest,
+                ));
             }
         }
+        for tag in stale {
+            self.repo.remove_tag(&tag)?;
+        }
+        self.repo.push_tags(&tags)?;
         Ok(())
     }
 

@@ -14,5 +14,5 @@ mod transaction;
 pub use local::{default_root, LocalRepository, FORMAT_VERSION};
 pub(crate) use payloads::set_mode;
 pub use payloads::{hash_stream, payload_mode};
-pub use tags::{parse_tag_version, validate_tag_name, TagEntry};
+pub use tags::{parse_tag_version, tag_dirs_read, validate_tag_name, TagDir, TagEntry, TagStamp};
 pub use transaction::Transaction;

@@ -305,19 +305,106 @@ impl LocalRepository {
     }
 
     /// Names of all tags under a `/`-separated prefix (all tags for `""`), sorted.
+    ///
+    /// `a/b` lists the tag `a/b` and every tag under `a/b/`; a prefix of one segment
+    /// without a slash also matches by name (`sp` lists `spk/...` and `spx`). Only the
+    /// directories under the prefix are read, never the rest of the tags tree.
     pub fn list_tags(&self, prefix: &str) -> Result<Vec<String>> {
         let prefix = prefix.trim_matches('/');
         let mut out = Vec::new();
         let top = self.tags_dir();
-        walk_tags(&top, &top, &mut out)?;
-        out.retain(|n| {
-            prefix.is_empty()
-                || n == prefix
-                || n.starts_with(&format!("{prefix}/"))
-                || (!prefix.contains('/') && n.starts_with(prefix))
-        });
+        if prefix.is_empty() {
+            walk_tags(&top, &top, &mut out)?;
+        } else if validate_tag_name(prefix).is_err() {
+            // No tag can live under a name that is not a valid tag name.
+        } else if !prefix.contains('/') {
+            for (name, is_dir) in read_tag_dir(&top)? {
+                let stem = name.strip_suffix(TAG_SUFFIX);
+                if is_dir && name.starts_with(prefix) {
+                    walk_tags(&top, &top.join(&name), &mut out)?;
+                } else if let Some(stem) = stem.filter(|s| !is_dir && s.starts_with(prefix)) {
+                    out.push(stem.to_string());
+                }
+            }
+        } else {
+            if self.tag_file(prefix).is_file() {
+                out.push(prefix.to_string());
+            }
+            walk_tags(&top, &top.join(prefix), &mut out)?;
+        }
         out.sort();
         Ok(out)
+    }
+
+    /// One level of the tags tree under `dir` (a `/`-separated tag path, `""` for the
+    /// top): the tags directly in it and its subdirectories, each with a [`TagStamp`],
+    /// and the stamp of the directory itself, taken before its entries are read. `None`
+    /// if no tag lives under `dir`. Reads exactly one directory.
+    pub fn tag_dir(&self, dir: &str) -> Result<Option<TagDir>> {
+        let dir = dir.trim_matches('/');
+        if !dir.is_empty() && validate_tag_name(dir).is_err() {
+            return Ok(None);
+        }
+        let path = if dir.is_empty() {
+            self.tags_dir()
+        } else {
+            self.tags_dir().join(dir)
+        };
+        let Some(stamp) = stamp_of(&path)? else {
+            return Ok(None);
+        };
+        let entries = match count_dir_read(fs::read_dir(&path)) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Error::io("listing tags in", &path, e)),
+        };
+        let mut out = TagDir {
+            stamp,
+            tags: Vec::new(),
+            dirs: Vec::new(),
+        };
+        for entry in entries {
+            let entry = entry.ctx("listing tags in", &path)?;
+            let Ok(name) = entry.file_name().into_string() else {
+                continue;
+            };
+            let ft = entry.file_type().ctx("listing tags in", &path)?;
+            if ft.is_dir() {
+                out.dirs.push(name);
+            } else if let Some(stem) = name.strip_suffix(TAG_SUFFIX) {
+                // A tag removed between the listing and the stat is simply not listed.
+                match entry.metadata() {
+                    Ok(m) => out.tags.push((stem.to_string(), TagStamp::of(&m))),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(Error::io("listing tags in", &path, e)),
+                }
+            }
+        }
+        out.tags.sort_by(|a, b| a.0.cmp(&b.0));
+        out.dirs.sort();
+        Ok(Some(out))
+    }
+
+    /// The stamp of the tags directory `dir` (`None` if it does not exist): one `stat`.
+    pub fn tag_dir_stamp(&self, dir: &str) -> Result<Option<TagStamp>> {
+        let dir = dir.trim_matches('/');
+        if !dir.is_empty() && validate_tag_name(dir).is_err() {
+            return Ok(None);
+        }
+        stamp_of(&self.tags_dir().join(dir))
+    }
+
+    /// The current time by the clock of the filesystem holding the tags (the time a new
+    /// file there is stamped with), in nanoseconds since the Unix epoch. On a network
+    /// filesystem this is the server's clock, which is what tag stamps are compared to.
+    pub fn tags_clock(&self) -> Result<i128> {
+        let tmp_dir = self.tmp_dir();
+        let tmp = tempfile::NamedTempFile::new_in(&tmp_dir).ctx("creating a file in", &tmp_dir)?;
+        let m = tmp
+            .as_file()
+            .metadata()
+            .ctx("reading the time of", tmp.path())?;
+        Ok(TagStamp::of(&m).mtime_ns)
     }
 
     /// Every tag with its current target.
@@ -333,16 +420,9 @@ impl LocalRepository {
 }
 
 fn walk_tags(top: &Path, dir: &Path, out: &mut Vec<String>) -> Result<()> {
-    let entries = match fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(Error::io("listing tags in", dir, e)),
-    };
-    for entry in entries {
-        let entry = entry.ctx("listing tags in", dir)?;
-        let path = entry.path();
-        let ft = entry.file_type().ctx("listing tags in", dir)?;
-        if ft.is_dir() {
+    for (name, is_dir) in read_tag_dir(dir)? {
+        let path = dir.join(&name);
+        if is_dir {
             walk_tags(top, &path, out)?;
         } else if let Some(name) = path
             .strip_prefix(top)
@@ -354,6 +434,95 @@ fn walk_tags(top: &Path, dir: &Path, out: &mut Vec<String>) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The entries of one directory of the tags tree: (name, is a directory). Empty if the
+/// directory does not exist.
+fn read_tag_dir(dir: &Path) -> Result<Vec<(String, bool)>> {
+    let entries = match count_dir_read(fs::read_dir(dir)) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(Error::io("listing tags in", dir, e)),
+    };
+    let mut out = Vec::new();
+    for entry in entries {
+        let entry = entry.ctx("listing tags in", dir)?;
+        let ft = entry.file_type().ctx("listing tags in", dir)?;
+        if let Ok(name) = entry.file_name().into_string() {
+            out.push((name, ft.is_dir()));
+        }
+    }
+    Ok(out)
+}
+
+thread_local! {
+    static DIRS_READ: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+fn count_dir_read<T>(r: std::io::Result<T>) -> std::io::Result<T> {
+    DIRS_READ.with(|c| c.set(c.get() + 1));
+    r
+}
+
+/// How many tag directories this thread has listed so far (diagnostics and tests: a
+/// listing under a prefix must not read directories outside it).
+pub fn tag_dirs_read() -> u64 {
+    DIRS_READ.with(|c| c.get())
+}
+
+/// What a tag file or tag directory looked like when it was last changed. Tags are
+/// rewritten by renaming a new file into place, so a changed tag has a new stamp; a
+/// directory's stamp changes when an entry is added, removed or replaced, up to the
+/// timestamp granularity of the filesystem (see [`LocalRepository::tags_clock`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub struct TagStamp {
+    /// Inode number.
+    pub ino: u64,
+    /// Size in bytes.
+    pub size: u64,
+    /// Modification time, nanoseconds since the Unix epoch.
+    pub mtime_ns: i128,
+    /// Status change time, nanoseconds since the Unix epoch.
+    pub ctime_ns: i128,
+}
+
+impl TagStamp {
+    fn of(m: &fs::Metadata) -> Self {
+        use std::os::unix::fs::MetadataExt;
+        TagStamp {
+            ino: m.ino(),
+            size: m.size(),
+            mtime_ns: m.mtime() as i128 * 1_000_000_000 + m.mtime_nsec() as i128,
+            ctime_ns: m.ctime() as i128 * 1_000_000_000 + m.ctime_nsec() as i128,
+        }
+    }
+}
+
+fn stamp_of(path: &Path) -> Result<Option<TagStamp>> {
+    match fs::metadata(path) {
+        Ok(m) if m.is_dir() => Ok(Some(TagStamp::of(&m))),
+        Ok(_) => Ok(None),
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+            ) =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(Error::io("reading", path, e)),
+    }
+}
+
+/// One directory of the tags tree, as [`LocalRepository::tag_dir`] read it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TagDir {
+    /// The directory's stamp, taken before its entries were read.
+    pub stamp: TagStamp,
+    /// Tags directly in the directory (last segment of the name) with their stamps, sorted.
+    pub tags: Vec<(String, TagStamp)>,
+    /// Subdirectories (namespaces holding more tags), sorted.
+    pub dirs: Vec<String>,
 }
 
 fn current_user() -> String {

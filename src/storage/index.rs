@@ -1,0 +1,576 @@
+//! The package index of an [`SpfsRepository`](super::SpfsRepository): one file per
+//! package under `<repo>/spk-index/`, summarizing the spec tags of that package so a
+//! solve reads one file instead of every tag and spec. Design in docs/spk-storage.md.
+//!
+//! The tags stay the source of truth. Every index records the stamp (inode, size, times)
+//! of the directories and tag files it was built from; before an index is used the
+//! directory stamps are compared with the tags tree (one `stat` per version), and what
+//! changed is read again. A directory stamp taken within [`RACY_NS`] of the moment it was
+//! read (by the filesystem's clock) could hide a later change made in the same timestamp
+//! tick, so such a directory is always read again until a later refresh records a
+//! settled stamp.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use serde::{Deserialize, Serialize};
+use spfs::storage::{LocalRepository, TagStamp};
+
+use super::{IndexedSpec, PackageVersions, Result, SpecSummary, StorageError, VersionSpecs};
+use crate::ident::{Build, VersionIdent};
+use crate::name::PkgName;
+use crate::spec::{parse_rendered, LoadOptions, Spec};
+use crate::version::Version;
+
+/// Directory of the index, under the spfs repository root.
+pub const INDEX_DIR: &str = "spk-index";
+/// Version of the index file format; files of another version are rebuilt.
+pub const INDEX_FORMAT: u32 = 2;
+/// A directory stamp this close to the time it was read is not trusted.
+pub const RACY_NS: i128 = 2_000_000_000;
+
+const SPEC_PREFIX: &str = "spk/spec";
+
+/// A tag's target and the spec it holds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(from = "EntryFile", into = "EntryFile")]
+struct Entry {
+    stamp: TagStamp,
+    digest: String,
+    /// The spec as JSON, or as YAML when it does not read back identical from JSON.
+    text: Arc<str>,
+    yaml: bool,
+    spec: IndexedSpec,
+}
+
+/// An [`Entry`] as written: the summary is read with the index, the spec text only
+/// when the spec is used.
+#[derive(Serialize, Deserialize)]
+struct EntryFile {
+    stamp: TagStamp,
+    digest: String,
+    summary: SpecSummary,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    json: Option<Box<serde_json::value::RawValue>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    yaml: Option<String>,
+}
+
+impl From<Entry> for EntryFile {
+    fn from(e: Entry) -> Self {
+        let (json, yaml) = if e.yaml {
+            (None, Some(e.text.to_string()))
+        } else {
+            // The text came from serde_json (written or read), so it is valid JSON.
+            match serde_json::value::RawValue::from_string(e.text.to_string()) {
+                Ok(raw) => (Some(raw), None),
+                Err(_) => (
+                    None,
+                    Some(e.spec.spec().map(|s| s.to_yaml()).unwrap_or_default()),
+                ),
+            }
+        };
+        EntryFile {
+            stamp: e.stamp,
+            digest: e.digest,
+            summary: (*e.spec.summary).clone(),
+            json,
+            yaml,
+        }
+    }
+}
+
+impl From<EntryFile> for Entry {
+    fn from(f: EntryFile) -> Self {
+        let (text, yaml): (Arc<str>, bool) = match (f.json, f.yaml) {
+            (Some(j), _) => (j.get().into(), false),
+            (None, Some(y)) => (y.into(), true),
+            // Parsing it reports the problem, when (and only if) the spec is used.
+            (None, None) => (Arc::from(""), false),
+        };
+        Entry {
+            spec: IndexedSpec::lazy(f.summary, text.clone(), yaml, f.digest.clone()),
+            stamp: f.stamp,
+            digest: f.digest,
+            text,
+            yaml,
+        }
+    }
+}
+
+impl Entry {
+    fn new(stamp: TagStamp, digest: String, spec: Spec) -> Self {
+        let json = serde_json::to_string(&spec)
+            .ok()
+            .filter(|t| serde_json::from_str::<Spec>(t).is_ok_and(|back| back == spec));
+        let (text, yaml) = match json {
+            Some(t) => (Arc::from(t), false),
+            None => (Arc::from(spec.to_yaml()), true),
+        };
+        Entry {
+            stamp,
+            digest,
+            text,
+            yaml,
+            spec: IndexedSpec::new(Arc::new(spec)),
+        }
+    }
+}
+
+/// A directory's stamp, and whether it was too fresh to be trusted when taken.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+struct DirRecord {
+    stamp: TagStamp,
+    racy: bool,
+}
+
+impl DirRecord {
+    fn new(stamp: TagStamp, clock: i128) -> Self {
+        let newest = stamp.mtime_ns.max(stamp.ctime_ns);
+        DirRecord {
+            stamp,
+            racy: newest > clock - RACY_NS,
+        }
+    }
+
+    fn settled(&self, now: Option<TagStamp>) -> bool {
+        !self.racy && now == Some(self.stamp)
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct VersionRecord {
+    dir: DirRecord,
+    builds: BTreeMap<String, Entry>,
+}
+
+/// The index of one package: what one index file holds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct PackageIndex {
+    format: u32,
+    package: String,
+    /// `tags/spk/spec/<name>`: recipes (`<version>.tag`) and version directories.
+    dir: DirRecord,
+    /// Recipe tags by version segment.
+    recipes: BTreeMap<String, Entry>,
+    /// Build tags by version segment, then build.
+    versions: BTreeMap<String, VersionRecord>,
+    #[serde(skip)]
+    view: Option<Arc<PackageVersions>>,
+}
+
+impl PackageIndex {
+    fn view(&self, name: &PkgName) -> Arc<PackageVersions> {
+        if let Some(v) = &self.view {
+            return v.clone();
+        }
+        let mut segments: Vec<(Version, &str)> = self
+            .recipes
+            .keys()
+            .chain(self.versions.keys())
+            .filter_map(|s| s.parse::<Version>().ok().map(|v| (v, s.as_str())))
+            .collect();
+        segments.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(b.1)));
+        segments.dedup_by(|a, b| a.1 == b.1);
+        let mut versions = Vec::new();
+        for (version, seg) in segments {
+            let vi = VersionIdent::new(name.clone(), version.clone());
+            let mut builds: Vec<_> = self
+                .versions
+                .get(seg)
+                .map(|v| {
+                    v.builds
+                        .iter()
+                        .filter_map(|(b, e)| {
+                            b.parse::<Build>()
+                                .ok()
+                                .map(|b| (vi.to_build(b), e.spec.clone()))
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            builds.sort_by(|a, b| a.0.build.cmp(&b.0.build));
+            let recipe = self.recipes.get(seg).map(|e| e.spec.clone());
+            if recipe.is_none() && builds.is_empty() {
+                continue;
+            }
+            versions.push(VersionSpecs {
+                version,
+                recipe,
+                builds,
+            });
+        }
+        Arc::new(PackageVersions {
+            name: name.clone(),
+            versions,
+        })
+    }
+
+    /// What the index says, without stamps: for comparing two indexes.
+    fn content(&self) -> BTreeMap<String, String> {
+        let mut out = BTreeMap::new();
+        for (v, e) in &self.recipes {
+            out.insert(v.clone(), e.digest.clone());
+        }
+        for (v, rec) in &self.versions {
+            for (b, e) in &rec.builds {
+                out.insert(format!("{v}/{b}"), e.digest.clone());
+            }
+        }
+        out
+    }
+}
+
+/// How one package's stored index compares with its tags (`spk index --check`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IndexState {
+    /// Matches the tags.
+    Fresh,
+    /// No index file yet; it is built on first read.
+    Missing,
+    /// The tags changed since it was written; it is refreshed on next read.
+    Stale,
+    /// The file cannot be read or is of another format; it is rebuilt on next read.
+    Unreadable(String),
+    /// Its stamps say it is current but its content differs from the tags. This must
+    /// not happen; `spk index --rebuild` replaces it.
+    Wrong(Vec<String>),
+}
+
+/// The indexes of one repository, with an in-process cache of the ones read.
+pub struct IndexStore {
+    dir: PathBuf,
+    cache: Mutex<HashMap<PkgName, Arc<PackageIndex>>>,
+}
+
+impl IndexStore {
+    /// The index kept in the spfs repository at `root`.
+    pub fn new(root: &Path) -> Self {
+        IndexStore {
+            dir: root.join(INDEX_DIR),
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn file(&self, name: &PkgName) -> PathBuf {
+        self.dir.join(format!("{name}.json"))
+    }
+
+    fn cached(&self, name: &PkgName) -> Option<Arc<PackageIndex>> {
+        self.cache.lock().ok()?.get(name).cloned()
+    }
+
+    fn remember(&self, name: &PkgName, index: Arc<PackageIndex>) {
+        if let Ok(mut c) = self.cache.lock() {
+            c.insert(name.clone(), index);
+        }
+    }
+
+    /// Forgets what this process read (the files stay).
+    pub fn forget(&self) {
+        if let Ok(mut c) = self.cache.lock() {
+            c.clear();
+        }
+    }
+
+    fn read_file(&self, name: &PkgName) -> std::result::Result<Option<PackageIndex>, String> {
+        let path = self.file(name);
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+        };
+        let index: PackageIndex = serde_json::from_slice(&bytes)
+            .map_err(|e| format!("{} is not a valid index: {e}", path.display()))?;
+        if index.format != INDEX_FORMAT || index.package != name.as_str() {
+            return Err(format!(
+                "{} is for package '{}' in format {}, expected '{name}' in format {INDEX_FORMAT}",
+                path.display(),
+                index.package,
+                index.format
+            ));
+        }
+        Ok(Some(index))
+    }
+
+    /// Every version of `name` with its recipe and build specs, from the index, brought
+    /// up to date with the tags first.
+    pub fn load(&self, repo: &LocalRepository, name: &PkgName) -> Result<Arc<PackageVersions>> {
+        let known = match self.cached(name) {
+            Some(i) => Some(i),
+            None => match self.read_file(name) {
+                Ok(i) => i.map(Arc::new),
+                Err(e) => {
+                    tracing::debug!("package index: {e}; rebuilding it");
+                    None
+                }
+            },
+        };
+        if let Some(index) = &known {
+            if is_current(repo, name, index)? {
+                let index = match index.view {
+                    Some(_) => index.clone(),
+                    None => {
+                        let mut i = (**index).clone();
+                        i.view = Some(i.view(name));
+                        Arc::new(i)
+                    }
+                };
+                self.remember(name, index.clone());
+                return Ok(index.view(name));
+            }
+        }
+        let Some(mut index) = refresh(repo, name, known.as_deref())? else {
+            return Ok(Arc::new(PackageVersions {
+                name: name.clone(),
+                versions: Vec::new(),
+            }));
+        };
+        if let Err(e) = self.write(name, &index) {
+            tracing::debug!("package index of {name} not saved: {e}");
+        }
+        index.view = Some(index.view(name));
+        let index = Arc::new(index);
+        self.remember(name, index.clone());
+        Ok(index.view(name))
+    }
+
+    fn write(&self, name: &PkgName, index: &PackageIndex) -> std::io::Result<()> {
+        std::fs::create_dir_all(&self.dir)?;
+        let mut tmp = tempfile::NamedTempFile::new_in(&self.dir)?;
+        serde_json::to_writer(std::io::BufWriter::new(tmp.as_file_mut()), index)?;
+        tmp.as_file_mut().flush()?;
+        tmp.persist(self.file(name)).map_err(|e| e.error)?;
+        Ok(())
+    }
+
+    /// Rebuilds the index of `name` from its tags alone and saves it (or removes the
+    /// file when the package has no tags). Returns whether the package exists.
+    pub fn rebuild(&self, repo: &LocalRepository, name: &PkgName) -> Result<bool> {
+        match refresh(repo, name, None)? {
+            Some(index) => {
+                self.write(name, &index).map_err(|e| {
+                    StorageError::Invalid(format!(
+                        "cannot write the package index {}: {e}; check the permissions of {}",
+                        self.file(name).display(),
+                        self.dir.display()
+                    ))
+                })?;
+                Ok(true)
+            }
+            None => {
+                let _ = std::fs::remove_file(self.file(name));
+                Ok(false)
+            }
+        }
+    }
+
+    /// Index files of packages that are not in `names` (left by removed packages).
+    pub fn orphans(&self, names: &[PkgName]) -> Vec<PathBuf> {
+        let Ok(rd) = std::fs::read_dir(&self.dir) else {
+            return Vec::new();
+        };
+        rd.flatten()
+            .filter_map(|e| {
+                let file = e.file_name().into_string().ok()?;
+                let stem = file.strip_suffix(".json")?;
+                (!names.iter().any(|n| n.as_str() == stem)).then(|| e.path())
+            })
+            .collect()
+    }
+
+    /// Compares the stored index of `name` with its tags, read afresh.
+    pub fn check(&self, repo: &LocalRepository, name: &PkgName) -> Result<IndexState> {
+        let stored = match self.read_file(name) {
+            Ok(Some(i)) => i,
+            Ok(None) => return Ok(IndexState::Missing),
+            Err(e) => return Ok(IndexState::Unreadable(e)),
+        };
+        let current = is_current(repo, name, &stored)?;
+        let truth = refresh(repo, name, None)?;
+        let want = truth.map(|t| t.content()).unwrap_or_default();
+        let have = stored.content();
+        if want == have {
+            return Ok(if current {
+                IndexState::Fresh
+            } else {
+                IndexState::Stale
+            });
+        }
+        if !current {
+            return Ok(IndexState::Stale);
+        }
+        let mut diffs = Vec::new();
+        for (k, d) in &want {
+            match have.get(k) {
+                None => diffs.push(format!("{name}/{k} is tagged but missing from the index")),
+                Some(h) if h != d => {
+                    diffs.push(format!("{name}/{k} is tagged {d} but the index says {h}"))
+                }
+                _ => {}
+            }
+        }
+        for k in have.keys().filter(|k| !want.contains_key(*k)) {
+            diffs.push(format!("{name}/{k} is in the index but not tagged"));
+        }
+        Ok(IndexState::Wrong(diffs))
+    }
+}
+
+fn package_dir(name: &PkgName) -> String {
+    format!("{SPEC_PREFIX}/{name}")
+}
+
+/// Whether `index` still describes the tags: one `stat` per directory, no reads.
+fn is_current(repo: &LocalRepository, name: &PkgName, index: &PackageIndex) -> Result<bool> {
+    let dir = package_dir(name);
+    if !index.dir.settled(repo.tag_dir_stamp(&dir)?) {
+        return Ok(false);
+    }
+    for (seg, v) in &index.versions {
+        if !v.dir.settled(repo.tag_dir_stamp(&format!("{dir}/{seg}"))?) {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// Reads what changed since `old` (everything without one). `None` if the package has
+/// no spec tags.
+fn refresh(
+    repo: &LocalRepository,
+    name: &PkgName,
+    old: Option<&PackageIndex>,
+) -> Result<Option<PackageIndex>> {
+    // The clock first: a stamp is trusted only if it was already old when it was taken.
+    let clock = repo.tags_clock().unwrap_or_else(|_| system_clock());
+    let dir = package_dir(name);
+    let Some(listing) = repo.tag_dir(&dir)? else {
+        return Ok(None);
+    };
+    let mut index = PackageIndex {
+        format: INDEX_FORMAT,
+        package: name.to_string(),
+        dir: DirRecord::new(listing.stamp, clock),
+        recipes: BTreeMap::new(),
+        versions: BTreeMap::new(),
+        view: None,
+    };
+    for (seg, stamp) in &listing.tags {
+        let tag = format!("{dir}/{seg}");
+        let prev = old.and_then(|o| o.recipes.get(seg));
+        if let Some(e) = read_entry(repo, &tag, *stamp, prev, &format!("recipe {name}/{seg}"))? {
+            index.recipes.insert(seg.clone(), e);
+        }
+    }
+    for seg in &listing.dirs {
+        let vdir = format!("{dir}/{seg}");
+        let prev = old.and_then(|o| o.versions.get(seg));
+        if let Some(p) = prev {
+            if p.dir.settled(repo.tag_dir_stamp(&vdir)?) {
+                index.versions.insert(seg.clone(), p.clone());
+                continue;
+            }
+        }
+        let Some(vlist) = repo.tag_dir(&vdir)? else {
+            continue;
+        };
+        let mut rec = VersionRecord {
+            dir: DirRecord::new(vlist.stamp, clock),
+            builds: BTreeMap::new(),
+        };
+        for (build, stamp) in &vlist.tags {
+            let tag = format!("{vdir}/{build}");
+            let prev_entry = prev.and_then(|p| p.builds.get(build));
+            let what = format!("build {name}/{seg}/{build}");
+            if let Some(e) = read_entry(repo, &tag, *stamp, prev_entry, &what)? {
+                rec.builds.insert(build.clone(), e);
+            }
+        }
+        index.versions.insert(seg.clone(), rec);
+    }
+    Ok(Some(index))
+}
+
+/// The entry of one spec tag, reusing `prev` when the tag file or its target is unchanged.
+fn read_entry(
+    repo: &LocalRepository,
+    tag: &str,
+    stamp: TagStamp,
+    prev: Option<&Entry>,
+    what: &str,
+) -> Result<Option<Entry>> {
+    if let Some(p) = prev.filter(|p| p.stamp == stamp) {
+        return Ok(Some(p.clone()));
+    }
+    // Removed since it was listed: not part of the package any more.
+    let Some(digest) = repo.resolve_tag(tag)? else {
+        return Ok(None);
+    };
+    let digest_text = digest.to_string();
+    if let Some(p) = prev.filter(|p| p.digest == digest_text) {
+        return Ok(Some(Entry { stamp, ..p.clone() }));
+    }
+    let spec = parse_spec_blob(repo, &digest, tag, what)?;
+    Ok(Some(Entry::new(stamp, digest_text, spec)))
+}
+
+/// Reads and parses the spec stored in blob `digest` (tagged `tag`).
+pub(super) fn parse_spec_blob(
+    repo: &LocalRepository,
+    digest: &spfs::Digest,
+    tag: &str,
+    what: &str,
+) -> Result<Spec> {
+    let bytes = repo.read_blob(digest)?;
+    let text = String::from_utf8(bytes).map_err(|_| StorageError::Corrupt {
+        what: what.to_string(),
+        message: "not UTF-8".into(),
+    })?;
+    parse_rendered(&text, tag, &LoadOptions::default())
+        .map(|l| l.spec)
+        .map_err(|e| StorageError::Corrupt {
+            what: what.to_string(),
+            message: e.to_string(),
+        })
+}
+
+fn system_clock() -> i128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i128)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stamp(mtime_ns: i128, ctime_ns: i128) -> TagStamp {
+        TagStamp {
+            ino: 7,
+            size: 4096,
+            mtime_ns,
+            ctime_ns,
+        }
+    }
+
+    #[test]
+    fn a_stamp_taken_within_the_racy_window_is_never_trusted() {
+        let clock = 100 * 1_000_000_000;
+        // Changed 1 ms before it was read: a change in the same tick could hide behind it.
+        let fresh = DirRecord::new(stamp(clock - 1_000_000, clock - 1_000_000), clock);
+        assert!(fresh.racy);
+        assert!(!fresh.settled(Some(fresh.stamp)), "even an identical stamp");
+        // The status change time counts too.
+        assert!(DirRecord::new(stamp(clock - 5_000_000_000, clock), clock).racy);
+        // Old enough: an identical stamp means unchanged, any difference means changed.
+        let old = DirRecord::new(stamp(clock - 3_000_000_000, clock - 3_000_000_000), clock);
+        assert!(!old.racy);
+        assert!(old.settled(Some(old.stamp)));
+        assert!(!old.settled(Some(stamp(clock - 3_000_000_000, clock))));
+        assert!(!old.settled(None), "a removed directory");
+    }
+}
