@@ -6,6 +6,7 @@
 //! - [`runtime`]: isolated /spfs environments (namespaces, overlayfs, FUSE)
 
 pub mod check;
+pub mod clean;
 pub mod commit;
 pub mod diff;
 pub mod digest;

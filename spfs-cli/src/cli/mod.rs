@@ -1,5 +1,6 @@
 //! Command-line interface of `spfs`.
 
+mod clean;
 mod inspect;
 mod progress;
 mod runtime;
@@ -140,6 +141,11 @@ enum Command {
     /// Inspect and clean up runtime records
     #[command(subcommand)]
     Runtime(runtime::RuntimeCmd),
+    /// Remove what no tag, runtime or recent write needs (objects, payloads, renders)
+    #[command(
+        after_help = "Example: spfs clean --prune-if-older-than 30d --keep-if-less-than 5 -y"
+    )]
+    Clean(clean::CleanArgs),
     /// Verify objects and payloads (all, or the closure of REF)
     Check {
         /// Only check what this reference needs
@@ -223,6 +229,7 @@ fn run(cli: &Cli) -> Result<i32> {
             dir,
             strategy,
         } => store::render(&cli.open_repo()?, reference, dir, *strategy),
+        Command::Clean(args) => clean::clean(&cli.open_repo()?, args),
         Command::Check { reference } => store::check(&cli.open_repo()?, reference.as_deref()),
     }
 }

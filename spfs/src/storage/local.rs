@@ -140,12 +140,14 @@ impl LocalRepository {
         self.object_path(digest).exists()
     }
 
-    /// Stores an object and returns its digest. Storing an existing object is a no-op.
+    /// Stores an object and returns its digest. Storing an existing object only
+    /// refreshes its modification time (it is young again for `spfs clean`).
     pub fn write_object(&self, object: &Object) -> Result<Digest> {
         let bytes = object.encode();
         let digest = Digest::of(&bytes);
         let path = self.object_path(&digest);
-        if path.exists() {
+        let _guard = self.write_guard()?;
+        if super::touch(&path)? {
             return Ok(digest);
         }
         self.write_atomic(&path, &bytes, 0o444)?;

@@ -5,12 +5,15 @@
 //! renamed into place, so readers never see partial content.
 
 pub mod files;
+mod gc_lock;
 mod local;
 mod payloads;
 mod references;
 mod tags;
 mod transaction;
 
+pub(crate) use gc_lock::touch;
+pub use gc_lock::{CollectGuard, WriteGuard};
 pub use local::{default_root, LocalRepository, FORMAT_VERSION};
 pub(crate) use payloads::set_mode;
 pub use payloads::{hash_stream, payload_mode};
