@@ -11,8 +11,7 @@ use spfs::storage::LocalRepository;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let (Some(root), Some(pairs)) = (args.get(1), args.get(2).and_then(|n| n.parse().ok()))
-    else {
+    let (Some(root), Some(pairs)) = (args.get(1), args.get(2).and_then(|n| n.parse().ok())) else {
         eprintln!("usage: gen_store REPO PAIRS");
         std::process::exit(2);
     };
@@ -26,7 +25,9 @@ fn main() {
         .map(|i| {
             let mut tree = Tree::new();
             tree.insert(format!("file{i}").into_bytes(), Entry::file(0o644, 6, blob));
-            let m = repo.write_object(&Object::Manifest(Manifest::new(tree))).unwrap();
+            let m = repo
+                .write_object(&Object::Manifest(Manifest::new(tree)))
+                .unwrap();
             repo.write_object(&Object::Layer(Layer::new(m))).unwrap()
         })
         .collect();

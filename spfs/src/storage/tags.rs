@@ -182,7 +182,9 @@ impl LocalRepository {
         // Under the collection lock, each target must still be stored: a concurrent
         // `spfs clean` cannot have removed it since (docs/gc.md).
         let _guard = self.write_guard()?;
-        for (_, target) in tags {
+        // The empty blob needs no storing (stub builds point at it).
+        let empty = Digest::of(b"");
+        for (_, target) in tags.iter().filter(|(_, t)| *t != empty) {
             if !super::touch(&self.object_path(target))?
                 && !super::touch(&self.payload_path(target))?
             {
