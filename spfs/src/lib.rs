@@ -8,6 +8,7 @@
 pub mod check;
 pub mod clean;
 pub mod commit;
+pub mod config;
 pub mod diff;
 pub mod digest;
 pub mod encoding;

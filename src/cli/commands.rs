@@ -146,6 +146,10 @@ pub(super) fn parse_ident(s: &str) -> Result<AnyIdent, CliError> {
 
 /// Dispatches a parsed command line.
 pub fn run(opt: &Opt) -> Result<i32, CliError> {
+    if opt.repo.is_none() {
+        // The repository comes from the configuration: report a broken one.
+        spfs::config::current()?;
+    }
     match &opt.command {
         Command::Ls(a) => ls(opt, a),
         Command::Search(a) => search(opt, a),

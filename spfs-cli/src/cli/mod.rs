@@ -20,7 +20,7 @@ type Result<T, E = Report> = std::result::Result<T, E>;
 #[derive(Parser)]
 #[command(name = "spfs", version, about, long_about = None, propagate_version = true)]
 pub struct Cli {
-    /// Repository directory [default: $SPFS_ROOT or ~/.local/share/spfs]
+    /// Repository directory [default: $SPFS_ROOT, storage.root of the configuration, or ~/.local/share/spfs]
     #[arg(long, global = true, value_name = "PATH")]
     repo: Option<PathBuf>,
 
@@ -146,6 +146,8 @@ enum Command {
         after_help = "Example: spfs clean --prune-if-older-than 30d --keep-if-less-than 5 -y"
     )]
     Clean(clean::CleanArgs),
+    /// Show the effective configuration and where each value came from
+    Config,
     /// Verify objects and payloads (all, or the closure of REF)
     Check {
         /// Only check what this reference needs
@@ -183,6 +185,10 @@ pub fn main() -> i32 {
 }
 
 fn run(cli: &Cli) -> Result<i32> {
+    if cli.repo.is_none() {
+        // The repository comes from the configuration: report a broken one.
+        spfs::config::current()?;
+    }
     match &cli.command {
         Command::Init { dir } => {
             let path = dir.clone().unwrap_or_else(|| cli.repo_path());
@@ -229,6 +235,7 @@ fn run(cli: &Cli) -> Result<i32> {
             dir,
             strategy,
         } => store::render(&cli.open_repo()?, reference, dir, *strategy),
+        Command::Config => show_config(cli),
         Command::Clean(args) => clean::clean(&cli.open_repo()?, args),
         Command::Check { reference } => store::check(&cli.open_repo()?, reference.as_deref()),
     }
@@ -237,4 +244,32 @@ fn run(cli: &Cli) -> Result<i32> {
 /// Shorthand for a report of input the command cannot accept.
 fn invalid(msg: impl Into<String>) -> Report {
     Report::new(msg)
+}
+
+/// `spfs config`: each effective value with its source.
+fn show_config(cli: &Cli) -> Result<i32> {
+    let cfg = spfs::config::current()?;
+    match &cli.repo {
+        Some(r) => outln!("storage.root = {}    # from --repo", r.display()),
+        None => outln!(
+            "storage.root = {}    # from {}",
+            cfg.root.value.display(),
+            cfg.root.source
+        ),
+    }
+    outln!(
+        "runtime.backend = {}    # from {}",
+        cfg.backend.value,
+        cfg.backend.source
+    );
+    for (name, r) in &cfg.remotes {
+        outln!("remote.{name}.address = {}    # from {}", r.value, r.source);
+    }
+    if cfg.files.is_empty() {
+        eprintln!("no configuration file found (looked in /etc/spfs.toml, ~/.config/spfs/spfs.toml, $SPFS_CONFIG)");
+    } else {
+        let files: Vec<String> = cfg.files.iter().map(|f| f.display().to_string()).collect();
+        eprintln!("configuration files read: {}", files.join(", "));
+    }
+    Ok(0)
 }

@@ -14,7 +14,7 @@ mod transaction;
 
 pub(crate) use gc_lock::touch;
 pub use gc_lock::{CollectGuard, WriteGuard};
-pub use local::{default_root, LocalRepository, FORMAT_VERSION};
+pub use local::{builtin_root, default_root, LocalRepository, FORMAT_VERSION};
 pub(crate) use payloads::set_mode;
 pub use payloads::{hash_stream, payload_mode};
 pub use tags::{parse_tag_version, validate_tag_name, TagEntry};
