@@ -19,6 +19,7 @@ pub mod render;
 pub mod runtime;
 pub mod signals;
 pub mod storage;
+pub mod sync;
 
 pub use digest::Digest;
 pub use error::{Error, Help, Result};

@@ -10,6 +10,7 @@ mod local;
 mod payloads;
 mod references;
 mod tags;
+mod traits;
 mod transaction;
 
 pub(crate) use gc_lock::touch;
@@ -18,4 +19,5 @@ pub use local::{builtin_root, default_root, LocalRepository, FORMAT_VERSION};
 pub(crate) use payloads::set_mode;
 pub use payloads::{hash_stream, payload_mode};
 pub use tags::{parse_tag_version, validate_tag_name, TagEntry};
+pub use traits::{ObjectStore, PayloadStore, Repository, TagStore};
 pub use transaction::Transaction;
