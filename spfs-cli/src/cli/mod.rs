@@ -3,6 +3,7 @@
 mod clean;
 mod inspect;
 mod progress;
+mod remote;
 mod runtime;
 mod store;
 
@@ -148,6 +149,24 @@ enum Command {
     Clean(clean::CleanArgs),
     /// Show the effective configuration and where each value came from
     Config,
+    /// Copy references (with their tags and everything they need) to a remote
+    Push {
+        /// Tags, digests or stacks (a+b)
+        #[arg(required = true)]
+        refs: Vec<String>,
+        /// Remote name or address (file:///path) [default: origin]
+        #[arg(long, value_name = "NAME")]
+        remote: Option<String>,
+    },
+    /// Copy references (with their tags and everything they need) from a remote
+    Pull {
+        /// Tags, digests or stacks (a+b)
+        #[arg(required = true)]
+        refs: Vec<String>,
+        /// Remote name or address (file:///path) [default: origin]
+        #[arg(long, value_name = "NAME")]
+        remote: Option<String>,
+    },
     /// Verify objects and payloads (all, or the closure of REF)
     Check {
         /// Only check what this reference needs
@@ -236,6 +255,8 @@ fn run(cli: &Cli) -> Result<i32> {
             strategy,
         } => store::render(&cli.open_repo()?, reference, dir, *strategy),
         Command::Config => show_config(cli),
+        Command::Push { refs, remote } => remote::push(cli, refs, remote.as_deref()),
+        Command::Pull { refs, remote } => remote::pull(cli, refs, remote.as_deref()),
         Command::Clean(args) => clean::clean(&cli.open_repo()?, args),
         Command::Check { reference } => store::check(&cli.open_repo()?, reference.as_deref()),
     }

@@ -72,7 +72,7 @@ pub fn run(cli: &Cli, args: &RuntimeArgs, command: &[OsString]) -> Result<i32> {
     };
     let repo = cli.repo_for_write()?;
     let stack = match &args.reference {
-        Some(r) if args.rerun.is_none() => repo.resolve_refs(r)?,
+        Some(r) if args.rerun.is_none() => super::remote::resolve_for_run(&repo, r)?,
         _ => Vec::new(),
     };
     let edit = match (args.edit, args.no_edit) {
