@@ -17,6 +17,9 @@ use crate::object::{Object, ObjectKind};
 use crate::progress::Progress;
 use crate::storage::Repository;
 
+/// A digest the destination lacks: an object (decoded, with its bytes) or a payload.
+type Found = (Digest, Option<(Object, Vec<u8>)>);
+
 /// What a transfer copied.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct SyncReport {
@@ -66,6 +69,7 @@ pub fn copy(
     // From the first look at what dst holds until the tags are set.
     let _hold = dst.hold_for_writing()?;
     // Walk the source from the roots, level by level, skipping what dst holds.
+    let empty = Digest::of(b"");
     let mut seen: HashSet<Digest> = HashSet::new();
     let mut objects: Vec<(Digest, ObjectKind, Vec<u8>)> = Vec::new();
     let mut payloads: HashSet<Digest> = HashSet::new();
@@ -74,7 +78,7 @@ pub fn copy(
         crate::signals::check()?;
         let read = frontier
             .par_iter()
-            .map(|d| -> Result<Option<(Digest, Option<(Object, Vec<u8>)>)>> {
+            .map(|d| -> Result<Option<Found>> {
                 if dst.has_object(d)? {
                     return Ok(None);
                 }
@@ -90,6 +94,10 @@ pub fn copy(
                 }
                 if src.has_payload(d)? {
                     return Ok(Some((*d, None)));
+                }
+                if *d == empty {
+                    // The empty blob needs no storing (stub builds point at it).
+                    return Ok(None);
                 }
                 Err(Error::MissingObject(*d))
             })
@@ -122,7 +130,7 @@ pub fn copy(
     let payloads: Vec<Digest> = payloads.into_iter().collect();
     payloads.par_iter().try_for_each(|d| -> Result<()> {
         crate::signals::check()?;
-        if dst.has_payload(d)? {
+        if dst.has_payload(d)? || (*d == empty && !src.has_payload(d)?) {
             return Ok(());
         }
         let (mut reader, _, mode) = src.open_payload_stream(d)?;
