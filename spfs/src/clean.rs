@@ -485,8 +485,22 @@ impl<'r> Marker<'r> {
     }
 }
 
-/// Renders of unmarked manifests, proxies of unmarked payloads, and temporary files,
-/// all older than the cutoff.
+/// Temporary files and render directories are removed only when at least this old,
+/// whatever the grace period: writers that do not take the collection lock (tag and
+/// runtime record updates, renders) keep theirs for milliseconds.
+const TEMPORARY_AGE: Duration = Duration::from_secs(3600);
+
+/// An entry's metadata; `None` if it vanished since it was listed.
+fn meta_of(entry: &fs::DirEntry) -> Result<Option<fs::Metadata>> {
+    match entry.metadata() {
+        Ok(m) => Ok(Some(m)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::io("reading", &entry.path(), e)),
+    }
+}
+
+/// Renders of unmarked manifests and proxies of unmarked payloads older than the
+/// cutoff, and temporary files older than [`TEMPORARY_AGE`] and the cutoff.
 #[allow(clippy::type_complexity)]
 fn derived_litter(
     repo: &LocalRepository,
@@ -494,15 +508,24 @@ fn derived_litter(
     cutoff: i64,
 ) -> Result<(Vec<PathBuf>, Vec<(PathBuf, u64)>, Vec<PathBuf>)> {
     let old = |m: &fs::Metadata| mtime_ns(m) < cutoff;
+    let temporary_cutoff = SystemTime::now()
+        .checked_sub(TEMPORARY_AGE)
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0)
+        .min(cutoff);
+    let stale = |m: &fs::Metadata| mtime_ns(m) < temporary_cutoff;
     let mut renders = Vec::new();
     let mut temporaries = Vec::new();
     let dir = repo.renders_dir();
     for entry in fs::read_dir(&dir).ctx("listing", &dir)? {
         let entry = entry.ctx("listing", &dir)?;
         let name = entry.file_name().to_string_lossy().into_owned();
-        let meta = entry.metadata().ctx("reading", &entry.path())?;
+        let Some(meta) = meta_of(&entry)? else {
+            continue;
+        };
         if name.starts_with(".render-") {
-            if old(&meta) {
+            if stale(&meta) {
                 temporaries.push(entry.path());
             }
         } else if let Ok(d) = Digest::parse(&name) {
@@ -535,7 +558,9 @@ fn derived_litter(
                 let digest = name
                     .split_once('.')
                     .and_then(|(h, _)| Digest::parse(&format!("{sname}{h}")).ok());
-                let meta = f.metadata().ctx("reading", &f.path())?;
+                let Some(meta) = meta_of(&f)? else {
+                    continue;
+                };
                 let unused = digest.map(|d| !marked.contains(&d)).unwrap_or(true);
                 if unused && old(&meta) {
                     proxies.push((f.path(), meta.len()));
@@ -546,8 +571,8 @@ fn derived_litter(
     let tdir = repo.tmp_dir();
     for entry in fs::read_dir(&tdir).ctx("listing", &tdir)? {
         let entry = entry.ctx("listing", &tdir)?;
-        if let Ok(meta) = entry.metadata() {
-            if old(&meta) {
+        if let Some(meta) = meta_of(&entry)? {
+            if stale(&meta) {
                 temporaries.push(entry.path());
             }
         }

@@ -358,3 +358,24 @@ fn a_tag_cannot_point_at_what_clean_removed() {
     );
     assert!(f.repo.tag_history("org/late").unwrap().is_empty());
 }
+
+#[test]
+fn temporaries_go_only_when_stale_whatever_the_grace() {
+    let f = fixture();
+    let recent = f.repo.tmp_dir().join("tag-in-flight");
+    let stale = f.repo.tmp_dir().join(".commit-killed");
+    fs::write(&recent, b"x").unwrap();
+    fs::write(&stale, b"y").unwrap();
+    let set = |p: &Path, secs: u64| {
+        fs::File::open(p)
+            .unwrap()
+            .set_modified(SystemTime::now() - Duration::from_secs(secs))
+            .unwrap()
+    };
+    set(&recent, 600);
+    set(&stale, 7200);
+    let r = clean(&f.repo, &opts(0)).unwrap();
+    assert_eq!(r.temporaries, 1);
+    assert!(recent.exists());
+    assert!(!stale.exists());
+}
