@@ -495,7 +495,7 @@ fn meta_of(entry: &fs::DirEntry) -> Result<Option<fs::Metadata>> {
     match entry.metadata() {
         Ok(m) => Ok(Some(m)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(Error::io("reading", &entry.path(), e)),
+        Err(e) => Err(Error::io("reading", entry.path(), e)),
     }
 }
 
