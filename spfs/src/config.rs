@@ -164,6 +164,14 @@ impl Config {
             let text = match std::fs::read_to_string(path) {
                 Ok(t) => t,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                // A directory on the way we may not enter (another user's home, as
+                // when running as another user): no file we can know of.
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::PermissionDenied
+                        && std::fs::metadata(path).is_err() =>
+                {
+                    continue
+                }
                 Err(e) => return Err(Error::io("reading configuration", path, e)),
             };
             cfg.apply_file(path, &text)?;
