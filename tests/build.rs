@@ -540,3 +540,56 @@ fn an_interrupted_build_publishes_nothing_and_leaves_nothing() {
     assert!(leftovers.is_empty(), "{leftovers:?}");
     assert_eq!(runtime_mounts(), Vec::<String>::new());
 }
+
+#[test]
+fn removing_a_package_then_cleaning_frees_its_space() {
+    if !privileged("removing_a_package_then_cleaning_frees_its_space") {
+        return;
+    }
+    let env = Env::new();
+    let spec = env.spec(
+        "bulky/bulky.spk.yaml",
+        "pkg: bulky/1.0.0\napi: v0/package\nbuild:\n  script:\n    - mkdir -p \"$PREFIX/share\"\n    - head -c 300000 /dev/urandom > \"$PREFIX/share/bulky.bin\"\n",
+    );
+    let out = env.ok(&["build", spec.to_str().unwrap()]);
+    let build = built(&out).pop().expect("one build");
+    let files = env.component_files(&build, "run");
+    let (_, bytes) = files
+        .iter()
+        .find(|(p, _)| p == "share/bulky.bin")
+        .expect("the payload is in the run component");
+    let payload = spfs::Digest::of(bytes);
+    assert!(env.spfs().has_payload(&payload));
+    let spfs = |args: &[&str]| {
+        let out = Command::new(spfs_bin())
+            .args(args)
+            .env("SPFS_ROOT", &env.repo)
+            .env_remove("RUST_LOG")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "spfs {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    // Still published: nothing of it goes.
+    spfs(&["clean", "-y", "--grace", "0"]);
+    assert!(env.spfs().has_payload(&payload));
+    env.ok(&["remove", "bulky/1.0.0"]);
+    let report = spfs(&["clean", "-y", "--grace", "0"]);
+    assert!(!env.spfs().has_payload(&payload), "{report}");
+    // At least the 300000-byte payload was freed ("293.0 KiB" or more).
+    let freed = report
+        .split(", ")
+        .nth(2)
+        .and_then(|s| s.split(' ').next())
+        .and_then(|n| n.parse::<f64>().ok())
+        .unwrap_or(0.0);
+    assert!(
+        report.contains("KiB") && freed >= 293.0 || report.contains("MiB"),
+        "{report}"
+    );
+    spfs(&["check"]);
+}

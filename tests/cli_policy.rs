@@ -80,6 +80,35 @@ const TABLE: &[(Tool, Repo, Access, &[&str], i32)] = &[
     (Spfs, Missing, Reads, &["diff"], 1),
     (Spfs, Missing, Reads, &["render", "a/b", "@NODIR"], 1),
     (Spfs, Missing, Reads, &["check"], 1),
+    (Spfs, Missing, Reads, &["clean", "-y"], 1),
+    (
+        Spfs,
+        Missing,
+        Reads,
+        &["push", "a/b", "--remote", "nowhere"],
+        1,
+    ),
+    (
+        Spfs,
+        Missing,
+        Writes,
+        &["pull", "a/b", "--remote", "nowhere"],
+        1,
+    ),
+    (
+        Spk,
+        Missing,
+        Reads,
+        &["push", "python/1.0", "--remote", "nowhere"],
+        1,
+    ),
+    (
+        Spk,
+        Missing,
+        Writes,
+        &["pull", "python/1.0", "--remote", "nowhere"],
+        1,
+    ),
     (Spfs, Missing, Reads, &["untag", "a/b"], 1),
     (Spfs, Missing, Reads, &["edit"], 1),
     (Spfs, Missing, Reads, &["reset"], 1),
@@ -115,6 +144,8 @@ const TABLE: &[(Tool, Repo, Access, &[&str], i32)] = &[
     (Spfs, Empty, Reads, &["diff", "no/such", "other/x"], 1),
     (Spfs, Empty, Reads, &["render", "no/such", "@NODIR"], 1),
     (Spfs, Empty, Reads, &["check", "no/such"], 1),
+    (Spfs, Empty, Reads, &["clean", "-y", "--grace", "soon"], 1),
+    (Spfs, Empty, Reads, &["clean"], 1),
     (Spfs, Empty, Reads, &["untag", "no/such"], 1),
     (Spfs, Empty, Reads, &["untag", "--all", "no/such"], 1),
     (Spfs, Empty, Writes, &["tag", "no/such", "new/tag"], 1),
@@ -402,7 +433,7 @@ fn every_subcommand_is_covered_and_rejects_an_unknown_flag_as_usage() {
             let covered = TABLE.iter().any(|(t, _, _, a, _)| {
                 *t == tool && a.len() >= path.len() && a[..path.len()] == args[..path.len()]
             });
-            let no_input = ["init", "version", "new", "run", "shell"];
+            let no_input = ["init", "version", "config", "new", "run", "shell"];
             assert!(
                 covered || no_input.contains(&path[0].as_str()),
                 "{tool:?} {path:?} has no row in the bad-input table"

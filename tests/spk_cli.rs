@@ -481,3 +481,54 @@ fn explain_draws_the_resolve_and_the_conflict() {
         assert!(String::from_utf8_lossy(&out.stderr).contains("install graphviz"));
     }
 }
+
+#[test]
+fn push_and_pull_copy_recipes_and_builds_between_repositories() {
+    let env = setup();
+    let remote = env.path("shared");
+    let addr = format!("file://{}", remote.display());
+    let out = env.ok(&["push", "python/3.9.1", "--remote", &addr]);
+    assert!(
+        out.contains(&format!("pushed python/3.9.1 to {addr}")),
+        "{out}"
+    );
+    // The remote now lists that version (recipe and builds) and nothing else.
+    let remote_env = |args: &[&str]| {
+        let out = std::process::Command::new(SPK)
+            .arg("--repo")
+            .arg(&remote)
+            .args(args)
+            .env_remove("SPFS_ROOT")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    assert_eq!(remote_env(&["ls"]).trim(), "python");
+    assert_eq!(remote_env(&["ls", "python"]).trim(), "python/3.9.1");
+    let local_builds = env.ok(&["ls", "python/3.9.1"]);
+    assert!(!local_builds.trim().is_empty());
+    assert_eq!(remote_env(&["ls", "python/3.9.1"]), local_builds);
+
+    // Pull into an empty repository: the solver then finds the builds there.
+    let fresh = Env::new();
+    let out = fresh.ok(&["pull", "python", "--remote", &addr]);
+    assert!(out.contains("pulled python from"), "{out}");
+    assert_eq!(fresh.ok(&["ls", "python/3.9.1"]), local_builds);
+    assert!(fresh
+        .ok(&["explain", "python/3.9.1"])
+        .contains("python/3.9.1/"));
+
+    let err = env.fail(&["push", "nosuch/1.0", "--remote", &addr]);
+    assert!(
+        err.contains("nosuch/1.0: not in the local repository"),
+        "{err}"
+    );
+    // `spk publish PKG` out of habit: told to push.
+    let err = env.fail(&["publish", "python/3.9.1"]);
+    assert!(err.contains("spk push python/3.9.1"), "{err}");
+}

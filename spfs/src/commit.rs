@@ -41,7 +41,7 @@ pub fn commit_tree(
     opts: &CommitOptions,
     progress: &Progress,
 ) -> Result<Manifest> {
-    let txn = Transaction::new(repo);
+    let txn = Transaction::new(repo)?;
     let manifest = failed_commit(&txn, commit_tree_in(&txn, dir, lower, opts, progress))?;
     txn.publish()?;
     Ok(manifest)
@@ -59,7 +59,7 @@ pub fn commit_tree_as_layer(
     annotations: &[(String, String)],
     progress: &Progress,
 ) -> Result<Digest> {
-    let txn = Transaction::new(repo);
+    let txn = Transaction::new(repo)?;
     let layer = failed_commit(
         &txn,
         commit_tree_in(&txn, dir, lower, opts, progress)
@@ -119,6 +119,8 @@ pub fn store_layer(
     manifest: Manifest,
     annotations: &[(String, String)],
 ) -> Result<Digest> {
+    // One hold across both writes: `spfs clean` cannot take the manifest between them.
+    let _guard = repo.write_guard()?;
     let manifest_digest = repo.write_object(&Object::Manifest(manifest))?;
     tracing::debug!(manifest = %manifest_digest, "manifest stored");
     let mut layer = Layer::new(manifest_digest);
@@ -131,6 +133,7 @@ pub fn store_layer(
 /// Stores a stack of objects (bottom first) as a platform of their layers: manifests
 /// are wrapped in layers and nested platforms flattened. Returns the platform's digest.
 pub fn store_platform(repo: &LocalRepository, stack: &[Digest]) -> Result<Digest> {
+    let _guard = repo.write_guard()?;
     let layers = repo.layers_of(stack)?;
     if layers.is_empty() {
         return Err(Error::InvalidInput(

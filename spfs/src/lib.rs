@@ -6,7 +6,9 @@
 //! - [`runtime`]: isolated /spfs environments (namespaces, overlayfs, FUSE)
 
 pub mod check;
+pub mod clean;
 pub mod commit;
+pub mod config;
 pub mod diff;
 pub mod digest;
 pub mod encoding;
@@ -17,6 +19,7 @@ pub mod render;
 pub mod runtime;
 pub mod signals;
 pub mod storage;
+pub mod sync;
 
 pub use digest::Digest;
 pub use error::{Error, Help, Result};

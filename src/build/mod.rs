@@ -333,6 +333,8 @@ impl<'a> Builder<'a> {
             s.pkg.build = Some(Build::Source);
             s
         };
+        // Until the build is published, `spfs clean` waits (docs/gc.md).
+        let _guard = self.repo.spfs().write_guard()?;
         let manifest = commit_tree(
             self.repo.spfs(),
             &upper,
@@ -613,6 +615,8 @@ impl<'a> Builder<'a> {
             fs::remove_dir_all(&src_upper).map_err(BuildError::io("remove", &src_upper))?;
         }
         let spfs = self.repo.spfs();
+        // Until the build is published, `spfs clean` waits (docs/gc.md).
+        let _guard = spfs.write_guard()?;
         let lower = spfs.merge_manifests(&spfs.manifests_of(&stack)?)?;
         let changes = commit_tree(
             spfs,

@@ -91,6 +91,17 @@ pub struct Publish {
     pub stub_builds: bool,
 }
 
+/// `spk push` / `spk pull`.
+#[derive(Debug, Args)]
+pub struct Transfer {
+    /// NAME (every version), NAME/VERSION (recipe and builds) or NAME/VERSION/BUILD.
+    #[arg(required = true)]
+    pub packages: Vec<String>,
+    /// Remote name or address (file:///path) [default: origin]
+    #[arg(long, value_name = "NAME")]
+    pub remote: Option<String>,
+}
+
 /// `spk explain`.
 #[derive(Debug, Args)]
 pub struct Explain {
@@ -146,6 +157,10 @@ pub(super) fn parse_ident(s: &str) -> Result<AnyIdent, CliError> {
 
 /// Dispatches a parsed command line.
 pub fn run(opt: &Opt) -> Result<i32, CliError> {
+    if opt.repo.is_none() {
+        // The repository comes from the configuration: report a broken one.
+        spfs::config::current()?;
+    }
     match &opt.command {
         Command::Ls(a) => ls(opt, a),
         Command::Search(a) => search(opt, a),
@@ -153,6 +168,8 @@ pub fn run(opt: &Opt) -> Result<i32, CliError> {
         Command::Deprecate(a) => deprecate(opt, a, true),
         Command::Undeprecate(a) => deprecate(opt, a, false),
         Command::Remove(a) => remove(opt, a),
+        Command::Push(a) => transfer(opt, a, true),
+        Command::Pull(a) => transfer(opt, a, false),
         Command::New(a) => new(a),
         Command::Lint(a) => lint(a),
         Command::Publish(a) => publish(opt, a),
@@ -379,7 +396,92 @@ fn lint(a: &Lint) -> CliResult {
     }
 }
 
+/// Opens the remote a name or address designates, as a package repository.
+fn open_remote(name: Option<&str>, create: bool) -> Result<(String, SpfsRepository), CliError> {
+    let label = name.unwrap_or(spfs::config::DEFAULT_REMOTE).to_string();
+    match spfs::config::current()?.remote(name)? {
+        spfs::config::Address::File(path) => {
+            let repo = if create {
+                SpfsRepository::open_or_create(&path)?
+            } else {
+                SpfsRepository::open(&path)?
+            };
+            Ok((label, repo))
+        }
+        other => Err(CliError::new(format!(
+            "remote '{label}' ({other}): this kind of remote is not supported yet"
+        ))
+        .help("use a file:/// remote (a shared directory)")),
+    }
+}
+
+fn transfer(opt: &Opt, a: &Transfer, push: bool) -> CliResult {
+    let (label, remote) = open_remote(a.remote.as_deref(), push)?;
+    let local = if push {
+        open_repo(opt)?
+    } else {
+        repo_for_write(opt)?
+    };
+    let (src, dst) = if push {
+        (&local, &remote)
+    } else {
+        (&remote, &local)
+    };
+    let mut tags = Vec::new();
+    for p in &a.packages {
+        let ident = parse_ident(p)?;
+        let found = src.package_tags(&ident)?;
+        if found.is_empty() {
+            return Err(CliError::new(format!(
+                "{p}: not in {}",
+                if push {
+                    "the local repository".to_string()
+                } else {
+                    format!("remote '{label}'")
+                }
+            ))
+            .help("list what is there with 'spk ls'"));
+        }
+        for t in found {
+            if let Some(d) = src.spfs().resolve_tag(&t)? {
+                tags.push((t, d));
+            }
+        }
+    }
+    let roots: Vec<spfs::Digest> = tags.iter().map(|(_, d)| *d).collect();
+    let r = spfs::sync::copy(
+        src.spfs(),
+        dst.spfs(),
+        &roots,
+        &tags,
+        &spfs::progress::Progress::hidden(),
+    )?;
+    let verb = if push { "pushed" } else { "pulled" };
+    let dir = if push { "to" } else { "from" };
+    eprintln!(
+        "{verb} {} object(s), {} payload(s), {}; {} tag(s) set",
+        r.objects,
+        r.payloads,
+        spfs::progress::human_bytes(r.bytes),
+        r.tags
+    );
+    for p in &a.packages {
+        outln!("{verb} {p} {dir} {label}");
+    }
+    Ok(())
+}
+
 fn publish(opt: &Opt, a: &Publish) -> CliResult {
+    for p in &a.paths {
+        let text = p.to_string_lossy();
+        // SPK users type `spk publish PKG/VERSION` to copy a package to a remote.
+        if !p.exists() && text.parse::<AnyIdent>().is_ok() && !text.ends_with(".yaml") {
+            return Err(CliError::new(format!(
+                "'{text}' is not a spec file or directory; it reads as a package, and spk publish stores recipes from spec files"
+            ))
+            .help(format!("to copy {text} to a remote, use 'spk push {text} [--remote NAME]'")));
+        }
+    }
     let opts = template_options(&a.options)?;
     let repo = repo_for_write(opt)?;
     let published = fixtures::publish_paths(&repo, &a.paths, &opts, a.stub_builds, a.force)?;

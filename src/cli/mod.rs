@@ -61,6 +61,10 @@ pub enum Command {
     Lint(commands::Lint),
     /// Publish recipes from spec files or directories of spec files.
     Publish(commands::Publish),
+    /// Copy packages (recipes, build specs and component layers) to a remote.
+    Push(commands::Transfer),
+    /// Copy packages (recipes, build specs and component layers) from a remote.
+    Pull(commands::Transfer),
     /// Resolve requests and print the solution, or why there is none.
     Explain(commands::Explain),
     /// Collect a recipe's sources into its src build.

@@ -170,3 +170,29 @@ pub fn git(dir: &Path, args: &[&str]) -> String {
     );
     String::from_utf8(out.stdout).unwrap()
 }
+
+/// The `spfs` binary of the same build as `spk`, built there if missing (a test run of
+/// the spk package alone may not have built it).
+pub fn spfs_bin() -> &'static Path {
+    static BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| {
+        let bin = Path::new(SPK).with_file_name("spfs");
+        if !bin.exists() {
+            let release = Path::new(SPK)
+                .parent()
+                .is_some_and(|d| d.ends_with("release"));
+            let mut build = Command::new(std::env::var("CARGO").unwrap_or("cargo".into()));
+            build.args(["build", "-q", "-p", "spfs-cli", "--bin", "spfs"]);
+            if release {
+                build.arg("--release");
+            }
+            let status = build
+                .current_dir(env!("CARGO_MANIFEST_DIR"))
+                .status()
+                .unwrap();
+            assert!(status.success(), "building the spfs binary failed");
+        }
+        assert!(bin.exists(), "no spfs binary at {}", bin.display());
+        bin
+    })
+}

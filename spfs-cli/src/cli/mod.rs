@@ -1,7 +1,9 @@
 //! Command-line interface of `spfs`.
 
+mod clean;
 mod inspect;
 mod progress;
+mod remote;
 mod runtime;
 mod store;
 
@@ -19,7 +21,7 @@ type Result<T, E = Report> = std::result::Result<T, E>;
 #[derive(Parser)]
 #[command(name = "spfs", version, about, long_about = None, propagate_version = true)]
 pub struct Cli {
-    /// Repository directory [default: $SPFS_ROOT or ~/.local/share/spfs]
+    /// Repository directory [default: $SPFS_ROOT, storage.root of the configuration, or ~/.local/share/spfs]
     #[arg(long, global = true, value_name = "PATH")]
     repo: Option<PathBuf>,
 
@@ -140,6 +142,31 @@ enum Command {
     /// Inspect and clean up runtime records
     #[command(subcommand)]
     Runtime(runtime::RuntimeCmd),
+    /// Remove what no tag, runtime or recent write needs (objects, payloads, renders)
+    #[command(
+        after_help = "Example: spfs clean --prune-if-older-than 30d --keep-if-less-than 5 -y"
+    )]
+    Clean(clean::CleanArgs),
+    /// Show the effective configuration and where each value came from
+    Config,
+    /// Copy references (with their tags and everything they need) to a remote
+    Push {
+        /// Tags, digests or stacks (a+b)
+        #[arg(required = true)]
+        refs: Vec<String>,
+        /// Remote name or address (file:///path) [default: origin]
+        #[arg(long, value_name = "NAME")]
+        remote: Option<String>,
+    },
+    /// Copy references (with their tags and everything they need) from a remote
+    Pull {
+        /// Tags, digests or stacks (a+b)
+        #[arg(required = true)]
+        refs: Vec<String>,
+        /// Remote name or address (file:///path) [default: origin]
+        #[arg(long, value_name = "NAME")]
+        remote: Option<String>,
+    },
     /// Verify objects and payloads (all, or the closure of REF)
     Check {
         /// Only check what this reference needs
@@ -177,6 +204,10 @@ pub fn main() -> i32 {
 }
 
 fn run(cli: &Cli) -> Result<i32> {
+    if cli.repo.is_none() {
+        // The repository comes from the configuration: report a broken one.
+        spfs::config::current()?;
+    }
     match &cli.command {
         Command::Init { dir } => {
             let path = dir.clone().unwrap_or_else(|| cli.repo_path());
@@ -223,6 +254,10 @@ fn run(cli: &Cli) -> Result<i32> {
             dir,
             strategy,
         } => store::render(&cli.open_repo()?, reference, dir, *strategy),
+        Command::Config => show_config(cli),
+        Command::Push { refs, remote } => remote::push(cli, refs, remote.as_deref()),
+        Command::Pull { refs, remote } => remote::pull(cli, refs, remote.as_deref()),
+        Command::Clean(args) => clean::clean(&cli.open_repo()?, args),
         Command::Check { reference } => store::check(&cli.open_repo()?, reference.as_deref()),
     }
 }
@@ -230,4 +265,32 @@ fn run(cli: &Cli) -> Result<i32> {
 /// Shorthand for a report of input the command cannot accept.
 fn invalid(msg: impl Into<String>) -> Report {
     Report::new(msg)
+}
+
+/// `spfs config`: each effective value with its source.
+fn show_config(cli: &Cli) -> Result<i32> {
+    let cfg = spfs::config::current()?;
+    match &cli.repo {
+        Some(r) => outln!("storage.root = {}    # from --repo", r.display()),
+        None => outln!(
+            "storage.root = {}    # from {}",
+            cfg.root.value.display(),
+            cfg.root.source
+        ),
+    }
+    outln!(
+        "runtime.backend = {}    # from {}",
+        cfg.backend.value,
+        cfg.backend.source
+    );
+    for (name, r) in &cfg.remotes {
+        outln!("remote.{name}.address = {}    # from {}", r.value, r.source);
+    }
+    if cfg.files.is_empty() {
+        eprintln!("no configuration file found (looked in /etc/spfs.toml, ~/.config/spfs/spfs.toml, $SPFS_CONFIG)");
+    } else {
+        let files: Vec<String> = cfg.files.iter().map(|f| f.display().to_string()).collect();
+        eprintln!("configuration files read: {}", files.join(", "));
+    }
+    Ok(0)
 }

@@ -17,14 +17,10 @@ use super::{invalid, Cli, Result};
 /// Options shared by `run` and `shell`.
 #[derive(Args, Clone)]
 pub struct RuntimeArgs {
-    /// Lower-directory backend: render (hard-link renders) or fuse (served from the repository)
-    #[arg(
-        long,
-        env = "SPFS_BACKEND",
-        default_value = "render",
-        value_name = "BACKEND"
-    )]
-    backend: String,
+    /// Lower-directory backend: render (hard-link renders) or fuse (served from the
+    /// repository) [default: runtime.backend of the configuration, $SPFS_BACKEND, or render]
+    #[arg(long, value_name = "BACKEND")]
+    backend: Option<String>,
     /// Make /spfs writable (the default for an empty stack)
     #[arg(long, conflicts_with = "no_edit")]
     edit: bool,
@@ -74,10 +70,13 @@ pub enum RuntimeCmd {
 
 /// `spfs run` / `spfs shell`: never returns before the runtime ends.
 pub fn run(cli: &Cli, args: &RuntimeArgs, command: &[OsString]) -> Result<i32> {
-    let backend = Backend::parse(&args.backend)?;
+    let backend = match &args.backend {
+        Some(b) => Backend::parse(b)?,
+        None => Backend::parse(&spfs::config::current()?.backend.value)?,
+    };
     let repo = cli.repo_for_write()?;
     let stack = match &args.reference {
-        Some(r) if args.rerun.is_none() => repo.resolve_refs(r)?,
+        Some(r) if args.rerun.is_none() => super::remote::resolve_for_run(&repo, r)?,
         _ => Vec::new(),
     };
     let edit = match (args.edit, args.no_edit) {

@@ -52,6 +52,8 @@ pub enum Strategy {
 
 pub fn commit(cli: &Cli, cmd: &CommitCmd) -> Result<i32> {
     let repo = cli.repo_for_write()?;
+    // From the first look at stored content to the tag: `spfs clean` waits.
+    let _guard = repo.write_guard()?;
     match cmd {
         CommitCmd::Layer {
             path,
@@ -138,6 +140,7 @@ fn finish_commit(
 }
 
 pub fn tag(repo: &LocalRepository, reference: &str, names: &[String]) -> Result<i32> {
+    let _guard = repo.write_guard()?;
     let digests = repo.resolve_refs(reference)?;
     let target = match digests.as_slice() {
         [one] => *one,

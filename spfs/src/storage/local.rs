@@ -15,12 +15,23 @@ pub const FORMAT_VERSION: u32 = 1;
 
 const SUBDIRS: &[&str] = &["objects", "payloads", "tags", "renders", "runtimes", "tmp"];
 
-/// The default repository location: `$SPFS_ROOT`, else `$XDG_DATA_HOME/spfs`, else
-/// `~/.local/share/spfs`.
+/// The configured repository location (docs/config.md): `$SPFS_ROOT`, else
+/// `storage.root` of the configuration files, else [`builtin_root`]. A configuration
+/// that cannot be read is reported by front ends through [`crate::config::current`];
+/// here it falls back to `$SPFS_ROOT` or the built-in location.
 pub fn default_root() -> PathBuf {
+    if let Ok(cfg) = crate::config::current() {
+        return cfg.root.value.clone();
+    }
     if let Some(root) = std::env::var_os("SPFS_ROOT").filter(|v| !v.is_empty()) {
         return PathBuf::from(root);
     }
+    builtin_root()
+}
+
+/// The built-in repository location: `$XDG_DATA_HOME/spfs`, else
+/// `~/.local/share/spfs`.
+pub fn builtin_root() -> PathBuf {
     if let Some(data) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
         return PathBuf::from(data).join("spfs");
     }
@@ -140,12 +151,14 @@ impl LocalRepository {
         self.object_path(digest).exists()
     }
 
-    /// Stores an object and returns its digest. Storing an existing object is a no-op.
+    /// Stores an object and returns its digest. Storing an existing object only
+    /// refreshes its modification time (it is young again for `spfs clean`).
     pub fn write_object(&self, object: &Object) -> Result<Digest> {
         let bytes = object.encode();
         let digest = Digest::of(&bytes);
         let path = self.object_path(&digest);
-        if path.exists() {
+        let _guard = self.write_guard()?;
+        if super::touch(&path)? {
             return Ok(digest);
         }
         self.write_atomic(&path, &bytes, 0o444)?;

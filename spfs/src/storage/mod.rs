@@ -5,14 +5,19 @@
 //! renamed into place, so readers never see partial content.
 
 pub mod files;
+mod gc_lock;
 mod local;
 mod payloads;
 mod references;
 mod tags;
+mod traits;
 mod transaction;
 
-pub use local::{default_root, LocalRepository, FORMAT_VERSION};
+pub(crate) use gc_lock::touch;
+pub use gc_lock::{CollectGuard, WriteGuard};
+pub use local::{builtin_root, default_root, LocalRepository, FORMAT_VERSION};
 pub(crate) use payloads::set_mode;
 pub use payloads::{hash_stream, payload_mode};
 pub use tags::{parse_tag_version, tag_dirs_read, validate_tag_name, TagDir, TagEntry, TagStamp};
+pub use traits::{ObjectStore, PayloadStore, Repository, TagStore};
 pub use transaction::Transaction;

@@ -29,11 +29,13 @@ impl LocalRepository {
         self.payload_path(digest).exists()
     }
 
-    /// Stores bytes as a payload (mode 0444) and returns their digest.
+    /// Stores bytes as a payload (mode 0444) and returns their digest; an existing
+    /// payload's modification time is refreshed instead.
     pub fn write_blob(&self, bytes: &[u8]) -> Result<Digest> {
         let digest = Digest::of(bytes);
         let path = self.payload_path(&digest);
-        if !path.exists() {
+        let _guard = self.write_guard()?;
+        if !super::touch(&path)? {
             self.write_atomic(&path, bytes, 0o444)?;
         }
         Ok(digest)

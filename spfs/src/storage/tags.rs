@@ -179,6 +179,18 @@ impl LocalRepository {
         for (name, _) in tags {
             validate_tag_name(name)?;
         }
+        // Under the collection lock, each target must still be stored: a concurrent
+        // `spfs clean` cannot have removed it since (docs/gc.md).
+        let _guard = self.write_guard()?;
+        // The empty blob needs no storing (stub builds point at it).
+        let empty = Digest::of(b"");
+        for (_, target) in tags.iter().filter(|(_, t)| *t != empty) {
+            if !super::touch(&self.object_path(target))?
+                && !super::touch(&self.payload_path(target))?
+            {
+                return Err(Error::MissingObject(*target));
+            }
+        }
         self.sync()?;
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -273,6 +285,32 @@ impl LocalRepository {
             self.prune_empty_tag_dirs(name);
         }
         Ok(())
+    }
+
+    /// Removes, under the tag's lock, the history versions (`0` is the current one)
+    /// for which `prune(index, entry)` says so; returns how many were removed.
+    pub fn prune_tag_history(
+        &self,
+        name: &str,
+        prune: &dyn Fn(usize, &TagEntry, &[TagEntry]) -> bool,
+    ) -> Result<usize> {
+        validate_tag_name(name)?;
+        let _lock = self.lock_tag(name)?;
+        let history = self.tag_history(name)?;
+        let kept: Vec<TagEntry> = history
+            .iter()
+            .enumerate()
+            .filter(|(i, e)| !prune(*i, e, &history))
+            .map(|(_, e)| e.clone())
+            .collect();
+        let removed = history.len() - kept.len();
+        if removed > 0 {
+            self.write_tag_file(name, &kept)?;
+            if kept.is_empty() {
+                self.prune_empty_tag_dirs(name);
+            }
+        }
+        Ok(removed)
     }
 
     fn prune_empty_tag_dirs(&self, name: &str) {

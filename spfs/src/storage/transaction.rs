@@ -39,6 +39,8 @@ pub struct Transaction<'r> {
     payloads: Mutex<HashMap<Digest, Staged>>,
     /// In the order written, so that an object is published after what it refers to.
     objects: Mutex<Vec<(Digest, Staged)>>,
+    /// Keeps `spfs clean` from deleting what this commit relies on (docs/gc.md).
+    _guard: super::gc_lock::WriteGuard,
 }
 
 impl std::fmt::Debug for Transaction<'_> {
@@ -56,12 +58,15 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl<'r> Transaction<'r> {
     /// Starts a transaction on `repo`.
-    pub fn new(repo: &'r LocalRepository) -> Self {
-        Transaction {
+    /// Holds the repository's collection lock shared until it is published or
+    /// dropped, so that `spfs clean` deletes nothing it relies on meanwhile.
+    pub fn new(repo: &'r LocalRepository) -> Result<Self> {
+        Ok(Transaction {
             repo,
             payloads: Mutex::new(HashMap::new()),
             objects: Mutex::new(Vec::new()),
-        }
+            _guard: repo.write_guard()?,
+        })
     }
 
     /// How many files are staged.
@@ -172,11 +177,15 @@ impl<'r> Transaction<'r> {
         }
     }
 
-    /// Stages an object and returns its digest; an object already stored is not.
+    /// Stages an object and returns its digest; an object already stored is not, but
+    /// its modification time is refreshed: it may be this commit's result, and
+    /// `spfs clean` keeps young objects (docs/gc.md).
     pub fn write_object(&self, object: &Object) -> Result<Digest> {
         let bytes = object.encode();
         let digest = Digest::of(&bytes);
-        if self.repo.has_object(&digest) || lock(&self.objects).iter().any(|(d, _)| *d == digest) {
+        if lock(&self.objects).iter().any(|(d, _)| *d == digest)
+            || super::gc_lock::touch(&self.repo.object_path(&digest))?
+        {
             return Ok(digest);
         }
         let mut tmp = self.temp_file()?;
@@ -228,6 +237,8 @@ impl<'r> Transaction<'r> {
 /// content, by construction), creating its shard directory on first use. True if
 /// ours was published.
 fn publish_one(tmp: TempPath, path: &Path) -> Result<bool> {
+    // Published files are young for `spfs clean`, however long ago they were staged.
+    super::gc_lock::touch(&tmp)?;
     let tmp = match tmp.persist_noclobber(path) {
         Ok(()) => return Ok(true),
         Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => return Ok(false),
@@ -282,7 +293,7 @@ mod tests {
     #[test]
     fn a_dropped_transaction_leaves_nothing() {
         let (_d, repo, src) = setup();
-        let txn = Transaction::new(&repo);
+        let txn = Transaction::new(&repo).unwrap();
         let (digest, size) = txn.store_file(&src, 0o644).unwrap();
         assert_eq!(size, 14);
         assert_eq!(digest, Digest::of(b"shared content"));
@@ -299,8 +310,8 @@ mod tests {
         let (_d, repo, src) = setup();
         // Both stage the same content; the first fails (is dropped), the second
         // publishes: its payload is there.
-        let failing = Transaction::new(&repo);
-        let succeeding = Transaction::new(&repo);
+        let failing = Transaction::new(&repo).unwrap();
+        let succeeding = Transaction::new(&repo).unwrap();
         let (d1, _) = failing.store_file(&src, 0o644).unwrap();
         let (d2, _) = succeeding.store_file(&src, 0o644).unwrap();
         assert_eq!(d1, d2);
@@ -314,7 +325,7 @@ mod tests {
         assert_eq!(repo.read_blob(&d1).unwrap(), b"shared content");
         // The other order: the first publishes, then a later committer reuses it and
         // stages nothing; its failure cannot touch the published payload.
-        let later = Transaction::new(&repo);
+        let later = Transaction::new(&repo).unwrap();
         later.store_file(&src, 0o644).unwrap();
         assert_eq!(later.staged(), 0);
         drop(later);
@@ -325,8 +336,8 @@ mod tests {
     #[test]
     fn publishing_content_another_writer_published_first_keeps_theirs() {
         let (_d, repo, src) = setup();
-        let a = Transaction::new(&repo);
-        let b = Transaction::new(&repo);
+        let a = Transaction::new(&repo).unwrap();
+        let b = Transaction::new(&repo).unwrap();
         let (d, _) = a.store_file(&src, 0o644).unwrap();
         b.store_file(&src, 0o755).unwrap();
         a.publish().unwrap();

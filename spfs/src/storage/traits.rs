@@ -1,0 +1,171 @@
+//! The repository seam: what any store (the local directory, a remote) offers, so
+//! that moving data between stores (push, pull) is written once.
+//!
+//! Kept to what transfers need: raw object bytes, payload streams and tags. Every
+//! write verifies the digest of what arrives and lands under its final name only
+//! when complete.
+
+use std::io::Read;
+
+use super::{LocalRepository, TagEntry};
+use crate::digest::Digest;
+use crate::error::{Error, IoContext, Result};
+
+/// Encoded objects, by digest.
+pub trait ObjectStore: Send + Sync {
+    /// True if the object is stored.
+    fn has_object(&self, digest: &Digest) -> Result<bool>;
+    /// The object's encoded bytes, verified against its digest.
+    fn read_object_bytes(&self, digest: &Digest) -> Result<Vec<u8>>;
+    /// Stores encoded bytes under `digest`, refusing bytes that hash otherwise or do
+    /// not decode.
+    fn write_object_bytes(&self, digest: &Digest, bytes: &[u8]) -> Result<()>;
+}
+
+/// File contents, by digest.
+pub trait PayloadStore: Send + Sync {
+    /// True if the payload is stored.
+    fn has_payload(&self, digest: &Digest) -> Result<bool>;
+    /// A reader of the payload's content, its size, and its permission bits.
+    fn open_payload_stream(&self, digest: &Digest) -> Result<(Box<dyn Read + Send>, u64, u32)>;
+    /// Stores what `reader` yields as the payload `digest` with `mode` (write bits
+    /// removed); the content must hash to `digest`. Returns the bytes stored.
+    fn write_payload_stream(
+        &self,
+        digest: &Digest,
+        reader: &mut dyn Read,
+        mode: u32,
+    ) -> Result<u64>;
+}
+
+/// Tags with history.
+pub trait TagStore: Send + Sync {
+    /// Names of all tags under a prefix (all for `""`).
+    fn list_tag_names(&self, prefix: &str) -> Result<Vec<String>>;
+    /// A tag's history, newest first (empty if unknown).
+    fn tag_versions(&self, name: &str) -> Result<Vec<TagEntry>>;
+    /// Points tags at targets, which must be stored.
+    fn set_tags(&self, tags: &[(String, Digest)]) -> Result<()>;
+}
+
+/// A whole repository.
+pub trait Repository: ObjectStore + PayloadStore + TagStore {
+    /// How the repository is named to users (a path or an address).
+    fn describe(&self) -> String;
+    /// Keeps the store's garbage collection from removing what a transfer relies on
+    /// until the returned value is dropped (docs/gc.md).
+    fn hold_for_writing(&self) -> Result<Box<dyn std::any::Any>>;
+}
+
+impl ObjectStore for LocalRepository {
+    fn has_object(&self, digest: &Digest) -> Result<bool> {
+        Ok(LocalRepository::has_object(self, digest))
+    }
+
+    fn read_object_bytes(&self, digest: &Digest) -> Result<Vec<u8>> {
+        let path = self.object_path(digest);
+        let Some(bytes) = super::files::read_bounded(&path, super::files::MAX_OBJECT_BYTES)? else {
+            return Err(Error::MissingObject(*digest));
+        };
+        let actual = Digest::of(&bytes);
+        if actual != *digest {
+            return Err(Error::Corrupt {
+                what: "object",
+                digest: *digest,
+                path,
+                reason: format!("content hashes to {}", actual.short()),
+            });
+        }
+        Ok(bytes)
+    }
+
+    fn write_object_bytes(&self, digest: &Digest, bytes: &[u8]) -> Result<()> {
+        let actual = Digest::of(bytes);
+        let object = crate::object::Object::decode(bytes).ok();
+        if actual != *digest || object.is_none() {
+            return Err(Error::Corrupt {
+                what: "object",
+                digest: *digest,
+                path: self.object_path(digest),
+                reason: if actual != *digest {
+                    format!("arrived hashing to {}", actual.short())
+                } else {
+                    "arrived in a form that does not decode".into()
+                },
+            });
+        }
+        let _guard = self.write_guard()?;
+        let path = self.object_path(digest);
+        if !super::touch(&path)? {
+            self.write_atomic(&path, bytes, 0o444)?;
+        }
+        Ok(())
+    }
+}
+
+impl PayloadStore for LocalRepository {
+    fn has_payload(&self, digest: &Digest) -> Result<bool> {
+        Ok(LocalRepository::has_payload(self, digest))
+    }
+
+    fn open_payload_stream(&self, digest: &Digest) -> Result<(Box<dyn Read + Send>, u64, u32)> {
+        use std::os::unix::fs::MetadataExt;
+        let file = self.open_payload(digest, None)?;
+        let meta = file.metadata().ctx("reading", &self.payload_path(digest))?;
+        Ok((Box::new(file), meta.len(), meta.mode() & 0o7777))
+    }
+
+    fn write_payload_stream(
+        &self,
+        digest: &Digest,
+        reader: &mut dyn Read,
+        mode: u32,
+    ) -> Result<u64> {
+        let _guard = self.write_guard()?;
+        let path = self.payload_path(digest);
+        if super::touch(&path)? {
+            return Ok(0);
+        }
+        let tmp_dir = self.tmp_dir();
+        let mut tmp = tempfile::Builder::new()
+            .prefix(".sync-")
+            .tempfile_in(&tmp_dir)
+            .ctx("creating a file in", &tmp_dir)?;
+        let mut reader = reader;
+        let (actual, size) = super::hash_stream(&mut reader, Some(tmp.as_file_mut()), &path)?;
+        if actual != *digest {
+            return Err(Error::Corrupt {
+                what: "payload",
+                digest: *digest,
+                path,
+                reason: format!("arrived hashing to {}", actual.short()),
+            });
+        }
+        self.persist(tmp, &path, super::payload_mode(mode))?;
+        Ok(size)
+    }
+}
+
+impl TagStore for LocalRepository {
+    fn list_tag_names(&self, prefix: &str) -> Result<Vec<String>> {
+        self.list_tags(prefix)
+    }
+
+    fn tag_versions(&self, name: &str) -> Result<Vec<TagEntry>> {
+        self.tag_history(name)
+    }
+
+    fn set_tags(&self, tags: &[(String, Digest)]) -> Result<()> {
+        self.push_tags(tags)
+    }
+}
+
+impl Repository for LocalRepository {
+    fn describe(&self) -> String {
+        self.root().display().to_string()
+    }
+
+    fn hold_for_writing(&self) -> Result<Box<dyn std::any::Any>> {
+        Ok(Box::new(self.write_guard()?))
+    }
+}
