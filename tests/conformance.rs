@@ -6,18 +6,14 @@ use std::path::{Path, PathBuf};
 use spk::spec::{load_spec_file, LoadOptions};
 
 fn corpus_dir() -> PathBuf {
-    let relative = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/conformance/spk-specs");
-    if relative.is_dir() {
-        return relative;
-    }
-    let absolute = PathBuf::from("/work/shared/conformance/spk-specs");
+    // The corpus lives in shared/, beside the project's root.
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/conformance/spk-specs");
     assert!(
-        absolute.is_dir(),
-        "conformance corpus not found at {} nor {}",
-        relative.display(),
-        absolute.display()
+        dir.is_dir(),
+        "conformance corpus not found at {}: shared/ must sit beside the project",
+        dir.display()
     );
-    absolute
+    dir
 }
 
 fn spec_files(dir: &Path, out: &mut Vec<PathBuf>) {
