@@ -60,6 +60,7 @@ native_big() {
   rm -rf "$P"; mkdir -p "$P/data"
   PREFIX=$P bash -ec "$SCRIPT"
 }
+native_big_synced() { native_big; sync -f "$WORK/native-prefix"; }
 reset_big() { rm -rf "$WORK/native-prefix" "$WORK/cp-copy"; sync; }
 cp_tree() { cp -a "$TREE" "$WORK/cp-copy"; }
 
@@ -74,7 +75,9 @@ awk -v t="$t_triv" 'BEGIN { printf "| %-34s | %8.3f s | %-22s | %8.3f s | %6.2f√
 BENCH_RESET=reset_big
 t_native=$(median_of "$BIG_RUNS" native_big)
 t_big=$(median_of "$BIG_RUNS" big_build)
+t_native_sync=$(median_of "$BIG_RUNS" native_big_synced)
 row "build: compile + 20k files" "$t_big" "same script, native" "$t_native" "1.15"
+row "build: compile + 20k files" "$t_big" "native + syncfs" "$t_native_sync" "1.15"
 t_cp=$(median_of "$BIG_RUNS" cp_tree)
 t_cap=$(sort -n "$WORK/capture.times" | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
 row "capture of the install" "$t_cap" "cp -a of the tree" "$t_cp" "0.5"

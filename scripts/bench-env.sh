@@ -49,7 +49,7 @@ PY
   "$SPK" env --no-host --save "$WORK/env20.yaml" p19 2>/dev/null
   touch "$WORK/built"
 fi
-layers=$(grep -c '^- ' "$WORK/env20.yaml" || true)
+layers=$(awk '/^layers:/{f=1;next} /^[a-z]/{f=0} f && /^- /' "$WORK/env20.yaml" | wc -l)
 
 ns() { unshare -m true; }
 env2() { "$SPK" env --no-host p1 -- true; }
