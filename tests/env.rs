@@ -273,3 +273,62 @@ fn missing_layers_and_payloads_name_the_package_and_component() {
     assert!(err.contains("is missing from the repository"), "{err}");
     assert_eq!(runtime_mounts(), Vec::<String>::new());
 }
+
+#[test]
+fn runtime_flags_of_spfs_run_apply_to_environments() {
+    if !privileged("runtime_flags_of_spfs_run_apply_to_environments") {
+        return;
+    }
+    let env = Env::new();
+    package(&env, "base", &[], 50);
+    // --size limits the scratch space that holds edits.
+    let st = env
+        .cmd(&[
+            "env",
+            "--no-host",
+            "--edit",
+            "--size",
+            "1M",
+            "base",
+            "--",
+            "sh",
+            "-c",
+            "head -c 3000000 /dev/zero > /spfs/big",
+        ])
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert_ne!(
+        st.code(),
+        Some(0),
+        "a 3 MB write fit in a 1 MiB scratch space"
+    );
+    // --keep-runtime keeps the edits on disk with a kept record.
+    env.ok(&[
+        "env",
+        "--no-host",
+        "--edit",
+        "--keep-runtime",
+        "base",
+        "--",
+        "sh",
+        "-c",
+        "echo kept > /spfs/kept.txt",
+    ]);
+    let runtimes = env.repo.join("runtimes");
+    let kept: Vec<_> = fs::read_dir(&runtimes)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().join("upper/kept.txt").is_file())
+        .collect();
+    assert_eq!(
+        kept.len(),
+        1,
+        "no kept upper dir under {}",
+        runtimes.display()
+    );
+    assert_eq!(
+        fs::read_to_string(kept[0].path().join("upper/kept.txt")).unwrap(),
+        "kept\n"
+    );
+}

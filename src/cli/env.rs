@@ -40,6 +40,12 @@ pub struct EnvCmd {
     /// Lower-directory backend: render or fuse
     #[arg(long, env = "SPFS_BACKEND", default_value = "render")]
     pub backend: String,
+    /// Size limit of the scratch tmpfs that holds edits, like 2G or 50%
+    #[arg(long, value_name = "SIZE")]
+    pub size: Option<String>,
+    /// Keep the runtime's edits on disk after it exits (for spfs run --rerun)
+    #[arg(long)]
+    pub keep_runtime: bool,
     /// Write the resolved environment to FILE (YAML) instead of entering it
     #[arg(long, value_name = "FILE", conflicts_with = "load")]
     pub save: Option<PathBuf>,
@@ -264,6 +270,8 @@ pub fn env(opt: &Opt, a: &EnvCmd, shell: bool) -> Result<i32, CliError> {
     };
     let mut run = RunOptions::new(layers.clone(), program);
     run.backend = backend;
+    run.tmpfs_size = a.size.clone();
+    run.keep = a.keep_runtime;
     run.edit = Some(a.edit || requests.iter().any(|r| r.contains("@build")));
     // The solve is recorded on the runtime, for `spk env --show` and `spk install`.
     let name = spfs::runtime::record::new_name();
@@ -379,6 +387,8 @@ pub fn install(opt: &Opt, a: &Install) -> Result<i32, CliError> {
         no_host: a.no_host,
         edit: false,
         backend: "render".into(),
+        size: None,
+        keep_runtime: false,
         save: None,
         load: None,
         show: false,
