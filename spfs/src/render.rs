@@ -24,17 +24,27 @@ pub enum RenderStrategy {
     Copy,
 }
 
+/// What a render does with masks (paths deleted by a layer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Masks {
+    /// Leave them out: the render is a plain directory tree.
+    Skip,
+    /// Write overlayfs whiteouts, so the render can be an overlay lower directory.
+    AsWhiteouts,
+}
+
 /// Writes `manifest` into `dest`, which must be missing or an empty directory.
-/// Masks are skipped unless `whiteouts` is set, in which case they become overlayfs
-/// whiteouts (character devices 0/0).
+/// Masks are skipped with [`Masks::Skip`], or become overlayfs whiteouts (character
+/// devices 0/0) with [`Masks::AsWhiteouts`].
 pub fn render_to(
     repo: &LocalRepository,
     manifest: &Manifest,
     dest: &Path,
     strategy: RenderStrategy,
-    whiteouts: bool,
+    masks: Masks,
     progress: &Progress,
 ) -> Result<()> {
+    let whiteouts = masks == Masks::AsWhiteouts;
     if dest.exists() {
         let mut rd = fs::read_dir(dest).ctx("reading", dest)?;
         if rd.next().is_some() {
@@ -157,7 +167,7 @@ pub fn render_cached(repo: &LocalRepository, manifest: &Digest) -> Result<PathBu
         &m,
         &work,
         RenderStrategy::HardLink,
-        true,
+        Masks::AsWhiteouts,
         &Progress::hidden(),
     )?;
     if m.counts().3 > 0 {

@@ -7,7 +7,7 @@ use clap::{Subcommand, ValueEnum};
 use cli_policy::{outln, Report};
 use spfs::commit::{commit_layer, store_platform, CommitOptions};
 use spfs::progress::human_bytes;
-use spfs::render::{render_to, RenderStrategy};
+use spfs::render::{render_to, Masks, RenderStrategy};
 use spfs::storage::LocalRepository;
 use spfs::{Digest, Error};
 
@@ -186,7 +186,7 @@ pub fn render(
         Strategy::Copy => RenderStrategy::Copy,
     };
     let progress = bar("rendering");
-    let r = render_to(repo, &manifest, dir, strategy, false, &progress);
+    let r = render_to(repo, &manifest, dir, strategy, Masks::Skip, &progress);
     progress.finish();
     if let Err(e) = r {
         let interrupted = matches!(e, Error::Interrupted);

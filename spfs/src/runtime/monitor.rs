@@ -124,7 +124,7 @@ pub fn prepare() -> Result<Privilege> {
 
 /// Runs the program in a new runtime and returns its exit code.
 pub fn run(repo: &LocalRepository, privilege: Privilege, opts: RunOptions) -> Result<i32> {
-    let mut rt = Setup::new(repo, privilege, &opts)?;
+    let mut rt = Monitor::new(repo, privilege, &opts)?;
     let result = rt.start(&opts).and_then(|child| rt.supervise(child));
     let cleanup = rt.teardown();
     let code = result?;
@@ -132,7 +132,8 @@ pub fn run(repo: &LocalRepository, privilege: Privilege, opts: RunOptions) -> Re
     Ok(code)
 }
 
-struct Setup<'a> {
+/// The runtime's monitor: its mounts, record and command, from setup to teardown.
+struct Monitor<'a> {
     repo: &'a LocalRepository,
     privilege: Privilege,
     record: RuntimeRecord,
@@ -150,7 +151,7 @@ struct Setup<'a> {
     payloads_from: Option<PathBuf>,
 }
 
-impl<'a> Setup<'a> {
+impl<'a> Monitor<'a> {
     fn new(repo: &'a LocalRepository, privilege: Privilege, opts: &RunOptions) -> Result<Self> {
         let (name, stack, editable, keep, previous) = match &opts.rerun {
             Some(name) => {
@@ -217,7 +218,7 @@ impl<'a> Setup<'a> {
             stack,
             generation: previous.map(|p| p.generation).unwrap_or(0),
         };
-        Ok(Setup {
+        Ok(Monitor {
             repo,
             privilege,
             record,
