@@ -48,8 +48,11 @@ impl fmt::Display for Problem {
 /// What a selected file is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FileKind {
-    /// A regular file; true when any execute bit is set.
-    File { executable: bool },
+    /// A regular file.
+    File {
+        /// True when any execute bit is set.
+        executable: bool,
+    },
     /// A symbolic link, kept as one, with its link text.
     Symlink(PathBuf),
 }
