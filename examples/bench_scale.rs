@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use spk::request::{PkgRequest, Request};
 use spk::solve::{SolveOptions, Solver};
 use spk::spec::{Opt, Spec, VarOpt};
-use spk::storage::{fixtures, MemRepository, PackageRepository, SpfsRepository};
+use spk::storage::{bulk, MemRepository, PackageRepository, SpfsRepository};
 use spk::{OptionMap, Version, VersionIdent};
 
 const VERSIONS_PER_PACKAGE: usize = 20;
@@ -185,7 +185,7 @@ fn measure(versions: usize, dir: &Path, spk: &Path) -> Row {
                 let Some(specs) = packages.get(i) else { break };
                 let t = Instant::now();
                 let (dirs0, calls0) = (spfs::storage::tag_dirs_read(), syscalls());
-                fixtures::publish_specs(&disk, specs, &OptionMap::new(), true, false).unwrap();
+                bulk::publish_specs(&disk, specs, &OptionMap::new(), true, false).unwrap();
                 let k = specs.len() as f64;
                 *slots[i].lock().unwrap() = (
                     t.elapsed().as_secs_f64() * 1000.0 / k,
@@ -224,7 +224,7 @@ fn measure(versions: usize, dir: &Path, spk: &Path) -> Row {
 
     let mem = MemRepository::new();
     for specs in &packages {
-        fixtures::publish_specs(&mem, specs, &OptionMap::new(), true, false).unwrap();
+        bulk::publish_specs(&mem, specs, &OptionMap::new(), true, false).unwrap();
     }
 
     // Random satisfiable requests among the upper layers, found on the memory repository.

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use spk::request::{PkgRequest, Request};
 use spk::solve::{SolveError, SolveOptions, Solver};
 use spk::spec::{Opt, Spec, VarOpt};
-use spk::storage::{fixtures, MemRepository, PackageRepository, SpfsRepository};
+use spk::storage::{bulk, MemRepository, PackageRepository, SpfsRepository};
 use spk::{OptionMap, Version, VersionIdent};
 
 fn name(i: usize) -> String {
@@ -54,10 +54,7 @@ fn publish(repos: &[&dyn PackageRepository], spec: &Spec, builds: &[&str]) {
             spec.to_build_spec(&o, &[]).unwrap()
         })
         .collect();
-    let batch: Vec<(&Spec, _)> = builds
-        .iter()
-        .map(|b| (b, fixtures::stub_layers(b)))
-        .collect();
+    let batch: Vec<(&Spec, _)> = builds.iter().map(|b| (b, bulk::stub_layers(b))).collect();
     for repo in repos {
         repo.publish_batch(&[spec], &batch, true).unwrap();
     }

@@ -247,10 +247,11 @@ fn missing_layers_and_payloads_name_the_package_and_component() {
     let manifest = spfs
         .merge_manifests(&spfs.manifests_of(&[layer]).unwrap())
         .unwrap();
-    let (_, _, payload, _) = manifest
+    let payload = manifest
         .files()
-        .find(|f| f.0.ends_with(b"base.txt"))
-        .expect("base.txt in the run layer");
+        .find(|f| f.path.ends_with(b"base.txt"))
+        .expect("base.txt in the run layer")
+        .digest;
     // A missing payload.
     let path = spfs.payload_path(&payload);
     fs::remove_file(&path).unwrap();

@@ -11,7 +11,7 @@ use spfs::storage::{tag_dirs_read, LocalRepository};
 use spk::solve::{SolveOptions, Solver};
 use spk::spec::{parse_spec, LoadOptions};
 use spk::storage::{
-    fixtures, ComponentLayers, IndexState, MemRepository, PackageRepository, PackageVersions,
+    bulk, ComponentLayers, IndexState, MemRepository, PackageRepository, PackageVersions,
     SpfsRepository, StorageError,
 };
 use spk::{BuildIdent, OptionMap, PkgName, Request, Spec, Version, VersionIdent};
@@ -36,7 +36,7 @@ fn recipe(name: &str, version: &str, deps: &[&str]) -> Spec {
 }
 
 fn publish(repo: &dyn PackageRepository, specs: &[Spec]) {
-    fixtures::publish_specs(repo, specs, &OptionMap::new(), true, false).unwrap();
+    bulk::publish_specs(repo, specs, &OptionMap::new(), true, false).unwrap();
 }
 
 fn name(n: &str) -> PkgName {

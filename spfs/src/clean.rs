@@ -451,7 +451,7 @@ impl<'r> Marker<'r> {
                         // Payloads have no children: marked without reading.
                         Ok(Object::Manifest(m)) => Ok((
                             *d,
-                            Some((Vec::new(), m.files().map(|(_, _, p, _)| p).collect())),
+                            Some((Vec::new(), m.files().map(|f| f.digest).collect())),
                         )),
                         Ok(o) => Ok((
                             *d,

@@ -738,7 +738,7 @@ fn overlayfs_stacks_on_the_fuse_mount() {
             fs::metadata(lower.join("bin/tool")).unwrap().mode() & 0o7777,
             0o755
         );
-        for (_, _, digest, _) in fx.manifest.files() {
+        for digest in fx.manifest.files().map(|f| f.digest) {
             fx.repo.read_blob(&digest).unwrap();
         }
 

@@ -339,7 +339,7 @@ mod tests {
                 .1;
             let mut v: Vec<String> = m
                 .files()
-                .map(|f| String::from_utf8_lossy(&f.0).into_owned())
+                .map(|f| String::from_utf8_lossy(&f.path).into_owned())
                 .collect();
             v.sort();
             v

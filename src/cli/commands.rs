@@ -13,7 +13,7 @@ use crate::option_map::host_options;
 use crate::request::Request;
 use crate::solve::{SolveError, SolveOptions, Solver};
 use crate::spec::{load_spec_file, LoadOptions};
-use crate::storage::{fixtures, PackageRepository, SpfsRepository};
+use crate::storage::{bulk, PackageRepository, SpfsRepository};
 
 /// `spk ls`.
 #[derive(Debug, Args)]
@@ -484,7 +484,7 @@ fn publish(opt: &Opt, a: &Publish) -> CliResult {
     }
     let opts = template_options(&a.options)?;
     let repo = repo_for_write(opt)?;
-    let published = fixtures::publish_paths(&repo, &a.paths, &opts, a.stub_builds, a.force)?;
+    let published = bulk::publish_paths(&repo, &a.paths, &opts, a.stub_builds, a.force)?;
     for r in &published.recipes {
         outln!("published {r}");
     }

@@ -163,7 +163,7 @@ pub fn owner_of_payload(
         let manifests = spfs.manifests_of(&[*layer]).ok()?;
         manifests.iter().find_map(|m| {
             let m = spfs.read_manifest(m).ok()?;
-            let found = m.files().any(|f| f.2 == *digest);
+            let found = m.files().any(|f| f.digest == *digest);
             found.then(|| (ident.clone(), comp.clone()))
         })
     })

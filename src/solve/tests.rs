@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use super::*;
 use crate::spec::{parse_spec, LoadOptions};
-use crate::storage::{fixtures, MemRepository, PackageRepository};
+use crate::storage::{bulk, MemRepository, PackageRepository};
 
 fn spec(text: &str) -> Spec {
     parse_spec(text, "test", &LoadOptions::default())
@@ -16,7 +16,7 @@ fn spec(text: &str) -> Spec {
 fn repo(specs: &[&str]) -> MemRepository {
     let repo = MemRepository::new();
     let specs: Vec<Spec> = specs.iter().map(|s| spec(s)).collect();
-    fixtures::publish_specs(&repo, &specs, &OptionMap::new(), true, false).unwrap();
+    bulk::publish_specs(&repo, &specs, &OptionMap::new(), true, false).unwrap();
     repo
 }
 

@@ -4,7 +4,7 @@
 //! (tests, benchmarks) and [`SpfsRepository`] stores packages as tags in an spfs
 //! repository (layout in docs/spk-storage.md).
 
-pub mod fixtures;
+pub mod bulk;
 pub mod index;
 mod memory;
 mod spfs_repo;

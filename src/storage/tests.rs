@@ -15,7 +15,7 @@ fn exercise(repo: &dyn PackageRepository) {
         Err(StorageError::AlreadyExists(_))
     ));
     repo.publish_recipe(&recipe, true).unwrap();
-    let builds = fixtures::publish_stub_builds(repo, &recipe, &crate::OptionMap::new()).unwrap();
+    let builds = bulk::publish_stub_builds(repo, &recipe, &crate::OptionMap::new()).unwrap();
     assert_eq!(builds.len(), 2);
     assert_ne!(builds[0], builds[1], "variants have different build ids");
 
@@ -66,7 +66,7 @@ fn exercise(repo: &dyn PackageRepository) {
 
     // Embedded index.
     let maya = spec("pkg: maya/2019.0.0/ABCDEFGH\ninstall:\n  embedded:\n    - pkg: qt/5.12.6\n");
-    repo.publish_build(&maya, &fixtures::stub_layers(&maya))
+    repo.publish_build(&maya, &bulk::stub_layers(&maya))
         .unwrap();
     let qt: PkgName = "qt".parse().unwrap();
     assert_eq!(
@@ -132,7 +132,7 @@ fn spfs_tag_layout() {
     let dir = tempfile::tempdir().unwrap();
     let repo = SpfsRepository::open_or_create(dir.path()).unwrap();
     let b = spec("pkg: py/3.7.3/ABCDEFGH\ninstall:\n  components:\n    - name: docs\n");
-    let mut layers = fixtures::stub_layers(&b);
+    let mut layers = bulk::stub_layers(&b);
     // Tags point only at stored content.
     let digest = repo.spfs().write_blob(b"layer").unwrap();
     layers.insert(Component::Named("docs".into()), digest);
@@ -215,8 +215,7 @@ fn failed_publish_leaves_the_repository_as_it_was() {
         spec("pkg: b/1.0.0\n"),
     ];
     // Two recipes and their two stub builds: the second build write fails.
-    let err =
-        fixtures::publish_specs(&repo, &specs, &crate::OptionMap::new(), true, true).unwrap_err();
+    let err = bulk::publish_specs(&repo, &specs, &crate::OptionMap::new(), true, true).unwrap_err();
     assert!(err.to_string().contains("disk full"), "{err}");
     let a = VersionIdent::new("a".parse().unwrap(), "1.0.0".parse().unwrap());
     assert_eq!(
@@ -230,7 +229,7 @@ fn failed_publish_leaves_the_repository_as_it_was() {
     );
     assert_eq!(repo.list_packages().unwrap(), vec!["a".parse().unwrap()]);
     // Duplicates are refused before anything is written.
-    let err = fixtures::publish_specs(
+    let err = bulk::publish_specs(
         &repo.inner,
         &[spec("pkg: c/1.0\n"), spec("pkg: c/1.0\n")],
         &crate::OptionMap::new(),

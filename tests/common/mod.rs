@@ -103,8 +103,8 @@ impl Env {
             .files()
             .map(|f| {
                 (
-                    String::from_utf8_lossy(&f.0).into_owned(),
-                    repo.read_blob(&f.2).unwrap(),
+                    String::from_utf8_lossy(&f.path).into_owned(),
+                    repo.read_blob(&f.digest).unwrap(),
                 )
             })
             .collect();

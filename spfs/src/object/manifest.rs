@@ -97,6 +97,19 @@ pub struct Manifest {
     pub root: Tree,
 }
 
+/// A regular file of a manifest, as [`Manifest::files`] yields it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileEntry {
+    /// Path from the manifest root, without a leading slash.
+    pub path: Vec<u8>,
+    /// Permission bits.
+    pub mode: u32,
+    /// Digest of the content (the payload).
+    pub digest: Digest,
+    /// Length of the content in bytes.
+    pub size: u64,
+}
+
 /// A visited entry with its full slash-separated path.
 pub struct Walked<'a> {
     /// Path from the manifest root, without a leading slash.
@@ -134,10 +147,15 @@ impl Manifest {
         out
     }
 
-    /// Every regular file as (path, mode, digest, size).
-    pub fn files(&self) -> impl Iterator<Item = (Vec<u8>, u32, Digest, u64)> + '_ {
+    /// Every regular file, depth-first.
+    pub fn files(&self) -> impl Iterator<Item = FileEntry> + '_ {
         self.walk().into_iter().filter_map(|w| match w.entry.kind {
-            EntryKind::File { size, digest } => Some((w.path, w.entry.mode, digest, size)),
+            EntryKind::File { size, digest } => Some(FileEntry {
+                path: w.path,
+                mode: w.entry.mode,
+                digest,
+                size,
+            }),
             _ => None,
         })
     }
@@ -221,7 +239,7 @@ impl Manifest {
 
     /// Total bytes of file content.
     pub fn total_size(&self) -> u64 {
-        self.files().map(|f| f.3).sum()
+        self.files().map(|f| f.size).sum()
     }
 
     pub(super) fn encode_body(&self, w: &mut Writer) {

@@ -9,7 +9,7 @@ mod manifest;
 mod platform;
 
 pub use layer::Layer;
-pub use manifest::{Entry, EntryKind, Manifest, Tree};
+pub use manifest::{Entry, EntryKind, FileEntry, Manifest, Tree};
 pub use platform::Platform;
 
 use crate::digest::Digest;
@@ -129,10 +129,7 @@ impl Object {
     /// Digests this object refers to directly, with their kinds.
     pub fn children(&self) -> Vec<(Digest, ObjectKind)> {
         match self {
-            Object::Manifest(m) => m
-                .files()
-                .map(|(_, _, digest, _)| (digest, ObjectKind::Blob))
-                .collect(),
+            Object::Manifest(m) => m.files().map(|f| (f.digest, ObjectKind::Blob)).collect(),
             Object::Layer(l) => vec![(l.manifest, ObjectKind::Manifest)],
             Object::Platform(p) => p.layers.iter().map(|d| (*d, ObjectKind::Layer)).collect(),
         }

@@ -684,13 +684,12 @@ pub fn link_dirs(links: &[(PathBuf, PathBuf)]) -> Result<Vec<LinkDir>> {
 /// Fails before anything is mounted if a payload of the tree is missing.
 pub fn verify_payloads(repo: &LocalRepository, m: &Manifest) -> Result<()> {
     let files: Vec<_> = m.files().collect();
-    let missing = files
-        .par_iter()
-        .find_any(|(_, _, digest, _)| !repo.has_payload(digest));
+    let missing = files.par_iter().find_any(|f| !repo.has_payload(&f.digest));
     match missing {
-        Some((path, _, digest, _)) => Err(Error::Runtime(format!(
-            "payload {digest} of /spfs/{} is missing from the repository; pull the layer again or run 'spfs check'",
-            String::from_utf8_lossy(path)
+        Some(f) => Err(Error::Runtime(format!(
+            "payload {} of /spfs/{} is missing from the repository; pull the layer again or run 'spfs check'",
+            f.digest,
+            String::from_utf8_lossy(&f.path)
         ))),
         None => Ok(()),
     }

@@ -1,4 +1,4 @@
-//! Loading many packages at once: a directory of spec files, or recipes built in code,
+//! Publishing many packages at once: a directory of spec files, or recipes built in code,
 //! published with stub builds (spec only, empty layers) for tests, demos and benchmarks.
 
 use std::collections::HashMap;
@@ -14,7 +14,7 @@ use crate::version::CompatRule;
 
 /// Why a fixture could not be loaded.
 #[derive(Debug, thiserror::Error)]
-pub enum FixtureError {
+pub enum BulkError {
     /// A spec file failed to load.
     #[error(transparent)]
     Spec(#[from] SpecError),
@@ -49,15 +49,15 @@ pub enum FixtureError {
     },
 }
 
-impl spfs::Help for FixtureError {
+impl spfs::Help for BulkError {
     fn help(&self) -> Vec<String> {
         match self {
-            FixtureError::Spec(e) => e.help(),
-            FixtureError::Storage(e) => e.help(),
-            FixtureError::Duplicate { .. } => {
+            BulkError::Spec(e) => e.help(),
+            BulkError::Storage(e) => e.help(),
+            BulkError::Duplicate { .. } => {
                 vec!["keep one spec per package version, or publish the directories apart".into()]
             }
-            FixtureError::Build { .. } | FixtureError::Io { .. } => Vec::new(),
+            BulkError::Build { .. } | BulkError::Io { .. } => Vec::new(),
         }
     }
 }
@@ -72,13 +72,13 @@ pub struct Published {
 }
 
 /// Spec files (`*.yaml`, `*.yml`) under `path` (a file or a directory, recursively), sorted.
-pub fn spec_files(path: &Path) -> Result<Vec<PathBuf>, FixtureError> {
+pub fn spec_files(path: &Path) -> Result<Vec<PathBuf>, BulkError> {
     let mut out = Vec::new();
     if path.is_file() {
         out.push(path.to_path_buf());
         return Ok(out);
     }
-    let entries = std::fs::read_dir(path).map_err(|source| FixtureError::Io {
+    let entries = std::fs::read_dir(path).map_err(|source| BulkError::Io {
         path: path.to_path_buf(),
         source,
     })?;
@@ -103,7 +103,7 @@ pub fn publish_paths(
     opts: &LoadOptions,
     stub_builds: bool,
     force: bool,
-) -> Result<Published, FixtureError> {
+) -> Result<Published, BulkError> {
     let mut specs = Vec::new();
     let mut origins = Vec::new();
     for p in paths {
@@ -130,7 +130,7 @@ pub fn publish_specs(
     options: &OptionMap,
     stub_builds: bool,
     force: bool,
-) -> Result<Published, FixtureError> {
+) -> Result<Published, BulkError> {
     let origins: Vec<String> = (1..=specs.len()).map(|i| format!("spec #{i}")).collect();
     publish_all(repo, specs, &origins, options, stub_builds, force)
 }
@@ -148,13 +148,13 @@ fn publish_all(
     options: &OptionMap,
     stub_builds: bool,
     force: bool,
-) -> Result<Published, FixtureError> {
+) -> Result<Published, BulkError> {
     // 1. Check everything before writing anything.
     let mut seen: HashMap<String, &str> = HashMap::new();
     for (spec, origin) in specs.iter().zip(origins) {
         let key = spec.pkg.to_string();
         if let Some(first) = seen.insert(key.clone(), origin) {
-            return Err(FixtureError::Duplicate {
+            return Err(BulkError::Duplicate {
                 ident: key,
                 first: first.to_string(),
                 second: origin.clone(),
@@ -188,7 +188,7 @@ fn publish_all(
     // 2. Write in one batch, undoing what was written if a write fails.
     let mut undo: Vec<Undo> = Vec::new();
     let mut out = Published::default();
-    let result = (|| -> Result<(), FixtureError> {
+    let result = (|| -> Result<(), BulkError> {
         for r in &recipes {
             let ident = r.ident();
             let old = match repo.read_recipe(ident) {
@@ -275,7 +275,7 @@ pub fn publish_stub_builds(
     repo: &dyn PackageRepository,
     recipe: &Spec,
     options: &OptionMap,
-) -> Result<Vec<BuildIdent>, FixtureError> {
+) -> Result<Vec<BuildIdent>, BulkError> {
     let lookup = Recipes { repo, pending: &[] };
     let mut out = Vec::new();
     for build in plan_stub_builds(&lookup, recipe, options)? {
@@ -290,10 +290,10 @@ fn plan_stub_builds(
     recipes: &Recipes,
     recipe: &Spec,
     options: &OptionMap,
-) -> Result<Vec<Spec>, FixtureError> {
+) -> Result<Vec<Spec>, BulkError> {
     let variants = recipe
         .variant_options(options)
-        .map_err(|p| FixtureError::Build {
+        .map_err(|p| BulkError::Build {
             ident: recipe.ident().to_string(),
             message: p.message,
         })?;
@@ -309,12 +309,12 @@ pub fn stub_build(
     repo: &dyn PackageRepository,
     recipe: &Spec,
     options: &OptionMap,
-) -> Result<Spec, FixtureError> {
+) -> Result<Spec, BulkError> {
     stub_build_in(&Recipes { repo, pending: &[] }, recipe, options)
 }
 
-fn stub_build_in(repo: &Recipes, recipe: &Spec, options: &OptionMap) -> Result<Spec, FixtureError> {
-    let err = |message: String| FixtureError::Build {
+fn stub_build_in(repo: &Recipes, recipe: &Spec, options: &OptionMap) -> Result<Spec, BulkError> {
+    let err = |message: String| BulkError::Build {
         ident: recipe.ident().to_string(),
         message,
     };
