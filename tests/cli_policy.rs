@@ -8,36 +8,9 @@
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::OnceLock;
+mod common;
 
-const SPK: &str = env!("CARGO_BIN_EXE_spk");
-
-/// The `spfs` binary of the same build as `spk`.
-fn spfs_bin() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let bin = Path::new(SPK).with_file_name("spfs");
-        if !bin.exists() {
-            // `cargo test --workspace` builds every binary first; a test run of the spk
-            // package alone may not have.
-            let release = Path::new(SPK)
-                .parent()
-                .is_some_and(|d| d.ends_with("release"));
-            let mut build = Command::new(std::env::var("CARGO").unwrap_or("cargo".into()));
-            build.args(["build", "-q", "-p", "spfs-cli", "--bin", "spfs"]);
-            if release {
-                build.arg("--release");
-            }
-            let status = build
-                .current_dir(env!("CARGO_MANIFEST_DIR"))
-                .status()
-                .unwrap();
-            assert!(status.success(), "building the spfs binary failed");
-        }
-        assert!(bin.exists(), "no spfs binary at {}", bin.display());
-        bin
-    })
-}
+use common::{spfs_bin, SPK};
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Tool {

@@ -18,6 +18,9 @@ pub enum BuildError {
     /// The spfs store or a runtime failed.
     #[error(transparent)]
     Spfs(#[from] spfs::Error),
+    /// The solved environment's layers cannot be stacked.
+    #[error(transparent)]
+    Stack(#[from] crate::env::StackError),
     /// The build environment could not be solved.
     #[error("cannot solve the {stage} environment of {ident}: {source}")]
     Solve {
@@ -114,6 +117,7 @@ impl spfs::Help for BuildError {
             BuildError::Validation { rule, .. } => vec![format!(
                 "fix the build, or allow it in the spec: build: {{validation: {{rules: [{{allow: {rule}}}]}}}}"
             )],
+            BuildError::Stack(_) => vec!["build or pull the package again".into()],
             BuildError::Source { kind, .. } if *kind == "git" => {
                 vec!["check the url and the ref (a tag, a branch or a commit sha)".into()]
             }

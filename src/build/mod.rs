@@ -211,14 +211,7 @@ impl<'a> Builder<'a> {
     }
 
     fn layers(&self, solution: &Solution) -> Result<Vec<Digest>> {
-        crate::env::layer_stack(self.repo, solution).map_err(|e| match e {
-            crate::env::StackError::Storage(s) => BuildError::Storage(s),
-            other => BuildError::Invalid {
-                ident: other.to_string(),
-                message: "its layers cannot be stacked".into(),
-                help: Some("build or pull the package again".into()),
-            },
-        })
+        Ok(crate::env::layer_stack(self.repo, solution)?)
     }
 
     // ---------------------------------------------------------------- make-source

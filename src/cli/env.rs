@@ -242,9 +242,9 @@ pub fn env(opt: &Opt, a: &EnvCmd, shell: bool) -> Result<i32, CliError> {
                     .help("name the packages to enter, e.g. spk env python/3 -- python3"));
             }
             let (solution, _) = resolve(&repo, a)?;
-            let layers = crate::env::layer_stack(&repo, &solution).map_err(stack_error)?;
-            crate::env::check_layers(&repo, repo.spfs(), &solution).map_err(stack_error)?;
-            named = crate::env::named_layers(&repo, &solution).unwrap_or_default();
+            named = crate::env::stack_layers(&repo, &solution).map_err(stack_error)?;
+            crate::env::check_layers(repo.spfs(), &named).map_err(stack_error)?;
+            let layers = crate::env::layer_digests(&named);
             let links =
                 crate::bosh::runtime_links(solution.packages.iter().map(|p| p.spec.as_ref()));
             (layers, a.requests.clone(), describe(&solution), links)
@@ -297,15 +297,17 @@ pub fn env(opt: &Opt, a: &EnvCmd, shell: bool) -> Result<i32, CliError> {
             .split(|c: char| !c.is_ascii_hexdigit())
             .find(|w| w.len() == 64)
             .and_then(|w| Digest::parse(w).ok());
-        if let Some((ident, comp)) =
+        if let Some(owner) =
             digest.and_then(|d| crate::env::owner_of_payload(repo.spfs(), &named, &d))
         {
-            report
-                .details
-                .push(format!("it belongs to the '{comp}' component of {ident}"));
-            report
-                .help
-                .insert(0, format!("pull {ident} again (spk pull), or rebuild it"));
+            report.details.push(format!(
+                "it belongs to the '{}' component of {}",
+                owner.component, owner.ident
+            ));
+            report.help.insert(
+                0,
+                format!("pull {} again (spk pull), or rebuild it", owner.ident),
+            );
         }
         return Err(report);
     }
@@ -394,8 +396,9 @@ pub fn install(opt: &Opt, a: &Install) -> Result<i32, CliError> {
         show: false,
     };
     let (solution, _) = resolve(&repo, &cmd)?;
-    let layers = crate::env::layer_stack(&repo, &solution).map_err(stack_error)?;
-    crate::env::check_layers(&repo, repo.spfs(), &solution).map_err(stack_error)?;
+    let stack = crate::env::stack_layers(&repo, &solution).map_err(stack_error)?;
+    crate::env::check_layers(repo.spfs(), &stack).map_err(stack_error)?;
+    let layers = crate::env::layer_digests(&stack);
     let packages = describe(&solution);
     let added: Vec<&String> = packages
         .iter()

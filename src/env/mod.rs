@@ -81,13 +81,25 @@ pub fn dependency_order(solution: &Solution) -> Vec<&SolvedPackage> {
     out
 }
 
+/// One layer of a solution's stack, with the build and component it belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StackLayer {
+    /// The build.
+    pub ident: String,
+    /// The component.
+    pub component: String,
+    /// The layer's digest.
+    pub digest: Digest,
+}
+
 /// The layers of a solution, bottom first: for each package in dependency order, the
-/// layers of its requested components and their `uses` closure, each layer once.
-pub fn layer_stack(
+/// layers of its requested components and their `uses` closure (reads one package's
+/// component tags each). Stub builds (specs published without files) add none.
+pub fn stack_layers(
     repo: &dyn PackageRepository,
     solution: &Solution,
-) -> Result<Vec<Digest>, StackError> {
-    let mut out: Vec<Digest> = Vec::new();
+) -> Result<Vec<StackLayer>, StackError> {
+    let mut out = Vec::new();
     for p in dependency_order(solution) {
         match &p.source {
             PackageSource::Embedded { .. } => continue,
@@ -106,85 +118,73 @@ pub fn layer_stack(
                     component: c.to_string(),
                 });
             };
-            // Stub builds (specs published without files) point at the empty blob.
-            if *d == Digest::of(b"") {
-                continue;
-            }
-            if !out.contains(d) {
-                out.push(*d);
+            if *d != Digest::of(b"") {
+                out.push(StackLayer {
+                    ident: p.ident.to_string(),
+                    component: c.to_string(),
+                    digest: *d,
+                });
             }
         }
     }
     Ok(out)
 }
 
-/// Checks that every layer of the solution (and the manifest it wraps) is stored, naming
-/// the package and component of the first that is not. Reads one small object per layer.
-pub fn check_layers(
-    repo: &dyn PackageRepository,
-    spfs: &spfs::storage::LocalRepository,
-    solution: &Solution,
-) -> Result<(), StackError> {
-    for p in dependency_order(solution) {
-        if p.source != PackageSource::Repository {
-            continue;
+/// The digests of [`stack_layers`], each layer once.
+pub fn layer_digests(layers: &[StackLayer]) -> Vec<Digest> {
+    let mut out: Vec<Digest> = Vec::with_capacity(layers.len());
+    for l in layers {
+        if !out.contains(&l.digest) {
+            out.push(l.digest);
         }
-        let layers = repo.read_components(&p.ident)?;
-        for c in p.spec.resolve_components(&p.components) {
-            let Some(d) = layers.get(&c) else { continue };
-            if *d == Digest::of(b"") {
-                continue;
+    }
+    out
+}
+
+/// The layers of a solution, bottom first, each once (see [`stack_layers`]).
+pub fn layer_stack(
+    repo: &dyn PackageRepository,
+    solution: &Solution,
+) -> Result<Vec<Digest>, StackError> {
+    Ok(layer_digests(&stack_layers(repo, solution)?))
+}
+
+/// Checks that every layer (and the manifest it wraps) is stored, naming the package and
+/// component of the first that is not. Reads one small object per layer.
+pub fn check_layers(
+    spfs: &spfs::storage::LocalRepository,
+    layers: &[StackLayer],
+) -> Result<(), StackError> {
+    for l in layers {
+        let missing = |digest: Digest| StackError::MissingLayer {
+            ident: l.ident.clone(),
+            component: l.component.clone(),
+            digest,
+        };
+        match spfs.read_object(&l.digest) {
+            Ok(spfs::object::Object::Layer(layer)) if !spfs.has_object(&layer.manifest) => {
+                return Err(missing(layer.manifest))
             }
-            let missing = |digest: Digest| StackError::MissingLayer {
-                ident: p.ident.to_string(),
-                component: c.to_string(),
-                digest,
-            };
-            match spfs.read_object(d) {
-                Ok(spfs::object::Object::Layer(l)) if !spfs.has_object(&l.manifest) => {
-                    return Err(missing(l.manifest))
-                }
-                Ok(_) => {}
-                Err(_) => return Err(missing(*d)),
-            }
+            Ok(_) => {}
+            Err(_) => return Err(missing(l.digest)),
         }
     }
     Ok(())
 }
 
-/// The package and component whose layer holds the payload `digest`, if any (for
-/// naming what a missing or damaged payload belongs to; reads the solution's manifests).
-pub fn owner_of_payload(
+/// The layer holding the payload `digest`, if any (for naming what a missing or damaged
+/// payload belongs to; reads the layers' manifests, so only on an error path).
+pub fn owner_of_payload<'a>(
     spfs: &spfs::storage::LocalRepository,
-    solution_layers: &[(String, String, Digest)],
+    layers: &'a [StackLayer],
     digest: &Digest,
-) -> Option<(String, String)> {
-    solution_layers.iter().find_map(|(ident, comp, layer)| {
-        let manifests = spfs.manifests_of(&[*layer]).ok()?;
-        manifests.iter().find_map(|m| {
-            let m = spfs.read_manifest(m).ok()?;
-            let found = m.files().any(|f| f.digest == *digest);
-            found.then(|| (ident.clone(), comp.clone()))
+) -> Option<&'a StackLayer> {
+    layers.iter().find(|l| {
+        spfs.manifests_of(&[l.digest]).is_ok_and(|manifests| {
+            manifests.iter().any(|m| {
+                spfs.read_manifest(m)
+                    .is_ok_and(|m| m.files().any(|f| f.digest == *digest))
+            })
         })
     })
-}
-
-/// Every (build, component, layer) of a solution, in stack order.
-pub fn named_layers(
-    repo: &dyn PackageRepository,
-    solution: &Solution,
-) -> Result<Vec<(String, String, Digest)>, StackError> {
-    let mut out = Vec::new();
-    for p in dependency_order(solution) {
-        if p.source != PackageSource::Repository {
-            continue;
-        }
-        let layers = repo.read_components(&p.ident)?;
-        for c in p.spec.resolve_components(&p.components) {
-            if let Some(d) = layers.get(&c) {
-                out.push((p.ident.to_string(), c.to_string(), *d));
-            }
-        }
-    }
-    Ok(out)
 }

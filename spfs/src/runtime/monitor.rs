@@ -608,12 +608,13 @@ fn fuse_table(repo: &LocalRepository, manifests: &[Digest], verify: bool) -> Res
 /// The stack without repeated manifests, each kept at its topmost position: the merged
 /// view is the same, and overlayfs refuses a lower dir given twice.
 fn keep_last_occurrence(manifests: Vec<Digest>) -> Vec<Digest> {
-    let mut out: Vec<Digest> = Vec::with_capacity(manifests.len());
-    for (i, m) in manifests.iter().enumerate() {
-        if !manifests[i + 1..].contains(m) {
-            out.push(*m);
-        }
-    }
+    let mut seen = std::collections::HashSet::with_capacity(manifests.len());
+    let mut out: Vec<Digest> = manifests
+        .into_iter()
+        .rev()
+        .filter(|m| seen.insert(*m))
+        .collect();
+    out.reverse();
     out
 }
 
