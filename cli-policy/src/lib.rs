@@ -290,11 +290,12 @@ mod tests {
             "unknown reference 'a/b': no tag or object matches"
         );
         assert_eq!(r.help, ["list tags with 'spfs tags'"]);
-        let r = Report::from(spfs::Error::Runtime(
-            "the mount point /spfs does not exist; create it once".into(),
-        ));
+        let r = Report::from(spfs::Error::MissingMountPoint("/spfs".into()));
         assert_eq!(r.message, "the mount point /spfs does not exist");
-        assert_eq!(r.help, ["create it once"]);
+        assert_eq!(
+            r.help,
+            ["an administrator must create it once ('mkdir -p /spfs')"]
+        );
     }
 
     #[test]

@@ -63,7 +63,7 @@ fn config_shows_each_value_with_its_source_and_the_root_is_used() {
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(
         stderr.contains(&format!(
-            "{}: unknown runtime backend 'nfs'",
+            "{}: runtime.backend: unknown runtime backend 'nfs'",
             extra.display()
         )),
         "{stderr}"

@@ -121,11 +121,7 @@ type Listing = HashMap<Digest, (i64, u64)>;
 /// Parses a duration like `15m`, `30s`, `12h`, `7d`, `2w` or `0`.
 pub fn parse_duration(text: &str) -> Result<Duration> {
     let t = text.trim();
-    let bad = || {
-        Error::InvalidInput(format!(
-            "'{text}' is not a duration: use a number with s, m, h, d or w, like 15m or 7d"
-        ))
-    };
+    let bad = || Error::InvalidDuration(text.to_string());
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
     let n: u64 = num.parse().map_err(|_| bad())?;

@@ -9,7 +9,7 @@ use std::path::Path;
 use rayon::prelude::*;
 
 use crate::digest::Digest;
-use crate::error::{Error, IoContext, Result};
+use crate::error::{DirectoryPurpose, Error, IoContext, Result};
 use crate::object::{Entry, EntryKind, Layer, Manifest, Object, Tree};
 use crate::progress::Progress;
 use crate::storage::{LocalRepository, Transaction};
@@ -92,10 +92,10 @@ fn commit_tree_in(
 ) -> Result<Manifest> {
     let meta = fs::metadata(dir).ctx("reading", dir)?;
     if !meta.is_dir() {
-        return Err(Error::InvalidInput(format!(
-            "{} is not a directory; give a directory to commit",
-            dir.display()
-        )));
+        return Err(Error::NotADirectory {
+            path: dir.to_path_buf(),
+            purpose: DirectoryPurpose::Commit,
+        });
     }
     tracing::debug!(dir = %dir.display(), ?opts, "committing directory");
     let root = commit_dir(txn, dir, lower.map(|m| &m.root), opts, progress)?;
@@ -136,9 +136,7 @@ pub fn store_platform(repo: &LocalRepository, stack: &[Digest]) -> Result<Digest
     let _guard = repo.write_guard()?;
     let layers = repo.layers_of(stack)?;
     if layers.is_empty() {
-        return Err(Error::InvalidInput(
-            "a platform needs at least one layer; give a stack like A+B".into(),
-        ));
+        return Err(Error::EmptyPlatform);
     }
     repo.write_object(&Object::Platform(crate::object::Platform { layers }))
 }

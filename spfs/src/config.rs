@@ -62,10 +62,9 @@ pub enum Address {
 impl Address {
     /// Parses `file:///path`, `tar:///path` or `s3://bucket[/prefix]`.
     pub fn parse(text: &str) -> Result<Address> {
-        let bad = |why: &str| {
-            Error::InvalidInput(format!(
-                "'{text}' is not a remote address: {why}; use file:///PATH, tar:///PATH.tar.zst or s3://BUCKET[/PREFIX]"
-            ))
+        let bad = |problem: &str| Error::InvalidAddress {
+            input: text.to_string(),
+            problem: problem.to_string(),
         };
         let Some((scheme, rest)) = text.split_once("://") else {
             return Err(bad("no scheme"));
@@ -135,10 +134,7 @@ impl Config {
         if let Some(extra) = std::env::var_os("SPFS_CONFIG").filter(|v| !v.is_empty()) {
             let extra = PathBuf::from(extra);
             if !extra.is_file() {
-                return Err(Error::InvalidInput(format!(
-                    "SPFS_CONFIG names {}, which is not a file; fix or unset SPFS_CONFIG",
-                    extra.display()
-                )));
+                return Err(Error::ConfigNotAFile(extra));
             }
             files.push(extra);
         }
@@ -191,15 +187,21 @@ impl Config {
                 }
                 "SPFS_BACKEND" => {
                     cfg.backend = Setting {
-                        value: check_backend(value, &source)?,
+                        value: check_backend(value).map_err(|e| Error::ConfigValue {
+                            origin: source.clone(),
+                            key: None,
+                            source: Box::new(e),
+                        })?,
                         source,
                     }
                 }
                 _ => {
                     if let Some(name) = key.strip_prefix("SPFS_REMOTE_") {
                         let name = name.to_ascii_lowercase();
-                        let address = Address::parse(value).map_err(|e| {
-                            Error::InvalidInput(format!("${key}: {}", strip_prefix_msg(&e)))
+                        let address = Address::parse(value).map_err(|e| Error::ConfigValue {
+                            origin: source.clone(),
+                            key: None,
+                            source: Box::new(e),
                         })?;
                         cfg.remotes.insert(
                             name,
@@ -216,8 +218,14 @@ impl Config {
     }
 
     fn apply_file(&mut self, path: &Path, text: &str) -> Result<()> {
-        let bad = |what: String| {
-            Error::InvalidInput(format!("configuration file {}: {what}", path.display()))
+        let bad = |problem: String| Error::ConfigFile {
+            path: path.to_path_buf(),
+            problem,
+        };
+        let bad_value = |key: String, e: Error| Error::ConfigValue {
+            origin: Source::File(path.to_path_buf()),
+            key: Some(key),
+            source: Box::new(e),
         };
         let doc: toml_edit::DocumentMut = text
             .parse()
@@ -252,7 +260,8 @@ impl Config {
                                     bad("runtime.backend must be a string".into())
                                 })?;
                                 self.backend = Setting {
-                                    value: check_backend(s, &source)?,
+                                    value: check_backend(s)
+                                        .map_err(|e| bad_value("runtime.backend".into(), e))?,
                                     source: source.clone(),
                                 };
                             }
@@ -273,10 +282,7 @@ impl Config {
                                         bad(format!("remote.{name}.address must be a string"))
                                     })?;
                                     address = Some(Address::parse(s).map_err(|e| {
-                                        bad(format!(
-                                            "remote.{name}.address: {}",
-                                            strip_prefix_msg(&e)
-                                        ))
+                                        bad_value(format!("remote.{name}.address"), e)
                                     })?);
                                 }
                                 other => {
@@ -314,46 +320,28 @@ impl Config {
         }
         match self.remotes.get(name) {
             Some(s) => Ok(s.value.clone()),
-            None => Err(Error::InvalidInput(format!(
-                "no remote named '{name}' is configured{}; add [remote.{name}] address = \"file:///...\" to a configuration file, set SPFS_REMOTE_{}, or give an address like file:///path",
-                if self.remotes.is_empty() {
-                    String::new()
-                } else {
-                    format!(
-                        " (configured: {})",
-                        self.remotes.keys().cloned().collect::<Vec<_>>().join(", ")
-                    )
-                },
-                name.to_ascii_uppercase()
-            ))),
+            None => Err(Error::UnknownRemote {
+                name: name.to_string(),
+                configured: self.remotes.keys().cloned().collect(),
+            }),
         }
     }
 }
 
-fn check_backend(value: &str, source: &Source) -> Result<String> {
-    match value {
-        "render" | "fuse" => Ok(value.to_string()),
-        other => Err(Error::InvalidInput(format!(
-            "{source}: unknown runtime backend '{other}': use 'render' or 'fuse'"
-        ))),
-    }
+fn check_backend(value: &str) -> Result<String> {
+    crate::runtime::record::Backend::parse(value).map(|b| b.name().to_string())
 }
 
-fn strip_prefix_msg(e: &Error) -> String {
-    match e {
-        Error::InvalidInput(m) => m.clone(),
-        other => other.to_string(),
-    }
-}
+static CURRENT: OnceLock<Config> = OnceLock::new();
 
-static CURRENT: OnceLock<std::result::Result<Config, String>> = OnceLock::new();
-
-/// The configuration of this process, read once.
+/// The configuration of this process, read once it reads without error (a failed read
+/// is repeated on the next call, so its error keeps its type and hints).
 pub fn current() -> Result<&'static Config> {
-    CURRENT
-        .get_or_init(|| Config::load().map_err(|e| e.to_string()))
-        .as_ref()
-        .map_err(|e| Error::InvalidInput(e.clone()))
+    if let Some(cfg) = CURRENT.get() {
+        return Ok(cfg);
+    }
+    let cfg = Config::load()?;
+    Ok(CURRENT.get_or_init(|| cfg))
 }
 
 #[cfg(test)]

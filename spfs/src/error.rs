@@ -2,6 +2,7 @@
 //! and on which input; what to do about it comes from [`Help::help`], one hint a line,
 //! so that front ends can lay both out the same way.
 
+use std::fmt;
 use std::io;
 use std::path::PathBuf;
 
@@ -184,15 +185,286 @@ pub enum Error {
         reference: String,
     },
 
-    /// Input that the operation cannot accept. A hint may follow the message after
-    /// `"; "`: it is shown by [`Help::help`], not by `Display`.
-    #[error("{}", split_hint(.0).0)]
-    InvalidInput(String),
+    /// A path given to the kernel contains a NUL byte.
+    #[error("path {} contains a NUL byte", .0.display())]
+    NulInPath(PathBuf),
 
-    /// A runtime could not be set up, entered or changed. A hint may follow the message
-    /// after `"; "`: it is shown by [`Help::help`], not by `Display`.
-    #[error("{}", split_hint(.0).0)]
-    Runtime(String),
+    /// A directory was expected: a directory to commit, or a repository root.
+    #[error("{} is not a directory", path.display())]
+    NotADirectory {
+        /// The path given.
+        path: PathBuf,
+        /// What the directory was for.
+        purpose: DirectoryPurpose,
+    },
+
+    /// A render's destination already holds files.
+    #[error("{} is not empty", .0.display())]
+    RenderTargetNotEmpty(PathBuf),
+
+    /// A platform was asked for with nothing in it.
+    #[error("a platform needs at least one layer")]
+    EmptyPlatform,
+
+    /// Platforms nest deeper than the walk allows.
+    #[error("platforms nest more than {0} deep")]
+    PlatformTooDeep(usize),
+
+    /// A tag file line does not parse.
+    #[error("corrupt tag file {} line {line}: expected '<digest> <time> <user>'", path.display())]
+    CorruptTagFile {
+        /// The tag file.
+        path: PathBuf,
+        /// The line number, from 1.
+        line: usize,
+    },
+
+    /// A duration (`15m`, `7d`) does not parse.
+    #[error("'{0}' is not a duration")]
+    InvalidDuration(String),
+
+    /// A runtime backend name is not one of those known.
+    #[error("unknown runtime backend '{0}'")]
+    UnknownBackend(String),
+
+    /// A remote address does not parse.
+    #[error("'{input}' is not a remote address: {problem}")]
+    InvalidAddress {
+        /// The text given.
+        input: String,
+        /// What is wrong with it.
+        problem: String,
+    },
+
+    /// A remote name is neither configured nor an address.
+    #[error(
+        "no remote named '{name}' is configured{}",
+        configured_list(configured)
+    )]
+    UnknownRemote {
+        /// The name given.
+        name: String,
+        /// The names that are configured.
+        configured: Vec<String>,
+    },
+
+    /// `SPFS_CONFIG` names something that is not a file.
+    #[error("SPFS_CONFIG names {}, which is not a file", .0.display())]
+    ConfigNotAFile(PathBuf),
+
+    /// A configuration file is malformed (not TOML, unknown section or key, wrong type).
+    #[error("configuration file {}: {problem}", path.display())]
+    ConfigFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, naming the key.
+        problem: String,
+    },
+
+    /// A configuration value (from a file or an environment variable) is invalid.
+    #[error("{}: {source}", config_origin(origin, key))]
+    ConfigValue {
+        /// Where the value comes from.
+        origin: crate::config::Source,
+        /// Its key in a file (`remote.origin.address`); `None` for variables.
+        key: Option<String>,
+        /// What is wrong with the value.
+        source: Box<Error>,
+    },
+
+    /// A runtime name is not allowed.
+    #[error("invalid runtime name '{name}': {reason}")]
+    InvalidRuntimeName {
+        /// The name given.
+        name: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// A runtime of this name exists already.
+    #[error("a runtime named '{0}' already exists")]
+    RuntimeExists(String),
+
+    /// No runtime of this name exists.
+    #[error("no runtime named '{0}'")]
+    UnknownRuntime(String),
+
+    /// A runtime record on disk does not decode.
+    #[error("runtime record {} has no valid '{field}'", path.display())]
+    CorruptRuntimeRecord {
+        /// The record file.
+        path: PathBuf,
+        /// The missing or malformed field.
+        field: String,
+    },
+
+    /// `--rerun` of a runtime that is still running.
+    #[error("runtime '{name}' is still running (pid {pid})")]
+    RuntimeStillRunning {
+        /// The runtime.
+        name: String,
+        /// Its monitor's process id.
+        pid: u32,
+    },
+
+    /// `--rerun` of a runtime whose edits were not kept.
+    #[error("runtime '{0}' was not kept")]
+    RuntimeNotKept(String),
+
+    /// A command that works on the current runtime ran outside any.
+    #[error("not inside an spfs runtime (SPFS_RUNTIME is not set)")]
+    NotInRuntime,
+
+    /// A path given for a runtime's edits is not below /spfs.
+    #[error("'{0}' is not a path inside /spfs")]
+    NotUnderSpfs(String),
+
+    /// A requested link outside /spfs cannot be made.
+    #[error("cannot create the runtime link {} -> {}: {reason}", link.display(), target.display())]
+    InvalidLink {
+        /// Where the link would be.
+        link: PathBuf,
+        /// What it would point to.
+        target: PathBuf,
+        /// Why it is refused.
+        reason: &'static str,
+    },
+
+    /// Two link directories contain each other.
+    #[error("runtime links in {} and {} nest", outer.display(), inner.display())]
+    NestedLinkDirs {
+        /// The outer directory.
+        outer: PathBuf,
+        /// The directory inside it.
+        inner: PathBuf,
+    },
+
+    /// A mount point does not exist and this user may not create it.
+    #[error("the mount point {} does not exist", .0.display())]
+    MissingMountPoint(PathBuf),
+
+    /// The private mount namespace of a runtime could not be set up.
+    #[error("cannot {step}: {source}")]
+    Namespace {
+        /// The step that failed.
+        step: NamespaceStep,
+        /// The kernel's answer.
+        source: io::Error,
+    },
+
+    /// overlayfs is missing from the kernel.
+    #[error("overlayfs is not available in this kernel")]
+    OverlayUnavailable,
+
+    /// The kernel's FUSE device does not exist.
+    #[error("/dev/fuse does not exist")]
+    NoFuseDevice,
+
+    /// A stack has more layers than one overlay mount can take.
+    #[error("{layers} lower layers exceed the overlayfs limit of {limit}")]
+    TooManyLayers {
+        /// Layers asked for.
+        layers: usize,
+        /// The most one overlay accepts.
+        limit: usize,
+    },
+
+    /// The legacy mount(2) option string of an overlay exceeds one page.
+    #[error("{layers} layers need a {bytes}-byte overlay option string, over the {limit}-byte limit of this kernel's mount(2)")]
+    OverlayOptionsTooLong {
+        /// Layers asked for.
+        layers: usize,
+        /// Length of the option string.
+        bytes: usize,
+        /// The limit.
+        limit: usize,
+    },
+
+    /// A mount, bind, remount or unmount failed.
+    #[error("cannot {action} {}: {source}{}", target.display(), kernel_detail(kernel))]
+    Mount {
+        /// What was being done ("mount tmpfs (mode=0755) at", "unmount", ...).
+        action: String,
+        /// The mount point.
+        target: PathBuf,
+        /// The kernel's error.
+        source: io::Error,
+        /// Messages the kernel attached to the filesystem context, if any.
+        kernel: Option<String>,
+    },
+
+    /// Rendering a layer for an overlay needs whiteouts (character devices 0/0) and the
+    /// kernel or filesystem refused one.
+    #[error("cannot create whiteout {}: {source}", path.display())]
+    Whiteout {
+        /// The whiteout's path.
+        path: PathBuf,
+        /// The kernel's error.
+        source: io::Error,
+    },
+
+    /// A layer that deletes files cannot be rendered for an unprivileged runtime,
+    /// because the kernel refuses overlay whiteouts to ordinary users.
+    #[error("layer manifest {0} deletes files, and this kernel or filesystem refuses the overlay whiteouts that represent deletions to an ordinary user (Linux 5.8 and later allow them)")]
+    WhiteoutsRefused(Digest),
+
+    /// A payload a runtime needs is not in the repository.
+    #[error("payload {digest} of /spfs/{path} is missing from the repository")]
+    MissingRuntimePayload {
+        /// The payload.
+        digest: Digest,
+        /// The file of the stack that needs it.
+        path: String,
+    },
+
+    /// A payload is missing both locally and from the `--payloads-from` repository.
+    #[error("payload {digest} is missing locally and from {}", fallback.display())]
+    MissingFallbackPayload {
+        /// The payload.
+        digest: Digest,
+        /// The repository it was also looked for in.
+        fallback: PathBuf,
+    },
+
+    /// The runtime's command could not be started.
+    #[error("cannot start {program} in the runtime: {source}")]
+    StartCommand {
+        /// The program.
+        program: String,
+        /// Why.
+        source: io::Error,
+    },
+
+    /// A system call of the runtime's monitor or of its spawner failed.
+    #[error("cannot {action}: {source}")]
+    Supervision {
+        /// What was being done ("wait for the command", ...).
+        action: String,
+        /// Why.
+        source: io::Error,
+    },
+
+    /// A spawned runtime's monitor ended without reporting.
+    #[error("the runtime's monitor (pid {pid}) {}", monitor_end(*signal, *status))]
+    MonitorLost {
+        /// The monitor's process id.
+        pid: u32,
+        /// The signal that killed it, if one did.
+        signal: Option<i32>,
+        /// Its exit status otherwise.
+        status: i32,
+    },
+
+    /// A change asked of a running runtime's monitor was not applied.
+    #[error("{}", monitor_request(name, *pid, problem))]
+    MonitorRequest {
+        /// The runtime.
+        name: String,
+        /// Its monitor's process id.
+        pid: u32,
+        /// What went wrong.
+        problem: RequestProblem,
+    },
 
     /// The operation was interrupted by a signal; nothing partial was kept.
     #[error("interrupted; no partial objects were kept")]
@@ -224,6 +496,116 @@ pub enum Error {
     },
 }
 
+/// What a directory was expected for (see [`Error::NotADirectory`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DirectoryPurpose {
+    /// The tree to commit.
+    Commit,
+    /// A repository root.
+    Repository,
+}
+
+/// A step of entering a runtime's private namespace (see [`Error::Namespace`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NamespaceStep {
+    /// `unshare(CLONE_NEWNS)` as root.
+    MountNamespace,
+    /// `unshare(CLONE_NEWUSER | CLONE_NEWNS)` as an ordinary user.
+    UserNamespace {
+        /// The user.
+        uid: u32,
+    },
+    /// Writing `/proc/self/{uid_map,gid_map,setgroups}`.
+    MapUser {
+        /// The file written.
+        file: &'static str,
+        /// The user.
+        uid: u32,
+    },
+    /// Making `/` private so that no mount propagates out.
+    MakeRootPrivate,
+}
+
+impl fmt::Display for NamespaceStep {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NamespaceStep::MountNamespace => f.write_str("create a mount namespace"),
+            NamespaceStep::UserNamespace { uid } => {
+                write!(f, "create a user namespace as uid {uid}")
+            }
+            NamespaceStep::MapUser { file, uid } => {
+                write!(f, "write {file} to map uid {uid} into the user namespace")
+            }
+            NamespaceStep::MakeRootPrivate => f.write_str("make / private in the new namespace"),
+        }
+    }
+}
+
+/// Why a request to a runtime's monitor failed (see [`Error::MonitorRequest`]).
+#[derive(Debug)]
+pub enum RequestProblem {
+    /// The monitor process is gone.
+    NotRunning,
+    /// The monitor could not be signalled.
+    Signal(io::Error),
+    /// The monitor did not answer in time.
+    TimedOut(std::time::Duration),
+    /// The monitor answered but could not switch to the new stack.
+    StackKept,
+}
+
+fn monitor_request(name: &str, pid: u32, problem: &RequestProblem) -> String {
+    match problem {
+        RequestProblem::NotRunning => {
+            format!("the monitor of runtime '{name}' (pid {pid}) is not running")
+        }
+        RequestProblem::Signal(e) => {
+            format!("cannot signal the monitor of runtime '{name}' (pid {pid}): {e}")
+        }
+        RequestProblem::TimedOut(t) => format!(
+            "the monitor of runtime '{name}' did not apply the change within {} s",
+            t.as_secs()
+        ),
+        RequestProblem::StackKept => format!(
+            "the monitor of runtime '{name}' could not switch to the new stack and kept the old one"
+        ),
+    }
+}
+
+fn monitor_end(signal: Option<i32>, status: i32) -> String {
+    match signal {
+        Some(sig) => {
+            format!("was killed by signal {sig}; its mounts went with its namespace")
+        }
+        None => format!("exited with status {status} without reporting"),
+    }
+}
+
+fn kernel_detail(kernel: &Option<String>) -> String {
+    match kernel {
+        Some(k) if !k.is_empty() => format!(" (kernel: {k})"),
+        _ => String::new(),
+    }
+}
+
+fn configured_list(configured: &[String]) -> String {
+    if configured.is_empty() {
+        String::new()
+    } else {
+        format!(" (configured: {})", configured.join(", "))
+    }
+}
+
+fn config_origin(origin: &crate::config::Source, key: &Option<String>) -> String {
+    match (origin, key) {
+        (crate::config::Source::File(path), Some(key)) => {
+            format!("configuration file {}: {key}", path.display())
+        }
+        (origin, Some(key)) => format!("{origin}: {key}"),
+        (origin, None) => origin.to_string(),
+    }
+}
+
 fn commit_remains(remains: Option<(usize, u64)>) -> String {
     match remains {
         None => "nothing this commit wrote was kept".into(),
@@ -239,7 +621,7 @@ fn io_message(action: &str, path: &std::path::Path, err: &io::Error) -> String {
 }
 
 /// Splits a free-text message at its first `"; "` into what failed and what to do.
-/// Errors that carry free text (such as [`Error::InvalidInput`]) use it to keep the
+/// Errors that carry free text (such as [`Error::FuseUnavailable`]) use it to keep the
 /// hint out of their `Display` and return it from [`Help::help`].
 pub fn split_hint(text: &str) -> (&str, Option<&str>) {
     match text.split_once("; ") {
@@ -314,12 +696,93 @@ impl Help for Error {
             Error::SpecialFile { .. } => {
                 "remove it, or pass --skip-special to skip such files".into()
             }
-            Error::InvalidInput(text) | Error::Runtime(text) | Error::FuseUnavailable(text) => {
-                match split_hint(text).1 {
-                    Some(hint) => hint.into(),
-                    None => return Vec::new(),
-                }
+            Error::FuseUnavailable(text) => match split_hint(text).1 {
+                Some(hint) => hint.into(),
+                None => return Vec::new(),
+            },
+            Error::NulInPath(_) => return Vec::new(),
+            Error::NotADirectory { purpose, .. } => match purpose {
+                DirectoryPurpose::Commit => "give a directory to commit".into(),
+                DirectoryPurpose::Repository => "point SPFS_ROOT or --repo at a directory".into(),
+            },
+            Error::RenderTargetNotEmpty(_) => "render into a new or empty directory".into(),
+            Error::EmptyPlatform => "give a stack like A+B".into(),
+            Error::PlatformTooDeep(_) => "flatten the stack".into(),
+            Error::CorruptTagFile { .. } => "fix or remove the line".into(),
+            Error::InvalidDuration(_) => {
+                "use a number with s, m, h, d or w, like 15m or 7d".into()
             }
+            Error::UnknownBackend(_) => "use 'render' or 'fuse'".into(),
+            Error::InvalidAddress { .. } => {
+                "use file:///PATH, tar:///PATH.tar.zst or s3://BUCKET[/PREFIX]".into()
+            }
+            Error::UnknownRemote { name, .. } => format!(
+                "add [remote.{name}] address = \"file:///...\" to a configuration file, set SPFS_REMOTE_{}, or give an address like file:///path",
+                name.to_ascii_uppercase()
+            ),
+            Error::ConfigNotAFile(_) => "fix or unset SPFS_CONFIG".into(),
+            Error::ConfigFile { .. } => "see docs/config.md for the sections and keys".into(),
+            Error::ConfigValue { source, .. } => return source.help(),
+            Error::InvalidRuntimeName { .. } => return Vec::new(),
+            Error::RuntimeExists(name) => {
+                format!("pick another name or remove it with 'spfs runtime rm {name}'")
+            }
+            Error::UnknownRuntime(_) => "list runtimes with 'spfs runtime list'".into(),
+            Error::CorruptRuntimeRecord { .. } => "remove it with 'spfs runtime rm'".into(),
+            Error::RuntimeStillRunning { .. } => "wait for it to exit".into(),
+            Error::RuntimeNotKept(_) => {
+                "start runtimes with --keep-runtime to rerun them".into()
+            }
+            Error::NotInRuntime => {
+                "enter one with 'spfs run' or 'spfs shell', or give --path DIR".into()
+            }
+            Error::NotUnderSpfs(_) => "give paths like /spfs/bin/tool or bin/tool".into(),
+            Error::InvalidLink { .. } => return Vec::new(),
+            Error::NestedLinkDirs { .. } => {
+                "put links in directories that do not contain each other".into()
+            }
+            Error::MissingMountPoint(path) => format!(
+                "an administrator must create it once ('mkdir -p {}')",
+                path.display()
+            ),
+            Error::Namespace { step, .. } => match step {
+                NamespaceStep::MountNamespace => "the process needs CAP_SYS_ADMIN (it may be confined by a container or seccomp profile)".into(),
+                NamespaceStep::UserNamespace { .. } => "entering a runtime without root needs unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1 and user.max_user_namespaces > 0), or run as root".into(),
+                NamespaceStep::MapUser { .. } | NamespaceStep::MakeRootPrivate => return Vec::new(),
+            },
+            Error::OverlayUnavailable => "load it with 'modprobe overlay'".into(),
+            Error::NoFuseDevice => {
+                "load the fuse module ('modprobe fuse') or use --backend render".into()
+            }
+            Error::TooManyLayers { .. } => "merge layers of the stack into fewer".into(),
+            Error::OverlayOptionsTooLong { .. } => {
+                "a kernel with the new mount API (Linux 6.8+) lifts it".into()
+            }
+            Error::Mount { source, .. } => match source.raw_os_error() {
+                Some(libc::EPERM) => "mounting needs root or an unprivileged user namespace".into(),
+                _ => return Vec::new(),
+            },
+            Error::Whiteout { .. } => {
+                "render with masks skipped, or use a filesystem that allows character devices".into()
+            }
+            Error::WhiteoutsRefused(_) => "use --backend fuse".into(),
+            Error::MissingRuntimePayload { .. } => {
+                "pull the layer again or run 'spfs check'".into()
+            }
+            Error::MissingFallbackPayload { .. } => "pull the layer again".into(),
+            Error::StartCommand { .. } => "check that it exists and is executable".into(),
+            Error::Supervision { .. } => return Vec::new(),
+            Error::MonitorLost { signal, .. } => match signal {
+                Some(_) => return Vec::new(),
+                None => "see the messages above".into(),
+            },
+            Error::MonitorRequest { problem, .. } => match problem {
+                RequestProblem::StackKept => "its error is on the runtime's terminal".into(),
+                RequestProblem::NotRunning => {
+                    "list runtimes with 'spfs runtime list'".into()
+                }
+                RequestProblem::Signal(_) | RequestProblem::TimedOut(_) => return Vec::new(),
+            },
             Error::Fuse { reason, .. } => match split_hint(reason).1 {
                 Some(hint) => hint.into(),
                 None => return Vec::new(),
@@ -372,5 +835,78 @@ pub trait IoContext<T> {
 impl<T> IoContext<T> for io::Result<T> {
     fn ctx(self, action: &str, path: &std::path::Path) -> Result<T> {
         self.map_err(|e| Error::io(action, path, e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runtime_errors_keep_hints_out_of_their_message() {
+        let cases: Vec<(Error, &str, &str)> = vec![
+            (
+                Error::Namespace {
+                    step: NamespaceStep::UserNamespace { uid: 1000 },
+                    source: io::Error::from_raw_os_error(libc::EPERM),
+                },
+                "cannot create a user namespace as uid 1000: Operation not permitted (os error 1)",
+                "unprivileged user namespaces",
+            ),
+            (
+                Error::InvalidDuration("soon".into()),
+                "'soon' is not a duration",
+                "like 15m or 7d",
+            ),
+            (
+                Error::ConfigValue {
+                    origin: crate::config::Source::Env("SPFS_REMOTE_X".into()),
+                    key: None,
+                    source: Box::new(Error::InvalidAddress {
+                        input: "s3://".into(),
+                        problem: "no bucket".into(),
+                    }),
+                },
+                "$SPFS_REMOTE_X: 's3://' is not a remote address: no bucket",
+                "s3://BUCKET[/PREFIX]",
+            ),
+            (
+                Error::UnknownRemote {
+                    name: "backup".into(),
+                    configured: vec!["origin".into()],
+                },
+                "no remote named 'backup' is configured (configured: origin)",
+                "SPFS_REMOTE_BACKUP",
+            ),
+            (
+                Error::MonitorRequest {
+                    name: "rt-1".into(),
+                    pid: 42,
+                    problem: RequestProblem::StackKept,
+                },
+                "the monitor of runtime 'rt-1' could not switch to the new stack and kept the old one",
+                "on the runtime's terminal",
+            ),
+            (
+                Error::Mount {
+                    action: "set overlay option workdir=/w for".into(),
+                    target: "/spfs".into(),
+                    source: io::Error::from_raw_os_error(libc::EINVAL),
+                    kernel: Some("overlay: workdir and upperdir must be separate subtrees".into()),
+                },
+                "cannot set overlay option workdir=/w for /spfs: Invalid argument (os error 22) (kernel: overlay: workdir and upperdir must be separate subtrees)",
+                "",
+            ),
+        ];
+        for (e, message, hint) in cases {
+            assert_eq!(e.to_string(), message);
+            let help = e.help();
+            if hint.is_empty() {
+                assert!(help.is_empty(), "{message}: {help:?}");
+            } else {
+                assert_eq!(help.len(), 1, "{message}: {help:?}");
+                assert!(help[0].contains(hint), "{message}: {help:?}");
+            }
+        }
     }
 }

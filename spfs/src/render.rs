@@ -48,10 +48,7 @@ pub fn render_to(
     if dest.exists() {
         let mut rd = fs::read_dir(dest).ctx("reading", dest)?;
         if rd.next().is_some() {
-            return Err(Error::InvalidInput(format!(
-                "{} is not empty; render into a new or empty directory",
-                dest.display()
-            )));
+            return Err(Error::RenderTargetNotEmpty(dest.to_path_buf()));
         }
     } else {
         fs::create_dir_all(dest).ctx("creating", dest)?;
@@ -145,7 +142,10 @@ fn make_whiteout(path: &Path) -> Result<()> {
         nix::sys::stat::Mode::empty(),
         0,
     )
-    .map_err(|e| Error::io("creating whiteout", path, e.into()))
+    .map_err(|e| Error::Whiteout {
+        path: path.to_path_buf(),
+        source: e.into(),
+    })
 }
 
 /// The cached hard-link render of a manifest under `renders/`, made on first use.
@@ -188,4 +188,22 @@ pub fn render_cached(repo: &LocalRepository, manifest: &Digest) -> Result<PathBu
 pub fn whiteout_marker(repo: &LocalRepository, manifest: &Digest) -> PathBuf {
     repo.renders_dir()
         .join(format!("{}.whiteouts", manifest.to_hex()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_whiteout_that_cannot_be_made_is_a_typed_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("missing-parent/gone");
+        match make_whiteout(&path) {
+            Err(Error::Whiteout { path: p, source }) => {
+                assert_eq!(p, path);
+                assert_eq!(source.raw_os_error(), Some(libc::ENOENT));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
 }

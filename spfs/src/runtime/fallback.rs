@@ -21,10 +21,10 @@ pub fn fetch_payload(
     let mut src = remote
         .open_payload(digest, Some(size))
         .map_err(|e| match e {
-            Error::MissingPayload(_) => Error::Runtime(format!(
-                "payload {digest} is missing locally and from {}; pull the layer again",
-                remote.root().display()
-            )),
+            Error::MissingPayload(_) => Error::MissingFallbackPayload {
+                digest: *digest,
+                fallback: remote.root().to_path_buf(),
+            },
             e => e,
         })?;
     let src_path = remote.payload_path(digest);

@@ -118,7 +118,10 @@ pub fn prepare() -> Result<Privilege> {
     // monitor's wait loop.
     monitor_signals()
         .thread_block()
-        .map_err(|e| Error::Runtime(format!("cannot block signals: {e}")))?;
+        .map_err(|e| Error::Supervision {
+            action: "block signals".into(),
+            source: e.into(),
+        })?;
     Ok(privilege)
 }
 
@@ -157,15 +160,13 @@ impl<'a> Monitor<'a> {
             Some(name) => {
                 let rec = record::load(repo, name)?;
                 if rec.is_alive() {
-                    return Err(Error::Runtime(format!(
-                        "runtime '{name}' is still running (pid {}); wait for it to exit",
-                        rec.pid
-                    )));
+                    return Err(Error::RuntimeStillRunning {
+                        name: name.clone(),
+                        pid: rec.pid,
+                    });
                 }
                 if !rec.keep {
-                    return Err(Error::Runtime(format!(
-                        "runtime '{name}' was not kept; start runtimes with --keep-runtime to rerun them"
-                    )));
+                    return Err(Error::RuntimeNotKept(name.clone()));
                 }
                 let edit = opts.edit.unwrap_or(rec.editable);
                 (rec.name.clone(), rec.stack.clone(), edit, true, Some(rec))
@@ -179,21 +180,13 @@ impl<'a> Monitor<'a> {
             ),
         };
         if opts.name.is_some() && previous.is_none() {
-            crate::storage::validate_tag_name(&name).map_err(|_| {
-                Error::InvalidInput(format!(
-                    "invalid runtime name '{name}': use letters, digits and . _ - only"
-                ))
-            })?;
+            record::validate_name(&name)?;
             if record::load(repo, &name).is_ok() {
-                return Err(Error::InvalidInput(format!(
-                    "a runtime named '{name}' already exists; pick another name or remove it with 'spfs runtime rm {name}'"
-                )));
+                return Err(Error::RuntimeExists(name));
             }
         }
         if !namespace::overlay_available() {
-            return Err(Error::Runtime(
-                "overlayfs is not available in this kernel: load it with 'modprobe overlay'".into(),
-            ));
+            return Err(Error::OverlayUnavailable);
         }
         let scratch = PathBuf::from(SCRATCH_DIR);
         let (upper, work) = if let Some(dir) = &opts.upper_dir {
@@ -241,9 +234,7 @@ impl<'a> Monitor<'a> {
             Backend::Render => Lowers::Rendered(self.render_lowers(&manifests)?),
             Backend::Fuse => {
                 if !Path::new("/dev/fuse").exists() {
-                    return Err(Error::Runtime(
-                        "/dev/fuse does not exist: load the fuse module ('modprobe fuse') or use --backend render".into(),
-                    ));
+                    return Err(Error::NoFuseDevice);
                 }
                 Lowers::Merged(fuse_table(
                     self.repo,
@@ -299,9 +290,7 @@ impl<'a> Monitor<'a> {
             if self.privilege == Privilege::Root {
                 fs::create_dir_all(SPFS_DIR).ctx("creating", Path::new(SPFS_DIR))?;
             } else {
-                return Err(Error::Runtime(format!(
-                    "the mount point {SPFS_DIR} does not exist; an administrator must create it once ('mkdir {SPFS_DIR}')"
-                )));
+                return Err(Error::MissingMountPoint(PathBuf::from(SPFS_DIR)));
             }
         }
         self.mount_scratch(opts.tmpfs_size.as_deref())?;
@@ -340,11 +329,8 @@ impl<'a> Monitor<'a> {
             });
         }
         let program = cmd.get_program().to_string_lossy().into_owned();
-        cmd.spawn().map_err(|e| {
-            Error::Runtime(format!(
-                "cannot start {program} in the runtime: {e}; check that it exists and is executable"
-            ))
-        })
+        cmd.spawn()
+            .map_err(|e| Error::StartCommand { program, source: e })
     }
 
     fn render_lowers(&self, manifests: &[Digest]) -> Result<Vec<PathBuf>> {
@@ -372,12 +358,8 @@ impl<'a> Monitor<'a> {
             .par_iter()
             .map(|m| {
                 render_cached(self.repo, m).map_err(|e| match e {
-                    Error::Io { ref action, .. }
-                        if action.contains("whiteout") && self.privilege == Privilege::UserNamespace =>
-                    {
-                        Error::Runtime(format!(
-                            "layer manifest {m} deletes files, and this kernel or filesystem refuses the overlay whiteouts that represent deletions to an ordinary user (Linux 5.8 and later allow them); use --backend fuse"
-                        ))
+                    Error::Whiteout { .. } if self.privilege == Privilege::UserNamespace => {
+                        Error::WhiteoutsRefused(*m)
                     }
                     e => e,
                 })
@@ -408,11 +390,7 @@ impl<'a> Monitor<'a> {
         for (dir, links) in dirs {
             if !dir.is_dir() {
                 if self.privilege != Privilege::Root {
-                    return Err(Error::Runtime(format!(
-                        "the mount point {} does not exist; an administrator must create it once ('mkdir -p {}')",
-                        dir.display(),
-                        dir.display()
-                    )));
+                    return Err(Error::MissingMountPoint(dir.clone()));
                 }
                 fs::create_dir_all(dir).ctx("creating the mount point", dir)?;
             }
@@ -457,9 +435,10 @@ impl<'a> Monitor<'a> {
         let pid = Pid::from_raw(child.id() as i32);
         let set = monitor_signals();
         loop {
-            let sig = set
-                .wait()
-                .map_err(|e| Error::Runtime(format!("waiting for signals failed: {e}")))?;
+            let sig = set.wait().map_err(|e| Error::Supervision {
+                action: "wait for signals".into(),
+                source: e.into(),
+            })?;
             match sig {
                 Signal::SIGCHLD => match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
                     Ok(WaitStatus::Exited(_, code)) => return Ok(code),
@@ -467,9 +446,10 @@ impl<'a> Monitor<'a> {
                     Ok(_) => {}
                     Err(nix::errno::Errno::ECHILD) => return Ok(0),
                     Err(e) => {
-                        return Err(Error::Runtime(format!(
-                            "waiting for the command failed: {e}"
-                        )))
+                        return Err(Error::Supervision {
+                            action: "wait for the command".into(),
+                            source: e.into(),
+                        })
                     }
                 },
                 // The terminal already delivered Ctrl-C to the command when both share
@@ -531,15 +511,15 @@ impl<'a> Monitor<'a> {
                 flags |= MsFlags::MS_RDONLY;
             }
             nix::mount::mount(None::<&str>, target, None::<&str>, flags, None::<&str>).map_err(
-                |e| {
-                    Error::Runtime(format!(
-                        "cannot change /spfs to {}: {e}",
-                        if self.record.editable {
-                            "writable"
-                        } else {
-                            "read-only"
-                        }
-                    ))
+                |e| Error::Mount {
+                    action: if self.record.editable {
+                        "remount writable".into()
+                    } else {
+                        "remount read-only".into()
+                    },
+                    target: target.to_path_buf(),
+                    source: e.into(),
+                    kernel: None,
                 },
             )?;
         }
@@ -627,12 +607,10 @@ pub type LinkDir = (PathBuf, Vec<(std::ffi::OsString, PathBuf)>);
 pub fn link_dirs(links: &[(PathBuf, PathBuf)]) -> Result<Vec<LinkDir>> {
     let mut out: Vec<LinkDir> = Vec::new();
     for (link, target) in links {
-        let bad = |why: &str| {
-            Error::InvalidInput(format!(
-                "cannot create the runtime link {} -> {}: {why}",
-                link.display(),
-                target.display()
-            ))
+        let bad = |reason: &'static str| Error::InvalidLink {
+            link: link.clone(),
+            target: target.clone(),
+            reason,
         };
         let bytes = link.as_os_str().as_encoded_bytes();
         let normal = link.is_absolute()
@@ -672,11 +650,10 @@ pub fn link_dirs(links: &[(PathBuf, PathBuf)]) -> Result<Vec<LinkDir>> {
     // A link directory may not hide another one's links.
     for (a, _) in &out {
         if let Some((b, _)) = out.iter().find(|(b, _)| b != a && b.starts_with(a)) {
-            return Err(Error::InvalidInput(format!(
-                "runtime links in {} and {} nest; put links in directories that do not contain each other",
-                a.display(),
-                b.display()
-            )));
+            return Err(Error::NestedLinkDirs {
+                outer: a.clone(),
+                inner: b.clone(),
+            });
         }
     }
     Ok(out)
@@ -687,11 +664,10 @@ pub fn verify_payloads(repo: &LocalRepository, m: &Manifest) -> Result<()> {
     let files: Vec<_> = m.files().collect();
     let missing = files.par_iter().find_any(|f| !repo.has_payload(&f.digest));
     match missing {
-        Some(f) => Err(Error::Runtime(format!(
-            "payload {} of /spfs/{} is missing from the repository; pull the layer again or run 'spfs check'",
-            f.digest,
-            String::from_utf8_lossy(&f.path)
-        ))),
+        Some(f) => Err(Error::MissingRuntimePayload {
+            digest: f.digest,
+            path: String::from_utf8_lossy(&f.path).into_owned(),
+        }),
         None => Ok(()),
     }
 }

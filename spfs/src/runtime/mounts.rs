@@ -40,8 +40,7 @@ pub struct OverlaySpec {
 }
 
 fn cstr(p: &Path) -> Result<CString> {
-    CString::new(p.as_os_str().as_bytes())
-        .map_err(|_| Error::InvalidInput(format!("path {} contains a NUL byte", p.display())))
+    CString::new(p.as_os_str().as_bytes()).map_err(|_| Error::NulInPath(p.to_path_buf()))
 }
 
 /// Mounts a tmpfs at `target`, optionally limited to `size` (`2G`, `50%`, ...).
@@ -57,22 +56,21 @@ pub fn mount_tmpfs(target: &Path, size: Option<&str>) -> Result<()> {
         MsFlags::MS_NOSUID,
         Some(data.as_str()),
     )
-    .map_err(|e| {
-        Error::Runtime(format!(
-            "cannot mount tmpfs at {} ({data}): {e}",
-            target.display()
-        ))
+    .map_err(|e| Error::Mount {
+        action: format!("mount tmpfs ({data}) at"),
+        target: target.to_path_buf(),
+        source: e.into(),
+        kernel: None,
     })
 }
 
 /// Makes `source` visible read-only at `target`.
 pub fn bind_read_only(source: &Path, target: &Path) -> Result<()> {
-    let fail = |e: nix::errno::Errno| {
-        Error::Runtime(format!(
-            "cannot bind {} at {}: {e}",
-            source.display(),
-            target.display()
-        ))
+    let fail = |e: nix::errno::Errno| Error::Mount {
+        action: format!("bind {} read-only at", source.display()),
+        target: target.to_path_buf(),
+        source: e.into(),
+        kernel: None,
     };
     nix::mount::mount(
         Some(source),
@@ -96,20 +94,22 @@ pub fn bind_read_only(source: &Path, target: &Path) -> Result<()> {
 pub fn unmount(target: &Path) -> Result<()> {
     match nix::mount::umount2(target, MntFlags::MNT_DETACH) {
         Ok(()) | Err(nix::errno::Errno::EINVAL) | Err(nix::errno::Errno::ENOENT) => Ok(()),
-        Err(e) => Err(Error::Runtime(format!(
-            "cannot unmount {}: {e}",
-            target.display()
-        ))),
+        Err(e) => Err(Error::Mount {
+            action: "unmount".into(),
+            target: target.to_path_buf(),
+            source: e.into(),
+            kernel: None,
+        }),
     }
 }
 
 /// Mounts an overlay described by `spec` at `target`.
 pub fn mount_overlay(spec: &OverlaySpec, target: &Path) -> Result<()> {
     if spec.lowers.len() > MAX_OVERLAY_LOWERS {
-        return Err(Error::Runtime(format!(
-            "{} lower layers exceed the overlayfs limit of {MAX_OVERLAY_LOWERS}",
-            spec.lowers.len()
-        )));
+        return Err(Error::TooManyLayers {
+            layers: spec.lowers.len(),
+            limit: MAX_OVERLAY_LOWERS,
+        });
     }
     match mount_overlay_new_api(spec, target) {
         Err(MountApiError::Unsupported) => mount_overlay_legacy(spec, target),
@@ -157,24 +157,24 @@ fn mount_overlay_new_api(
         let e = last_errno();
         return match e.raw_os_error() {
             Some(libc::ENOSYS) => Err(MountApiError::Unsupported),
-            Some(libc::ENODEV) => Err(MountApiError::Failed(Error::Runtime(
-                "overlayfs is not available in this kernel: load it with 'modprobe overlay'".into(),
-            ))),
-            _ => Err(MountApiError::Failed(Error::Runtime(format!(
-                "fsopen(overlay) failed: {e}"
-            )))),
+            Some(libc::ENODEV) => Err(MountApiError::Failed(Error::OverlayUnavailable)),
+            _ => Err(MountApiError::Failed(Error::Mount {
+                action: "open an overlay filesystem context (fsopen) for".into(),
+                target: target.to_path_buf(),
+                source: e,
+                kernel: None,
+            })),
         };
     }
     // SAFETY: fd is a fresh descriptor we own.
     let fs = unsafe { OwnedFd::from_raw_fd(fd as i32) };
-    let fail = |what: String, e: std::io::Error| {
-        let kernel = context_messages(&fs);
-        let detail = if kernel.is_empty() {
-            String::new()
-        } else {
-            format!(" (kernel: {kernel})")
-        };
-        MountApiError::Failed(Error::Runtime(format!("{what}: {e}{detail}")))
+    let fail = |action: String, e: std::io::Error| {
+        MountApiError::Failed(Error::Mount {
+            action,
+            target: target.to_path_buf(),
+            source: e,
+            kernel: Some(context_messages(&fs)),
+        })
     };
     let set = |key: &str, value: Option<&Path>| -> std::result::Result<(), MountApiError> {
         let k = CString::new(key).expect("static key");
@@ -198,8 +198,8 @@ fn mount_overlay_new_api(
                 return Err(MountApiError::Unsupported);
             }
             let what = match value {
-                Some(p) => format!("overlay option {key}={}", p.display()),
-                None => format!("overlay option {key}"),
+                Some(p) => format!("set overlay option {key}={} for", p.display()),
+                None => format!("set overlay option {key} for"),
             };
             return Err(fail(what, e));
         }
@@ -225,13 +225,13 @@ fn mount_overlay_new_api(
         )
     };
     if rc < 0 {
-        return Err(fail("cannot create the overlay".into(), last_errno()));
+        return Err(fail("create the overlay for".into(), last_errno()));
     }
     let attrs = if spec.read_only { MOUNT_ATTR_RDONLY } else { 0 };
     // SAFETY: plain syscall on our descriptor.
     let mfd = unsafe { libc::syscall(libc::SYS_fsmount, fs.as_raw_fd(), FSMOUNT_CLOEXEC, attrs) };
     if mfd < 0 {
-        return Err(fail("cannot mount the overlay".into(), last_errno()));
+        return Err(fail("mount the overlay for".into(), last_errno()));
     }
     // SAFETY: mfd is a fresh descriptor we own.
     let mnt = unsafe { OwnedFd::from_raw_fd(mfd as i32) };
@@ -249,10 +249,7 @@ fn mount_overlay_new_api(
         )
     };
     if rc < 0 {
-        return Err(fail(
-            format!("cannot attach the overlay at {}", target.display()),
-            last_errno(),
-        ));
+        return Err(fail("attach the overlay at".into(), last_errno()));
     }
     Ok(())
 }
@@ -280,11 +277,11 @@ fn mount_overlay_legacy(spec: &OverlaySpec, target: &Path) -> Result<()> {
     }
     let page = 4096;
     if data.len() >= page {
-        return Err(Error::Runtime(format!(
-            "{} layers need a {}-byte overlay option string, over the {page}-byte limit of this kernel's mount(2); a kernel with the new mount API (Linux 6.8+) lifts it",
-            spec.lowers.len(),
-            data.len()
-        )));
+        return Err(Error::OverlayOptionsTooLong {
+            layers: spec.lowers.len(),
+            bytes: data.len(),
+            limit: page,
+        });
     }
     let mut flags = MsFlags::empty();
     if spec.read_only {
@@ -297,5 +294,10 @@ fn mount_overlay_legacy(spec: &OverlaySpec, target: &Path) -> Result<()> {
         flags,
         Some(data.as_str()),
     )
-    .map_err(|e| Error::Runtime(format!("cannot mount overlay at {}: {e}", target.display())))
+    .map_err(|e| Error::Mount {
+        action: "mount overlay at".into(),
+        target: target.to_path_buf(),
+        source: e.into(),
+        kernel: None,
+    })
 }

@@ -4,7 +4,7 @@ use std::fs;
 
 use nix::sched::{unshare, CloneFlags};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, NamespaceStep, Result};
 
 /// How the runtime obtained the right to mount.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,25 +20,27 @@ pub enum Privilege {
 /// while the process has a single thread.
 pub fn enter_private_namespace() -> Result<Privilege> {
     let privilege = if nix::unistd::geteuid().is_root() {
-        unshare(CloneFlags::CLONE_NEWNS).map_err(|e| {
-            Error::Runtime(format!(
-                "cannot create a mount namespace: {e}; the process needs CAP_SYS_ADMIN (it may be confined by a container or seccomp profile)"
-            ))
+        unshare(CloneFlags::CLONE_NEWNS).map_err(|e| Error::Namespace {
+            step: NamespaceStep::MountNamespace,
+            source: e.into(),
         })?;
         Privilege::Root
     } else {
         let uid = nix::unistd::geteuid();
         let gid = nix::unistd::getegid();
         unshare(CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNS).map_err(|e| {
-            Error::Runtime(format!(
-                "cannot create a user namespace as uid {uid}: {e}; entering a runtime without root needs unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1 and user.max_user_namespaces > 0), or run as root"
-            ))
+            Error::Namespace {
+                step: NamespaceStep::UserNamespace { uid: uid.as_raw() },
+                source: e.into(),
+            }
         })?;
-        let write = |file: &str, text: String| -> Result<()> {
-            fs::write(file, text).map_err(|e| {
-                Error::Runtime(format!(
-                    "cannot write {file} for the user namespace: {e}; the kernel refused to map uid {uid}"
-                ))
+        let write = |file: &'static str, text: String| -> Result<()> {
+            fs::write(file, text).map_err(|e| Error::Namespace {
+                step: NamespaceStep::MapUser {
+                    file,
+                    uid: uid.as_raw(),
+                },
+                source: e,
             })
         };
         write("/proc/self/setgroups", "deny".into())?;
@@ -54,7 +56,10 @@ pub fn enter_private_namespace() -> Result<Privilege> {
         nix::mount::MsFlags::MS_REC | nix::mount::MsFlags::MS_PRIVATE,
         None::<&str>,
     )
-    .map_err(|e| Error::Runtime(format!("cannot make / private in the new namespace: {e}")))?;
+    .map_err(|e| Error::Namespace {
+        step: NamespaceStep::MakeRootPrivate,
+        source: e.into(),
+    })?;
     Ok(privilege)
 }
 

@@ -32,9 +32,7 @@ impl Backend {
         match s {
             "render" => Ok(Backend::Render),
             "fuse" => Ok(Backend::Fuse),
-            other => Err(Error::InvalidInput(format!(
-                "unknown runtime backend '{other}': use 'render' or 'fuse'"
-            ))),
+            other => Err(Error::UnknownBackend(other.to_string())),
         }
     }
 }
@@ -90,11 +88,9 @@ impl RuntimeRecord {
 
     fn decode(text: &str, path: &Path) -> Result<Self> {
         let map: BTreeMap<&str, &str> = text.lines().filter_map(|l| l.split_once('=')).collect();
-        let bad = |field: &str| {
-            Error::InvalidInput(format!(
-                "runtime record {} has no valid '{field}'; remove it with 'spfs runtime rm'",
-                path.display()
-            ))
+        let bad = |field: &str| Error::CorruptRuntimeRecord {
+            path: path.to_path_buf(),
+            field: field.to_string(),
         };
         let get = |k: &str| map.get(k).copied().ok_or_else(|| bad(k));
         let num = |k: &str| get(k).and_then(|v| v.parse::<u64>().map_err(|_| bad(k)));
@@ -177,6 +173,27 @@ pub fn prune(repo: &LocalRepository) -> Result<usize> {
     Ok(n)
 }
 
+/// Checks a name given to a new runtime: one tag segment (letters, digits and
+/// `. _ + , = @ -`, not starting with `.`), as it names a file under `runtimes/`.
+pub fn validate_name(name: &str) -> Result<()> {
+    let reason = if name.contains('/') {
+        Some("'/' is not allowed (use letters, digits and . _ + , = @ -)".to_string())
+    } else {
+        match crate::storage::validate_tag_name(name) {
+            Ok(()) => None,
+            Err(Error::InvalidTag { reason, .. }) => Some(reason),
+            Err(e) => return Err(e),
+        }
+    };
+    match reason {
+        Some(reason) => Err(Error::InvalidRuntimeName {
+            name: name.to_string(),
+            reason,
+        }),
+        None => Ok(()),
+    }
+}
+
 /// The machine's host name.
 pub fn hostname() -> String {
     nix::unistd::gethostname()
@@ -212,9 +229,7 @@ pub fn load(repo: &LocalRepository, name: &str) -> Result<RuntimeRecord> {
     match crate::storage::files::read_text_bounded(&path, crate::storage::files::MAX_RECORD_BYTES)?
     {
         Some(text) => RuntimeRecord::decode(&text, &path),
-        None => Err(Error::InvalidInput(format!(
-            "no runtime named '{name}'; list runtimes with 'spfs runtime list'"
-        ))),
+        None => Err(Error::UnknownRuntime(name.to_string())),
     }
 }
 
@@ -259,4 +274,38 @@ pub fn new_name() -> String {
         .unwrap_or(0);
     let seed = format!("{nanos}-{}-{}", std::process::id(), hostname());
     format!("rt-{}", &Digest::of(seed.as_bytes()).to_hex()[..12])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runtime_names_are_one_tag_segment() {
+        for ok in ["rt-1", "build_2.x", "a+b,c=d@e"] {
+            validate_name(ok).unwrap();
+        }
+        for (bad, why) in [
+            ("a/b", "'/' is not allowed"),
+            ("", "it is empty"),
+            (".hidden", "may not start with '.'"),
+            ("sp ace", "character ' ' is not allowed"),
+        ] {
+            match validate_name(bad) {
+                Err(Error::InvalidRuntimeName { name, reason }) => {
+                    assert_eq!(name, bad);
+                    assert!(reason.contains(why), "{bad}: {reason}");
+                }
+                other => panic!("{bad}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn unknown_backend_is_typed_with_its_choices_as_help() {
+        let e = Backend::parse("nfs").unwrap_err();
+        assert!(matches!(&e, Error::UnknownBackend(b) if b == "nfs"));
+        assert_eq!(e.to_string(), "unknown runtime backend 'nfs'");
+        assert_eq!(crate::error::Help::help(&e), ["use 'render' or 'fuse'"]);
+    }
 }

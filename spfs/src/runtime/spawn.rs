@@ -182,15 +182,20 @@ impl RuntimeCommand {
     /// Starts the monitor. The calling thread must outlive the runtime: if it dies, the
     /// monitor is killed (parent-death signal).
     pub fn spawn(&mut self) -> Result<RuntimeChild> {
-        let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
-            .map_err(|e| Error::Runtime(format!("cannot create the runtime's status pipe: {e}")))?;
+        let (read, write) =
+            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| Error::Supervision {
+                action: "create the runtime's status pipe".into(),
+                source: e.into(),
+            })?;
         let request = Request {
             repo: self.repo.clone(),
             options: self.options.clone(),
             status_fd: write.as_raw_fd(),
         };
-        let encoded = serde_json::to_string(&request)
-            .map_err(|e| Error::Runtime(format!("cannot encode the runtime request: {e}")))?;
+        let encoded = serde_json::to_string(&request).map_err(|e| Error::Supervision {
+            action: "encode the runtime request".into(),
+            source: e.into(),
+        })?;
         let mut cmd = Command::new(&self.monitor_exe);
         cmd.arg(MONITOR_ARG).env(REQUEST_VAR, encoded);
         for (k, v) in &self.envs {
@@ -231,11 +236,9 @@ impl RuntimeCommand {
         }
         // Signals that arrive from here on are forwarded, even before the wait starts.
         let signals_seen = crate::signals::count();
-        let child = cmd.spawn().map_err(|e| {
-            Error::Runtime(format!(
-                "cannot start the runtime monitor {}: {e}",
-                self.monitor_exe.display()
-            ))
+        let child = cmd.spawn().map_err(|e| Error::Supervision {
+            action: format!("start the runtime monitor {}", self.monitor_exe.display()),
+            source: e,
         })?;
         drop(write);
         Ok(RuntimeChild {
@@ -288,17 +291,11 @@ impl RuntimeChild {
             Ok(Outcome::Failed { message, help, .. }) => Err(Error::Spawned { message, help }),
             Err(_) => {
                 use std::os::unix::process::ExitStatusExt;
-                Err(Error::Runtime(match status.signal() {
-                    Some(sig) => format!(
-                        "the runtime's monitor (pid {}) was killed by signal {sig}; its mounts went with its namespace",
-                        self.child.id()
-                    ),
-                    None => format!(
-                        "the runtime's monitor (pid {}) exited with status {} without reporting; see the messages above",
-                        self.child.id(),
-                        status.code().unwrap_or(-1)
-                    ),
-                }))
+                Err(Error::MonitorLost {
+                    pid: self.child.id(),
+                    signal: status.signal(),
+                    status: status.code().unwrap_or(-1),
+                })
             }
         }
     }
@@ -310,11 +307,10 @@ impl RuntimeChild {
         let pidfd = (raw >= 0).then(|| unsafe { OwnedFd::from_raw_fd(raw) });
         let mut seen = self.signals_seen;
         loop {
-            if let Some(status) = self
-                .child
-                .try_wait()
-                .map_err(|e| Error::Runtime(format!("waiting for the runtime failed: {e}")))?
-            {
+            if let Some(status) = self.child.try_wait().map_err(|e| Error::Supervision {
+                action: "wait for the runtime".into(),
+                source: e,
+            })? {
                 return Ok(status);
             }
             let now = crate::signals::count();

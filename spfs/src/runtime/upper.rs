@@ -11,18 +11,17 @@ use super::record::{self, RuntimeRecord};
 use crate::commit::{commit_tree, commit_tree_as_layer, CommitOptions};
 use crate::diff::{diff, Change};
 use crate::digest::Digest;
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Error, IoContext, RequestProblem, Result};
 use crate::object::{Manifest, Object, Platform};
 use crate::progress::Progress;
 use crate::storage::LocalRepository;
 
 /// The record of the runtime this process runs in (named by `SPFS_RUNTIME`).
 pub fn current(repo: &LocalRepository) -> Result<RuntimeRecord> {
-    let name = std::env::var("SPFS_RUNTIME").ok().filter(|n| !n.is_empty()).ok_or_else(|| {
-        Error::InvalidInput(
-            "not inside an spfs runtime (SPFS_RUNTIME is not set); enter one with 'spfs run' or 'spfs shell', or give --path DIR".into(),
-        )
-    })?;
+    let name = std::env::var("SPFS_RUNTIME")
+        .ok()
+        .filter(|n| !n.is_empty())
+        .ok_or(Error::NotInRuntime)?;
     record::load(repo, &name)
 }
 
@@ -130,9 +129,7 @@ fn relative_to_spfs(p: &str) -> Result<PathBuf> {
             .components()
             .any(|c| matches!(c, std::path::Component::ParentDir))
     {
-        return Err(Error::InvalidInput(format!(
-            "'{p}' is not a path inside /spfs; give paths like /spfs/bin/tool or bin/tool"
-        )));
+        return Err(Error::NotUnderSpfs(p.to_string()));
     }
     Ok(PathBuf::from(rel))
 }
@@ -146,10 +143,11 @@ pub fn set_stack(repo: &LocalRepository, rec: &RuntimeRecord, stack: Vec<Digest>
     record::save(repo, &rec)?;
     request(repo, &rec, Signal::SIGUSR2)?;
     if record::load(repo, &rec.name)?.stack != rec.stack {
-        return Err(Error::Runtime(format!(
-            "the monitor of runtime '{}' could not switch to the new stack and kept the old one; its error is on the runtime's terminal",
-            rec.name
-        )));
+        return Err(Error::MonitorRequest {
+            name: rec.name.clone(),
+            pid: rec.pid,
+            problem: RequestProblem::StackKept,
+        });
     }
     Ok(())
 }
@@ -165,27 +163,29 @@ pub fn set_editable(repo: &LocalRepository, rec: &RuntimeRecord, editable: bool)
 /// Asks the runtime's monitor to apply its record, and waits until it has.
 fn request(repo: &LocalRepository, rec: &RuntimeRecord, sig: Signal) -> Result<()> {
     if !rec.is_alive() {
-        return Err(Error::Runtime(format!(
-            "the monitor of runtime '{}' (pid {}) is not running",
-            rec.name, rec.pid
-        )));
+        return Err(Error::MonitorRequest {
+            name: rec.name.clone(),
+            pid: rec.pid,
+            problem: RequestProblem::NotRunning,
+        });
     }
     let before = rec.generation;
-    kill(Pid::from_raw(rec.pid as i32), sig).map_err(|e| {
-        Error::Runtime(format!(
-            "cannot signal the runtime monitor (pid {}): {e}",
-            rec.pid
-        ))
+    kill(Pid::from_raw(rec.pid as i32), sig).map_err(|e| Error::MonitorRequest {
+        name: rec.name.clone(),
+        pid: rec.pid,
+        problem: RequestProblem::Signal(e.into()),
     })?;
     let start = Instant::now();
-    while start.elapsed() < Duration::from_secs(10) {
+    let limit = Duration::from_secs(10);
+    while start.elapsed() < limit {
         if record::load(repo, &rec.name)?.generation > before {
             return Ok(());
         }
         std::thread::sleep(Duration::from_millis(5));
     }
-    Err(Error::Runtime(format!(
-        "the monitor of runtime '{}' did not apply the change within 10 s",
-        rec.name
-    )))
+    Err(Error::MonitorRequest {
+        name: rec.name.clone(),
+        pid: rec.pid,
+        problem: RequestProblem::TimedOut(limit),
+    })
 }

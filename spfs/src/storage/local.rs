@@ -343,10 +343,10 @@ fn is_populated(root: &Path) -> Result<bool> {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
         Err(e) if e.raw_os_error() == Some(libc::ENOTDIR) => {
-            return Err(Error::InvalidInput(format!(
-                "{} is not a directory; point SPFS_ROOT/--repo at a directory",
-                root.display()
-            )))
+            return Err(Error::NotADirectory {
+                path: root.to_path_buf(),
+                purpose: crate::error::DirectoryPurpose::Repository,
+            })
         }
         Err(e) => return Err(Error::io("reading", root, e)),
     };

@@ -151,9 +151,7 @@ impl LocalRepository {
         visit: &mut dyn FnMut(&Digest, &Object) -> Result<()>,
     ) -> Result<()> {
         if depth > 64 {
-            return Err(Error::InvalidInput(
-                "platforms nest more than 64 deep; flatten the stack".into(),
-            ));
+            return Err(Error::PlatformTooDeep(64));
         }
         for d in stack {
             if !self.has_object(d) && self.has_payload(d) {

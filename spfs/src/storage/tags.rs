@@ -151,11 +151,10 @@ impl LocalRepository {
                     user: parts.next().unwrap_or("").to_string(),
                 }),
                 _ => {
-                    return Err(Error::InvalidInput(format!(
-                        "corrupt tag file {} line {}: expected '<digest> <time> <user>'; fix or remove the line",
-                        path.display(),
-                        i + 1
-                    )))
+                    return Err(Error::CorruptTagFile {
+                        path: path.clone(),
+                        line: i + 1,
+                    })
                 }
             }
         }
