@@ -199,7 +199,9 @@ impl<'a> Builder<'a> {
             self.repo,
             SolveOptions {
                 options: options.clone(),
-                interrupted: Some(|| spfs::signals::check().is_err()),
+                cancel: Some(crate::solve::SolveCancel::new(|| {
+                    spfs::signals::check().is_err()
+                })),
                 ..Default::default()
             },
         );

@@ -11,7 +11,7 @@ use super::{parse_options, CliError, CliResult, Command, Opt};
 use crate::ident::AnyIdent;
 use crate::option_map::host_options;
 use crate::request::Request;
-use crate::solve::{SolveError, SolveOptions, Solver};
+use crate::solve::{SolveCancel, SolveError, SolveOptions, Solver};
 use crate::spec::{load_spec_file, LoadOptions};
 use crate::storage::{bulk, PackageRepository, SpfsRepository};
 
@@ -523,8 +523,7 @@ fn explain(opt: &Opt, a: &Explain) -> CliResult {
             options: options.clone(),
             build_from_source: a.build_from_source,
             timeout,
-            cancel: None,
-            interrupted: Some(|| spfs::signals::received().is_some()),
+            cancel: Some(SolveCancel::new(|| spfs::signals::received().is_some())),
             progress,
         },
     );

@@ -135,7 +135,9 @@ fn resolve(
             SolveOptions {
                 options: options.clone(),
                 build_from_source: from_source,
-                interrupted: Some(|| spfs::signals::received().is_some()),
+                cancel: Some(crate::solve::SolveCancel::new(|| {
+                    spfs::signals::received().is_some()
+                })),
                 progress,
                 ..Default::default()
             },

@@ -8,7 +8,7 @@ mod provider;
 
 use std::collections::BTreeSet;
 use std::fmt;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,7 +19,7 @@ use crate::request::Request;
 use crate::spec::Spec;
 use crate::storage::{PackageRepository, StorageError};
 
-use provider::{Cancelled, Provider, SolverPkg};
+use provider::{Provider, SolverPkg};
 
 /// How a package of a solution is obtained.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -136,12 +136,39 @@ pub struct SolveOptions {
     pub build_from_source: bool,
     /// Give up after this long.
     pub timeout: Option<Duration>,
-    /// Set to true (for example from a signal handler) to stop the solve.
-    pub cancel: Option<Arc<AtomicBool>>,
-    /// Polled during the solve; returning true stops it (for example a signal check).
-    pub interrupted: Option<fn() -> bool>,
+    /// Polled during the solve; when it answers true the solve stops with
+    /// [`SolveError::Interrupted`].
+    pub cancel: Option<SolveCancel>,
     /// Told the name of each package the solver tries (for a progress display).
     pub progress: Option<SolveProgress>,
+}
+
+/// A check polled during a solve: true stops it (a signal check, a flag set by another
+/// thread).
+#[derive(Clone)]
+pub struct SolveCancel(Arc<dyn Fn() -> bool + Send + Sync>);
+
+impl SolveCancel {
+    /// Stops the solve once `check` answers true.
+    pub fn new(check: impl Fn() -> bool + Send + Sync + 'static) -> Self {
+        SolveCancel(Arc::new(check))
+    }
+
+    /// Stops the solve once `flag` is set.
+    pub fn flag(flag: Arc<AtomicBool>) -> Self {
+        SolveCancel::new(move || flag.load(Ordering::Relaxed))
+    }
+
+    /// Whether the solve should stop now.
+    pub fn requested(&self) -> bool {
+        (self.0)()
+    }
+}
+
+impl fmt::Debug for SolveCancel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SolveCancel")
+    }
 }
 
 /// A callback told the name of each package the solver tries.
@@ -189,18 +216,10 @@ impl<'a> Solver<'a> {
             Err(pubgrub::PubGrubError::NoSolution(tree)) => {
                 Err(SolveError::NoSolution(explain::explain(&provider, &tree)))
             }
-            Err(pubgrub::PubGrubError::ErrorInShouldCancel(c)) => Err(match c {
-                Cancelled::Timeout(t) => SolveError::TimedOut(t),
-                _ => SolveError::Interrupted,
-            }),
-            Err(pubgrub::PubGrubError::ErrorRetrievingDependencies { source, .. })
-            | Err(pubgrub::PubGrubError::ErrorChoosingVersion { source, .. }) => {
-                Err(match source {
-                    Cancelled::Storage(e) => SolveError::Storage(e),
-                    Cancelled::Timeout(t) => SolveError::TimedOut(t),
-                    Cancelled::Interrupted => SolveError::Interrupted,
-                })
-            }
+            // The provider's own errors: storage failures, the timeout, a cancel.
+            Err(pubgrub::PubGrubError::ErrorInShouldCancel(e))
+            | Err(pubgrub::PubGrubError::ErrorRetrievingDependencies { source: e, .. })
+            | Err(pubgrub::PubGrubError::ErrorChoosingVersion { source: e, .. }) => Err(e),
         }
     }
 }

@@ -6,7 +6,6 @@ use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::ops::Bound;
 use std::rc::Rc;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -61,20 +60,6 @@ impl fmt::Display for SolverPkg {
     }
 }
 
-/// Why the provider stopped the solve.
-#[derive(Debug, thiserror::Error)]
-pub enum Cancelled {
-    /// The deadline passed.
-    #[error("timed out")]
-    Timeout(Duration),
-    /// The cancel flag was set.
-    #[error("interrupted")]
-    Interrupted,
-    /// The repository failed.
-    #[error(transparent)]
-    Storage(StorageError),
-}
-
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Kind {
     Binary,
@@ -106,7 +91,6 @@ pub struct Provider<'a> {
     set_cache: RefCell<HashMap<(PkgRequest, CompatRule), Set>>,
     /// Request text of each dependency: (dependent, its candidate, dependency) -> text.
     pub(super) dep_text: RefCell<HashMap<(SolverPkg, Idx, SolverPkg), String>>,
-    storage_error: RefCell<Option<StorageError>>,
 }
 
 fn singleton(i: Idx) -> Set {
@@ -170,12 +154,7 @@ impl<'a> Provider<'a> {
             packages: RefCell::new(HashMap::new()),
             set_cache: RefCell::new(HashMap::new()),
             dep_text: RefCell::new(HashMap::new()),
-            storage_error: RefCell::new(None),
         }
-    }
-
-    fn storage<T>(&self, r: Result<T, StorageError>) -> Result<T, Cancelled> {
-        r.map_err(Cancelled::Storage)
     }
 
     /// Every version of a package with its specs, read from the repository once per solve.
@@ -189,7 +168,7 @@ impl<'a> Provider<'a> {
     }
 
     /// The candidates of a package, best first (index 1 is `[0]`).
-    pub fn candidates(&self, name: &PkgName) -> Result<Rc<Vec<Candidate>>, Cancelled> {
+    pub fn candidates(&self, name: &PkgName) -> Result<Rc<Vec<Candidate>>, StorageError> {
         if let Some(c) = self.candidates.borrow().get(name) {
             return Ok(c.clone());
         }
@@ -213,10 +192,10 @@ impl<'a> Provider<'a> {
         None
     }
 
-    fn load_candidates(&self, name: &PkgName) -> Result<Vec<Candidate>, Cancelled> {
+    fn load_candidates(&self, name: &PkgName) -> Result<Vec<Candidate>, StorageError> {
         let mut out = Vec::new();
         // One read per package and solve: the repository's index when it has one.
-        let package = self.storage(self.package(name))?;
+        let package = self.package(name)?;
         for entry in package.versions.iter().rev() {
             let vi = VersionIdent::new(name.clone(), entry.version.clone());
             let mut binaries = Vec::new();
@@ -268,8 +247,8 @@ impl<'a> Provider<'a> {
                 }
             }
         }
-        for parent in self.storage(self.repo.embedded_in(name))? {
-            let parents = self.storage(self.package(&parent.name))?;
+        for parent in self.repo.embedded_in(name)? {
+            let parents = self.package(&parent.name)?;
             let Some(spec) = parents
                 .versions
                 .iter()
@@ -279,7 +258,7 @@ impl<'a> Provider<'a> {
             else {
                 continue;
             };
-            let spec = self.storage(spec)?;
+            let spec = spec?;
             for e in embedded_specs(&spec) {
                 if e.name() != name {
                     continue;
@@ -302,7 +281,7 @@ impl<'a> Provider<'a> {
     }
 
     /// The candidates a package request admits, with its default compatibility rule.
-    fn request_set(&self, req: &PkgRequest, rule: CompatRule) -> Result<Set, Cancelled> {
+    fn request_set(&self, req: &PkgRequest, rule: CompatRule) -> Result<Set, StorageError> {
         let key = (req.clone(), rule);
         if let Some(s) = self.set_cache.borrow().get(&key) {
             return Ok(s.clone());
@@ -323,7 +302,7 @@ impl<'a> Provider<'a> {
         Ok(set)
     }
 
-    fn var_set(&self, name: &PkgName, var: &VarRequest) -> Result<Set, Cancelled> {
+    fn var_set(&self, name: &PkgName, var: &VarRequest) -> Result<Set, StorageError> {
         let cands = self.candidates(name)?;
         let Some(value) = &var.value else {
             return Ok(Ranges::full());
@@ -347,7 +326,7 @@ impl<'a> Provider<'a> {
         requests: &[Request],
         rule: CompatRule,
         deps: &mut Vec<(SolverPkg, Set)>,
-    ) -> Result<Option<String>, Cancelled> {
+    ) -> Result<Option<String>, StorageError> {
         for r in requests {
             match r {
                 Request::Pkg(p) => {
@@ -404,7 +383,7 @@ impl<'a> Provider<'a> {
             .or_insert(text);
     }
 
-    fn index_of(&self, ident: &BuildIdent) -> Result<Option<Idx>, Cancelled> {
+    fn index_of(&self, ident: &BuildIdent) -> Result<Option<Idx>, StorageError> {
         let cands = self.candidates(&ident.name)?;
         Ok(cands
             .iter()
@@ -418,7 +397,7 @@ impl<'a> Provider<'a> {
         parent: &BuildIdent,
         specs: &[&Spec],
         deps: &mut Vec<(SolverPkg, Set)>,
-    ) -> Result<(), Cancelled> {
+    ) -> Result<(), StorageError> {
         for e in specs {
             let cands = self.candidates(e.name())?;
             let idx = cands.iter().position(|c| {
@@ -597,9 +576,6 @@ impl<'a> Provider<'a> {
         &self,
         selected: pubgrub::SelectedDependencies<SolverPkg, Idx>,
     ) -> Result<Solution, SolveError> {
-        if let Some(e) = self.storage_error.borrow_mut().take() {
-            return Err(SolveError::Storage(e));
-        }
         let mut packages: Vec<SolvedPackage> = Vec::new();
         let mut comps: HashMap<PkgName, BTreeSet<Component>> = HashMap::new();
         for (p, i) in selected.iter() {
@@ -614,13 +590,9 @@ impl<'a> Provider<'a> {
             if *i == 0 {
                 continue;
             }
-            let cands = self.candidates(name).map_err(|e| match e {
-                Cancelled::Storage(s) => SolveError::Storage(s),
-                Cancelled::Timeout(t) => SolveError::TimedOut(t),
-                Cancelled::Interrupted => SolveError::Interrupted,
-            })?;
+            let cands = self.candidates(name)?;
             let c = &cands[*i as usize - 1];
-            let spec = c.spec.spec().map_err(SolveError::Storage)?;
+            let spec = c.spec.spec()?;
             let requested = comps.remove(name).unwrap_or_default();
             let components = match c.kind {
                 Kind::Embedded { .. } => requested,
@@ -650,7 +622,7 @@ impl DependencyProvider for Provider<'_> {
     type VS = Set;
     type Priority = (u8, u32, Reverse<usize>);
     type M = String;
-    type Err = Cancelled;
+    type Err = SolveError;
 
     fn prioritize(
         &self,
@@ -679,7 +651,7 @@ impl DependencyProvider for Provider<'_> {
         (class, stats.conflict_count(), Reverse(idx.len()))
     }
 
-    fn choose_version(&self, package: &SolverPkg, range: &Set) -> Result<Option<Idx>, Cancelled> {
+    fn choose_version(&self, package: &SolverPkg, range: &Set) -> Result<Option<Idx>, SolveError> {
         let name = match package {
             SolverPkg::Root => return Ok(Some(1)),
             SolverPkg::Pkg(n) | SolverPkg::Comp(n, _) => n,
@@ -718,7 +690,7 @@ impl DependencyProvider for Provider<'_> {
         &self,
         package: &SolverPkg,
         version: &Idx,
-    ) -> Result<Dependencies<SolverPkg, Set, String>, Cancelled> {
+    ) -> Result<Dependencies<SolverPkg, Set, String>, SolveError> {
         let i = *version;
         let mut deps = Vec::new();
         match package {
@@ -736,7 +708,7 @@ impl DependencyProvider for Provider<'_> {
                 }
                 let cands = self.candidates(name)?;
                 let c = cands[i as usize - 1].clone();
-                let spec = self.storage(c.spec.spec())?;
+                let spec = c.spec.spec()?;
                 if let Some(reason) = &c.unusable {
                     return Ok(Dependencies::Unavailable(reason.clone()));
                 }
@@ -775,7 +747,7 @@ impl DependencyProvider for Provider<'_> {
                     }
                     return Ok(Dependencies::Available(Self::merge(deps)));
                 }
-                let full = self.storage(c.spec.spec())?;
+                let full = c.spec.spec()?;
                 let Some(spec) = full.components().into_iter().find(|s| &s.name == comp) else {
                     let known: Vec<&str> = c.components.iter().map(|c| c.as_str()).collect();
                     return Ok(Dependencies::Unavailable(format!(
@@ -802,19 +774,14 @@ impl DependencyProvider for Provider<'_> {
         Ok(Dependencies::Available(Self::merge(deps)))
     }
 
-    fn should_cancel(&self) -> Result<(), Cancelled> {
+    fn should_cancel(&self) -> Result<(), SolveError> {
         if let Some((deadline, limit)) = self.deadline {
             if Instant::now() > deadline {
-                return Err(Cancelled::Timeout(limit));
+                return Err(SolveError::TimedOut(limit));
             }
         }
-        if self.settings.interrupted.is_some_and(|f| f()) {
-            return Err(Cancelled::Interrupted);
-        }
-        if let Some(flag) = &self.settings.cancel {
-            if flag.load(Ordering::Relaxed) {
-                return Err(Cancelled::Interrupted);
-            }
+        if self.settings.cancel.as_ref().is_some_and(|c| c.requested()) {
+            return Err(SolveError::Interrupted);
         }
         Ok(())
     }

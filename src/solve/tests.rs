@@ -333,7 +333,7 @@ fn timeout_and_interrupt() {
     let err = Solver::new(
         &r,
         SolveOptions {
-            cancel: Some(cancel),
+            cancel: Some(SolveCancel::flag(cancel)),
             ..Default::default()
         },
     )
