@@ -60,23 +60,28 @@ impl fmt::Display for SolverPkg {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Kind {
-    Binary,
-    PublishedSource,
-    BuildFromSource,
-    Embedded { parent: BuildIdent },
-}
-
 #[derive(Debug, Clone)]
 pub struct Candidate {
     pub ident: BuildIdent,
     /// The spec: its summary is always at hand, the whole spec is parsed when used.
     pub spec: IndexedSpec,
-    pub kind: Kind,
+    /// Where the build would come from.
+    pub source: PackageSource,
     /// Why the solve's options rule this build out, if they do.
     pub unusable: Option<String>,
     pub components: BTreeSet<Component>,
+}
+
+impl Candidate {
+    /// A published `/src` build: it holds sources, and is used only when asked for
+    /// exactly.
+    fn is_published_source(&self) -> bool {
+        self.source == PackageSource::Repository && self.ident.build == Build::Source
+    }
+
+    fn is_embedded(&self) -> bool {
+        matches!(self.source, PackageSource::Embedded { .. })
+    }
 }
 
 pub struct Provider<'a> {
@@ -201,22 +206,17 @@ impl<'a> Provider<'a> {
             let mut binaries = Vec::new();
             let mut sources = Vec::new();
             for (b, spec) in &entry.builds {
-                let kind = if b.build == Build::Source {
-                    Kind::PublishedSource
-                } else {
-                    Kind::Binary
-                };
                 let cand = Candidate {
                     unusable: self.unusable_reason(b, &spec.summary.options),
                     components: spec.summary.components.clone(),
                     ident: b.clone(),
                     spec: spec.clone(),
-                    kind,
+                    source: PackageSource::Repository,
                 };
-                if cand.kind == Kind::Binary {
-                    binaries.push(cand);
-                } else {
+                if cand.is_published_source() {
                     sources.push(cand);
+                } else {
+                    binaries.push(cand);
                 }
             }
             // Builds matching more of the requested options first, then by id for stability.
@@ -240,7 +240,7 @@ impl<'a> Provider<'a> {
                             ident: vi.to_build(Build::Source),
                             components: recipe.summary.components.clone(),
                             spec: recipe,
-                            kind: Kind::BuildFromSource,
+                            source: PackageSource::BuildFromSource,
                             unusable: None,
                         });
                     }
@@ -271,7 +271,7 @@ impl<'a> Provider<'a> {
                     unusable: self.unusable_reason(&ident, &emb.option_values()),
                     ident,
                     spec: IndexedSpec::new(Arc::new(emb)),
-                    kind: Kind::Embedded {
+                    source: PackageSource::Embedded {
                         parent: parent.clone(),
                     },
                 });
@@ -292,7 +292,7 @@ impl<'a> Provider<'a> {
             let ok = match &req.build {
                 Some(b) if *b != c.ident.build => false,
                 _ => {
-                    (exact || (!c.spec.summary.deprecated && c.kind != Kind::PublishedSource))
+                    (exact || (!c.spec.summary.deprecated && !c.is_published_source()))
                         && req.allows_version(&c.ident.version, &c.spec.summary.compat, rule)
                 }
             };
@@ -311,7 +311,7 @@ impl<'a> Provider<'a> {
         Ok(from_indices(cands.iter().enumerate().filter_map(|(i, c)| {
             let have = &c.spec.summary.options;
             let ok = match have.get_str(base) {
-                Some(v) => v.is_empty() || v == value || c.kind == Kind::BuildFromSource,
+                Some(v) => v.is_empty() || v == value || c.source == PackageSource::BuildFromSource,
                 None => true,
             };
             ok.then_some(i as Idx + 1)
@@ -387,7 +387,7 @@ impl<'a> Provider<'a> {
         let cands = self.candidates(&ident.name)?;
         Ok(cands
             .iter()
-            .position(|c| &c.ident == ident && c.kind != Kind::BuildFromSource)
+            .position(|c| &c.ident == ident && c.source != PackageSource::BuildFromSource)
             .map(|i| i as Idx + 1))
     }
 
@@ -401,7 +401,7 @@ impl<'a> Provider<'a> {
         for e in specs {
             let cands = self.candidates(e.name())?;
             let idx = cands.iter().position(|c| {
-                matches!(&c.kind, Kind::Embedded { parent: p } if p == parent)
+                matches!(&c.source, PackageSource::Embedded { parent: p } if p == parent)
                     && c.ident.version == *e.version()
             });
             if let Some(i) = idx {
@@ -594,21 +594,16 @@ impl<'a> Provider<'a> {
             let c = &cands[*i as usize - 1];
             let spec = c.spec.spec()?;
             let requested = comps.remove(name).unwrap_or_default();
-            let components = match c.kind {
-                Kind::Embedded { .. } => requested,
-                _ => spec.resolve_components(&requested),
+            let components = if c.is_embedded() {
+                requested
+            } else {
+                spec.resolve_components(&requested)
             };
             packages.push(SolvedPackage {
                 ident: c.ident.clone(),
                 spec,
                 components,
-                source: match &c.kind {
-                    Kind::Embedded { parent } => PackageSource::Embedded {
-                        parent: parent.clone(),
-                    },
-                    Kind::BuildFromSource => PackageSource::BuildFromSource,
-                    _ => PackageSource::Repository,
-                },
+                source: c.source.clone(),
             });
         }
         packages.sort_by(|a, b| a.ident.name.cmp(&b.ident.name));
@@ -642,7 +637,7 @@ impl DependencyProvider for Provider<'_> {
         let idx = indices(range, cands.len(), false);
         let only_embedded = idx
             .iter()
-            .all(|i| matches!(cands[*i as usize - 1].kind, Kind::Embedded { .. }));
+            .all(|i| cands[*i as usize - 1].is_embedded());
         let class = match (package, only_embedded) {
             (_, true) => 1,
             (SolverPkg::Comp(..), _) => 3,
@@ -672,12 +667,12 @@ impl DependencyProvider for Provider<'_> {
             if let SolverPkg::Comp(_, comp) = package {
                 if *comp != Component::All
                     && !c.components.contains(comp)
-                    && !matches!(c.kind, Kind::Embedded { .. })
+                    && !c.is_embedded()
                 {
                     continue;
                 }
             }
-            if matches!(c.kind, Kind::Embedded { .. }) {
+            if c.is_embedded() {
                 embedded.get_or_insert(i);
                 continue;
             }
@@ -712,8 +707,8 @@ impl DependencyProvider for Provider<'_> {
                 if let Some(reason) = &c.unusable {
                     return Ok(Dependencies::Unavailable(reason.clone()));
                 }
-                match &c.kind {
-                    Kind::Embedded { parent } => {
+                match &c.source {
+                    PackageSource::Embedded { parent } => {
                         if let Some(pi) = self.index_of(parent)? {
                             let dep = SolverPkg::Pkg(parent.name.clone());
                             self.note((package, i), &dep, format!("{parent} (which embeds it)"));
@@ -738,7 +733,7 @@ impl DependencyProvider for Provider<'_> {
                 let cands = self.candidates(name)?;
                 let c = cands[i as usize - 1].clone();
                 deps.push((SolverPkg::Pkg(name.clone()), singleton(i)));
-                if matches!(c.kind, Kind::Embedded { .. }) {
+                if c.is_embedded() {
                     return Ok(Dependencies::Available(Self::merge(deps)));
                 }
                 if *comp == Component::All {
