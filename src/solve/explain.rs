@@ -2,12 +2,12 @@
 
 use pubgrub::{DerivationTree, External};
 
-use super::provider::{indices, Provider, Set, SolverPkg};
+use super::provider::{indices, Provider, Set, SolverPkg, Unusable};
 use super::Explanation;
 
-type Tree = DerivationTree<SolverPkg, Set, String>;
+type Tree = DerivationTree<SolverPkg, Set, Unusable>;
 
-fn leaves<'t>(tree: &'t Tree, out: &mut Vec<&'t External<SolverPkg, Set, String>>) {
+fn leaves<'t>(tree: &'t Tree, out: &mut Vec<&'t External<SolverPkg, Set, Unusable>>) {
     match tree {
         DerivationTree::External(e) => out.push(e),
         DerivationTree::Derived(d) => {
@@ -84,7 +84,7 @@ pub fn explain(p: &Provider, tree: &Tree) -> Explanation {
             }
             External::NoVersions(pkg, set) => no_versions.push((pkg.clone(), set.clone(), false)),
             External::Custom(pkg, set, msg) => {
-                push(msg.clone(), &mut reasons);
+                push(msg.to_string(), &mut reasons);
                 customs.push((pkg.clone(), set.clone(), msg.clone()));
             }
             External::NotRoot(..) => {}
@@ -143,43 +143,46 @@ pub fn explain(p: &Provider, tree: &Tree) -> Explanation {
                     who(p, &first.from, &first.from_set)
                 ),
             };
-            summary = Some(if many.len() > 1 {
-                let pkg = second
-                    .from
-                    .name()
-                    .map(|n| n.to_string())
-                    .unwrap_or_default();
-                let mut examples: Vec<String> = many
-                    .iter()
-                    .take(3)
-                    .map(|e| {
-                        format!(
-                            "{} requires {}",
-                            who(p, &e.from, &e.from_set),
-                            dep_text(p, e)
-                        )
-                    })
-                    .collect();
-                if many.len() > 3 {
-                    examples.push(format!("and {} more", many.len() - 3));
-                }
-                format!(
+            summary = Some((
+                Cause::Conflict,
+                if many.len() > 1 {
+                    let pkg = second
+                        .from
+                        .name()
+                        .map(|n| n.to_string())
+                        .unwrap_or_default();
+                    let mut examples: Vec<String> = many
+                        .iter()
+                        .take(3)
+                        .map(|e| {
+                            format!(
+                                "{} requires {}",
+                                who(p, &e.from, &e.from_set),
+                                dep_text(p, e)
+                            )
+                        })
+                        .collect();
+                    if many.len() > 3 {
+                        examples.push(format!("and {} more", many.len() - 3));
+                    }
+                    format!(
                     "{lead}, but no version of {pkg} accepts it ({}); no version of {na} satisfies both",
                     examples.join(", ")
                 )
-            } else {
-                let tb = dep_text(p, second);
-                match &first.from {
-                    SolverPkg::Root => format!(
-                        "{lead}, but {} requires {tb}; no version of {na} satisfies both",
-                        who(p, &second.from, &second.from_set)
-                    ),
-                    _ => format!(
-                        "{lead}, but {} requires {tb}; no version satisfies both",
-                        who(p, &second.from, &second.from_set)
-                    ),
-                }
-            });
+                } else {
+                    let tb = dep_text(p, second);
+                    match &first.from {
+                        SolverPkg::Root => format!(
+                            "{lead}, but {} requires {tb}; no version of {na} satisfies both",
+                            who(p, &second.from, &second.from_set)
+                        ),
+                        _ => format!(
+                            "{lead}, but {} requires {tb}; no version satisfies both",
+                            who(p, &second.from, &second.from_set)
+                        ),
+                    }
+                },
+            ));
             break 'outer;
         }
     }
@@ -203,7 +206,7 @@ pub fn explain(p: &Provider, tree: &Tree) -> Explanation {
         if let SolverPkg::Comp(_, comp) = pkg {
             if let Some(line) = p.missing_component(name, set, comp) {
                 push(line.clone(), &mut reasons);
-                summary.get_or_insert(line);
+                summary.get_or_insert((Cause::Other, line));
                 continue;
             }
         }
@@ -215,51 +218,89 @@ pub fn explain(p: &Provider, tree: &Tree) -> Explanation {
             .map(|e| dep_text(p, e))
             .unwrap_or_else(|| name.to_string());
         let known = p.known_versions(name);
-        let line = if !unusable.is_empty() {
-            format!("no usable build of {wanted}: {}", unusable.join("; "))
+        let (cause, line) = if !unusable.is_empty() {
+            let why: Vec<String> = unusable.iter().map(|u| u.to_string()).collect();
+            (
+                Cause::Other,
+                format!("no usable build of {wanted}: {}", why.join("; ")),
+            )
         } else if known.is_empty() {
             let recipes = p.recipe_versions(name);
             if recipes.is_empty() {
-                format!("there is no package named '{name}' in the repository")
+                (
+                    Cause::NoPackage,
+                    format!("there is no package named '{name}' in the repository"),
+                )
             } else {
                 let shown: Vec<&str> = recipes.iter().take(8).map(|s| s.as_str()).collect();
-                format!(
-                    "package '{name}' has recipes but no builds (recipe versions: {}{})",
-                    shown.join(", "),
-                    if recipes.len() > 8 { ", ..." } else { "" }
+                (
+                    Cause::NoBuilds,
+                    format!(
+                        "package '{name}' has recipes but no builds (recipe versions: {}{})",
+                        shown.join(", "),
+                        if recipes.len() > 8 { ", ..." } else { "" }
+                    ),
                 )
             }
         } else {
             let shown: Vec<&str> = known.iter().take(8).map(|s| s.as_str()).collect();
-            format!(
-                "no version of {name} matches {wanted} (available: {}{})",
-                shown.join(", "),
-                if known.len() > 8 { ", ..." } else { "" }
+            (
+                Cause::Other,
+                format!(
+                    "no version of {name} matches {wanted} (available: {}{})",
+                    shown.join(", "),
+                    if known.len() > 8 { ", ..." } else { "" }
+                ),
             )
         };
         push(line.clone(), &mut reasons);
-        summary.get_or_insert(line);
+        summary.get_or_insert((cause, line));
     }
     if let Some((_, _, msg)) = customs.first() {
-        summary.get_or_insert(msg.clone());
+        summary.get_or_insert((Cause::Other, msg.to_string()));
     }
-    let summary =
-        summary.unwrap_or_else(|| "the requests cannot be satisfied together".to_string());
+    let (cause, summary) = summary.unwrap_or_else(|| {
+        (
+            Cause::Other,
+            "the requests cannot be satisfied together".to_string(),
+        )
+    });
     reasons.retain(|r| r != &summary);
-    let help = if summary.contains("no package named") {
-        "check the spelling with 'spk search', or publish the package first".to_string()
-    } else if summary.contains("has recipes but no builds") {
-        "publish a build of it, or pass --build-from-source to build one from its recipe"
-            .to_string()
-    } else if summary.contains("satisfies both") {
-        "relax one of the conflicting requests, or publish a version that satisfies both"
-            .to_string()
-    } else {
-        "relax the requests above, or run 'spk ls NAME' to see what versions exist".to_string()
-    };
     Explanation {
         summary,
         reasons,
-        help,
+        help: cause.help().to_string(),
+    }
+}
+
+/// What the summary of an explanation says went wrong, which decides its hint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cause {
+    /// Two requests on one package that no version satisfies together.
+    Conflict,
+    /// A package the repository does not have at all.
+    NoPackage,
+    /// A package with recipes but no builds.
+    NoBuilds,
+    /// Anything else: versions, options or components that do not match.
+    Other,
+}
+
+impl Cause {
+    fn help(self) -> &'static str {
+        match self {
+            Cause::NoPackage => {
+                "check the spelling with 'spk search', or publish the package first"
+            }
+            Cause::NoBuilds => {
+                "publish a build of it, or pass --build-from-source to build one from its recipe"
+            }
+            Cause::Conflict => {
+                "relax one of the conflicting requests, or publish a version that satisfies both"
+            }
+            Cause::Other => {
+                "relax the requests above, or run 'spk ls NAME' to see what versions exist"
+            }
+        }
     }
 }

@@ -60,6 +60,86 @@ impl fmt::Display for SolverPkg {
     }
 }
 
+/// Why a build cannot be part of a solve.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unusable {
+    /// The build was made with another value of an option the solve sets.
+    BuiltWith {
+        /// The build.
+        build: BuildIdent,
+        /// The option.
+        option: String,
+        /// The value it was built with.
+        built: String,
+        /// The value the solve asks for.
+        requested: String,
+    },
+    /// The build (or the request, when `by` is `None`) requires a value of a global
+    /// option other than the one the solve sets.
+    RequiresOption {
+        /// The build that requires it.
+        by: Option<BuildIdent>,
+        /// The option.
+        option: String,
+        /// The value required.
+        required: String,
+        /// The value the solve asks for.
+        requested: String,
+    },
+    /// A component was asked for that the build does not have.
+    NoComponent {
+        /// The build.
+        build: BuildIdent,
+        /// The component asked for.
+        component: Component,
+        /// The components it has.
+        known: Vec<Component>,
+    },
+}
+
+impl fmt::Display for Unusable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Unusable::BuiltWith {
+                build,
+                option,
+                built,
+                requested,
+            } => write!(
+                f,
+                "{build} was built with {option}={built}, but {option}={requested} is requested"
+            ),
+            Unusable::RequiresOption {
+                by,
+                option,
+                required,
+                requested,
+            } => {
+                match by {
+                    Some(build) => write!(f, "{build} requires")?,
+                    None => f.write_str("your request requires")?,
+                }
+                write!(
+                    f,
+                    " option {option}={required}, but {option}={requested} is requested"
+                )
+            }
+            Unusable::NoComponent {
+                build,
+                component,
+                known,
+            } => {
+                let known: Vec<&str> = known.iter().map(|c| c.as_str()).collect();
+                write!(
+                    f,
+                    "{build} has no component '{component}' (it has: {})",
+                    known.join(", ")
+                )
+            }
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Candidate {
     pub ident: BuildIdent,
@@ -68,7 +148,7 @@ pub struct Candidate {
     /// Where the build would come from.
     pub source: PackageSource,
     /// Why the solve's options rule this build out, if they do.
-    pub unusable: Option<String>,
+    pub unusable: Option<Unusable>,
     pub components: BTreeSet<Component>,
 }
 
@@ -184,13 +264,16 @@ impl<'a> Provider<'a> {
         Ok(list)
     }
 
-    fn unusable_reason(&self, ident: &BuildIdent, values: &OptionMap) -> Option<String> {
+    fn unusable_reason(&self, ident: &BuildIdent, values: &OptionMap) -> Option<Unusable> {
         for (name, value) in values.iter() {
             if let Some(wanted) = self.settings.options.value_for(&ident.name, name.as_str()) {
                 if !value.is_empty() && wanted != value {
-                    return Some(format!(
-                        "{ident} was built with {name}={value}, but {name}={wanted} is requested",
-                    ));
+                    return Some(Unusable::BuiltWith {
+                        build: ident.clone(),
+                        option: name.to_string(),
+                        built: value.to_string(),
+                        requested: wanted.to_string(),
+                    });
                 }
             }
         }
@@ -319,14 +402,16 @@ impl<'a> Provider<'a> {
         .union(&singleton(0)))
     }
 
-    /// Adds the dependencies of `requests` to `deps`, recording their text for explanations.
+    /// Adds the dependencies of `requests` to `deps`, recording their text for
+    /// explanations; `by` is the build whose requests they are.
     fn add_requests(
         &self,
         from: (&SolverPkg, Idx),
+        by: Option<&BuildIdent>,
         requests: &[Request],
         rule: CompatRule,
         deps: &mut Vec<(SolverPkg, Set)>,
-    ) -> Result<Option<String>, StorageError> {
+    ) -> Result<Option<Unusable>, StorageError> {
         for r in requests {
             match r {
                 Request::Pkg(p) => {
@@ -362,10 +447,12 @@ impl<'a> Provider<'a> {
                         None => {
                             if let Some(wanted) = self.settings.options.get(&v.var) {
                                 if wanted != value {
-                                    return Ok(Some(format!(
-                                        "requires option {}={value}, but {}={wanted} is requested",
-                                        v.var, v.var
-                                    )));
+                                    return Ok(Some(Unusable::RequiresOption {
+                                        by: by.cloned(),
+                                        option: v.var.to_string(),
+                                        required: value.to_string(),
+                                        requested: wanted.to_string(),
+                                    }));
                                 }
                             }
                         }
@@ -499,7 +586,7 @@ impl<'a> Provider<'a> {
     }
 
     /// Reasons why candidates in `set` of `name` cannot be used by this solve.
-    pub fn unusable_reasons(&self, name: &PkgName, set: &Set) -> Vec<String> {
+    pub fn unusable_reasons(&self, name: &PkgName, set: &Set) -> Vec<Unusable> {
         let Ok(cands) = self.candidates(name) else {
             return Vec::new();
         };
@@ -616,7 +703,7 @@ impl DependencyProvider for Provider<'_> {
     type V = Idx;
     type VS = Set;
     type Priority = (u8, u32, Reverse<usize>);
-    type M = String;
+    type M = Unusable;
     type Err = SolveError;
 
     fn prioritize(
@@ -635,9 +722,7 @@ impl DependencyProvider for Provider<'_> {
             return (u8::MAX, 0, Reverse(0));
         };
         let idx = indices(range, cands.len(), false);
-        let only_embedded = idx
-            .iter()
-            .all(|i| cands[*i as usize - 1].is_embedded());
+        let only_embedded = idx.iter().all(|i| cands[*i as usize - 1].is_embedded());
         let class = match (package, only_embedded) {
             (_, true) => 1,
             (SolverPkg::Comp(..), _) => 3,
@@ -665,10 +750,7 @@ impl DependencyProvider for Provider<'_> {
                 continue;
             }
             if let SolverPkg::Comp(_, comp) = package {
-                if *comp != Component::All
-                    && !c.components.contains(comp)
-                    && !c.is_embedded()
-                {
+                if *comp != Component::All && !c.components.contains(comp) && !c.is_embedded() {
                     continue;
                 }
             }
@@ -685,14 +767,14 @@ impl DependencyProvider for Provider<'_> {
         &self,
         package: &SolverPkg,
         version: &Idx,
-    ) -> Result<Dependencies<SolverPkg, Set, String>, SolveError> {
+    ) -> Result<Dependencies<SolverPkg, Set, Unusable>, SolveError> {
         let i = *version;
         let mut deps = Vec::new();
         match package {
             SolverPkg::Root => {
                 let requests = self.root_requests.clone();
                 if let Some(reason) =
-                    self.add_requests((package, 1), &requests, CompatRule::Api, &mut deps)?
+                    self.add_requests((package, 1), None, &requests, CompatRule::Api, &mut deps)?
                 {
                     return Ok(Dependencies::Unavailable(reason));
                 }
@@ -718,11 +800,12 @@ impl DependencyProvider for Provider<'_> {
                     _ => {
                         if let Some(reason) = self.add_requests(
                             (package, i),
+                            Some(&c.ident),
                             &spec.install.requirements,
                             CompatRule::Binary,
                             &mut deps,
                         )? {
-                            return Ok(Dependencies::Unavailable(format!("{} {reason}", c.ident)));
+                            return Ok(Dependencies::Unavailable(reason));
                         }
                         let specs: Vec<&Spec> = spec.install.embedded.iter().collect();
                         self.embedded_deps((package, i), &c.ident, &specs, &mut deps)?;
@@ -744,23 +827,23 @@ impl DependencyProvider for Provider<'_> {
                 }
                 let full = c.spec.spec()?;
                 let Some(spec) = full.components().into_iter().find(|s| &s.name == comp) else {
-                    let known: Vec<&str> = c.components.iter().map(|c| c.as_str()).collect();
-                    return Ok(Dependencies::Unavailable(format!(
-                        "{} has no component '{comp}' (it has: {})",
-                        c.ident,
-                        known.join(", ")
-                    )));
+                    return Ok(Dependencies::Unavailable(Unusable::NoComponent {
+                        build: c.ident.clone(),
+                        component: comp.clone(),
+                        known: c.components.iter().cloned().collect(),
+                    }));
                 };
                 for u in &spec.uses {
                     deps.push((SolverPkg::Comp(name.clone(), u.clone()), singleton(i)));
                 }
                 if let Some(reason) = self.add_requests(
                     (package, i),
+                    Some(&c.ident),
                     &spec.requirements,
                     CompatRule::Binary,
                     &mut deps,
                 )? {
-                    return Ok(Dependencies::Unavailable(format!("{} {reason}", c.ident)));
+                    return Ok(Dependencies::Unavailable(reason));
                 }
                 let specs: Vec<&Spec> = spec.embedded.iter().collect();
                 self.embedded_deps((package, i), &c.ident, &specs, &mut deps)?;

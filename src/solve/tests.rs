@@ -441,3 +441,40 @@ const SNAP_TRANSITIVE: &str = concat!(
     "  - you asked for tool\n",
     "help: relax one of the conflicting requests, or publish a version that satisfies both",
 );
+
+/// Builds that the solve's options rule out are named with the option and both values.
+#[test]
+fn unusable_builds_are_explained_in_full() {
+    let r = repo(&[
+        "pkg: lib/1.0.0\nbuild:\n  options:\n    - var: debug/off\n      choices: [on, off]\n  variants: [{debug: off}]\n",
+        "pkg: tool/1.0.0\ninstall:\n  requirements:\n    - var: debug/on\n",
+    ]);
+    let solve_with = |debug: &str, requests: &[&str]| {
+        let mut options = OptionMap::new();
+        options.insert("debug".parse().unwrap(), debug);
+        Solver::new(
+            &r,
+            SolveOptions {
+                options,
+                ..Default::default()
+            },
+        )
+        .solve(&reqs(requests))
+    };
+    let build = solve(&r, &["lib"]).unwrap().packages[0].ident.clone();
+    let e = explanation(solve_with("on", &["lib"]));
+    assert_eq!(
+        format!("{e}\nhelp: {}", e.help),
+        format!(
+            "no usable build of lib: {build} was built with debug=off, but debug=on is requested\n  - you asked for lib\nhelp: relax the requests above, or run 'spk ls NAME' to see what versions exist"
+        )
+    );
+    let tool = solve(&r, &["tool"]).unwrap().packages[0].ident.clone();
+    let e = explanation(solve_with("off", &["tool"]));
+    assert_eq!(
+        format!("{e}\nhelp: {}", e.help),
+        format!(
+            "{tool} requires option debug=on, but debug=off is requested\n  - you asked for tool\nhelp: relax the requests above, or run 'spk ls NAME' to see what versions exist"
+        )
+    );
+}
