@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, Subcommand};
 use cli_policy::outln;
 
-use super::{CliError, Opt};
+use super::{CliError, Cli};
 use crate::bosh::{self, BoshError, BoshOptions, Release, Row, Status};
 
 /// `spk bosh`.
@@ -159,12 +159,12 @@ fn load(a: &BoshArgs) -> Result<Release, CliError> {
 }
 
 /// Runs `spk bosh ...`; returns the exit code.
-pub fn run(opt: &Opt, cmd: &BoshCmd) -> Result<i32, CliError> {
+pub fn run(cli: &Cli, cmd: &BoshCmd) -> Result<i32, CliError> {
     spfs::signals::install();
     match &cmd.action {
         BoshAction::Import(a) => {
             let release = load(a)?;
-            let repo = super::commands::repo_for_write(opt)?;
+            let repo = super::commands::repo_for_write(cli)?;
             let rows = bosh::import(&repo, &release).map_err(release_report)?;
             table(&rows, "imported");
             match failures(&rows, "pre_packaging") {
@@ -174,7 +174,7 @@ pub fn run(opt: &Opt, cmd: &BoshCmd) -> Result<i32, CliError> {
         }
         BoshAction::Build(a) => {
             let release = load(&a.import)?;
-            let repo = super::commands::repo_for_write(opt)?;
+            let repo = super::commands::repo_for_write(cli)?;
             let mut opts = BoshOptions::default();
             if let Some(j) = a.jobs {
                 opts.jobs = j.max(1);

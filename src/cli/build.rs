@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 
-use super::{parse_options, CliError, CliResult, Opt};
+use super::{parse_options, CliError, CliResult, Cli};
 use crate::build::{BuildError, BuildOptions, Builder};
 use crate::spec::{load_spec_file, Spec, TestStage};
 use crate::storage::{PackageRepository, SpfsRepository};
@@ -118,8 +118,8 @@ fn recipe(
     Ok(((*spec).clone(), None))
 }
 
-fn options(opt: &Opt, a: &BuildArgs) -> Result<BuildOptions, CliError> {
-    let _ = opt;
+fn options(cli: &Cli, a: &BuildArgs) -> Result<BuildOptions, CliError> {
+    let _ = cli;
     spfs::signals::install();
     Ok(BuildOptions {
         options: parse_options(&a.options)?,
@@ -141,8 +141,8 @@ fn report(built: &[crate::build::Built]) {
 }
 
 /// `spk make-source`.
-pub fn make_source(opt: &Opt, a: &MakeSource) -> CliResult {
-    let repo = super::commands::repo_for_write(opt)?;
+pub fn make_source(cli: &Cli, a: &MakeSource) -> CliResult {
+    let repo = super::commands::repo_for_write(cli)?;
     let (spec, dir) = recipe(&repo, &a.options, &a.spec.display().to_string())?;
     let dir = dir.ok_or_else(|| {
         CliError::new("make-source needs the recipe's spec file")
@@ -161,10 +161,10 @@ pub fn make_source(opt: &Opt, a: &MakeSource) -> CliResult {
 }
 
 /// `spk make-binary`.
-pub fn make_binary(opt: &Opt, a: &MakeBinary) -> CliResult {
-    let repo = super::commands::repo_for_write(opt)?;
+pub fn make_binary(cli: &Cli, a: &MakeBinary) -> CliResult {
+    let repo = super::commands::repo_for_write(cli)?;
     let (spec, _) = recipe(&repo, &a.build.options, &a.package)?;
-    let mut o = options(opt, &a.build)?;
+    let mut o = options(cli, &a.build)?;
     o.interactive = a.interactive;
     o.keep_runtime = a.keep_runtime;
     if a.here {
@@ -187,14 +187,14 @@ pub fn make_binary(opt: &Opt, a: &MakeBinary) -> CliResult {
 }
 
 /// `spk build`.
-pub fn build(opt: &Opt, a: &BuildCmd) -> CliResult {
-    let repo = super::commands::repo_for_write(opt)?;
+pub fn build(cli: &Cli, a: &BuildCmd) -> CliResult {
+    let repo = super::commands::repo_for_write(cli)?;
     let (spec, dir) = recipe(&repo, &a.build.options, &a.spec.display().to_string())?;
     let dir = dir.ok_or_else(|| {
         CliError::new("spk build needs the recipe's spec file")
             .help("to rebuild a stored recipe use 'spk make-binary NAME/VERSION'")
     })?;
-    let mut o = options(opt, &a.build)?;
+    let mut o = options(cli, &a.build)?;
     if a.here {
         o.here = Some(
             std::env::current_dir()
@@ -209,8 +209,8 @@ pub fn build(opt: &Opt, a: &BuildCmd) -> CliResult {
 }
 
 /// `spk test`.
-pub fn test(opt: &Opt, a: &Test) -> CliResult {
-    let repo = super::commands::repo_for_write(opt)?;
+pub fn test(cli: &Cli, a: &Test) -> CliResult {
+    let repo = super::commands::repo_for_write(cli)?;
     let (target, stages) = match a.package.rsplit_once('@') {
         Some((p, "sources")) => (p, vec![TestStage::Sources]),
         Some((p, "build")) => (p, vec![TestStage::Build]),
@@ -225,7 +225,7 @@ pub fn test(opt: &Opt, a: &Test) -> CliResult {
         ),
     };
     let (spec, _) = recipe(&repo, &a.build.options, target)?;
-    let b = Builder::new(&repo, options(opt, &a.build)?);
+    let b = Builder::new(&repo, options(cli, &a.build)?);
     let ran = b.test(&spec, &stages).map_err(build_report)?;
     for t in &ran {
         cli_policy::outln!(

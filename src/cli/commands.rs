@@ -7,7 +7,7 @@ use clap::Args;
 
 use cli_policy::{out, outln};
 
-use super::{parse_options, CliError, CliResult, Command, Opt};
+use super::{parse_options, CliError, CliResult, Command, Cli};
 use crate::ident::AnyIdent;
 use crate::option_map::host_options;
 use crate::request::Request;
@@ -125,14 +125,14 @@ pub struct Explain {
     pub graph: Option<PathBuf>,
 }
 
-fn repo_root(opt: &Opt) -> PathBuf {
-    opt.repo.clone().unwrap_or_else(spfs::storage::default_root)
+fn repo_root(cli: &Cli) -> PathBuf {
+    cli.repo.clone().unwrap_or_else(spfs::storage::default_root)
 }
 
 /// The configured repository, which must exist: commands that only read (or change
 /// what is already there) never create one.
-pub(super) fn open_repo(opt: &Opt) -> Result<SpfsRepository, CliError> {
-    SpfsRepository::open(&repo_root(opt)).map_err(|e| {
+pub(super) fn open_repo(cli: &Cli) -> Result<SpfsRepository, CliError> {
+    SpfsRepository::open(&repo_root(cli)).map_err(|e| {
         let missing = matches!(
             e,
             crate::storage::StorageError::Spfs(spfs::Error::NoRepository(_))
@@ -147,8 +147,8 @@ pub(super) fn open_repo(opt: &Opt) -> Result<SpfsRepository, CliError> {
 }
 
 /// The configured repository, created on first use (commands that publish).
-pub(super) fn repo_for_write(opt: &Opt) -> Result<SpfsRepository, CliError> {
-    Ok(SpfsRepository::open_or_create(&repo_root(opt))?)
+pub(super) fn repo_for_write(cli: &Cli) -> Result<SpfsRepository, CliError> {
+    Ok(SpfsRepository::open_or_create(&repo_root(cli))?)
 }
 
 pub(super) fn parse_ident(s: &str) -> Result<AnyIdent, CliError> {
@@ -156,39 +156,39 @@ pub(super) fn parse_ident(s: &str) -> Result<AnyIdent, CliError> {
 }
 
 /// Dispatches a parsed command line.
-pub fn run(opt: &Opt) -> Result<i32, CliError> {
-    if opt.repo.is_none() {
+pub fn run(cli: &Cli) -> Result<i32, CliError> {
+    if cli.repo.is_none() {
         // The repository comes from the configuration: report a broken one.
         spfs::config::current()?;
     }
-    match &opt.command {
-        Command::Ls(a) => ls(opt, a),
-        Command::Search(a) => search(opt, a),
-        Command::Info(a) => info(opt, a),
-        Command::Deprecate(a) => deprecate(opt, a, true),
-        Command::Undeprecate(a) => deprecate(opt, a, false),
-        Command::Remove(a) => remove(opt, a),
-        Command::Push(a) => transfer(opt, a, true),
-        Command::Pull(a) => transfer(opt, a, false),
+    match &cli.command {
+        Command::Ls(a) => ls(cli, a),
+        Command::Search(a) => search(cli, a),
+        Command::Info(a) => info(cli, a),
+        Command::Deprecate(a) => deprecate(cli, a, true),
+        Command::Undeprecate(a) => deprecate(cli, a, false),
+        Command::Remove(a) => remove(cli, a),
+        Command::Push(a) => transfer(cli, a, true),
+        Command::Pull(a) => transfer(cli, a, false),
         Command::New(a) => new(a),
         Command::Lint(a) => lint(a),
-        Command::Publish(a) => publish(opt, a),
-        Command::Explain(a) => explain(opt, a),
-        Command::MakeSource(a) => super::build::make_source(opt, a),
-        Command::MakeBinary(a) => super::build::make_binary(opt, a),
-        Command::Build(a) => super::build::build(opt, a),
-        Command::Test(a) => super::build::test(opt, a),
-        Command::Env(a) => return super::env::env(opt, a, false),
-        Command::Shell(a) => return super::env::env(opt, a, true),
-        Command::Install(a) => return super::env::install(opt, a),
-        Command::Bosh(a) => return super::bosh::run(opt, a),
-        Command::Index(a) => super::index::index(opt, a),
+        Command::Publish(a) => publish(cli, a),
+        Command::Explain(a) => explain(cli, a),
+        Command::MakeSource(a) => super::build::make_source(cli, a),
+        Command::MakeBinary(a) => super::build::make_binary(cli, a),
+        Command::Build(a) => super::build::build(cli, a),
+        Command::Test(a) => super::build::test(cli, a),
+        Command::Env(a) => return super::env::env(cli, a, false),
+        Command::Shell(a) => return super::env::env(cli, a, true),
+        Command::Install(a) => return super::env::install(cli, a),
+        Command::Bosh(a) => return super::bosh::run(cli, a),
+        Command::Index(a) => super::index::index(cli, a),
     }
     .map(|()| cli_policy::exit::OK)
 }
 
-fn ls(opt: &Opt, a: &Ls) -> CliResult {
-    let repo = open_repo(opt)?;
+fn ls(cli: &Cli, a: &Ls) -> CliResult {
+    let repo = open_repo(cli)?;
     let Some(pkg) = &a.package else {
         for name in repo.list_packages()? {
             outln!("{name}");
@@ -235,8 +235,8 @@ fn ls(opt: &Opt, a: &Ls) -> CliResult {
     Ok(())
 }
 
-fn search(opt: &Opt, a: &Search) -> CliResult {
-    let repo = open_repo(opt)?;
+fn search(cli: &Cli, a: &Search) -> CliResult {
+    let repo = open_repo(cli)?;
     let found = repo.search(&a.term)?;
     if found.is_empty() {
         return Err(
@@ -250,8 +250,8 @@ fn search(opt: &Opt, a: &Search) -> CliResult {
     Ok(())
 }
 
-fn info(opt: &Opt, a: &Info) -> CliResult {
-    let repo = open_repo(opt)?;
+fn info(cli: &Cli, a: &Info) -> CliResult {
+    let repo = open_repo(cli)?;
     let ident = parse_ident(&a.package)?;
     if let Some(b) = ident.build_ident() {
         let spec = repo.read_build(&b)?;
@@ -277,8 +277,8 @@ fn info(opt: &Opt, a: &Info) -> CliResult {
     Ok(())
 }
 
-fn deprecate(opt: &Opt, a: &Deprecate, value: bool) -> CliResult {
-    let repo = open_repo(opt)?;
+fn deprecate(cli: &Cli, a: &Deprecate, value: bool) -> CliResult {
+    let repo = open_repo(cli)?;
     for p in &a.packages {
         let ident = parse_ident(p)?;
         for changed in repo.set_deprecated(&ident, value)? {
@@ -291,8 +291,8 @@ fn deprecate(opt: &Opt, a: &Deprecate, value: bool) -> CliResult {
     Ok(())
 }
 
-fn remove(opt: &Opt, a: &Remove) -> CliResult {
-    let repo = open_repo(opt)?;
+fn remove(cli: &Cli, a: &Remove) -> CliResult {
+    let repo = open_repo(cli)?;
     for p in &a.packages {
         let ident = parse_ident(p)?;
         for removed in repo.remove(&ident)? {
@@ -415,12 +415,12 @@ fn open_remote(name: Option<&str>, create: bool) -> Result<(String, SpfsReposito
     }
 }
 
-fn transfer(opt: &Opt, a: &Transfer, push: bool) -> CliResult {
+fn transfer(cli: &Cli, a: &Transfer, push: bool) -> CliResult {
     let (label, remote) = open_remote(a.remote.as_deref(), push)?;
     let local = if push {
-        open_repo(opt)?
+        open_repo(cli)?
     } else {
-        repo_for_write(opt)?
+        repo_for_write(cli)?
     };
     let (src, dst) = if push {
         (&local, &remote)
@@ -471,7 +471,7 @@ fn transfer(opt: &Opt, a: &Transfer, push: bool) -> CliResult {
     Ok(())
 }
 
-fn publish(opt: &Opt, a: &Publish) -> CliResult {
+fn publish(cli: &Cli, a: &Publish) -> CliResult {
     for p in &a.paths {
         let text = p.to_string_lossy();
         // SPK users type `spk publish PKG/VERSION` to copy a package to a remote.
@@ -483,7 +483,7 @@ fn publish(opt: &Opt, a: &Publish) -> CliResult {
         }
     }
     let opts = template_options(&a.options)?;
-    let repo = repo_for_write(opt)?;
+    let repo = repo_for_write(cli)?;
     let published = bulk::publish_paths(&repo, &a.paths, &opts, a.stub_builds, a.force)?;
     for r in &published.recipes {
         outln!("published {r}");
@@ -494,8 +494,8 @@ fn publish(opt: &Opt, a: &Publish) -> CliResult {
     Ok(())
 }
 
-fn explain(opt: &Opt, a: &Explain) -> CliResult {
-    let repo = open_repo(opt)?;
+fn explain(cli: &Cli, a: &Explain) -> CliResult {
+    let repo = open_repo(cli)?;
     let requests = a
         .requests
         .iter()

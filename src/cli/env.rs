@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 use serde::{Deserialize, Serialize};
 
-use super::{parse_options, CliError, Opt};
+use super::{parse_options, CliError, Cli};
 use crate::build::{BuildOptions, Builder};
 use crate::option_map::host_options;
 use crate::request::Request;
@@ -192,16 +192,16 @@ fn resolve(
 }
 
 /// `spk env` and friends: returns the command's exit status.
-pub fn env(opt: &Opt, a: &EnvCmd, shell: bool) -> Result<i32, CliError> {
+pub fn env(cli: &Cli, a: &EnvCmd, shell: bool) -> Result<i32, CliError> {
     if a.show {
-        return show(opt);
+        return show(cli);
     }
     // Only local recipes (spec files) are written; a plain environment only reads.
     let writes = a.requests.iter().any(|r| Path::new(r).is_file());
     let repo = if writes {
-        super::commands::repo_for_write(opt)?
+        super::commands::repo_for_write(cli)?
     } else {
-        super::commands::open_repo(opt)?
+        super::commands::open_repo(cli)?
     };
     let backend = Backend::parse(&a.backend)?;
     let mut named = Vec::new();
@@ -350,8 +350,8 @@ fn current_env(repo: &SpfsRepository) -> Result<(String, SavedEnv), CliError> {
     Ok((name, env))
 }
 
-fn show(opt: &Opt) -> Result<i32, CliError> {
-    let repo = super::commands::open_repo(opt)?;
+fn show(cli: &Cli) -> Result<i32, CliError> {
+    let repo = super::commands::open_repo(cli)?;
     let (_, env) = current_env(&repo)?;
     cli_policy::outln!("requests: {}", env.requests.join(" "));
     for p in &env.packages {
@@ -379,8 +379,8 @@ pub struct Install {
 
 /// `spk install`: re-solves the current environment's requests plus new ones and swaps
 /// the runtime's stack in place.
-pub fn install(opt: &Opt, a: &Install) -> Result<i32, CliError> {
-    let repo = super::commands::open_repo(opt)?;
+pub fn install(cli: &Cli, a: &Install) -> Result<i32, CliError> {
+    let repo = super::commands::open_repo(cli)?;
     let (name, current) = current_env(&repo)?;
     let mut requests = current.requests.clone();
     requests.extend(a.requests.iter().cloned());

@@ -5,7 +5,7 @@ use clap::Args;
 use cli_policy::outln;
 
 use super::commands::open_repo;
-use super::{CliError, CliResult, Opt};
+use super::{CliError, CliResult, Cli};
 use crate::storage::IndexState;
 
 /// `spk index`.
@@ -21,8 +21,8 @@ pub struct IndexCmd {
     pub check: bool,
 }
 
-pub fn index(opt: &Opt, a: &IndexCmd) -> CliResult {
-    let repo = open_repo(opt)?;
+pub fn index(cli: &Cli, a: &IndexCmd) -> CliResult {
+    let repo = open_repo(cli)?;
     if a.rebuild {
         let start = std::time::Instant::now();
         let n = repo.rebuild_index()?;

@@ -25,7 +25,7 @@ pub type CliResult = Result<(), CliError>;
 /// Package manager for spfs runtime environments.
 #[derive(Debug, Parser)]
 #[command(name = "spk", version, about, propagate_version = true)]
-pub struct Opt {
+pub struct Cli {
     /// The spfs repository holding the packages.
     #[arg(long, global = true, env = "SPFS_ROOT", value_name = "PATH")]
     pub repo: Option<PathBuf>,
@@ -109,10 +109,10 @@ pub fn parse_options(raw: &[String]) -> Result<OptionMap, CliError> {
 
 /// Runs the command line and returns the process exit code.
 pub fn main() -> i32 {
-    let opt: Opt = match cli_policy::parse() {
+    let cli: Cli = match cli_policy::parse() {
         Ok(o) => o,
         Err(code) => return code,
     };
-    cli_policy::init_tracing(opt.verbose);
-    cli_policy::finish(commands::run(&opt))
+    cli_policy::init_tracing(cli.verbose);
+    cli_policy::finish(commands::run(&cli))
 }
