@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, Subcommand};
 use cli_policy::outln;
 
-use super::{CliError, Cli};
+use super::{Cli, CliError};
 use crate::bosh::{self, BoshError, BoshOptions, Release, Row, Status};
 
 /// `spk bosh`.

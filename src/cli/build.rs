@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 
-use super::{parse_options, CliError, CliResult, Cli};
+use super::{parse_options, Cli, CliError, CliResult};
 use crate::build::{BuildError, BuildOptions, Builder};
 use crate::spec::{load_spec_file, Spec, TestStage};
 use crate::storage::{PackageRepository, SpfsRepository};

@@ -7,7 +7,7 @@ use clap::Args;
 
 use cli_policy::{out, outln};
 
-use super::{parse_options, CliError, CliResult, Command, Cli};
+use super::{parse_options, Cli, CliError, CliResult, Command};
 use crate::ident::AnyIdent;
 use crate::option_map::host_options;
 use crate::request::Request;

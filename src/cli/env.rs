@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 use serde::{Deserialize, Serialize};
 
-use super::{parse_options, CliError, Cli};
+use super::{parse_options, Cli, CliError};
 use crate::build::{BuildOptions, Builder};
 use crate::option_map::host_options;
 use crate::request::Request;
@@ -438,7 +438,7 @@ pub fn install(cli: &Cli, a: &Install) -> Result<i32, CliError> {
         }
     }
     let rec = spfs::runtime::record::load(repo.spfs(), &name)?;
-    spfs::runtime::upper::set_stack(repo.spfs(), &rec, layers.clone())?;
+    spfs::runtime::edits::set_stack(repo.spfs(), &rec, layers.clone())?;
     write_recorded(
         &repo,
         &name,

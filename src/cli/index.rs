@@ -5,7 +5,7 @@ use clap::Args;
 use cli_policy::outln;
 
 use super::commands::open_repo;
-use super::{CliError, CliResult, Cli};
+use super::{Cli, CliError, CliResult};
 use crate::storage::IndexState;
 
 /// `spk index`.

@@ -260,8 +260,8 @@ pub fn diff(repo: &LocalRepository, from: &str, to: &str) -> Result<i32> {
 }
 
 pub fn runtime_diff(repo: &LocalRepository) -> Result<i32> {
-    let rec = spfs::runtime::upper::current(repo)?;
-    let changes = spfs::runtime::upper::changes(repo, &rec)?;
+    let rec = spfs::runtime::record::current(repo)?;
+    let changes = spfs::runtime::edits::changes(repo, &rec)?;
     if changes.is_empty() {
         eprintln!("no changes in runtime {}", rec.name);
     }

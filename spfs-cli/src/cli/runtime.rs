@@ -5,11 +5,11 @@ use std::ffi::OsString;
 use clap::{Args, Subcommand};
 
 use cli_policy::outln;
+use spfs::runtime::edits;
 use spfs::runtime::monitor::RunOptions;
 use spfs::runtime::record::{self, Backend};
 use spfs::runtime::spawn::RuntimeCommand;
 use spfs::runtime::startup::Program;
-use spfs::runtime::upper;
 use spfs::storage::LocalRepository;
 
 use super::{invalid, Cli, Result};
@@ -106,8 +106,8 @@ pub fn run(cli: &Cli, args: &RuntimeArgs, command: &[OsString]) -> Result<i32> {
 }
 
 pub fn edit(repo: &LocalRepository, off: bool) -> Result<i32> {
-    let rec = upper::current(repo)?;
-    upper::set_editable(repo, &rec, !off)?;
+    let rec = record::current(repo)?;
+    edits::set_editable(repo, &rec, !off)?;
     eprintln!(
         "/spfs is now {}",
         if off { "read-only" } else { "editable" }
@@ -116,8 +116,8 @@ pub fn edit(repo: &LocalRepository, off: bool) -> Result<i32> {
 }
 
 pub fn reset(repo: &LocalRepository, paths: &[String]) -> Result<i32> {
-    let rec = upper::current(repo)?;
-    upper::reset(repo, &rec, paths)?;
+    let rec = record::current(repo)?;
+    edits::reset(repo, &rec, paths)?;
     if paths.is_empty() {
         eprintln!("dropped all edits");
     } else {

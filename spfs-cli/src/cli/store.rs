@@ -83,8 +83,8 @@ pub fn commit(cli: &Cli, cmd: &CommitCmd) -> Result<i32> {
             let started = std::time::Instant::now();
             let layer = match path {
                 Some(path) => commit_layer(&repo, path, &opts, &annotations, &progress),
-                None => spfs::runtime::upper::current(&repo).and_then(|rt| {
-                    spfs::runtime::upper::commit_layer(&repo, &rt, &annotations, &progress)
+                None => spfs::runtime::record::current(&repo).and_then(|rt| {
+                    spfs::runtime::edits::commit_layer(&repo, &rt, &annotations, &progress)
                 }),
             };
             progress.finish();
@@ -107,9 +107,9 @@ pub fn commit(cli: &Cli, cmd: &CommitCmd) -> Result<i32> {
             let digest = match reference {
                 Some(reference) => store_platform(&repo, &repo.resolve_refs(reference)?)?,
                 None => {
-                    let rt = spfs::runtime::upper::current(&repo)?;
+                    let rt = spfs::runtime::record::current(&repo)?;
                     let progress = bar("committing");
-                    let d = spfs::runtime::upper::commit_platform(&repo, &rt, &progress);
+                    let d = spfs::runtime::edits::commit_platform(&repo, &rt, &progress);
                     progress.finish();
                     d?
                 }

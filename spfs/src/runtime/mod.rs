@@ -1,5 +1,6 @@
 //! Runtimes: a private mount namespace in which /spfs shows a stack of layers.
 
+pub mod edits;
 pub mod fallback;
 pub mod fuse;
 pub mod monitor;
@@ -8,4 +9,3 @@ pub mod namespace;
 pub mod record;
 pub mod spawn;
 pub mod startup;
-pub mod upper;

@@ -233,6 +233,15 @@ pub fn load(repo: &LocalRepository, name: &str) -> Result<RuntimeRecord> {
     }
 }
 
+/// The record of the runtime this process runs in (named by `SPFS_RUNTIME`).
+pub fn current(repo: &LocalRepository) -> Result<RuntimeRecord> {
+    let name = std::env::var("SPFS_RUNTIME")
+        .ok()
+        .filter(|n| !n.is_empty())
+        .ok_or(Error::NotInRuntime)?;
+    load(repo, &name)
+}
+
 /// Every runtime record, sorted by creation time.
 pub fn list(repo: &LocalRepository) -> Result<Vec<RuntimeRecord>> {
     let dir = repo.runtimes_dir();

@@ -1,4 +1,6 @@
-//! Working with the current runtime's edits from inside it: commit, diff, reset, edit.
+//! A runtime's edits (its writable upper directory) and requests to its monitor, from
+//! inside the runtime: commit the edits, list them, reset them, switch edit mode, swap
+//! the stack under them.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -16,21 +18,12 @@ use crate::object::{Manifest, Object, Platform};
 use crate::progress::Progress;
 use crate::storage::LocalRepository;
 
-/// The record of the runtime this process runs in (named by `SPFS_RUNTIME`).
-pub fn current(repo: &LocalRepository) -> Result<RuntimeRecord> {
-    let name = std::env::var("SPFS_RUNTIME")
-        .ok()
-        .filter(|n| !n.is_empty())
-        .ok_or(Error::NotInRuntime)?;
-    record::load(repo, &name)
-}
-
 /// The merged tree of the runtime's layers, without its edits.
 pub fn lower_manifest(repo: &LocalRepository, rec: &RuntimeRecord) -> Result<Manifest> {
     repo.merge_manifests(&repo.manifests_of(&rec.stack)?)
 }
 
-fn upper_manifest(
+fn edits_manifest(
     repo: &LocalRepository,
     rec: &RuntimeRecord,
     lower: &Manifest,
@@ -41,12 +34,12 @@ fn upper_manifest(
         repo,
         &rec.upper,
         Some(lower),
-        &upper_options(rec, hash_only),
+        &edits_commit_options(rec, hash_only),
         progress,
     )
 }
 
-fn upper_options(rec: &RuntimeRecord, hash_only: bool) -> CommitOptions {
+fn edits_commit_options(rec: &RuntimeRecord, hash_only: bool) -> CommitOptions {
     CommitOptions {
         skip_special: false,
         overlay_upper: true,
@@ -68,7 +61,7 @@ pub fn commit_layer(
         repo,
         &rec.upper,
         Some(&lower),
-        &upper_options(rec, false),
+        &edits_commit_options(rec, false),
         annotations,
         progress,
     )
@@ -91,9 +84,9 @@ pub fn commit_platform(
 /// What the runtime's edits change, relative to its layers.
 pub fn changes(repo: &LocalRepository, rec: &RuntimeRecord) -> Result<Vec<Change>> {
     let lower = lower_manifest(repo, rec)?;
-    let upper = upper_manifest(repo, rec, &lower, true, &Progress::hidden())?;
+    let edits = edits_manifest(repo, rec, &lower, true, &Progress::hidden())?;
     let mut after = lower.clone();
-    after.overlay(&upper);
+    after.overlay(&edits);
     Ok(diff(&lower, &after))
 }
 
