@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 
-use super::{parse_options, Cli, CliError, CliResult};
+use super::{parse_options, Cli, CliError, CliResult, OptionArgs};
 use crate::build::{BuildError, BuildOptions, Builder};
 use crate::spec::{load_spec_file, Spec, TestStage};
 use crate::storage::{PackageRepository, SpfsRepository};
@@ -20,15 +20,11 @@ pub(super) fn build_report(e: BuildError) -> CliError {
 /// Options shared by the build commands.
 #[derive(Debug, Args, Clone)]
 pub struct BuildArgs {
-    /// Option values, as name=value
-    #[arg(short = 'o', long = "opt", value_name = "NAME=VALUE")]
-    pub options: Vec<String>,
+    #[command(flatten)]
+    pub options: OptionArgs,
     /// Build only this variant (numbered from 0)
     #[arg(long, value_name = "N")]
     pub variant: Option<usize>,
-    /// Do not add this machine's os/arch/distro options
-    #[arg(long)]
-    pub no_host: bool,
 }
 
 /// `spk make-source`.
@@ -118,13 +114,12 @@ fn recipe(
     Ok(((*spec).clone(), None))
 }
 
-fn options(cli: &Cli, a: &BuildArgs) -> Result<BuildOptions, CliError> {
-    let _ = cli;
+fn options(a: &BuildArgs) -> Result<BuildOptions, CliError> {
     spfs::signals::install();
     Ok(BuildOptions {
-        options: parse_options(&a.options)?,
+        options: parse_options(&a.options.values)?,
         variant: a.variant,
-        no_host: a.no_host,
+        no_host: a.options.no_host,
         stream: true,
         ..Default::default()
     })
@@ -163,8 +158,8 @@ pub fn make_source(cli: &Cli, a: &MakeSource) -> CliResult {
 /// `spk make-binary`.
 pub fn make_binary(cli: &Cli, a: &MakeBinary) -> CliResult {
     let repo = super::commands::repo_for_write(cli)?;
-    let (spec, _) = recipe(&repo, &a.build.options, &a.package)?;
-    let mut o = options(cli, &a.build)?;
+    let (spec, _) = recipe(&repo, &a.build.options.values, &a.package)?;
+    let mut o = options(&a.build)?;
     o.interactive = a.interactive;
     o.keep_runtime = a.keep_runtime;
     if a.here {
@@ -189,12 +184,16 @@ pub fn make_binary(cli: &Cli, a: &MakeBinary) -> CliResult {
 /// `spk build`.
 pub fn build(cli: &Cli, a: &BuildCmd) -> CliResult {
     let repo = super::commands::repo_for_write(cli)?;
-    let (spec, dir) = recipe(&repo, &a.build.options, &a.spec.display().to_string())?;
+    let (spec, dir) = recipe(
+        &repo,
+        &a.build.options.values,
+        &a.spec.display().to_string(),
+    )?;
     let dir = dir.ok_or_else(|| {
         CliError::new("spk build needs the recipe's spec file")
             .help("to rebuild a stored recipe use 'spk make-binary NAME/VERSION'")
     })?;
-    let mut o = options(cli, &a.build)?;
+    let mut o = options(&a.build)?;
     if a.here {
         o.here = Some(
             std::env::current_dir()
@@ -224,8 +223,8 @@ pub fn test(cli: &Cli, a: &Test) -> CliResult {
             vec![TestStage::Sources, TestStage::Build, TestStage::Install],
         ),
     };
-    let (spec, _) = recipe(&repo, &a.build.options, target)?;
-    let b = Builder::new(&repo, options(cli, &a.build)?);
+    let (spec, _) = recipe(&repo, &a.build.options.values, target)?;
+    let b = Builder::new(&repo, options(&a.build)?);
     let ran = b.test(&spec, &stages).map_err(build_report)?;
     for t in &ran {
         cli_policy::outln!(

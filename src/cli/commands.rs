@@ -7,7 +7,7 @@ use clap::Args;
 
 use cli_policy::{out, outln};
 
-use super::{parse_options, Cli, CliError, CliResult, Command};
+use super::{parse_options, Cli, CliError, CliResult, Command, OptionArgs};
 use crate::ident::AnyIdent;
 use crate::option_map::host_options;
 use crate::request::Request;
@@ -108,12 +108,8 @@ pub struct Explain {
     /// Requests: name[:comp|:{a,b}][/range[/build]], or pkg.var/value.
     #[arg(required = true)]
     pub requests: Vec<String>,
-    /// Options, as name=value (builds with other values are not used).
-    #[arg(short = 'o', long = "opt", value_name = "NAME=VALUE")]
-    pub options: Vec<String>,
-    /// Do not add this machine's arch/os/distro options.
-    #[arg(long)]
-    pub no_host: bool,
+    #[command(flatten)]
+    pub options: OptionArgs,
     /// Allow building a recipe from source when no published build fits.
     #[arg(long)]
     pub build_from_source: bool,
@@ -501,12 +497,7 @@ fn explain(cli: &Cli, a: &Explain) -> CliResult {
         .iter()
         .map(|r| Request::parse_cli(r))
         .collect::<Result<Vec<_>, _>>()?;
-    let mut options = if a.no_host {
-        Default::default()
-    } else {
-        host_options()
-    };
-    options.extend(&parse_options(&a.options)?);
+    let options = a.options.option_map()?;
     let timeout = match a.timeout {
         Some(t) if !(t.is_finite() && t >= 0.0) => {
             return Err(CliError::new(format!("invalid timeout {t}"))

@@ -7,9 +7,8 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 use serde::{Deserialize, Serialize};
 
-use super::{parse_options, Cli, CliError};
+use super::{Cli, CliError, OptionArgs};
 use crate::build::{BuildOptions, Builder};
-use crate::option_map::host_options;
 use crate::request::Request;
 use crate::solve::{PackageSource, Solution, SolveError, SolveOptions, Solver};
 use crate::spec::load_spec_file;
@@ -28,12 +27,8 @@ pub struct EnvCmd {
     /// The command and its arguments (after --); the user's shell when omitted
     #[arg(last = true, value_name = "CMD")]
     pub command: Vec<OsString>,
-    /// Option values, as name=value (var requests)
-    #[arg(short = 'o', long = "opt", value_name = "NAME=VALUE")]
-    pub options: Vec<String>,
-    /// Do not add this machine's arch/os/distro options
-    #[arg(long)]
-    pub no_host: bool,
+    #[command(flatten)]
+    pub options: OptionArgs,
     /// Make /spfs writable
     #[arg(long)]
     pub edit: bool,
@@ -100,18 +95,13 @@ fn resolve(
     repo: &SpfsRepository,
     a: &EnvCmd,
 ) -> Result<(Solution, crate::option_map::OptionMap), CliError> {
-    let mut options = if a.no_host {
-        Default::default()
-    } else {
-        host_options()
-    };
-    options.extend(&parse_options(&a.options)?);
+    let options = a.options.option_map()?;
     let mut requests = Vec::new();
     let mut local: Vec<(crate::spec::Spec, PathBuf)> = Vec::new();
     for r in &a.requests {
         let path = Path::new(r);
         if path.is_file() && (r.ends_with(".yaml") || r.ends_with(".yml")) {
-            let opts = super::commands::template_options(&a.options)?;
+            let opts = super::commands::template_options(&a.options.values)?;
             let spec = load_spec_file(path, &opts)?.spec;
             requests.push(Request::parse_cli(&format!(
                 "{}/={}",
@@ -366,12 +356,8 @@ pub struct Install {
     /// Requests to add to the current environment
     #[arg(required = true)]
     pub requests: Vec<String>,
-    /// Option values, as name=value (var requests)
-    #[arg(short = 'o', long = "opt", value_name = "NAME=VALUE")]
-    pub options: Vec<String>,
-    /// Do not add this machine's arch/os/distro options
-    #[arg(long)]
-    pub no_host: bool,
+    #[command(flatten)]
+    pub options: OptionArgs,
     /// Do not ask for confirmation
     #[arg(short, long)]
     pub yes: bool,
@@ -388,7 +374,6 @@ pub fn install(cli: &Cli, a: &Install) -> Result<i32, CliError> {
         requests: requests.clone(),
         command: Vec::new(),
         options: a.options.clone(),
-        no_host: a.no_host,
         edit: false,
         backend: "render".into(),
         size: None,

@@ -10,9 +10,9 @@ mod progress;
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 
-use crate::option_map::OptionMap;
+use crate::option_map::{host_options, OptionMap};
 
 /// A command-line failure: the error line, detail lines and hints, laid out by the
 /// shared CLI policy (docs/cli.md). Library errors convert into it with `?`, bringing
@@ -90,6 +90,31 @@ pub enum Command {
     Index(index::IndexCmd),
 }
 
+/// The `-o/--opt` and `--no-host` options of the commands that solve or build.
+#[derive(Debug, Args, Clone, Default)]
+pub struct OptionArgs {
+    /// Option values, as name=value (builds made with other values are not used)
+    #[arg(short = 'o', long = "opt", value_name = "NAME=VALUE")]
+    pub values: Vec<String>,
+    /// Do not add this machine's arch/os/distro options
+    #[arg(long)]
+    pub no_host: bool,
+}
+
+impl OptionArgs {
+    /// The option values to solve with: this machine's (unless `--no-host`), then the
+    /// `-o` values over them.
+    pub fn option_map(&self) -> Result<OptionMap, CliError> {
+        let mut options = if self.no_host {
+            OptionMap::new()
+        } else {
+            host_options()
+        };
+        options.extend(&parse_options(&self.values)?);
+        Ok(options)
+    }
+}
+
 /// Parses `-o name=value` options.
 pub fn parse_options(raw: &[String]) -> Result<OptionMap, CliError> {
     let mut out = OptionMap::new();
@@ -115,4 +140,51 @@ pub fn main() -> i32 {
     };
     cli_policy::init_tracing(cli.verbose);
     cli_policy::finish(commands::run(&cli))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn options_of(args: &[&str]) -> OptionMap {
+        let cli = Cli::try_parse_from(args).unwrap();
+        let options = match &cli.command {
+            Command::Explain(a) => &a.options,
+            Command::Env(a) | Command::Shell(a) => &a.options,
+            Command::Install(a) => &a.options,
+            Command::Build(a) => &a.build.options,
+            Command::MakeBinary(a) => &a.build.options,
+            Command::Test(a) => &a.build.options,
+            other => panic!("no options in {other:?}"),
+        };
+        options.option_map().unwrap()
+    }
+
+    #[test]
+    fn opt_and_no_host_mean_the_same_in_every_command() {
+        for cmd in [
+            &["spk", "explain", "a"][..],
+            &["spk", "env", "a"],
+            &["spk", "shell", "a"],
+            &["spk", "install", "a"],
+            &["spk", "build", "a.yaml"],
+            &["spk", "make-binary", "a/1"],
+            &["spk", "test", "a.yaml"],
+        ] {
+            let mut args = cmd.to_vec();
+            args.extend(["-o", "debug=on", "--opt", "os=plan9"]);
+            let with_host = options_of(&args);
+            assert_eq!(with_host.get_str("debug"), Some("on"), "{cmd:?}");
+            assert_eq!(with_host.get_str("os"), Some("plan9"), "-o wins: {cmd:?}");
+            assert_eq!(
+                with_host.get_str("arch"),
+                Some(std::env::consts::ARCH),
+                "{cmd:?}"
+            );
+            args.push("--no-host");
+            let without = options_of(&args);
+            assert_eq!(without.get_str("arch"), None, "{cmd:?}");
+            assert_eq!(without.get_str("debug"), Some("on"), "{cmd:?}");
+        }
+    }
 }
