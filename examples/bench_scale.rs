@@ -18,79 +18,14 @@ use std::time::{Duration, Instant};
 
 use spk::request::{PkgRequest, Request};
 use spk::solve::{SolveOptions, Solver};
-use spk::spec::{Opt, Spec, VarOpt};
 use spk::storage::{bulk, MemRepository, PackageRepository, SpfsRepository};
-use spk::{OptionMap, Version, VersionIdent};
+use spk::OptionMap;
 
-const VERSIONS_PER_PACKAGE: usize = 20;
+#[path = "common/layered.rs"]
+mod layered;
 
 fn name(i: usize) -> String {
     format!("p{i:05}")
-}
-
-fn recipe(pkg: &str, version: &str, deps: &[(String, String)]) -> Spec {
-    let mut s = Spec::new(VersionIdent::new(
-        pkg.parse().unwrap(),
-        version.parse::<Version>().unwrap(),
-    ));
-    for (d, range) in deps {
-        let mut r: PkgRequest = d.parse().unwrap();
-        r.range = range.parse().unwrap();
-        s.install.requirements.push(Request::Pkg(r));
-    }
-    s.build.options.push(Opt::Var(VarOpt {
-        var: "flavor".parse().unwrap(),
-        default: Some("a".into()),
-        choices: vec!["a".into(), "b".into(), "c".into()],
-        inheritance: Default::default(),
-        description: None,
-        static_value: None,
-    }));
-    s.build.variants = ["a", "b", "c"]
-        .iter()
-        .map(|f| spk::spec::Variant {
-            options: [("flavor".parse().unwrap(), f.to_string())].into(),
-            components: Default::default(),
-        })
-        .collect();
-    s
-}
-
-/// The recipes of each package: layers of 40/30/20/10 % of the packages; a package
-/// depends on 1-4 packages of lower layers with caret, minimum, tilde or compatible
-/// ranges whose major follows the depending version's major.
-fn generate(versions: usize, rng: &mut fastrand::Rng) -> (Vec<Vec<Spec>>, usize) {
-    let n = versions / VERSIONS_PER_PACKAGE;
-    let bounds = [0, n * 4 / 10, n * 7 / 10, n * 9 / 10, n];
-    let mut out = Vec::new();
-    for li in 0..4 {
-        for i in bounds[li]..bounds[li + 1] {
-            let fanout = if li == 0 { 0 } else { rng.usize(1..=4) };
-            let deps: Vec<usize> = (0..fanout).map(|_| rng.usize(0..bounds[li])).collect();
-            let mut specs = Vec::new();
-            for major in 1..=4u32 {
-                for minor in 0..5u32 {
-                    let ranges: Vec<(String, String)> = deps
-                        .iter()
-                        .enumerate()
-                        .map(|(k, d)| {
-                            let dm = (major + k as u32 + *d as u32) % 4 + 1;
-                            let range = match (d + k) % 4 {
-                                0 => format!("^{dm}.0"),
-                                1 => format!(">={dm}.1"),
-                                2 => format!("~{dm}.{}", minor % 3),
-                                _ => format!("{dm}.0"),
-                            };
-                            (name(*d), range)
-                        })
-                        .collect();
-                    specs.push(recipe(&name(i), &format!("{major}.{minor}.0"), &ranges));
-                }
-            }
-            out.push(specs);
-        }
-    }
-    (out, bounds[2])
 }
 
 fn stats(mut times: Vec<Duration>) -> (f64, f64) {
@@ -162,7 +97,7 @@ struct Row {
 
 fn measure(versions: usize, dir: &Path, spk: &Path) -> Row {
     let mut rng = fastrand::Rng::with_seed(11);
-    let (packages, upper) = generate(versions, &mut rng);
+    let (packages, upper) = layered::layered(versions, name, &mut rng);
     let root = dir.join(format!("repo-{versions}"));
     let _ = std::fs::remove_dir_all(&root);
     let disk = SpfsRepository::open_or_create(&root).unwrap();

@@ -11,36 +11,18 @@ use std::time::{Duration, Instant};
 
 use spk::request::{PkgRequest, Request};
 use spk::solve::{SolveError, SolveOptions, Solver};
-use spk::spec::{Opt, Spec, VarOpt};
+use spk::spec::Spec;
 use spk::storage::{bulk, MemRepository, PackageRepository, SpfsRepository};
-use spk::{OptionMap, Version, VersionIdent};
+use spk::OptionMap;
 
 fn name(i: usize) -> String {
     format!("p{i:04}")
 }
 
-fn recipe(pkg: &str, version: &str, deps: &[(String, String)], flavors: bool) -> Spec {
-    let mut s = Spec::new(VersionIdent::new(
-        pkg.parse().unwrap(),
-        version.parse::<Version>().unwrap(),
-    ));
-    for (d, range) in deps {
-        let mut r: PkgRequest = d.parse().unwrap();
-        r.range = range.parse().unwrap();
-        s.install.requirements.push(Request::Pkg(r));
-    }
-    if flavors {
-        s.build.options.push(Opt::Var(VarOpt {
-            var: "flavor".parse().unwrap(),
-            default: Some("a".into()),
-            choices: vec!["a".into(), "b".into(), "c".into()],
-            inheritance: Default::default(),
-            description: None,
-            static_value: None,
-        }));
-    }
-    s
-}
+#[path = "common/layered.rs"]
+mod layered;
+
+use layered::recipe;
 
 /// Publishes into every repository given.
 fn publish(repos: &[&dyn PackageRepository], spec: &Spec, builds: &[&str]) {
@@ -60,38 +42,14 @@ fn publish(repos: &[&dyn PackageRepository], spec: &Spec, builds: &[&str]) {
     }
 }
 
-/// Case (a): layered packages. Layer sizes 400/300/200/100; a package depends on 0-4
-/// packages of lower layers, with caret, tilde, minimum or binary-compatible ranges whose
-/// major depends on the depending version's major, so versions really constrain each other.
+/// Case (a): 1,000 layered packages x 20 versions (see [`layered::layered`]), each version published
+/// with three flavored builds. Returns the number of builds.
 fn large_repo(rng: &mut fastrand::Rng, repo: &[&dyn PackageRepository]) -> usize {
-    let layers = [(0usize, 400usize), (400, 700), (700, 900), (900, 1000)];
+    let (packages, _) = layered::layered(20_000, name, rng);
     let mut count = 0;
-    for (li, (start, end)) in layers.iter().enumerate() {
-        for i in *start..*end {
-            let fanout = if li == 0 { 0 } else { rng.usize(1..=4) };
-            let deps: Vec<usize> = (0..fanout).map(|_| rng.usize(0..*start)).collect();
-            for major in 1..=4u32 {
-                for minor in 0..5u32 {
-                    let dep_ranges: Vec<(String, String)> = deps
-                        .iter()
-                        .enumerate()
-                        .map(|(k, d)| {
-                            let dm = (major + k as u32 + *d as u32) % 4 + 1;
-                            let range = match (d + k) % 4 {
-                                0 => format!("^{dm}.0"),
-                                1 => format!(">={dm}.1"),
-                                2 => format!("~{dm}.{}", minor % 3),
-                                _ => format!("{dm}.0"),
-                            };
-                            (name(*d), range)
-                        })
-                        .collect();
-                    let spec = recipe(&name(i), &format!("{major}.{minor}.0"), &dep_ranges, true);
-                    publish(repo, &spec, &["a", "b", "c"]);
-                    count += 3;
-                }
-            }
-        }
+    for spec in packages.iter().flatten() {
+        publish(repo, spec, &["a", "b", "c"]);
+        count += 3;
     }
     count
 }

@@ -15,12 +15,7 @@ BIG_RUNS=${BIG_RUNS:-3}
 cargo build --release -q -p spk
 SPK=$PWD/target/release/spk
 LIBSRC=$PWD/examples/packages/hello-lib/src
-mkdir -p "$WORK"
-TREE=$WORK/tree
-if [ ! -f "$WORK/tree.done" ]; then
-  python3 scripts/gen-tree.py "$TREE" 20000 25
-  touch "$WORK/tree.done"
-fi
+bench_tree "$WORK" 20000 25
 export SPFS_ROOT=$WORK/repo
 rm -rf "$SPFS_ROOT"
 

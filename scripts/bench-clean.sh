@@ -16,16 +16,7 @@ cargo build --release -q -p spfs --example gen_store
 TARGET=${CARGO_TARGET_DIR:-$PWD/target}
 SPFS=$TARGET/release/spfs
 GEN=$TARGET/release/examples/gen_store
-mkdir -p "$WORK"
-TREE=$WORK/tree
-if [ ! -f "$WORK/tree.done" ]; then
-  rm -rf "$TREE"
-  echo "generating tree in $TREE ..." >&2
-  python3 scripts/gen-tree.py "$TREE" "${SMALL:-45000}" "${BIG:-50}"
-  touch "$WORK/tree.done"
-fi
-files=$(find "$TREE" -type f | wc -l)
-bytes=$(du -sb "$TREE" | cut -f1)
+bench_tree "$WORK"
 
 REPO=$WORK/clean-repo
 SEED=$WORK/clean-seed

@@ -31,3 +31,19 @@ header() {
   printf '| %-34s | %10s | %-22s | %10s | %7s | %6s | %-4s |\n' operation time baseline "base time" ratio target ok
   printf '|%s|%s|%s|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..36})" "------------" "------------------------" "------------" "---------" "--------" "------"
 }
+
+# bench_tree DIR [SMALL BIG]: makes the file tree of scripts/gen-tree.py (SMALL small
+# files, default $SMALL or 45000; BIG big ones, default $BIG or 50) in DIR/tree once,
+# and sets TREE to it, files to its file count and bytes to its size.
+bench_tree() {
+  mkdir -p "$1"
+  TREE=$1/tree
+  if [ ! -f "$1/tree.done" ]; then
+    rm -rf "$TREE"
+    echo "generating tree in $TREE ..." >&2
+    python3 scripts/gen-tree.py "$TREE" "${2:-${SMALL:-45000}}" "${3:-${BIG:-50}}"
+    touch "$1/tree.done"
+  fi
+  files=$(find "$TREE" -type f | wc -l)
+  bytes=$(du -sb "$TREE" | cut -f1)
+}

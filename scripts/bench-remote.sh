@@ -13,16 +13,7 @@ RUNS=${RUNS:-3}
 cargo build --release -q -p spfs-cli
 TARGET=${CARGO_TARGET_DIR:-$PWD/target}
 SPFS=$TARGET/release/spfs
-mkdir -p "$WORK"
-TREE=$WORK/tree
-if [ ! -f "$WORK/tree.done" ]; then
-  rm -rf "$TREE"
-  echo "generating tree in $TREE ..." >&2
-  python3 scripts/gen-tree.py "$TREE" "${SMALL:-45000}" "${BIG:-50}"
-  touch "$WORK/tree.done"
-fi
-files=$(find "$TREE" -type f | wc -l)
-bytes=$(du -sb "$TREE" | cut -f1)
+bench_tree "$WORK"
 LOCAL=$WORK/remote-local
 REMOTE=$WORK/remote-shared
 FRESH=$WORK/remote-fresh

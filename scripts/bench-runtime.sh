@@ -19,11 +19,7 @@ SECTIONS=${SECTIONS:-entry walks lazy}
 want() { [[ " $SECTIONS " == *" $1 "* ]]; }
 cargo build --release -q -p spfs-cli
 SPFS=${CARGO_TARGET_DIR:-$PWD/target}/release/spfs
-TREE=$WORK/tree
-if [ ! -f "$WORK/tree.done" ]; then
-  python3 scripts/gen-tree.py "$TREE" "${SMALL:-45000}" "${BIG:-50}"
-  touch "$WORK/tree.done"
-fi
+bench_tree "$WORK"
 export SPFS_ROOT=$WORK/rt-repo
 if ! "$SPFS" tags bench/ 2>/dev/null | grep -q bench/big; then
   rm -rf "$SPFS_ROOT"

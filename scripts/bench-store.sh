@@ -11,16 +11,7 @@ WORK=${1:-/var/tmp/spfs-bench}
 RUNS=${RUNS:-3}
 cargo build --release -q -p spfs-cli
 SPFS=$PWD/target/release/spfs
-mkdir -p "$WORK"
-TREE=$WORK/tree
-if [ ! -f "$WORK/tree.done" ]; then
-  rm -rf "$TREE"
-  echo "generating tree in $TREE ..." >&2
-  python3 scripts/gen-tree.py "$TREE" "${SMALL:-45000}" "${BIG:-50}"
-  touch "$WORK/tree.done"
-fi
-files=$(find "$TREE" -type f | wc -l)
-bytes=$(du -sb "$TREE" | cut -f1)
+bench_tree "$WORK"
 # Warm the page cache so every contender reads from memory.
 cat $(find "$TREE/big" -type f) >/dev/null; find "$TREE" -type f -print0 | xargs -0 cat >/dev/null
 
