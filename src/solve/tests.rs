@@ -461,20 +461,98 @@ fn unusable_builds_are_explained_in_full() {
         )
         .solve(&reqs(requests))
     };
-    let build = solve(&r, &["lib"]).unwrap().packages[0].ident.clone();
-    let e = explanation(solve_with("on", &["lib"]));
-    assert_eq!(
-        format!("{e}\nhelp: {}", e.help),
-        format!(
-            "no usable build of lib: {build} was built with debug=off, but debug=on is requested\n  - you asked for lib\nhelp: relax the requests above, or run 'spk ls NAME' to see what versions exist"
-        )
-    );
-    let tool = solve(&r, &["tool"]).unwrap().packages[0].ident.clone();
-    let e = explanation(solve_with("off", &["tool"]));
-    assert_eq!(
-        format!("{e}\nhelp: {}", e.help),
-        format!(
-            "{tool} requires option debug=on, but debug=off is requested\n  - you asked for tool\nhelp: relax the requests above, or run 'spk ls NAME' to see what versions exist"
-        )
-    );
+    const HELP: &str =
+        "help: relax the requests above, or run 'spk ls NAME' to see what versions exist";
+    for (request, debug, reason) in [
+        (
+            "lib",
+            "on",
+            "no usable build of lib: {build} was built with debug=off, but debug=on is requested",
+        ),
+        (
+            "tool",
+            "off",
+            "{build} requires option debug=on, but debug=off is requested",
+        ),
+    ] {
+        let build = solve(&r, &[request]).unwrap().packages[0].ident.to_string();
+        let e = explanation(solve_with(debug, &[request]));
+        assert_eq!(
+            format!("{e}\nhelp: {}", e.help),
+            format!(
+                "{}\n  - you asked for {request}\n{HELP}",
+                reason.replace("{build}", &build)
+            )
+        );
+    }
+}
+
+/// A repository whose `embedded_in` fails: the solver must report that failure as a
+/// storage error, not as an interruption or a missing package.
+struct EmbeddedLookupFails(MemRepository);
+
+impl PackageRepository for EmbeddedLookupFails {
+    fn describe(&self) -> String {
+        self.0.describe()
+    }
+    fn list_packages(&self) -> crate::storage::Result<Vec<crate::name::PkgName>> {
+        self.0.list_packages()
+    }
+    fn list_versions(
+        &self,
+        name: &crate::name::PkgName,
+    ) -> crate::storage::Result<Vec<crate::version::Version>> {
+        self.0.list_versions(name)
+    }
+    fn list_builds(
+        &self,
+        ident: &crate::ident::VersionIdent,
+    ) -> crate::storage::Result<Vec<BuildIdent>> {
+        self.0.list_builds(ident)
+    }
+    fn read_recipe(&self, ident: &crate::ident::VersionIdent) -> crate::storage::Result<Arc<Spec>> {
+        self.0.read_recipe(ident)
+    }
+    fn read_build(&self, ident: &BuildIdent) -> crate::storage::Result<Arc<Spec>> {
+        self.0.read_build(ident)
+    }
+    fn read_components(
+        &self,
+        ident: &BuildIdent,
+    ) -> crate::storage::Result<crate::storage::ComponentLayers> {
+        self.0.read_components(ident)
+    }
+    fn publish_recipe(&self, spec: &Spec, force: bool) -> crate::storage::Result<()> {
+        self.0.publish_recipe(spec, force)
+    }
+    fn publish_build(
+        &self,
+        spec: &Spec,
+        components: &crate::storage::ComponentLayers,
+    ) -> crate::storage::Result<()> {
+        self.0.publish_build(spec, components)
+    }
+    fn remove_recipe(&self, ident: &crate::ident::VersionIdent) -> crate::storage::Result<()> {
+        self.0.remove_recipe(ident)
+    }
+    fn remove_build(&self, ident: &BuildIdent) -> crate::storage::Result<()> {
+        self.0.remove_build(ident)
+    }
+    fn embedded_in(&self, _name: &crate::name::PkgName) -> crate::storage::Result<Vec<BuildIdent>> {
+        Err(StorageError::Corrupt {
+            what: "embedded index".into(),
+            message: "unreadable".into(),
+        })
+    }
+}
+
+#[test]
+fn storage_failures_are_storage_errors() {
+    let r = EmbeddedLookupFails(repo(&["pkg: a/1.0.0"]));
+    match Solver::new(&r, SolveOptions::default()).solve(&reqs(&["a"])) {
+        Err(SolveError::Storage(StorageError::Corrupt { what, .. })) => {
+            assert_eq!(what, "embedded index")
+        }
+        other => panic!("expected the storage error, got {other:?}"),
+    }
 }
