@@ -762,9 +762,7 @@ impl Help for Error {
                 Some(libc::EPERM) => "mounting needs root or an unprivileged user namespace".into(),
                 _ => return Vec::new(),
             },
-            Error::Whiteout { .. } => {
-                "render with masks skipped, or use a filesystem that allows character devices".into()
-            }
+            Error::Whiteout { .. } => "use --backend fuse, which needs no whiteouts".into(),
             Error::WhiteoutsRefused(_) => "use --backend fuse".into(),
             Error::MissingRuntimePayload { .. } => {
                 "pull the layer again or run 'spfs check'".into()
