@@ -335,7 +335,8 @@ fn a_remote_reads_the_same_packages_listing_only_the_prefix_of_the_package_asked
     // The same versions, recipes and builds as the local reader finds.
     let want = local.load_package(&name).unwrap();
     let got = remote.load_package(&name).unwrap();
-    let summary = |p: &PackageVersions| -> Vec<(String, Option<Spec>, Vec<(String, Spec)>)> {
+    type Summary = Vec<(String, Option<Spec>, Vec<(String, Spec)>)>;
+    let summary = |p: &PackageVersions| -> Summary {
         p.versions
             .iter()
             .map(|v| {
