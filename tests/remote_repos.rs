@@ -116,6 +116,11 @@ fn remote_packages_are_listed_searched_and_solved_with_their_origin() {
         "shared/1.0.0  (in local, origin)\n"
     );
 
+    let (info, _) = s.ok(&["info", &hello_build]);
+    assert!(info.starts_with(&format!("pkg: {hello_build}\n")), "{info}");
+    assert!(info.ends_with("# repository: origin\n"), "{info}");
+    assert!(s.ok(&["info", "hello"]).0.ends_with("# in: origin\n"));
+
     // The solver sees both; a build in both repositories is taken from the local one.
     let (out, _) = s.ok(&["explain", "--no-host", "hello", "shared"]);
     let lines: Vec<&str> = out.lines().collect();

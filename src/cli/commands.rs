@@ -51,6 +51,8 @@ pub struct Search {
 pub struct Info {
     /// NAME (newest version), NAME/VERSION (recipe) or NAME/VERSION/BUILD.
     pub package: String,
+    #[command(flatten)]
+    pub repos: RepoSelect,
 }
 
 /// `spk deprecate` / `spk undeprecate`.
@@ -416,7 +418,8 @@ fn search(opt: &Opt, a: &Search) -> CliResult {
 }
 
 fn info(opt: &Opt, a: &Info) -> CliResult {
-    let repo = open_repo(opt)?;
+    let view = open_view(opt, &a.repos, false)?;
+    let repo = view.stack();
     let ident = parse_ident(&a.package)?;
     if let Some(b) = ident.build_ident() {
         let spec = repo.read_build(&b)?;
@@ -424,6 +427,11 @@ fn info(opt: &Opt, a: &Info) -> CliResult {
         outln!("# components:");
         for (c, d) in repo.read_components(&b)? {
             outln!("#   {c}: {d}");
+        }
+        if view.names_origins() {
+            if let Some(label) = repo.origin(&b)? {
+                outln!("# repository: {label}");
+            }
         }
         return Ok(());
     }
@@ -439,6 +447,12 @@ fn info(opt: &Opt, a: &Info) -> CliResult {
     };
     let spec = repo.read_recipe(&vi)?;
     out!("{}", spec.to_yaml());
+    if view.names_origins() {
+        outln!(
+            "# in: {}",
+            repo.holders(&vi.name, Some(&vi.version))?.join(", ")
+        );
+    }
     Ok(())
 }
 
