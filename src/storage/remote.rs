@@ -82,13 +82,22 @@ impl PackageRepository for RemoteRepository {
         Ok(level.dirs.iter().filter_map(|n| n.parse().ok()).collect())
     }
 
+    /// From the package when it was read already, else one listing of the first level
+    /// of `spk/spec/NAME/` (no spec is read: `spk search` stays cheap).
     fn list_versions(&self, name: &PkgName) -> Result<Vec<Version>> {
-        Ok(self
-            .load_package(name)?
-            .versions
+        if let Some(p) = self.packages.lock().ok().and_then(|c| c.get(name).cloned()) {
+            return Ok(p.versions.iter().map(|v| v.version.clone()).collect());
+        }
+        let level = self.store.list_tag_dir(&format!("{SPEC_PREFIX}/{name}"))?;
+        let mut versions: Vec<Version> = level
+            .tags
             .iter()
-            .map(|v| v.version.clone())
-            .collect())
+            .chain(level.dirs.iter())
+            .filter_map(|v| v.parse().ok())
+            .collect();
+        versions.sort();
+        versions.dedup_by(|a, b| a.is_identical(b));
+        Ok(versions)
     }
 
     fn list_builds(&self, ident: &VersionIdent) -> Result<Vec<BuildIdent>> {

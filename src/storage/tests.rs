@@ -377,6 +377,14 @@ fn a_remote_reads_the_same_packages_listing_only_the_prefix_of_the_package_asked
         .collect();
     assert_eq!(names, vec!["my-pkg", "other"]);
     assert_eq!(*store.listed.lock().unwrap(), vec!["spk/spec/"]);
+    // Versions of a package not read yet: one level of its prefix, no spec read.
+    store.listed.lock().unwrap().clear();
+    let other_name: PkgName = "other".parse().unwrap();
+    assert_eq!(
+        remote.list_versions(&other_name).unwrap(),
+        vec![other.version().clone()]
+    );
+    assert_eq!(*store.listed.lock().unwrap(), vec!["spk/spec/other/"]);
     // A remote is not written through spk's package interface.
     let err = remote.publish_recipe(&other, true).unwrap_err();
     assert!(err.to_string().contains("remote 'origin'"), "{err}");
