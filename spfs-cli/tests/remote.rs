@@ -112,4 +112,22 @@ fn run_pulls_what_the_stack_needs_without_its_tags() {
     assert!(tags.trim().is_empty(), "tags were copied: {tags}");
     let info = ok(spfs(&env, &local, &remote, &["info", layer.trim()])).0;
     assert!(info.contains("layer"), "{info}");
+    // By digest, now local: nothing is pulled again.
+    let (out, err) = ok(spfs(
+        &env,
+        &local,
+        &remote,
+        &["run", layer.trim(), "--", "cat", "/spfs/hello.txt"],
+    ));
+    assert_eq!(out, "from the remote\n");
+    assert!(!err.contains("pulled"), "{err}");
+    // A reference no remote has names the remotes asked.
+    let out = spfs(&env, &local, &remote, &["run", "org/none", "--", "true"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("unknown reference 'org/none'")
+            && err.contains("no configured remote has it either (origin)"),
+        "{err}"
+    );
 }

@@ -311,6 +311,16 @@ impl Config {
         Ok(())
     }
 
+    /// The configured remotes' names in the order pulls on demand ask them: `origin`
+    /// first, then the others by name.
+    pub fn remote_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.remotes.keys().cloned().collect();
+        names.sort_by(|a, b| {
+            (a != DEFAULT_REMOTE, a.as_str()).cmp(&(b != DEFAULT_REMOTE, b.as_str()))
+        });
+        names
+    }
+
     /// The remote `name_or_address` names: a configured remote, or an address itself
     /// (`file:///x`). `None` means the default remote, `origin`.
     pub fn remote(&self, name_or_address: Option<&str>) -> Result<Address> {

@@ -68,6 +68,15 @@ pub enum Error {
     #[error("payload {0} is missing from the repository")]
     MissingPayload(Digest),
 
+    /// Objects the local repository lacks that no remote tried holds either.
+    #[error("{} object(s) are neither in the local repository nor in any remote tried: {}", digests.len(), digests.iter().map(|d| d.short()).collect::<Vec<_>>().join(", "))]
+    NotInRemotes {
+        /// The objects that were not found.
+        digests: Vec<Digest>,
+        /// The remotes that were asked, in order.
+        tried: Vec<String>,
+    },
+
     /// A stored object or payload does not decode or does not match its digest.
     #[error("corrupt {what} {digest} at {}: {reason}", path.display())]
     Corrupt {
@@ -234,6 +243,15 @@ pub enum Error {
         input: String,
         /// What is wrong with it.
         problem: String,
+    },
+
+    /// A configured remote could not be opened.
+    #[error("remote '{name}' cannot be opened: {reason}")]
+    RemoteUnavailable {
+        /// The remote's name.
+        name: String,
+        /// Why it could not be opened.
+        reason: String,
     },
 
     /// A remote name is neither configured nor an address.
@@ -665,6 +683,13 @@ impl Help for Error {
             Error::MissingObject(_) | Error::MissingPayload(_) => {
                 "pull it again, or run 'spfs check' to see what it affects".into()
             }
+            Error::NotInRemotes { tried, .. } if tried.is_empty() => {
+                "no remote is configured to pull them from: add one (see 'spfs config') or pull from an address".into()
+            }
+            Error::NotInRemotes { tried, .. } => format!(
+                "the remotes asked were {}: push what is missing to one of them, or configure the remote that holds it",
+                tried.join(", ")
+            ),
             Error::Corrupt { .. } => {
                 "run 'spfs check' and restore it from another repository".into()
             }
@@ -715,6 +740,9 @@ impl Help for Error {
             Error::UnknownBackend(_) => "use 'render' or 'fuse'".into(),
             Error::InvalidAddress { .. } => {
                 "use file:///PATH, tar:///PATH.tar.zst or s3://BUCKET[/PREFIX]".into()
+            }
+            Error::RemoteUnavailable { .. } => {
+                "check its address with 'spfs config' and that it is reachable".into()
             }
             Error::UnknownRemote { name, .. } => format!(
                 "add [remote.{name}] address = \"file:///...\" to a configuration file, set SPFS_REMOTE_{}, or give an address like file:///path",

@@ -17,6 +17,9 @@ use crate::object::{Object, ObjectKind};
 use crate::progress::Progress;
 use crate::storage::Repository;
 
+mod fetch;
+pub use fetch::{fetch_missing, missing, Fetched, Remotes};
+
 /// A digest the destination lacks: an object (decoded, with its bytes) or a payload.
 type Found = (Digest, Option<(Object, Vec<u8>)>);
 

@@ -13,13 +13,28 @@ use crate::option_map::host_options;
 use crate::request::Request;
 use crate::solve::{SolveCancel, SolveError, SolveOptions, Solver};
 use crate::spec::{load_spec_file, LoadOptions};
-use crate::storage::{bulk, PackageRepository, SpfsRepository};
+use crate::storage::{bulk, PackageRepository, RemoteRepository, RepositoryStack, SpfsRepository};
+
+/// Which repositories a command that reads packages looks in: the local repository,
+/// then the configured remotes (docs/remotes.md).
+#[derive(Debug, Clone, Default, Args)]
+pub struct RepoSelect {
+    /// Look only in the local repository, not in the configured remotes
+    #[arg(short = 'l', long, conflicts_with = "remote")]
+    pub local_only: bool,
+    /// Look in this remote (a configured name or an address) instead of every configured
+    /// one, after the local repository; repeatable
+    #[arg(short = 'r', long = "remote", value_name = "NAME")]
+    pub remote: Vec<String>,
+}
 
 /// `spk ls`.
 #[derive(Debug, Args)]
 pub struct Ls {
     /// NAME or NAME/VERSION.
     pub package: Option<String>,
+    #[command(flatten)]
+    pub repos: RepoSelect,
 }
 
 /// `spk search`.
@@ -27,6 +42,8 @@ pub struct Ls {
 pub struct Search {
     /// Text to look for in package names.
     pub term: String,
+    #[command(flatten)]
+    pub repos: RepoSelect,
 }
 
 /// `spk info`.
@@ -34,6 +51,8 @@ pub struct Search {
 pub struct Info {
     /// NAME (newest version), NAME/VERSION (recipe) or NAME/VERSION/BUILD.
     pub package: String,
+    #[command(flatten)]
+    pub repos: RepoSelect,
 }
 
 /// `spk deprecate` / `spk undeprecate`.
@@ -119,6 +138,8 @@ pub struct Explain {
     /// Draw the resolve (or the conflict) to FILE.dot, or FILE.svg with Graphviz's dot
     #[arg(long, value_name = "FILE")]
     pub graph: Option<PathBuf>,
+    #[command(flatten)]
+    pub repos: RepoSelect,
 }
 
 fn repo_root(cli: &Cli) -> PathBuf {
@@ -145,6 +166,103 @@ pub(super) fn open_repo(cli: &Cli) -> Result<SpfsRepository, CliError> {
 /// The configured repository, created on first use (commands that publish).
 pub(super) fn repo_for_write(cli: &Cli) -> Result<SpfsRepository, CliError> {
     Ok(SpfsRepository::open_or_create(&repo_root(cli))?)
+}
+
+/// The label of the local repository where several repositories are shown.
+pub(super) const LOCAL_LABEL: &str = "local";
+
+/// The repositories a reading command looks in: the local one (if it exists), then
+/// remotes.
+pub(super) struct View {
+    /// The local repository; `None` when it does not exist yet and remotes are in view.
+    pub local: Option<SpfsRepository>,
+    /// The remotes, in the order they are asked.
+    pub remotes: Vec<RemoteRepository>,
+}
+
+impl View {
+    /// The repositories as one, local first.
+    pub fn stack(&self) -> RepositoryStack<'_> {
+        let mut repos: Vec<(String, &dyn PackageRepository)> = Vec::new();
+        if let Some(l) = &self.local {
+            repos.push((LOCAL_LABEL.to_string(), l));
+        }
+        for r in &self.remotes {
+            repos.push((r.label().to_string(), r));
+        }
+        RepositoryStack::new(repos)
+    }
+
+    /// True when remotes are in view: outputs then name the repository of each
+    /// package.
+    pub fn names_origins(&self) -> bool {
+        !self.remotes.is_empty()
+    }
+
+    /// The remotes as spfs stores, for pulls on demand.
+    pub fn spfs_remotes(&self) -> spfs::sync::Remotes<'static> {
+        spfs::sync::Remotes::opened(
+            self.remotes
+                .iter()
+                .map(|r| (r.label().to_string(), r.store().clone()))
+                .collect(),
+        )
+    }
+
+    /// Creates the local repository if it does not exist yet (it receives pulls).
+    pub fn ensure_local(&mut self, cli: &Cli) -> Result<(), CliError> {
+        if self.local.is_none() {
+            self.local = Some(repo_for_write(cli)?);
+        }
+        Ok(())
+    }
+
+    /// The local repository ([`View::ensure_local`] first when it may be missing).
+    pub fn local(&self, cli: &Cli) -> Result<&SpfsRepository, CliError> {
+        match &self.local {
+            Some(l) => Ok(l),
+            None => open_repo(cli).and(Err(CliError::new(format!(
+                "no spfs repository at {}",
+                repo_root(cli).display()
+            )))),
+        }
+    }
+}
+
+/// Opens the local repository (created first when `create`) and the remotes `select`
+/// asks for: every configured remote, `origin` first, unless `--local-only` or
+/// `--remote`. A configured remote that cannot be opened is skipped with a warning; one
+/// named with `--remote` must open. A missing local repository is an error only when
+/// no remote is in view.
+pub(super) fn open_view(cli: &Cli, select: &RepoSelect, create: bool) -> Result<View, CliError> {
+    let named = !select.remote.is_empty();
+    let names: Vec<String> = if select.local_only {
+        Vec::new()
+    } else if named {
+        select.remote.clone()
+    } else {
+        spfs::config::current()?.remote_names()
+    };
+    let mut remotes = Vec::new();
+    for name in &names {
+        match open_remote_store(Some(name), false) {
+            Ok((label, store)) => remotes.push(RemoteRepository::new(label, store.into())),
+            Err(e) if !named => {
+                eprintln!("warning: remote '{name}' is skipped: {}", e.message);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    let local = if create {
+        Some(repo_for_write(cli)?)
+    } else {
+        match open_repo(cli) {
+            Ok(r) => Some(r),
+            Err(_) if !remotes.is_empty() && !repo_root(cli).exists() => None,
+            Err(e) => return Err(e),
+        }
+    };
+    Ok(View { local, remotes })
 }
 
 pub(super) fn parse_ident(s: &str) -> Result<AnyIdent, CliError> {
@@ -183,11 +301,37 @@ pub fn run(cli: &Cli) -> Result<i32, CliError> {
     .map(|()| cli_policy::exit::OK)
 }
 
+/// `  (in local, origin)` when remotes are in view, else nothing.
+fn found_in(view: &View, labels: &[&str]) -> String {
+    if view.names_origins() && !labels.is_empty() {
+        format!("  (in {})", labels.join(", "))
+    } else {
+        String::new()
+    }
+}
+
 fn ls(cli: &Cli, a: &Ls) -> CliResult {
-    let repo = open_repo(cli)?;
+    let view = open_view(cli, &a.repos, false)?;
+    let repo = view.stack();
     let Some(pkg) = &a.package else {
-        for name in repo.list_packages()? {
-            outln!("{name}");
+        if !view.names_origins() {
+            for name in repo.list_packages()? {
+                outln!("{name}");
+            }
+            return Ok(());
+        }
+        let mut names: Vec<(crate::PkgName, Vec<&str>)> = Vec::new();
+        for (label, r) in repo.repos() {
+            for name in r.list_packages()? {
+                match names.iter_mut().find(|(n, _)| *n == name) {
+                    Some((_, labels)) => labels.push(label),
+                    None => names.push((name, vec![label.as_str()])),
+                }
+            }
+        }
+        names.sort_by(|a, b| a.0.cmp(&b.0));
+        for (name, labels) in names {
+            outln!("{name}{}", found_in(&view, &labels));
         }
         return Ok(());
     };
@@ -202,7 +346,17 @@ fn ls(cli: &Cli, a: &Ls) -> CliResult {
             for v in &package.versions {
                 let vi = crate::ident::VersionIdent::new(ident.name.clone(), v.version.clone());
                 let deprecated = v.recipe.as_ref().is_some_and(|r| r.summary.deprecated);
-                outln!("{}{}", vi, if deprecated { "  (deprecated)" } else { "" });
+                let labels = if view.names_origins() {
+                    repo.holders(&ident.name, Some(&v.version))?
+                } else {
+                    Vec::new()
+                };
+                outln!(
+                    "{}{}{}",
+                    vi,
+                    if deprecated { "  (deprecated)" } else { "" },
+                    found_in(&view, &labels)
+                );
             }
         }
         Some(vi) => {
@@ -212,18 +366,25 @@ fn ls(cli: &Cli, a: &Ls) -> CliResult {
                     .help(format!("see the versions with 'spk ls {}'", vi.name)));
             }
             if builds.is_empty() {
-                outln!("{vi}  (recipe only, no builds)");
+                let labels = if view.names_origins() {
+                    repo.holders(&vi.name, Some(&vi.version))?
+                } else {
+                    Vec::new()
+                };
+                outln!("{vi}  (recipe only, no builds){}", found_in(&view, &labels));
             }
             for b in builds {
                 let spec = repo.read_build(&b)?;
+                let origin: Vec<&str> = repo.origin(&b)?.into_iter().collect();
                 outln!(
-                    "{b}  {}{}",
+                    "{b}  {}{}{}",
                     spec.option_values(),
                     if spec.deprecated {
                         "  (deprecated)"
                     } else {
                         ""
-                    }
+                    },
+                    found_in(&view, &origin)
                 );
             }
         }
@@ -232,7 +393,8 @@ fn ls(cli: &Cli, a: &Ls) -> CliResult {
 }
 
 fn search(cli: &Cli, a: &Search) -> CliResult {
-    let repo = open_repo(cli)?;
+    let view = open_view(cli, &a.repos, false)?;
+    let repo = view.stack();
     let found = repo.search(&a.term)?;
     if found.is_empty() {
         return Err(
@@ -241,13 +403,19 @@ fn search(cli: &Cli, a: &Search) -> CliResult {
         );
     }
     for vi in found {
-        outln!("{vi}");
+        let labels = if view.names_origins() {
+            repo.holders(&vi.name, Some(&vi.version))?
+        } else {
+            Vec::new()
+        };
+        outln!("{vi}{}", found_in(&view, &labels));
     }
     Ok(())
 }
 
 fn info(cli: &Cli, a: &Info) -> CliResult {
-    let repo = open_repo(cli)?;
+    let view = open_view(cli, &a.repos, false)?;
+    let repo = view.stack();
     let ident = parse_ident(&a.package)?;
     if let Some(b) = ident.build_ident() {
         let spec = repo.read_build(&b)?;
@@ -255,6 +423,11 @@ fn info(cli: &Cli, a: &Info) -> CliResult {
         outln!("# components:");
         for (c, d) in repo.read_components(&b)? {
             outln!("#   {c}: {d}");
+        }
+        if view.names_origins() {
+            if let Some(label) = repo.origin(&b)? {
+                outln!("# repository: {label}");
+            }
         }
         return Ok(());
     }
@@ -270,6 +443,12 @@ fn info(cli: &Cli, a: &Info) -> CliResult {
     };
     let spec = repo.read_recipe(&vi)?;
     out!("{}", spec.to_yaml());
+    if view.names_origins() {
+        outln!(
+            "# in: {}",
+            repo.holders(&vi.name, Some(&vi.version))?.join(", ")
+        );
+    }
     Ok(())
 }
 
@@ -392,41 +571,49 @@ fn lint(a: &Lint) -> CliResult {
     }
 }
 
-/// Opens the remote a name or address designates, as a package repository.
-fn open_remote(name: Option<&str>, create: bool) -> Result<(String, SpfsRepository), CliError> {
+/// Opens the spfs store of the remote a name or address designates (the default remote
+/// for `None`); `create` makes a missing `file://` repository (a push target).
+pub(super) fn open_remote_store(
+    name: Option<&str>,
+    create: bool,
+) -> Result<(String, Box<dyn spfs::storage::Repository>), CliError> {
     let label = name.unwrap_or(spfs::config::DEFAULT_REMOTE).to_string();
-    match spfs::config::current()?.remote(name)? {
-        spfs::config::Address::File(path) => {
-            let repo = if create {
-                SpfsRepository::open_or_create(&path)?
-            } else {
-                SpfsRepository::open(&path)?
-            };
-            Ok((label, repo))
+    let address = spfs::config::current()?.remote(name)?;
+    let store: Box<dyn spfs::storage::Repository> = match &address {
+        spfs::config::Address::File(path) => Box::new(if create {
+            spfs::storage::LocalRepository::open_or_create(path)?
+        } else {
+            spfs::storage::LocalRepository::open(path)?
+        }),
+        other => {
+            return Err(CliError::new(format!(
+                "remote '{label}' ({other}): this kind of remote is not supported yet"
+            ))
+            .help("use a file:/// remote (a shared directory)"))
         }
-        other => Err(CliError::new(format!(
-            "remote '{label}' ({other}): this kind of remote is not supported yet"
-        ))
-        .help("use a file:/// remote (a shared directory)")),
-    }
+    };
+    Ok((label, store))
 }
 
 fn transfer(cli: &Cli, a: &Transfer, push: bool) -> CliResult {
-    let (label, remote) = open_remote(a.remote.as_deref(), push)?;
+    let (label, remote) = open_remote_store(a.remote.as_deref(), push)?;
     let local = if push {
         open_repo(cli)?
     } else {
         repo_for_write(cli)?
     };
-    let (src, dst) = if push {
-        (&local, &remote)
+    let (src, dst): (
+        &dyn spfs::storage::Repository,
+        &dyn spfs::storage::Repository,
+    ) = if push {
+        (local.spfs(), &*remote)
     } else {
-        (&remote, &local)
+        (&*remote, local.spfs())
     };
     let mut tags = Vec::new();
     for p in &a.packages {
         let ident = parse_ident(p)?;
-        let found = src.package_tags(&ident)?;
+        let found = crate::storage::package_tags(src, &ident)?;
         if found.is_empty() {
             return Err(CliError::new(format!(
                 "{p}: not in {}",
@@ -438,21 +625,14 @@ fn transfer(cli: &Cli, a: &Transfer, push: bool) -> CliResult {
             ))
             .help("list what is there with 'spk ls'"));
         }
-        for t in found {
-            if let Some(d) = src.spfs().resolve_tag(&t)? {
-                tags.push((t, d));
-            }
-        }
+        tags.extend(found);
     }
     let roots: Vec<spfs::Digest> = tags.iter().map(|(_, d)| *d).collect();
-    let r = spfs::sync::copy(
-        src.spfs(),
-        dst.spfs(),
-        &roots,
-        &tags,
-        &spfs::progress::Progress::hidden(),
-    )?;
     let verb = if push { "pushed" } else { "pulled" };
+    let progress = super::progress::transfer_bar(verb);
+    let r = spfs::sync::copy(src, dst, &roots, &tags, &progress);
+    progress.finish();
+    let r = r?;
     let dir = if push { "to" } else { "from" };
     eprintln!(
         "{verb} {} object(s), {} payload(s), {}; {} tag(s) set",
@@ -465,6 +645,30 @@ fn transfer(cli: &Cli, a: &Transfer, push: bool) -> CliResult {
         outln!("{verb} {p} {dir} {label}");
     }
     Ok(())
+}
+
+/// The solution as `spk explain` prints it; with remotes in view each
+/// published build is followed by the repository it comes from, `(from origin)`.
+pub(super) fn with_origins(
+    view: &View,
+    repo: &RepositoryStack<'_>,
+    solution: &crate::solve::Solution,
+) -> Result<String, CliError> {
+    let text = solution.to_string();
+    if !view.names_origins() {
+        return Ok(text);
+    }
+    let mut out = String::new();
+    for (line, p) in text.lines().zip(&solution.packages) {
+        out.push_str(line);
+        if p.source == crate::solve::PackageSource::Repository {
+            if let Some(label) = repo.origin(&p.ident)? {
+                out.push_str(&format!("  (from {label})"));
+            }
+        }
+        out.push('\n');
+    }
+    Ok(out)
 }
 
 fn publish(cli: &Cli, a: &Publish) -> CliResult {
@@ -491,7 +695,8 @@ fn publish(cli: &Cli, a: &Publish) -> CliResult {
 }
 
 fn explain(cli: &Cli, a: &Explain) -> CliResult {
-    let repo = open_repo(cli)?;
+    let view = open_view(cli, &a.repos, false)?;
+    let repo = view.stack();
     let requests = a
         .requests
         .iter()
@@ -541,7 +746,7 @@ fn explain(cli: &Cli, a: &Explain) -> CliResult {
             Ok(())
         }
         Ok(solution) => {
-            out!("{solution}");
+            out!("{}", with_origins(&view, &repo, &solution)?);
             Ok(())
         }
         Err(SolveError::NoSolution(e)) => Err(CliError {

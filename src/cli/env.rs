@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 use serde::{Deserialize, Serialize};
 
+use super::commands::{open_view, RepoSelect, View};
 use super::{Cli, CliError, OptionArgs};
 use crate::build::{BuildOptions, Builder};
 use crate::request::Request;
@@ -50,6 +51,8 @@ pub struct EnvCmd {
     /// List what the current environment holds (inside a runtime)
     #[arg(long)]
     pub show: bool,
+    #[command(flatten)]
+    pub repos: RepoSelect,
 }
 
 /// A resolved environment as `spk env --save` writes it.
@@ -92,9 +95,12 @@ fn describe(solution: &Solution) -> Vec<String> {
 /// Solves the requests (spec files become requests for their recipes, built from
 /// source when no published build fits) and returns the solution.
 fn resolve(
-    repo: &SpfsRepository,
+    cli: &Cli,
+    view: &View,
     a: &EnvCmd,
 ) -> Result<(Solution, crate::option_map::OptionMap), CliError> {
+    let stack = view.stack();
+    let repo = &stack;
     let options = a.options.option_map()?;
     let mut requests = Vec::new();
     let mut local: Vec<(crate::spec::Spec, PathBuf)> = Vec::new();
@@ -153,8 +159,10 @@ fn resolve(
     if needs.is_empty() {
         return Ok((solution, options));
     }
+    // Builds go into the local repository.
+    let target = super::commands::repo_for_write(cli)?;
     let builder = Builder::new(
-        repo,
+        &target,
         BuildOptions {
             options: options.clone(),
             no_host: true,
@@ -186,13 +194,10 @@ pub fn env(cli: &Cli, a: &EnvCmd, shell: bool) -> Result<i32, CliError> {
     if a.show {
         return show(cli);
     }
-    // Only local recipes (spec files) are written; a plain environment only reads.
+    // Only local recipes (spec files) are written; a plain environment only reads
+    // (and pulls the layers it lacks from the remotes in view).
     let writes = a.requests.iter().any(|r| Path::new(r).is_file());
-    let repo = if writes {
-        super::commands::repo_for_write(cli)?
-    } else {
-        super::commands::open_repo(cli)?
-    };
+    let mut view = open_view(cli, &a.repos, writes)?;
     let backend = Backend::parse(&a.backend)?;
     let mut named = Vec::new();
     let (layers, requests, packages, links) = match &a.load {
@@ -208,6 +213,12 @@ pub fn env(cli: &Cli, a: &EnvCmd, shell: bool) -> Result<i32, CliError> {
                 ))
                 .help("give a file written by 'spk env --save FILE ...'")
             })?;
+            view.ensure_local(cli)?;
+            let repo = view.local(cli)?;
+            match pull_layers(repo, &view, &saved.layers) {
+                Ok(()) | Err(spfs::Error::NotInRemotes { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
             let missing: Vec<String> = saved
                 .layers
                 .iter()
@@ -216,11 +227,16 @@ pub fn env(cli: &Cli, a: &EnvCmd, shell: bool) -> Result<i32, CliError> {
                 .collect();
             if !missing.is_empty() {
                 let mut r = CliError::new(format!(
-                    "{} of the {} layers of {} are not in the repository at {}",
+                    "{} of the {} layers of {} are not in the repository at {}{}",
                     missing.len(),
                     saved.layers.len(),
                     file.display(),
-                    repo.spfs().root().display()
+                    repo.spfs().root().display(),
+                    if view.remotes.is_empty() {
+                        String::new()
+                    } else {
+                        " nor in any remote".to_string()
+                    }
                 ))
                 .help("pull the packages it lists, or load it on a machine that has them");
                 r.details = missing;
@@ -233,10 +249,18 @@ pub fn env(cli: &Cli, a: &EnvCmd, shell: bool) -> Result<i32, CliError> {
                 return Err(CliError::new("no requests given")
                     .help("name the packages to enter, e.g. spk env python/3 -- python3"));
             }
-            let (solution, _) = resolve(&repo, a)?;
-            named = crate::env::stack_layers(&repo, &solution).map_err(stack_error)?;
-            crate::env::check_layers(repo.spfs(), &named).map_err(stack_error)?;
+            let (solution, _) = resolve(cli, &view, a)?;
+            named = crate::env::stack_layers(&view.stack(), &solution).map_err(stack_error)?;
             let layers = crate::env::layer_digests(&named);
+            if a.save.is_none() || view.remotes.is_empty() {
+                // Entering: the layers must be local, resolved against the local
+                // repository after the pull. (A saved environment may leave them in
+                // the remotes.)
+                view.ensure_local(cli)?;
+                let repo = view.local(cli)?;
+                pull_layers(repo, &view, &layers).map_err(|e| pull_error(e, &named))?;
+                crate::env::check_layers(repo.spfs(), &named).map_err(stack_error)?;
+            }
             let links =
                 crate::bosh::runtime_links(solution.packages.iter().map(|p| p.spec.as_ref()));
             (layers, a.requests.clone(), describe(&solution), links)
@@ -255,6 +279,7 @@ pub fn env(cli: &Cli, a: &EnvCmd, shell: bool) -> Result<i32, CliError> {
         eprintln!("saved the environment to {}", file.display());
         return Ok(0);
     }
+    let repo = view.local(cli)?;
     let program = if a.command.is_empty() || shell {
         Program::Shell
     } else {
@@ -274,7 +299,7 @@ pub fn env(cli: &Cli, a: &EnvCmd, shell: bool) -> Result<i32, CliError> {
         layers,
         links: links.clone(),
     };
-    write_recorded(&repo, &name, &saved)?;
+    write_recorded(repo, &name, &saved)?;
     run.links = links;
     let mut cmd = RuntimeCommand::new(repo.spfs(), run);
     cmd.env("SPK_ACTIVE_PREFIX", "/spfs");
@@ -361,13 +386,16 @@ pub struct Install {
     /// Do not ask for confirmation
     #[arg(short, long)]
     pub yes: bool,
+    #[command(flatten)]
+    pub repos: RepoSelect,
 }
 
 /// `spk install`: re-solves the current environment's requests plus new ones and swaps
 /// the runtime's stack in place.
 pub fn install(cli: &Cli, a: &Install) -> Result<i32, CliError> {
-    let repo = super::commands::open_repo(cli)?;
-    let (name, current) = current_env(&repo)?;
+    let view = open_view(cli, &a.repos, false)?;
+    let repo = view.local(cli)?;
+    let (name, current) = current_env(repo)?;
     let mut requests = current.requests.clone();
     requests.extend(a.requests.iter().cloned());
     let cmd = EnvCmd {
@@ -381,10 +409,10 @@ pub fn install(cli: &Cli, a: &Install) -> Result<i32, CliError> {
         save: None,
         load: None,
         show: false,
+        repos: a.repos.clone(),
     };
-    let (solution, _) = resolve(&repo, &cmd)?;
-    let stack = crate::env::stack_layers(&repo, &solution).map_err(stack_error)?;
-    crate::env::check_layers(repo.spfs(), &stack).map_err(stack_error)?;
+    let (solution, _) = resolve(cli, &view, &cmd)?;
+    let stack = crate::env::stack_layers(&view.stack(), &solution).map_err(stack_error)?;
     let layers = crate::env::layer_digests(&stack);
     let packages = describe(&solution);
     let added: Vec<&String> = packages
@@ -422,10 +450,12 @@ pub fn install(cli: &Cli, a: &Install) -> Result<i32, CliError> {
             return Ok(1);
         }
     }
+    pull_layers(repo, &view, &layers).map_err(|e| pull_error(e, &stack))?;
+    crate::env::check_layers(repo.spfs(), &stack).map_err(stack_error)?;
     let rec = spfs::runtime::record::load(repo.spfs(), &name)?;
     spfs::runtime::edits::set_stack(repo.spfs(), &rec, layers.clone())?;
     write_recorded(
-        &repo,
+        repo,
         &name,
         &SavedEnv {
             requests,
@@ -437,6 +467,50 @@ pub fn install(cli: &Cli, a: &Install) -> Result<i32, CliError> {
     )?;
     eprintln!("/spfs now holds the new environment; start a new shell (or re-source the startup scripts) for its activation");
     Ok(0)
+}
+
+/// Pulls into the local repository the layers it lacks from the remotes in view
+/// (objects only, no tags), with progress on a terminal.
+fn pull_layers(repo: &SpfsRepository, view: &View, layers: &[Digest]) -> spfs::Result<()> {
+    if view.remotes.is_empty() || spfs::sync::missing(repo.spfs(), layers)?.is_empty() {
+        return Ok(());
+    }
+    let progress = super::progress::transfer_bar("pulling layers");
+    let fetched = spfs::sync::fetch_missing(repo.spfs(), &view.spfs_remotes(), layers, &progress);
+    progress.finish();
+    for f in fetched? {
+        eprintln!(
+            "pulled {} layer(s) from {}: {} object(s), {} payload(s), {}",
+            f.digests.len(),
+            f.remote,
+            f.report.objects,
+            f.report.payloads,
+            spfs::progress::human_bytes(f.report.bytes)
+        );
+    }
+    Ok(())
+}
+
+/// A failed pull, naming the packages whose layers no repository has.
+fn pull_error(e: spfs::Error, layers: &[crate::env::StackLayer]) -> CliError {
+    let spfs::Error::NotInRemotes { digests, .. } = &e else {
+        return e.into();
+    };
+    let details: Vec<String> = layers
+        .iter()
+        .filter(|l| digests.contains(&l.digest))
+        .map(|l| {
+            format!(
+                "the '{}' layer of {} ({})",
+                l.component,
+                l.ident,
+                l.digest.short()
+            )
+        })
+        .collect();
+    let mut report = CliError::from(e);
+    report.details = details;
+    report
 }
 
 fn stack_error(e: crate::env::StackError) -> CliError {

@@ -54,3 +54,42 @@ impl Drop for SolveSpinner {
         }
     }
 }
+
+/// Counts of a transfer (items, bytes) labelled `label`, drawn on a terminal only.
+pub fn transfer_bar(label: &str) -> spfs::progress::Progress {
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    struct Bar {
+        bar: ProgressBar,
+        bytes: AtomicU64,
+    }
+
+    impl spfs::progress::ProgressSink for Bar {
+        fn inc(&self, items: u64, bytes: u64) {
+            self.bar.inc(items);
+            if bytes > 0 {
+                let total = self.bytes.fetch_add(bytes, Ordering::Relaxed) + bytes;
+                self.bar.set_message(spfs::progress::human_bytes(total));
+            }
+        }
+
+        fn finish(&self) {
+            self.bar.finish_and_clear();
+        }
+    }
+
+    if !std::io::stderr().is_terminal() {
+        return spfs::progress::Progress::hidden();
+    }
+    let bar = ProgressBar::new_spinner();
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {prefix} {pos} items, {msg} [{elapsed}]")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    bar.set_prefix(label.to_string());
+    bar.enable_steady_tick(Duration::from_millis(120));
+    spfs::progress::Progress::new(Bar {
+        bar,
+        bytes: AtomicU64::new(0),
+    })
+}

@@ -32,6 +32,8 @@ pub const INDEX_FORMAT: u32 = 2;
 pub const RACY_NS: i128 = 2_000_000_000;
 
 const SPEC_PREFIX: &str = "spk/spec";
+/// The largest spec blob read back (a spec is a few KiB; this bounds a damaged store).
+const MAX_SPEC_BYTES: u64 = 16 << 20;
 
 /// A tag's target and the spec it holds.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -519,12 +521,12 @@ fn read_entry(
 
 /// Reads and parses the spec stored in blob `digest` (tagged `tag`).
 pub(super) fn parse_spec_blob(
-    repo: &LocalRepository,
+    repo: &dyn spfs::storage::PayloadStore,
     digest: &spfs::Digest,
     tag: &str,
     what: &str,
 ) -> Result<Spec> {
-    let bytes = repo.read_blob(digest)?;
+    let bytes = repo.read_payload_bytes(digest, MAX_SPEC_BYTES)?;
     let text = String::from_utf8(bytes).map_err(|_| StorageError::Corrupt {
         what: what.to_string(),
         message: "not UTF-8".into(),

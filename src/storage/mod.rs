@@ -2,16 +2,23 @@
 //!
 //! [`PackageRepository`] is the interface; [`MemRepository`] keeps everything in memory
 //! (tests, benchmarks) and [`SpfsRepository`] stores packages as tags in an spfs
-//! repository (layout in docs/spk-storage.md).
+//! repository (layout in docs/spk-storage.md). [`RemoteRepository`] reads the same
+//! layout from any spfs store through the storage traits, and [`RepositoryStack`] shows
+//! several repositories as one (the local repository first, then remotes), telling
+//! which one each package came from.
 
 pub mod bulk;
 pub mod index;
 mod memory;
+mod remote;
 mod spfs_repo;
+mod stack;
 
 pub use index::IndexState;
 pub use memory::MemRepository;
+pub use remote::{package_tags, RemoteRepository};
 pub use spfs_repo::SpfsRepository;
+pub use stack::RepositoryStack;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

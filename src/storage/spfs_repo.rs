@@ -8,15 +8,13 @@ use super::{
     check_build_components, embedded_specs, ComponentLayers, PackageRepository, PackageVersions,
     Result, StorageError,
 };
-use crate::ident::{AnyIdent, Build, BuildIdent, VersionIdent};
+use crate::ident::{Build, BuildIdent, VersionIdent};
 use crate::name::{Component, PkgName};
 use crate::spec::Spec;
 use crate::version::Version;
 use spfs::storage::LocalRepository;
 
-const SPEC_PREFIX: &str = "spk/spec";
-const PKG_PREFIX: &str = "spk/pkg";
-const EMBED_PREFIX: &str = "spk/embedded";
+use super::remote::{EMBED_PREFIX, PKG_PREFIX, SPEC_PREFIX};
 
 /// A package repository inside an spfs repository.
 pub struct SpfsRepository {
@@ -153,27 +151,6 @@ impl SpfsRepository {
     /// The version as written in existing tags, so `1.0` finds `1.0.0`.
     fn stored_version(&self, name: &PkgName, version: &Version) -> Result<Option<Version>> {
         Ok(self.list_versions(name)?.into_iter().find(|v| v == version))
-    }
-
-    /// The spfs tags holding a package, a version (recipe and builds) or one build:
-    /// spec tags and component layer tags, as this repository spells them.
-    pub fn package_tags(&self, ident: &AnyIdent) -> Result<Vec<String>> {
-        let base = match &ident.version {
-            None => ident.name.to_string(),
-            Some(version) => {
-                let v = self.version_segment(&VersionIdent {
-                    name: ident.name.clone(),
-                    version: version.clone(),
-                })?;
-                match &ident.build {
-                    None => format!("{}/{v}", ident.name),
-                    Some(b) => format!("{}/{v}/{b}", ident.name),
-                }
-            }
-        };
-        let mut out = self.repo.list_tags(&format!("{SPEC_PREFIX}/{base}/"))?;
-        out.extend(self.repo.list_tags(&format!("{PKG_PREFIX}/{base}/"))?);
-        Ok(out)
     }
 
     fn version_segment(&self, ident: &VersionIdent) -> Result<String> {
@@ -391,16 +368,6 @@ impl PackageRepository for SpfsRepository {
     }
 
     fn embedded_in(&self, name: &PkgName) -> Result<Vec<BuildIdent>> {
-        let mut out = Vec::new();
-        for tag in self.repo.list_tags(&format!("{EMBED_PREFIX}/{name}/"))? {
-            let s = segments(&tag, EMBED_PREFIX);
-            if s.len() != 4 || s[0] != name.as_str() {
-                continue;
-            }
-            if let Ok(ident) = format!("{}/{}/{}", s[1], s[2], s[3]).parse::<BuildIdent>() {
-                out.push(ident);
-            }
-        }
-        Ok(out)
+        super::remote::embedded_in(&self.repo, name)
     }
 }

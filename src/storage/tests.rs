@@ -247,3 +247,206 @@ fn failed_publish_leaves_the_repository_as_it_was() {
         .unwrap()
         .is_empty());
 }
+
+/// A store that records every tag listing asked of it and lists one level only the
+/// default way (from every name under it), as a store without directories would.
+struct Counting {
+    inner: spfs::storage::LocalRepository,
+    listed: std::sync::Mutex<Vec<String>>,
+}
+
+impl spfs::storage::ObjectStore for Counting {
+    fn has_object(&self, d: &Digest) -> spfs::Result<bool> {
+        spfs::storage::ObjectStore::has_object(&self.inner, d)
+    }
+    fn read_object_bytes(&self, d: &Digest) -> spfs::Result<Vec<u8>> {
+        self.inner.read_object_bytes(d)
+    }
+    fn write_object_bytes(&self, d: &Digest, b: &[u8]) -> spfs::Result<()> {
+        self.inner.write_object_bytes(d, b)
+    }
+}
+
+impl spfs::storage::PayloadStore for Counting {
+    fn has_payload(&self, d: &Digest) -> spfs::Result<bool> {
+        spfs::storage::PayloadStore::has_payload(&self.inner, d)
+    }
+    fn open_payload_stream(
+        &self,
+        d: &Digest,
+    ) -> spfs::Result<(Box<dyn std::io::Read + Send>, u64, u32)> {
+        self.inner.open_payload_stream(d)
+    }
+    fn write_payload_stream(
+        &self,
+        d: &Digest,
+        r: &mut dyn std::io::Read,
+        mode: u32,
+    ) -> spfs::Result<u64> {
+        self.inner.write_payload_stream(d, r, mode)
+    }
+}
+
+impl spfs::storage::TagStore for Counting {
+    fn list_tag_names(&self, prefix: &str) -> spfs::Result<Vec<String>> {
+        self.listed.lock().unwrap().push(prefix.to_string());
+        self.inner.list_tags(prefix)
+    }
+    fn tag_versions(&self, name: &str) -> spfs::Result<Vec<spfs::storage::TagEntry>> {
+        self.inner.tag_history(name)
+    }
+    fn set_tags(&self, tags: &[(String, Digest)]) -> spfs::Result<()> {
+        self.inner.push_tags(tags)
+    }
+}
+
+impl spfs::storage::Repository for Counting {
+    fn describe(&self) -> String {
+        "counting".into()
+    }
+    fn hold_for_writing(&self) -> spfs::Result<Box<dyn std::any::Any>> {
+        spfs::storage::Repository::hold_for_writing(&self.inner)
+    }
+}
+
+fn counting(root: &std::path::Path) -> Arc<Counting> {
+    Arc::new(Counting {
+        inner: spfs::storage::LocalRepository::open(root).unwrap(),
+        listed: std::sync::Mutex::new(Vec::new()),
+    })
+}
+
+#[test]
+fn a_remote_reads_the_same_packages_listing_only_the_prefix_of_the_package_asked_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let local = SpfsRepository::open_or_create(dir.path()).unwrap();
+    let recipe = spec("pkg: my-pkg/1.0.0\nbuild:\n  options:\n    - var: debug/off\n      choices: [on, off]\n  variants: [{debug: on}, {debug: off}]\n");
+    local.publish_recipe(&recipe, false).unwrap();
+    bulk::publish_stub_builds(&local, &recipe, &crate::OptionMap::new()).unwrap();
+    local
+        .publish_recipe(&spec("pkg: my-pkg/0.9\n"), false)
+        .unwrap();
+    let other = spec("pkg: other/2.0.0+r.1\n");
+    local.publish_recipe(&other, false).unwrap();
+    let store = counting(dir.path());
+    let remote = RemoteRepository::new("origin", store.clone());
+    let name: PkgName = "my-pkg".parse().unwrap();
+
+    // The same versions, recipes and builds as the local reader finds.
+    let want = local.load_package(&name).unwrap();
+    let got = remote.load_package(&name).unwrap();
+    type Summary = Vec<(String, Option<Spec>, Vec<(String, Spec)>)>;
+    let summary = |p: &PackageVersions| -> Summary {
+        p.versions
+            .iter()
+            .map(|v| {
+                (
+                    v.version.to_string(),
+                    v.recipe.as_ref().map(|r| (*r.spec().unwrap()).clone()),
+                    v.builds
+                        .iter()
+                        .map(|(b, s)| (b.to_string(), (*s.spec().unwrap()).clone()))
+                        .collect(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(summary(&got), summary(&want));
+    assert_eq!(got.versions.len(), 2);
+    assert_eq!(*store.listed.lock().unwrap(), vec!["spk/spec/my-pkg/"]);
+    // Read once: answered from memory afterwards.
+    let builds = remote.list_builds(&VersionIdent::new(name.clone(), "1.0".parse().unwrap()));
+    let builds = builds.unwrap();
+    assert_eq!(builds.len(), 2);
+    assert_eq!(store.listed.lock().unwrap().len(), 1);
+    assert_eq!(
+        remote.read_components(&builds[0]).unwrap(),
+        local.read_components(&builds[0]).unwrap()
+    );
+    assert_eq!(
+        store.listed.lock().unwrap().last().unwrap(),
+        &format!("spk/pkg/my-pkg/1.0.0/{}/", builds[0].build)
+    );
+    // Listing packages reads the spec prefix only, not the whole store.
+    store.listed.lock().unwrap().clear();
+    let names: Vec<String> = remote
+        .list_packages()
+        .unwrap()
+        .iter()
+        .map(|n| n.to_string())
+        .collect();
+    assert_eq!(names, vec!["my-pkg", "other"]);
+    assert_eq!(*store.listed.lock().unwrap(), vec!["spk/spec/"]);
+    // Versions of a package not read yet: one level of its prefix, no spec read.
+    store.listed.lock().unwrap().clear();
+    let other_name: PkgName = "other".parse().unwrap();
+    assert_eq!(
+        remote.list_versions(&other_name).unwrap(),
+        vec![other.version().clone()]
+    );
+    assert_eq!(*store.listed.lock().unwrap(), vec!["spk/spec/other/"]);
+    // A remote is not written through spk's package interface.
+    let err = remote.publish_recipe(&other, true).unwrap_err();
+    assert!(err.to_string().contains("remote 'origin'"), "{err}");
+    use spfs::Help;
+    assert!(err.help()[0].contains("spk push"), "{:?}", err.help());
+}
+
+#[test]
+fn a_stack_prefers_the_first_repository_and_says_where_each_build_is() {
+    let local_dir = tempfile::tempdir().unwrap();
+    let remote_dir = tempfile::tempdir().unwrap();
+    let local = SpfsRepository::open_or_create(local_dir.path()).unwrap();
+    let remote_repo = SpfsRepository::open_or_create(remote_dir.path()).unwrap();
+    let both = spec("pkg: tool/1.0.0\nbuild:\n  options:\n    - var: debug/off\n      choices: [on, off]\n  variants: [{debug: on}, {debug: off}]\n");
+    // The local repository has 1.0.0 with one build; the remote has both builds and 2.0.
+    local.publish_recipe(&both, false).unwrap();
+    let local_builds = bulk::publish_stub_builds(&local, &both, &crate::OptionMap::new()).unwrap();
+    remote_repo.publish_recipe(&both, false).unwrap();
+    let remote_builds =
+        bulk::publish_stub_builds(&remote_repo, &both, &crate::OptionMap::new()).unwrap();
+    let only_local = &local_builds[0];
+    local.remove_build(&local_builds[1]).unwrap();
+    let newer = spec("pkg: tool/2.0.0\n");
+    remote_repo.publish_recipe(&newer, false).unwrap();
+    let remote = RemoteRepository::new("origin", counting(remote_dir.path()));
+    let stack = RepositoryStack::new(vec![
+        ("local".to_string(), &local as &dyn PackageRepository),
+        ("origin".to_string(), &remote as &dyn PackageRepository),
+    ]);
+    let name: PkgName = "tool".parse().unwrap();
+    let merged = stack.load_package(&name).unwrap();
+    let versions: Vec<String> = merged
+        .versions
+        .iter()
+        .map(|v| v.version.to_string())
+        .collect();
+    assert_eq!(versions, vec!["1.0.0", "2.0.0"]);
+    assert_eq!(merged.versions[0].builds.len(), 2);
+    assert!(merged.versions[1].builds.is_empty());
+    let from_remote = remote_builds.iter().find(|b| *b != only_local).unwrap();
+    assert_eq!(stack.origin(only_local).unwrap(), Some("local"));
+    assert_eq!(stack.origin(from_remote).unwrap(), Some("origin"));
+    assert_eq!(
+        stack.read_components(from_remote).unwrap(),
+        remote_repo.read_components(from_remote).unwrap()
+    );
+    assert_eq!(
+        stack.holders(&name, Some(&"1.0".parse().unwrap())).unwrap(),
+        vec!["local", "origin"]
+    );
+    assert_eq!(
+        stack.holders(&name, Some(&"2".parse().unwrap())).unwrap(),
+        vec!["origin"]
+    );
+    // Writes go to the first repository.
+    stack
+        .publish_recipe(&spec("pkg: fresh/1.0.0\n"), false)
+        .unwrap();
+    assert!(local
+        .read_recipe(&VersionIdent::new(
+            "fresh".parse().unwrap(),
+            "1".parse().unwrap()
+        ))
+        .is_ok());
+}

@@ -35,14 +35,17 @@ impl Env {
         self.tmp.path().join(rel)
     }
 
-    /// `spk --repo REPO ARGS...`, ready to run.
+    /// `spk --repo REPO ARGS...`, ready to run, reading no configuration file (so no
+    /// remotes) unless the test sets `SPFS_CONFIG`.
     pub fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(SPK);
         c.arg("--repo")
             .arg(&self.repo)
             .args(args)
             .env_remove("RUST_LOG")
-            .env_remove("SPFS_ROOT");
+            .env_remove("SPFS_ROOT")
+            .env_remove("SPFS_CONFIG")
+            .env("XDG_CONFIG_HOME", self.path("no-config"));
         c
     }
 

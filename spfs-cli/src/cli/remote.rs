@@ -4,7 +4,7 @@ use cli_policy::{outln, Report};
 use spfs::config::{Address, DEFAULT_REMOTE};
 use spfs::progress::human_bytes;
 use spfs::storage::{LocalRepository, Repository};
-use spfs::sync::{copy, resolve, SyncReport};
+use spfs::sync::{copy, fetch_missing, resolve, Remotes, SyncReport};
 use spfs::{Digest, Error};
 
 use super::progress::bar;
@@ -15,20 +15,34 @@ use super::{Cli, Result};
 pub fn open_remote(name: Option<&str>, create: bool) -> Result<(String, Box<dyn Repository>)> {
     let cfg = spfs::config::current()?;
     let label = name.unwrap_or(DEFAULT_REMOTE).to_string();
-    match cfg.remote(name)? {
-        Address::File(path) => {
-            let repo = if create {
-                LocalRepository::open_or_create(&path)?
-            } else {
-                LocalRepository::open(&path)?
-            };
-            Ok((label, Box::new(repo)))
-        }
-        other => Err(Report::new(format!(
-            "remote '{label}' ({other}): this kind of remote is not supported yet"
-        ))
-        .help("use a file:/// remote (a shared directory)")),
+    let address = cfg.remote(name)?;
+    let repo = open_address(&address, create).map_err(|e| {
+        Report::from(e).help(format!("remote '{label}' is {address} (see 'spfs config')"))
+    })?;
+    Ok((label, repo))
+}
+
+/// Opens the repository at `address`.
+fn open_address(address: &Address, create: bool) -> spfs::Result<Box<dyn Repository>> {
+    match address {
+        Address::File(path) => Ok(Box::new(if create {
+            LocalRepository::open_or_create(path)?
+        } else {
+            LocalRepository::open(path)?
+        })),
+        other => Err(Error::RemoteUnavailable {
+            name: other.to_string(),
+            reason: "this kind of remote is not supported yet".into(),
+        }),
     }
+}
+
+/// The configured remotes, `origin` first, each opened when first asked.
+pub fn configured_remotes() -> Result<Remotes<'static>> {
+    let cfg = spfs::config::current()?;
+    Ok(Remotes::new(cfg.remote_names(), move |name: &str| {
+        open_address(&cfg.remote(Some(name))?, false).map(std::sync::Arc::from)
+    }))
 }
 
 /// Resolves REF (a tag, `tag~N`, a digest, or an `a+b` stack) in `repo`: the roots to
@@ -101,65 +115,67 @@ pub fn pull(cli: &Cli, refs: &[String], remote: Option<&str>) -> Result<i32> {
 }
 
 /// The stack `spec` names, pulling from the configured remotes (origin first) what
-/// the local repository lacks: the objects, not the tags.
+/// the local repository lacks: the objects, not the tags. Parts are resolved locally
+/// first, then in the remotes; every layer of the stack is then in `repo`.
 pub fn resolve_for_run(repo: &LocalRepository, spec: &str) -> Result<Vec<Digest>> {
-    match repo.resolve_refs(spec) {
-        Ok(stack) => return Ok(stack),
-        Err(Error::UnknownReference(_)) => {}
-        Err(e) => return Err(e.into()),
-    }
-    let cfg = spfs::config::current()?;
-    let mut names: Vec<&String> = cfg.remotes.keys().collect();
-    names.sort_by_key(|n| (n.as_str() != DEFAULT_REMOTE, n.as_str()));
-    let parts: Vec<&str> = spec.split('+').collect();
-    let mut stack = Vec::new();
-    for part in parts {
-        if let Ok(d) = repo.resolve(part) {
-            stack.push(d);
-            continue;
-        }
-        let mut found = None;
-        for name in &names {
-            let Ok((_, remote)) = open_remote(Some(name), false) else {
-                continue;
-            };
-            if let Ok((_, d)) = resolve(&*remote, part) {
-                let progress = bar(&format!("pulling {part} from {name}"));
-                let r = copy(&*remote, repo, &[d], &[], &progress);
-                progress.finish();
-                let r = r?;
-                eprintln!(
-                    "pulled {part} from {name}: {} object(s), {} payload(s), {}",
-                    r.objects,
-                    r.payloads,
-                    human_bytes(r.bytes)
-                );
-                found = Some(d);
-                break;
+    let remotes = configured_remotes()?;
+    let mut names: Vec<(Digest, String)> = Vec::new();
+    let stack =
+        match repo.resolve_refs(spec) {
+            Ok(stack) => stack,
+            Err(Error::UnknownReference(_)) => {
+                let mut stack = Vec::new();
+                for part in spec.split('+') {
+                    if let Ok(d) = repo.resolve(part) {
+                        stack.push(d);
+                        continue;
+                    }
+                    match remotes.resolve(part)? {
+                        Some((_, d)) => {
+                            names.push((d, part.to_string()));
+                            stack.push(d);
+                        }
+                        None => {
+                            return Err(Report::from(Error::UnknownReference(part.to_string()))
+                                .help(if remotes.names().is_empty() {
+                                    "no remote is configured to pull it from (see 'spfs config')"
+                                        .to_string()
+                                } else {
+                                    format!(
+                                        "no configured remote has it either ({})",
+                                        remotes.names().join(", ")
+                                    )
+                                }))
+                        }
+                    }
+                }
+                stack
             }
-        }
-        match found {
-            Some(d) => stack.push(d),
-            None => {
-                return Err(
-                    Report::from(Error::UnknownReference(part.to_string())).help(
-                        if names.is_empty() {
-                            "no remote is configured to pull it from (see 'spfs config')"
-                                .to_string()
-                        } else {
-                            format!(
-                                "no configured remote has it either ({})",
-                                names
-                                    .iter()
-                                    .map(|n| n.as_str())
-                                    .collect::<Vec<_>>()
-                                    .join(", ")
-                            )
-                        },
-                    ),
-                )
-            }
-        }
+            Err(e) => return Err(e.into()),
+        };
+    let progress = bar("pulling");
+    let fetched = fetch_missing(repo, &remotes, &stack, &progress);
+    progress.finish();
+    for f in fetched? {
+        let what: Vec<String> = f
+            .digests
+            .iter()
+            .map(|d| {
+                names
+                    .iter()
+                    .find(|(n, _)| n == d)
+                    .map(|(_, part)| part.clone())
+                    .unwrap_or_else(|| d.short())
+            })
+            .collect();
+        eprintln!(
+            "pulled {} from {}: {} object(s), {} payload(s), {}",
+            what.join(", "),
+            f.remote,
+            f.report.objects,
+            f.report.payloads,
+            human_bytes(f.report.bytes)
+        );
     }
     Ok(stack)
 }

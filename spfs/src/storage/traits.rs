@@ -36,6 +36,44 @@ pub trait PayloadStore: Send + Sync {
         reader: &mut dyn Read,
         mode: u32,
     ) -> Result<u64>;
+
+    /// A small payload's whole content (a spec, a note), verified against its digest;
+    /// refused when it holds more than `limit` bytes.
+    fn read_payload_bytes(&self, digest: &Digest, limit: u64) -> Result<Vec<u8>> {
+        let (reader, size, _) = self.open_payload_stream(digest)?;
+        let where_ = || std::path::PathBuf::from(format!("payload {digest}"));
+        if size > limit {
+            return Err(Error::FileTooLarge {
+                path: where_(),
+                size,
+                limit,
+            });
+        }
+        let mut bytes = Vec::with_capacity(size as usize);
+        reader
+            .take(limit.saturating_add(1))
+            .read_to_end(&mut bytes)
+            .ctx("reading", &where_())?;
+        let actual = Digest::of(&bytes);
+        if actual != *digest {
+            return Err(Error::Corrupt {
+                what: "payload",
+                digest: *digest,
+                path: where_(),
+                reason: format!("content hashes to {}", actual.short()),
+            });
+        }
+        Ok(bytes)
+    }
+}
+
+/// One level of the tags tree: what [`TagStore::list_tag_dir`] returns.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TagLevel {
+    /// Names of the directories directly under the level, sorted.
+    pub dirs: Vec<String>,
+    /// Names of the tags directly in the level, sorted.
+    pub tags: Vec<String>,
 }
 
 /// Tags with history.
@@ -46,6 +84,36 @@ pub trait TagStore: Send + Sync {
     fn tag_versions(&self, name: &str) -> Result<Vec<TagEntry>>;
     /// Points tags at targets, which must be stored.
     fn set_tags(&self, tags: &[(String, Digest)]) -> Result<()>;
+
+    /// One level of the tags tree under `dir` (`""` for the top): the tags directly in
+    /// it and its subdirectories, by last segment. Empty if nothing lives under `dir`.
+    ///
+    /// The default derives it from [`list_tag_names`](Self::list_tag_names), which
+    /// reads everything under `dir`; stores that can list one level (a directory, an
+    /// object store listing with a `/` delimiter) should override it.
+    fn list_tag_dir(&self, dir: &str) -> Result<TagLevel> {
+        let dir = dir.trim_matches('/');
+        let prefix = if dir.is_empty() {
+            String::new()
+        } else {
+            format!("{dir}/")
+        };
+        let mut out = TagLevel::default();
+        for name in self.list_tag_names(&prefix)? {
+            let Some(rest) = name.strip_prefix(&prefix) else {
+                continue;
+            };
+            match rest.split_once('/') {
+                Some((d, _)) => out.dirs.push(d.to_string()),
+                None if !rest.is_empty() => out.tags.push(rest.to_string()),
+                None => {}
+            }
+        }
+        out.dirs.sort();
+        out.dirs.dedup();
+        out.tags.sort();
+        Ok(out)
+    }
 }
 
 /// A whole repository.
@@ -158,6 +226,16 @@ impl TagStore for LocalRepository {
     fn set_tags(&self, tags: &[(String, Digest)]) -> Result<()> {
         self.push_tags(tags)
     }
+
+    fn list_tag_dir(&self, dir: &str) -> Result<TagLevel> {
+        Ok(match self.tag_dir(dir)? {
+            Some(d) => TagLevel {
+                dirs: d.dirs,
+                tags: d.tags.into_iter().map(|(t, _)| t).collect(),
+            },
+            None => TagLevel::default(),
+        })
+    }
 }
 
 impl Repository for LocalRepository {
@@ -167,5 +245,60 @@ impl Repository for LocalRepository {
 
     fn hold_for_writing(&self) -> Result<Box<dyn std::any::Any>> {
         Ok(Box::new(self.write_guard()?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Tags only, listing one level the default way (from every name under it).
+    struct Plain<'a>(&'a LocalRepository);
+
+    impl TagStore for Plain<'_> {
+        fn list_tag_names(&self, prefix: &str) -> Result<Vec<String>> {
+            self.0.list_tags(prefix)
+        }
+        fn tag_versions(&self, name: &str) -> Result<Vec<TagEntry>> {
+            self.0.tag_history(name)
+        }
+        fn set_tags(&self, tags: &[(String, Digest)]) -> Result<()> {
+            self.0.push_tags(tags)
+        }
+    }
+
+    #[test]
+    fn one_level_of_tags_is_the_same_listed_directly_or_derived_from_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = LocalRepository::create(dir.path()).unwrap();
+        let d = repo.write_blob(b"spec").unwrap();
+        for t in [
+            "spk/spec/a/1.0",
+            "spk/spec/a/1.0/B1",
+            "spk/spec/b/2",
+            "spk/specx",
+            "top",
+        ] {
+            repo.push_tag(t, &d).unwrap();
+        }
+        let want = |dirs: &[&str], tags: &[&str]| TagLevel {
+            dirs: dirs.iter().map(|s| s.to_string()).collect(),
+            tags: tags.iter().map(|s| s.to_string()).collect(),
+        };
+        for (dir, expected) in [
+            ("spk/spec", want(&["a", "b"], &[])),
+            ("spk/spec/a", want(&["1.0"], &["1.0"])),
+            ("spk/spec/a/1.0", want(&[], &["B1"])),
+            ("", want(&["spk"], &["top"])),
+            ("no/such", want(&[], &[])),
+        ] {
+            assert_eq!(repo.list_tag_dir(dir).unwrap(), expected, "{dir}");
+            assert_eq!(Plain(&repo).list_tag_dir(dir).unwrap(), expected, "{dir}");
+        }
+        assert_eq!(repo.read_payload_bytes(&d, 100).unwrap(), b"spec");
+        assert!(matches!(
+            repo.read_payload_bytes(&d, 2),
+            Err(Error::FileTooLarge { .. })
+        ));
     }
 }

@@ -119,3 +119,69 @@ fn a_corrupt_object_is_refused_on_arrival() {
     let missing = resolve(&f.src, "no/such").unwrap_err();
     assert!(matches!(missing, Error::UnknownReference(_)), "{missing}");
 }
+
+#[test]
+fn fetch_missing_takes_each_object_from_the_first_remote_holding_it_without_tags() {
+    let f = fixture();
+    let a = f.layer("a", &[("x", b"only in the first remote")]);
+    let b = f.layer("b", &[("y", b"only in the second remote")]);
+    f.src.push_tag("org/a", &a).unwrap();
+    // A second remote holding b (and a copy of a, which must not be asked for).
+    let second = LocalRepository::create(&f.dir.path().join("second")).unwrap();
+    copy(&f.src, &second, &[a, b], &[], &Progress::hidden()).unwrap();
+    let first = LocalRepository::create(&f.dir.path().join("first")).unwrap();
+    copy(&f.src, &first, &[a], &[], &Progress::hidden()).unwrap();
+    let first: std::sync::Arc<dyn Repository> = std::sync::Arc::new(first);
+    let second: std::sync::Arc<dyn Repository> = std::sync::Arc::new(second);
+    let remotes = Remotes::opened(vec![
+        ("first".to_string(), first),
+        ("second".to_string(), second),
+    ]);
+    assert_eq!(missing(&f.dst, &[a, b, a]).unwrap(), vec![a, b]);
+    let fetched = fetch_missing(&f.dst, &remotes, &[a, b], &Progress::hidden()).unwrap();
+    let who: Vec<(&str, Vec<Digest>)> = fetched
+        .iter()
+        .map(|x| (x.remote.as_str(), x.digests.clone()))
+        .collect();
+    assert_eq!(who, vec![("first", vec![a]), ("second", vec![b])]);
+    // Layer + manifest + payload from each.
+    assert_eq!(fetched[0].report.objects + fetched[1].report.objects, 4);
+    assert!(f.dst.has_object(&a) && f.dst.has_object(&b));
+    assert!(f.dst.list_tags("").unwrap().is_empty(), "no tag is copied");
+    let report = crate::check::check(&f.dst, None, &Progress::hidden()).unwrap();
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+    // Nothing missing: nothing asked.
+    assert!(
+        fetch_missing(&f.dst, &remotes, &[a, b], &Progress::hidden())
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[test]
+fn fetch_missing_copies_nothing_when_some_object_is_in_no_remote() {
+    let f = fixture();
+    let a = f.layer("a", &[("x", b"in the remote")]);
+    let b = f.layer("b", &[("y", b"nowhere")]);
+    let remote = LocalRepository::create(&f.dir.path().join("remote")).unwrap();
+    copy(&f.src, &remote, &[a], &[], &Progress::hidden()).unwrap();
+    let remote: std::sync::Arc<dyn Repository> = std::sync::Arc::new(remote);
+    let remotes = Remotes::opened(vec![("origin".to_string(), remote)]);
+    let err = fetch_missing(&f.dst, &remotes, &[a, b], &Progress::hidden()).unwrap_err();
+    match &err {
+        Error::NotInRemotes { digests, tried } => {
+            assert_eq!(digests, &vec![b]);
+            assert_eq!(tried, &vec!["origin".to_string()]);
+        }
+        other => panic!("{other}"),
+    }
+    use crate::Help;
+    assert!(err.help()[0].contains("origin"), "{:?}", err.help());
+    assert!(
+        !f.dst.has_object(&a),
+        "nothing is pulled when the pull cannot complete"
+    );
+    // No remotes at all: the hint says so.
+    let err = fetch_missing(&f.dst, &Remotes::none(), &[a], &Progress::hidden()).unwrap_err();
+    assert!(err.help()[0].contains("no remote is configured"), "{err}");
+}
