@@ -16,8 +16,10 @@ use crate::storage::LocalRepository;
 /// How file content reaches a render.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum RenderStrategy {
-    /// Hard links to the store's read-only payloads (copies where links are impossible).
-    /// Files carry their committed mode without write bits.
+    /// Hard links to read-only inodes with the payloads' content (copies where links
+    /// are impossible). Files carry their committed mode without write bits: the
+    /// payload itself is linked when it is stored without write bits, otherwise a
+    /// read-only per-mode copy kept under `renders/proxies/` (made once, then linked).
     #[default]
     HardLink,
     /// Independent copies with exactly the committed modes.
@@ -41,6 +43,23 @@ pub fn render_to(
     manifest: &Manifest,
     dest: &Path,
     strategy: RenderStrategy,
+    masks: Masks,
+    progress: &Progress,
+) -> Result<()> {
+    let links = match strategy {
+        RenderStrategy::HardLink => Some(crate::storage::read_only_mode as fn(u32) -> u32),
+        RenderStrategy::Copy => None,
+    };
+    render_tree(repo, manifest, dest, links, masks, progress)
+}
+
+/// [`render_to`] with hard links to inodes of mode `links(committed mode)` (or
+/// independent copies with exact modes when `links` is `None`).
+fn render_tree(
+    repo: &LocalRepository,
+    manifest: &Manifest,
+    dest: &Path,
+    links: Option<fn(u32) -> u32>,
     masks: Masks,
     progress: &Progress,
 ) -> Result<()> {
@@ -82,7 +101,7 @@ pub fn render_to(
         .par_iter()
         .try_for_each(|(path, digest, size, mode)| -> Result<()> {
             crate::signals::check()?;
-            render_file(repo, path, digest, *size, *mode, strategy)?;
+            render_file(repo, path, digest, *size, *mode, links)?;
             progress.inc(1, 0);
             Ok(())
         })?;
@@ -100,10 +119,10 @@ fn render_file(
     digest: &Digest,
     size: u64,
     mode: u32,
-    strategy: RenderStrategy,
+    links: Option<fn(u32) -> u32>,
 ) -> Result<()> {
-    if strategy == RenderStrategy::HardLink {
-        let src = repo.payload_for_mode(digest, mode, size)?;
+    if let Some(link_mode) = links {
+        let src = repo.payload_for_mode(digest, link_mode(mode), size)?;
         match fs::hard_link(&src, path) {
             Ok(()) => return Ok(()),
             Err(e)
@@ -130,10 +149,9 @@ fn render_file(
             actual: copied,
         });
     }
-    let mode = if strategy == RenderStrategy::HardLink {
-        crate::storage::payload_mode(mode)
-    } else {
-        mode
+    let mode = match links {
+        Some(link_mode) => crate::storage::payload_mode(link_mode(mode)),
+        None => mode,
     };
     crate::storage::set_mode(path, mode)
 }
@@ -149,7 +167,10 @@ fn make_whiteout(path: &Path) -> Result<()> {
 }
 
 /// The cached hard-link render of a manifest under `renders/`, made on first use.
-/// Masks are rendered as whiteouts, ready to be an overlayfs lower directory.
+/// Masks are rendered as whiteouts, ready to be an overlayfs lower directory. Files
+/// show their committed modes, owner write bit included (group and other write bits
+/// are never carried by a shared inode): runtimes only ever see a render through a
+/// read-only mount or an overlay, which keep every change away from its inodes.
 pub fn render_cached(repo: &LocalRepository, manifest: &Digest) -> Result<PathBuf> {
     let final_path = repo.renders_dir().join(manifest.to_hex());
     if crate::storage::files::stat(&final_path, crate::storage::files::Expect::Dir)?.is_some() {
@@ -162,11 +183,11 @@ pub fn render_cached(repo: &LocalRepository, manifest: &Digest) -> Result<PathBu
         .tempdir_in(&renders)
         .ctx("creating a directory in", &renders)?;
     let work = tmp.path().join("tree");
-    render_to(
+    render_tree(
         repo,
         &m,
         &work,
-        RenderStrategy::HardLink,
+        Some(crate::storage::payload_mode),
         Masks::AsWhiteouts,
         &Progress::hidden(),
     )?;
