@@ -210,3 +210,92 @@ pub fn whiteout_marker(repo: &LocalRepository, manifest: &Digest) -> PathBuf {
     repo.renders_dir()
         .join(format!("{}.whiteouts", manifest.to_hex()))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
+    use super::*;
+    use crate::commit::{commit_layer, CommitOptions};
+
+    /// (name, content, committed mode).
+    const FILES: &[(&str, &str, u32)] = &[
+        ("rw", "rw\n", 0o644),
+        ("x", "x\n", 0o755),
+        ("priv", "priv\n", 0o600),
+        ("ro", "ro\n", 0o444),
+        ("grp", "grp\n", 0o664),
+        // Same content as `rw`, another mode: one payload inode, so a per-mode copy.
+        ("rw-ro", "rw\n", 0o444),
+    ];
+
+    fn stat(p: &Path) -> (u32, u64) {
+        let m = fs::symlink_metadata(p).unwrap();
+        (m.mode() & 0o7777, m.ino())
+    }
+
+    #[test]
+    fn runtime_renders_link_payloads_with_committed_modes_and_user_renders_stay_read_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = LocalRepository::create(&dir.path().join("repo")).unwrap();
+        let src = dir.path().join("src");
+        fs::create_dir_all(&src).unwrap();
+        for (name, content, mode) in FILES {
+            let p = src.join(name);
+            fs::write(&p, content).unwrap();
+            fs::set_permissions(&p, fs::Permissions::from_mode(*mode)).unwrap();
+        }
+        let layer = commit_layer(
+            &repo,
+            &src,
+            &CommitOptions::default(),
+            &[],
+            &Progress::hidden(),
+        )
+        .unwrap();
+        let manifest = repo.read_layer(&layer).unwrap().manifest;
+        let payload = |content: &str| stat(&repo.payload_path(&Digest::of(content.as_bytes())));
+
+        // The runtime render: committed modes, group and other write bits excepted,
+        // and the payload's own inode wherever its mode is the one to show.
+        let render = render_cached(&repo, &manifest).unwrap();
+        let shown: Vec<u32> = FILES.iter().map(|f| stat(&render.join(f.0)).0).collect();
+        assert_eq!(shown, [0o644, 0o755, 0o600, 0o444, 0o644, 0o444]);
+        for (name, content, _) in &FILES[1..5] {
+            assert_eq!(
+                stat(&render.join(name)).1,
+                payload(content).1,
+                "{name} is not the payload"
+            );
+        }
+        // `rw` and `rw-ro` share a payload, stored with the mode of whichever was
+        // committed first: one of them links it, the other a per-mode copy.
+        let rw = [stat(&render.join("rw")).1, stat(&render.join("rw-ro")).1];
+        assert_ne!(rw[0], rw[1]);
+        assert!(rw.contains(&payload("rw\n").1), "{rw:?}");
+        // Payloads keep only the owner's write bit.
+        assert_eq!(payload("grp\n").0, 0o644);
+
+        // A hard-link render for a user's directory: no write bit anywhere.
+        let out = dir.path().join("out");
+        render_to(
+            &repo,
+            &repo.read_manifest(&manifest).unwrap(),
+            &out,
+            RenderStrategy::HardLink,
+            Masks::Skip,
+            &Progress::hidden(),
+        )
+        .unwrap();
+        let shown: Vec<u32> = FILES.iter().map(|f| stat(&out.join(f.0)).0).collect();
+        assert_eq!(shown, [0o444, 0o555, 0o400, 0o444, 0o444, 0o444]);
+        // Read-only payloads are linked; the others through read-only copies.
+        assert_eq!(stat(&out.join("ro")).1, payload("ro\n").1);
+        assert_ne!(stat(&out.join("x")).1, payload("x\n").1);
+        assert_eq!(stat(&out.join("rw")).1, stat(&out.join("rw-ro")).1);
+        for (name, content, _) in FILES {
+            assert_eq!(fs::read_to_string(out.join(name)).unwrap(), *content);
+            assert_eq!(fs::read_to_string(render.join(name)).unwrap(), *content);
+        }
+    }
+}

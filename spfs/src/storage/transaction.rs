@@ -344,7 +344,8 @@ mod tests {
         b.publish().unwrap();
         use std::os::unix::fs::MetadataExt;
         let mode = fs::metadata(repo.payload_path(&d)).unwrap().mode() & 0o7777;
-        assert_eq!(mode, 0o444, "the first publisher's payload stays");
+        // 0o644 as committed by `a` (the owner write bit kept), not 0o755.
+        assert_eq!(mode, 0o644, "the first publisher's payload stays");
         assert_eq!(tmp_entries(&repo), 0);
     }
 }
