@@ -57,7 +57,13 @@ fn hardlink_render_shares_read_only_payloads() {
     }
     for f in files.iter().filter(|_| nix::unistd::geteuid().is_root()) {
         let w = std::process::Command::new("setpriv")
-            .args(["--reuid=60125", "--regid=60125", "--clear-groups", "sh", "-c"])
+            .args([
+                "--reuid=60125",
+                "--regid=60125",
+                "--clear-groups",
+                "sh",
+                "-c",
+            ])
             .args([r#"echo changed >> "$1""#, "sh"])
             .arg(f)
             .output()

@@ -68,7 +68,8 @@ const STAT: &str =
     "stat -c '%a %n' /spfs/d/rw /spfs/d/x /spfs/d/priv /spfs/d/ro /spfs/new /spfs/d/grp";
 
 /// Modes as committed (written out by hand, as given to `write` above).
-const EXACT: &str = "644 /spfs/d/rw\n755 /spfs/d/x\n600 /spfs/d/priv\n444 /spfs/d/ro\n640 /spfs/new\n";
+const EXACT: &str =
+    "644 /spfs/d/rw\n755 /spfs/d/x\n600 /spfs/d/priv\n444 /spfs/d/ro\n640 /spfs/new\n";
 /// The group or other write bits of a file are shown by the FUSE backend only: the
 /// render backend's shared inodes never carry them (docs/runtime.md).
 const GROUP_FUSE: &str = "664 /spfs/d/grp\n";
@@ -407,10 +408,11 @@ fn fuse_fetches_missing_payloads_from_a_second_repository_on_first_open() {
             .any(|l| l.contains(&missing_hex[..12]) && l.contains("missing")),
         "{err}"
     );
-    // The good payload is kept locally, read-only; nothing unverified was stored.
+    // The good payload is kept locally with the remote payload's mode (0o644, as
+    // committed); nothing unverified was stored.
     let kept = payload(&env.repo, b"fetched on first open\n");
     assert_eq!(fs::read(&kept).unwrap(), b"fetched on first open\n");
-    assert_eq!(fs::metadata(&kept).unwrap().mode() & 0o7777, 0o444);
+    assert_eq!(fs::metadata(&kept).unwrap().mode() & 0o7777, 0o644);
     assert!(!payload(&env.repo, b"will be damaged remotely\n").exists());
     assert!(!payload(&env.repo, b"removed remotely\n").exists());
     // Next time it is served without the remote.
