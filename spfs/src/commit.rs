@@ -30,7 +30,8 @@ pub struct CommitOptions {
     /// mode back.
     pub lower_modes_stripped: bool,
     /// The directory is disposable (a finished build's upper dir): new content is linked
-    /// into the store instead of copied, and the files become read-only.
+    /// into the store instead of copied, and the files become payloads (the caller must
+    /// not write to them again; a build's upper dir is deleted afterwards).
     pub take_files: bool,
 }
 

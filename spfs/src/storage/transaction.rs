@@ -146,7 +146,8 @@ impl<'r> Transaction<'r> {
 
     /// Stores the file at `src`, which the caller gives up, by staging a hard link to it
     /// when its content is new instead of a copy (a copy only across filesystems). The
-    /// file's inode becomes read-only and loses overlayfs attributes.
+    /// file's inode gets the payload mode ([`payload_mode`]: no group or other write
+    /// bits) and loses overlayfs attributes; the caller must not write to it again.
     pub fn take_file(&self, src: &Path, mode: u32) -> Result<(Digest, u64)> {
         let mut file = open_source(src)?;
         let (digest, size) = hash_stream(&mut file, None, src)?;
