@@ -142,7 +142,7 @@ fn masks_hide_lower_files_and_edits_round_trip() {
     let stacked = env.ok(&["run", "base+edits/layer", "--", "sh", "-c", listing]);
     assert_eq!(seen, stacked);
     // Modes are stored exactly: the chmod, and the committed mode of the copied-up
-    // file (the render backend shows lower files without write bits).
+    // file.
     let modes = env.ok(&["ls", "-l", "edits/platform"]);
     assert!(
         modes.contains("-rw------- ") && modes.contains(" keep"),

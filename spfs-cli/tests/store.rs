@@ -36,9 +36,55 @@ fn hardlink_render_shares_read_only_payloads() {
     assert_same_tree(&src, &out, 0o7555);
     let tool = fs::metadata(out.join("bin/tool")).unwrap();
     assert!(tool.nlink() >= 2, "render is not hard-linked to the store");
-    assert_eq!(tool.mode() & 0o222, 0, "hard-linked file is writable");
-    // Writing through the render is refused for an ordinary user; the store is unchanged.
+    // No file of the render is writable (the payloads of files committed with an
+    // owner write bit carry it, so those are linked to read-only per-mode copies).
+    let files = walk_files(&out);
+    assert!(files.len() >= 4, "{files:?}");
+    for f in &files {
+        let m = fs::symlink_metadata(f).unwrap();
+        assert_eq!(m.mode() & 0o222, 0, "{} is writable", f.display());
+        assert!(m.nlink() >= 2, "{} is not a hard link", f.display());
+    }
+    // Writing through the render is refused even to an ordinary user owning its files
+    // (needs root to hand them over); the store is unchanged.
+    if nix::unistd::geteuid().is_root() {
+        chown_r(&out, 60125, 60125);
+        fs::set_permissions(
+            env.tmp.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
+    }
+    for f in files.iter().filter(|_| nix::unistd::geteuid().is_root()) {
+        let w = std::process::Command::new("setpriv")
+            .args([
+                "--reuid=60125",
+                "--regid=60125",
+                "--clear-groups",
+                "sh",
+                "-c",
+            ])
+            .args([r#"echo changed >> "$1""#, "sh"])
+            .arg(f)
+            .output()
+            .unwrap();
+        assert!(!w.status.success(), "{} was writable", f.display());
+    }
     env.ok(&["check"]);
+}
+
+fn walk_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        let m = fs::symlink_metadata(&p).unwrap();
+        if m.is_dir() {
+            out.extend(walk_files(&p));
+        } else if m.is_file() {
+            out.push(p);
+        }
+    }
+    out
 }
 
 #[test]

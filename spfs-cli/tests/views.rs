@@ -37,7 +37,7 @@ fn snapshot(dir: &Path) -> BTreeMap<PathBuf, (u64, u32, Vec<u8>)> {
 
 /// Tries every way of changing a file of the view it can reach; prints nothing itself.
 const ATTACKS: &str = r#"
-for f in /spfs/d/rw /spfs/d/x /spfs/d/priv /spfs/d/ro; do
+for f in /spfs/d/rw /spfs/d/x /spfs/d/priv /spfs/d/ro /spfs/d/grp; do
   echo attacked >> $f
   echo attacked 1<> $f
   printf 'overwritten' | dd of=$f conv=notrunc status=none
@@ -59,18 +59,21 @@ fn sample_layer(env: &Env) {
     write(&dir.join("d/x"), b"#!/bin/sh\necho x\n", 0o755);
     write(&dir.join("d/priv"), b"private\n", 0o600);
     write(&dir.join("d/ro"), b"read only\n", 0o444);
+    write(&dir.join("d/grp"), b"group\n", 0o664);
     write(&dir.join("gone"), b"deleted above\n", 0o664);
     env.commit(&dir, &["views"]);
 }
 
-const STAT: &str = "stat -c '%a %n' /spfs/d/rw /spfs/d/x /spfs/d/priv /spfs/d/ro /spfs/new";
+const STAT: &str =
+    "stat -c '%a %n' /spfs/d/rw /spfs/d/x /spfs/d/priv /spfs/d/ro /spfs/new /spfs/d/grp";
 
-/// Modes as committed.
+/// Modes as committed (written out by hand, as given to `write` above).
 const EXACT: &str =
     "644 /spfs/d/rw\n755 /spfs/d/x\n600 /spfs/d/priv\n444 /spfs/d/ro\n640 /spfs/new\n";
-/// The render backend's rule: the committed mode without write bits.
-const RENDERED: &str =
-    "444 /spfs/d/rw\n555 /spfs/d/x\n400 /spfs/d/priv\n444 /spfs/d/ro\n440 /spfs/new\n";
+/// The group or other write bits of a file are shown by the FUSE backend only: the
+/// render backend's shared inodes never carry them (docs/runtime.md).
+const GROUP_FUSE: &str = "664 /spfs/d/grp\n";
+const GROUP_RENDER: &str = "644 /spfs/d/grp\n";
 
 /// Runs spfs as root, or as [`USER`] (with a private /dev/fuse node that the user may
 /// open, so the FUSE backend is reachable).
@@ -135,7 +138,12 @@ fn views_for(user: bool) {
     let who = if user { "user" } else { "root" };
     let stack = "views+top+deletion";
     for backend in ["render", "fuse"] {
-        let expected = if backend == "fuse" { EXACT } else { RENDERED };
+        let group = if backend == "fuse" {
+            GROUP_FUSE
+        } else {
+            GROUP_RENDER
+        };
+        let expected = format!("{EXACT}{group}");
         let listing = format!("{STAT}; ls /spfs");
         let out = ok(
             spfs_as(
@@ -221,30 +229,88 @@ fn views_for(user: bool) {
             ),
             "reading back",
         );
-        assert_eq!(out, "private\nread only\nrw\n#!/bin/sh\necho x\n");
+        assert_eq!(out, "group\nprivate\nread only\nrw\n#!/bin/sh\necho x\n");
+
+        // With exact modes the user edits files committed writable in place (copied
+        // up), and a commit records the new content with the committed mode.
+        let tag = format!("edited-{backend}");
+        let script = format!(
+            "echo more >> /spfs/d/rw && echo mine > /spfs/d/priv && cat /spfs/d/rw && \
+             stat -c %a /spfs/d/rw /spfs/d/priv && {SPFS} commit layer -t {tag} >/dev/null"
+        );
+        let out = ok(
+            spfs_as(
+                &env,
+                user,
+                &[
+                    "run",
+                    "--backend",
+                    backend,
+                    "--edit",
+                    stack,
+                    "--",
+                    "sh",
+                    "-c",
+                    &script,
+                ],
+            ),
+            &format!("{who} editing through {backend}"),
+        );
+        assert_eq!(out, "rw\nmore\n644\n600\n", "{who}, {backend}");
+        let modes = ok(env.run(&["ls", "-l", &tag, "d"]), "listing the edits");
+        let line = |name: &str| {
+            modes
+                .lines()
+                .find(|l| l.ends_with(&format!(" {name}")))
+                .unwrap_or_else(|| panic!("{name} missing: {modes}"))
+                .split(' ')
+                .next()
+                .unwrap()
+                .to_string()
+        };
+        assert_eq!(line("rw"), "-rw-r--r--", "{who}, {backend}: {modes}");
+        assert_eq!(line("priv"), "-rw-------", "{who}, {backend}: {modes}");
+        let edited = format!("{stack}+{tag}");
+        let out = ok(
+            spfs_as(
+                &env,
+                user,
+                &[
+                    "run",
+                    "--backend",
+                    backend,
+                    &edited,
+                    "--",
+                    "sh",
+                    "-c",
+                    "cat /spfs/d/rw /spfs/d/priv; stat -c %a /spfs/d/rw /spfs/d/priv",
+                ],
+            ),
+            "reading the edits back",
+        );
+        assert_eq!(out, "rw\nmore\nmine\n644\n600\n", "{who}, {backend}");
+        // Nothing that existed before the edits changed.
+        let was: Vec<_> = before
+            .iter()
+            .map(|(p, (ino, mode, content))| (p.clone(), *ino, *mode, content.clone()))
+            .collect();
+        assert_eq!(was, snapshot_of(&before), "{who}, {backend}");
     }
-    // With exact modes an ordinary user edits a file committed writable.
-    let script = "echo more >> /spfs/d/rw && cat /spfs/d/rw && stat -c %a /spfs/d/rw";
-    let out = ok(
-        spfs_as(
-            &env,
-            user,
-            &[
-                "run",
-                "--backend",
-                "fuse",
-                "--edit",
-                stack,
-                "--",
-                "sh",
-                "-c",
-                script,
-            ],
-        ),
-        "editing through fuse",
-    );
-    assert_eq!(out, "rw\nmore\n644\n");
     ok(env.run(&["check"]), "check");
+}
+
+/// The entries of `before` as they are now (payloads and renders made later are left
+/// out): what a runtime might have modified.
+fn snapshot_of(
+    before: &BTreeMap<PathBuf, (u64, u32, Vec<u8>)>,
+) -> Vec<(PathBuf, u64, u32, Vec<u8>)> {
+    before
+        .keys()
+        .map(|p| {
+            let m = fs::symlink_metadata(p).unwrap();
+            (p.clone(), m.ino(), m.mode(), fs::read(p).unwrap())
+        })
+        .collect()
 }
 
 #[test]
@@ -342,10 +408,11 @@ fn fuse_fetches_missing_payloads_from_a_second_repository_on_first_open() {
             .any(|l| l.contains(&missing_hex[..12]) && l.contains("missing")),
         "{err}"
     );
-    // The good payload is kept locally, read-only; nothing unverified was stored.
+    // The good payload is kept locally with the remote payload's mode (0o644, as
+    // committed); nothing unverified was stored.
     let kept = payload(&env.repo, b"fetched on first open\n");
     assert_eq!(fs::read(&kept).unwrap(), b"fetched on first open\n");
-    assert_eq!(fs::metadata(&kept).unwrap().mode() & 0o7777, 0o444);
+    assert_eq!(fs::metadata(&kept).unwrap().mode() & 0o7777, 0o644);
     assert!(!payload(&env.repo, b"will be damaged remotely\n").exists());
     assert!(!payload(&env.repo, b"removed remotely\n").exists());
     // Next time it is served without the remote.

@@ -25,11 +25,13 @@ pub struct CommitOptions {
     /// Only compute digests; store nothing.
     pub hash_only: bool,
     /// The lower layers were hard-link renders, whose files show their committed mode
-    /// without write bits: a copied-up file still carrying exactly that stripped mode
-    /// gets its committed mode back.
+    /// as [`crate::storage::payload_mode`] gives it (without group and other write
+    /// bits): a copied-up file still carrying exactly that mode gets its committed
+    /// mode back.
     pub lower_modes_stripped: bool,
     /// The directory is disposable (a finished build's upper dir): new content is linked
-    /// into the store instead of copied, and the files become read-only.
+    /// into the store instead of copied, and the files become payloads (the caller must
+    /// not write to them again; a build's upper dir is deleted afterwards).
     pub take_files: bool,
 }
 

@@ -16,8 +16,10 @@ use crate::storage::LocalRepository;
 /// How file content reaches a render.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum RenderStrategy {
-    /// Hard links to the store's read-only payloads (copies where links are impossible).
-    /// Files carry their committed mode without write bits.
+    /// Hard links to read-only inodes with the payloads' content (copies where links
+    /// are impossible). Files carry their committed mode without write bits: the
+    /// payload itself is linked when it is stored without write bits, otherwise a
+    /// read-only per-mode copy kept under `renders/proxies/` (made once, then linked).
     #[default]
     HardLink,
     /// Independent copies with exactly the committed modes.
@@ -41,6 +43,23 @@ pub fn render_to(
     manifest: &Manifest,
     dest: &Path,
     strategy: RenderStrategy,
+    masks: Masks,
+    progress: &Progress,
+) -> Result<()> {
+    let links = match strategy {
+        RenderStrategy::HardLink => Some(crate::storage::read_only_mode as fn(u32) -> u32),
+        RenderStrategy::Copy => None,
+    };
+    render_tree(repo, manifest, dest, links, masks, progress)
+}
+
+/// [`render_to`] with hard links to inodes of mode `links(committed mode)` (or
+/// independent copies with exact modes when `links` is `None`).
+fn render_tree(
+    repo: &LocalRepository,
+    manifest: &Manifest,
+    dest: &Path,
+    links: Option<fn(u32) -> u32>,
     masks: Masks,
     progress: &Progress,
 ) -> Result<()> {
@@ -79,7 +98,7 @@ pub fn render_to(
         .par_iter()
         .try_for_each(|(path, digest, size, mode)| -> Result<()> {
             crate::signals::check()?;
-            render_file(repo, path, digest, *size, *mode, strategy)?;
+            render_file(repo, path, digest, *size, *mode, links)?;
             progress.inc(1, 0);
             Ok(())
         })?;
@@ -97,10 +116,10 @@ fn render_file(
     digest: &Digest,
     size: u64,
     mode: u32,
-    strategy: RenderStrategy,
+    links: Option<fn(u32) -> u32>,
 ) -> Result<()> {
-    if strategy == RenderStrategy::HardLink {
-        let src = repo.payload_for_mode(digest, mode, size)?;
+    if let Some(link_mode) = links {
+        let src = repo.payload_for_mode(digest, link_mode(mode), size)?;
         match fs::hard_link(&src, path) {
             Ok(()) => return Ok(()),
             Err(e)
@@ -127,10 +146,9 @@ fn render_file(
             actual: copied,
         });
     }
-    let mode = if strategy == RenderStrategy::HardLink {
-        crate::storage::payload_mode(mode)
-    } else {
-        mode
+    let mode = match links {
+        Some(link_mode) => crate::storage::payload_mode(link_mode(mode)),
+        None => mode,
     };
     crate::storage::set_mode(path, mode)
 }
@@ -149,7 +167,10 @@ fn make_whiteout(path: &Path) -> Result<()> {
 }
 
 /// The cached hard-link render of a manifest under `renders/`, made on first use.
-/// Masks are rendered as whiteouts, ready to be an overlayfs lower directory.
+/// Masks are rendered as whiteouts, ready to be an overlayfs lower directory. Files
+/// show their committed modes, owner write bit included (group and other write bits
+/// are never carried by a shared inode): runtimes only ever see a render through a
+/// read-only mount or an overlay, which keep every change away from its inodes.
 pub fn render_cached(repo: &LocalRepository, manifest: &Digest) -> Result<PathBuf> {
     let final_path = repo.renders_dir().join(manifest.to_hex());
     if crate::storage::files::stat(&final_path, crate::storage::files::Expect::Dir)?.is_some() {
@@ -162,11 +183,11 @@ pub fn render_cached(repo: &LocalRepository, manifest: &Digest) -> Result<PathBu
         .tempdir_in(&renders)
         .ctx("creating a directory in", &renders)?;
     let work = tmp.path().join("tree");
-    render_to(
+    render_tree(
         repo,
         &m,
         &work,
-        RenderStrategy::HardLink,
+        Some(crate::storage::payload_mode),
         Masks::AsWhiteouts,
         &Progress::hidden(),
     )?;
@@ -192,7 +213,91 @@ pub fn whiteout_marker(repo: &LocalRepository, manifest: &Digest) -> PathBuf {
 
 #[cfg(test)]
 mod tests {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
     use super::*;
+    use crate::commit::{commit_layer, CommitOptions};
+
+    /// (name, content, committed mode).
+    const FILES: &[(&str, &str, u32)] = &[
+        ("rw", "rw\n", 0o644),
+        ("x", "x\n", 0o755),
+        ("priv", "priv\n", 0o600),
+        ("ro", "ro\n", 0o444),
+        ("grp", "grp\n", 0o664),
+        // Same content as `rw`, another mode: one payload inode, so a per-mode copy.
+        ("rw-ro", "rw\n", 0o444),
+    ];
+
+    fn stat(p: &Path) -> (u32, u64) {
+        let m = fs::symlink_metadata(p).unwrap();
+        (m.mode() & 0o7777, m.ino())
+    }
+
+    #[test]
+    fn runtime_renders_link_payloads_with_committed_modes_and_user_renders_stay_read_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = LocalRepository::create(&dir.path().join("repo")).unwrap();
+        let src = dir.path().join("src");
+        fs::create_dir_all(&src).unwrap();
+        for (name, content, mode) in FILES {
+            let p = src.join(name);
+            fs::write(&p, content).unwrap();
+            fs::set_permissions(&p, fs::Permissions::from_mode(*mode)).unwrap();
+        }
+        let layer = commit_layer(
+            &repo,
+            &src,
+            &CommitOptions::default(),
+            &[],
+            &Progress::hidden(),
+        )
+        .unwrap();
+        let manifest = repo.read_layer(&layer).unwrap().manifest;
+        let payload = |content: &str| stat(&repo.payload_path(&Digest::of(content.as_bytes())));
+
+        // The runtime render: committed modes, group and other write bits excepted,
+        // and the payload's own inode wherever its mode is the one to show.
+        let render = render_cached(&repo, &manifest).unwrap();
+        let shown: Vec<u32> = FILES.iter().map(|f| stat(&render.join(f.0)).0).collect();
+        assert_eq!(shown, [0o644, 0o755, 0o600, 0o444, 0o644, 0o444]);
+        for (name, content, _) in &FILES[1..5] {
+            assert_eq!(
+                stat(&render.join(name)).1,
+                payload(content).1,
+                "{name} is not the payload"
+            );
+        }
+        // `rw` and `rw-ro` share a payload, stored with the mode of whichever was
+        // committed first: one of them links it, the other a per-mode copy.
+        let rw = [stat(&render.join("rw")).1, stat(&render.join("rw-ro")).1];
+        assert_ne!(rw[0], rw[1]);
+        assert!(rw.contains(&payload("rw\n").1), "{rw:?}");
+        // Payloads keep only the owner's write bit.
+        assert_eq!(payload("grp\n").0, 0o644);
+
+        // A hard-link render for a user's directory: no write bit anywhere.
+        let out = dir.path().join("out");
+        render_to(
+            &repo,
+            &repo.read_manifest(&manifest).unwrap(),
+            &out,
+            RenderStrategy::HardLink,
+            Masks::Skip,
+            &Progress::hidden(),
+        )
+        .unwrap();
+        let shown: Vec<u32> = FILES.iter().map(|f| stat(&out.join(f.0)).0).collect();
+        assert_eq!(shown, [0o444, 0o555, 0o400, 0o444, 0o444, 0o444]);
+        // Read-only payloads are linked; the others through read-only copies.
+        assert_eq!(stat(&out.join("ro")).1, payload("ro\n").1);
+        assert_ne!(stat(&out.join("x")).1, payload("x\n").1);
+        assert_eq!(stat(&out.join("rw")).1, stat(&out.join("rw-ro")).1);
+        for (name, content, _) in FILES {
+            assert_eq!(fs::read_to_string(out.join(name)).unwrap(), *content);
+            assert_eq!(fs::read_to_string(render.join(name)).unwrap(), *content);
+        }
+    }
 
     #[test]
     fn a_whiteout_that_cannot_be_made_is_a_typed_error() {

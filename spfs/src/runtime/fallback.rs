@@ -9,8 +9,9 @@ use crate::error::{Error, IoContext, Result};
 use crate::storage::{hash_stream, LocalRepository};
 
 /// Copies the payload `digest` of `size` bytes from `remote` into `local`, verifying its
-/// content against the digest on the way. Nothing is stored unless it verifies. A
-/// payload stored meanwhile by someone else counts as fetched.
+/// content against the digest on the way, and keeps the remote payload's mode (as
+/// [`crate::storage::payload_mode`] allows it), as a pull does. Nothing is stored
+/// unless it verifies. A payload stored meanwhile by someone else counts as fetched.
 pub fn fetch_payload(
     local: &LocalRepository,
     remote: &LocalRepository,
@@ -28,6 +29,11 @@ pub fn fetch_payload(
             e => e,
         })?;
     let src_path = remote.payload_path(digest);
+    let mode = {
+        use std::os::unix::fs::MetadataExt;
+        let meta = src.metadata().ctx("reading", &src_path)?;
+        crate::storage::payload_mode(meta.mode() & 0o7777)
+    };
     let tmp_dir = local.tmp_dir();
     fs::create_dir_all(&tmp_dir).ctx("creating", &tmp_dir)?;
     let mut tmp = tempfile::NamedTempFile::new_in(&tmp_dir).ctx("creating a file in", &tmp_dir)?;
@@ -44,7 +50,7 @@ pub fn fetch_payload(
         });
     }
     tmp.as_file()
-        .set_permissions(fs::Permissions::from_mode(0o444))
+        .set_permissions(fs::Permissions::from_mode(mode))
         .ctx("setting permissions on", tmp.path())?;
     let dest = local.payload_path(digest);
     if let Some(parent) = dest.parent() {

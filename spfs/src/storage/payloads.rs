@@ -13,8 +13,16 @@ use crate::error::{Error, IoContext, Result};
 const CHUNK: usize = 1 << 20;
 
 /// The mode a payload inode carries for content committed with `mode`: the same
-/// permission bits without any write bit, so no hard link can modify the store.
+/// permission bits without the group and other write bits. The owner's write bit is
+/// kept, so that runtime renders (which hard-link payloads) show committed modes
+/// exactly; what protects a payload is described in docs/repository-layout.md.
 pub fn payload_mode(mode: u32) -> u32 {
+    mode & 0o7755
+}
+
+/// `mode` without any write bit: the inode mode of files that hard-link renders put
+/// outside the repository (`spfs render --strategy hardlink`).
+pub fn read_only_mode(mode: u32) -> u32 {
     mode & 0o7555
 }
 
@@ -87,12 +95,13 @@ impl LocalRepository {
         Ok((path, meta.mode()))
     }
 
-    /// A file with the payload's content whose inode mode is `payload_mode(mode)`,
-    /// suitable as a hard-link source for a render: the payload itself when its mode
-    /// matches, otherwise a read-only per-mode copy kept under `renders/proxies/`.
-    /// The payload must be a regular file of `size` bytes.
-    pub fn payload_for_mode(&self, digest: &Digest, mode: u32, size: u64) -> Result<PathBuf> {
-        let want = payload_mode(mode);
+    /// A file with the payload's content whose inode mode is exactly `want`, suitable
+    /// as a hard-link source for a render: the payload itself when its mode matches,
+    /// otherwise a per-mode copy kept under `renders/proxies/` (derived data). `want`
+    /// never carries group or other write bits. The payload must be a regular file of
+    /// `size` bytes.
+    pub fn payload_for_mode(&self, digest: &Digest, want: u32, size: u64) -> Result<PathBuf> {
+        let want = payload_mode(want);
         let (path, have) = self.checked_payload_path(digest, size)?;
         if have & 0o7777 == want {
             return Ok(path);

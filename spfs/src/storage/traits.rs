@@ -28,8 +28,8 @@ pub trait PayloadStore: Send + Sync {
     fn has_payload(&self, digest: &Digest) -> Result<bool>;
     /// A reader of the payload's content, its size, and its permission bits.
     fn open_payload_stream(&self, digest: &Digest) -> Result<(Box<dyn Read + Send>, u64, u32)>;
-    /// Stores what `reader` yields as the payload `digest` with `mode` (write bits
-    /// removed); the content must hash to `digest`. Returns the bytes stored.
+    /// Stores what `reader` yields as the payload `digest` with `mode` (as
+    /// [`crate::storage::payload_mode`] gives it); the content must hash to `digest`. Returns the bytes stored.
     fn write_payload_stream(
         &self,
         digest: &Digest,

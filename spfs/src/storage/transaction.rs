@@ -146,7 +146,8 @@ impl<'r> Transaction<'r> {
 
     /// Stores the file at `src`, which the caller gives up, by staging a hard link to it
     /// when its content is new instead of a copy (a copy only across filesystems). The
-    /// file's inode becomes read-only and loses overlayfs attributes.
+    /// file's inode gets the payload mode ([`payload_mode`]: no group or other write
+    /// bits) and loses overlayfs attributes; the caller must not write to it again.
     pub fn take_file(&self, src: &Path, mode: u32) -> Result<(Digest, u64)> {
         let mut file = open_source(src)?;
         let (digest, size) = hash_stream(&mut file, None, src)?;
@@ -344,7 +345,8 @@ mod tests {
         b.publish().unwrap();
         use std::os::unix::fs::MetadataExt;
         let mode = fs::metadata(repo.payload_path(&d)).unwrap().mode() & 0o7777;
-        assert_eq!(mode, 0o444, "the first publisher's payload stays");
+        // 0o644 as committed by `a` (the owner write bit kept), not 0o755.
+        assert_eq!(mode, 0o644, "the first publisher's payload stays");
         assert_eq!(tmp_entries(&repo), 0);
     }
 }
