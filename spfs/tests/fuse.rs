@@ -499,6 +499,41 @@ fn writes_are_refused_with_erofs() {
             .set_modified(std::time::SystemTime::now()),
     );
 
+    // The kernel refuses these itself on the read-only mount (the server has no
+    // handlers for them).
+    let cfile = CString::new(file.as_os_str().as_bytes()).unwrap();
+    // SAFETY: a valid C string.
+    let rc = unsafe { libc::truncate(cfile.as_ptr(), 0) };
+    assert_eq!(rc, -1);
+    assert_eq!(
+        errno_of(&std::io::Error::last_os_error()),
+        libc::EROFS,
+        "truncate"
+    );
+    // SAFETY: as above.
+    let rc = unsafe { libc::access(cfile.as_ptr(), libc::W_OK) };
+    assert_eq!(rc, -1);
+    assert_eq!(
+        errno_of(&std::io::Error::last_os_error()),
+        libc::EROFS,
+        "access(W_OK)"
+    );
+    // SAFETY: as above.
+    assert_eq!(
+        unsafe { libc::access(cfile.as_ptr(), libc::R_OK) },
+        0,
+        "access(R_OK)"
+    );
+    let cname = CString::new("user.x").unwrap();
+    // SAFETY: valid C strings.
+    let rc = unsafe { libc::lremovexattr(cfile.as_ptr(), cname.as_ptr()) };
+    assert_eq!(rc, -1);
+    assert_eq!(
+        errno_of(&std::io::Error::last_os_error()),
+        libc::EROFS,
+        "removexattr"
+    );
+
     // Extended attributes: none, and asking does not break anything.
     let cpath = CString::new(file.as_os_str().as_bytes()).unwrap();
     let name = CString::new("trusted.overlay.opaque").unwrap();

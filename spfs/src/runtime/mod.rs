@@ -1,6 +1,5 @@
 //! Runtimes: a private mount namespace in which /spfs shows a stack of layers.
 
-pub mod fallback;
 pub mod fuse;
 pub mod monitor;
 pub mod mounts;
