@@ -10,7 +10,7 @@ use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -40,6 +40,35 @@ struct Backing {
     by_fh: HashMap<u64, u64>,
 }
 
+/// How many walkers [`StatWalkers`] remembers.
+const STAT_WALKERS: usize = 16;
+
+/// Threads seen looking up files: they stat (or open) what they list, like `ls -l`.
+/// Their listings carry every entry's attributes, so the kernel needs no lookup per
+/// entry. Other listings carry attributes for directories only: a kernel inode per
+/// file would cost a walk such as `find -type f` several times what it costs natively,
+/// and a file listed without attributes is simply looked up when someone asks for it.
+/// A small ring: a forgotten walker costs one lookup per entry of its next listing.
+#[derive(Debug, Default)]
+struct StatWalkers {
+    tids: [AtomicU32; STAT_WALKERS],
+    next: AtomicUsize,
+}
+
+impl StatWalkers {
+    fn contains(&self, tid: u32) -> bool {
+        tid != 0 && self.tids.iter().any(|t| t.load(Ordering::Relaxed) == tid)
+    }
+
+    fn note(&self, tid: u32) {
+        if tid == 0 || self.contains(tid) {
+            return;
+        }
+        let slot = self.next.fetch_add(1, Ordering::Relaxed) % STAT_WALKERS;
+        self.tids[slot].store(tid, Ordering::Relaxed);
+    }
+}
+
 /// The filesystem served to the kernel.
 #[derive(Debug)]
 pub(super) struct SpfsFs {
@@ -56,6 +85,7 @@ pub(super) struct SpfsFs {
     read_bytes: AtomicU64,
     files: RwLock<HashMap<u64, Arc<File>>>,
     backing: Mutex<Backing>,
+    stat_walkers: StatWalkers,
     /// Where missing payloads are fetched from, if anywhere.
     pub(super) fallback: Option<LocalRepository>,
 }
@@ -91,6 +121,7 @@ impl SpfsFs {
             read_bytes: AtomicU64::new(0),
             files: RwLock::new(HashMap::new()),
             backing: Mutex::new(Backing::default()),
+            stat_walkers: StatWalkers::default(),
             fallback: None,
         }
     }
@@ -282,7 +313,7 @@ impl Filesystem for SpfsFs {
         );
     }
 
-    fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+    fn lookup(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         let Some(dir) = self.table.node(parent) else {
             return reply.error(Errno::ENOENT);
         };
@@ -292,6 +323,9 @@ impl Filesystem for SpfsFs {
         match self.table.child(dir, parent.0, name.as_bytes()) {
             Some(ino) => {
                 let node = &self.table.nodes[ino as usize];
+                if !matches!(node.kind, NodeKind::Dir { .. }) {
+                    self.stat_walkers.note(req.pid());
+                }
                 reply.entry(&TTL, &self.attr(ino, node), Generation(0));
             }
             None => reply.error(Errno::ENOENT),
@@ -450,7 +484,7 @@ impl Filesystem for SpfsFs {
 
     fn readdirplus(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         _fh: FileHandle,
         offset: u64,
@@ -462,10 +496,18 @@ impl Filesystem for SpfsFs {
         let Some(entries) = self.table.dir_entries(ino.0, node, offset) else {
             return reply.error(Errno::ENOTDIR);
         };
+        let all = self.stat_walkers.contains(req.pid());
         for (child, next, name) in entries {
-            let attr = self.attr(child, &self.table.nodes[child as usize]);
+            let node = &self.table.nodes[child as usize];
+            let attr = self.attr(child, node);
+            // Node id 0: listed (with its inode number) but no attributes (see StatWalkers).
+            let id = if all || matches!(node.kind, NodeKind::Dir { .. }) {
+                child
+            } else {
+                0
+            };
             let name = OsStr::from_bytes(name);
-            if reply.add(INodeNo(child), next, name, &TTL, &attr, Generation(0)) {
+            if reply.add(INodeNo(id), next, name, &TTL, &attr, Generation(0)) {
                 break;
             }
         }
@@ -622,6 +664,25 @@ mod tests {
             },
             Arc::default(),
         )
+    }
+
+    #[test]
+    fn stat_walkers_remember_the_latest_threads() {
+        let w = StatWalkers::default();
+        assert!(!w.contains(0) && !w.contains(5));
+        w.note(0);
+        assert!(!w.contains(0), "thread id 0 (unknown) is never a walker");
+        w.note(5);
+        w.note(5);
+        assert!(w.contains(5));
+        for tid in 100..100 + STAT_WALKERS as u32 - 1 {
+            w.note(tid);
+        }
+        // Noting 5 twice took one slot: all of them still fit.
+        assert!(w.contains(5) && w.contains(100 + STAT_WALKERS as u32 - 2));
+        w.note(1000);
+        assert!(!w.contains(5), "the oldest walker makes room");
+        assert!(w.contains(1000) && w.contains(100));
     }
 
     #[test]
