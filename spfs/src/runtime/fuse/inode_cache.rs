@@ -27,12 +27,8 @@ impl InodeTable {
     /// derived data: a missing, truncated or corrupt file is ignored (and logged).
     pub fn load_cached(repo: &LocalRepository, manifests: &[Digest]) -> Option<Self> {
         let path = Self::cache_path(repo, manifests);
-        let bytes = match crate::storage::files::open_file(&path) {
-            Ok(Some((mut f, meta))) if meta.len() <= MAX_CACHE_BYTES => {
-                let mut buf = Vec::with_capacity(meta.len() as usize);
-                io::Read::read_to_end(&mut f, &mut buf).ok()?;
-                buf
-            }
+        let (file, len) = match crate::storage::files::open_file(&path) {
+            Ok(Some((f, meta))) if meta.len() <= MAX_CACHE_BYTES => (f, meta.len()),
             Ok(Some(_)) => {
                 tracing::warn!(path = %path.display(), "ignoring an oversized inode cache");
                 return None;
@@ -43,7 +39,7 @@ impl InodeTable {
                 return None;
             }
         };
-        match decode_table(&bytes) {
+        match read_table(file, len) {
             Some(table) => Some(table),
             None => {
                 tracing::warn!(
@@ -136,64 +132,98 @@ fn le64(b: &[u8], at: usize) -> u64 {
 }
 
 /// Reads [`encode_table`] output back; `None` for anything inconsistent.
+#[cfg(test)]
 fn decode_table(bytes: &[u8]) -> Option<InodeTable> {
-    let body_len = bytes.len().checked_sub(32)?;
-    let (body, sum) = bytes.split_at(body_len);
-    if blake3::hash(body).as_bytes() != sum {
+    read_table(bytes, bytes.len() as u64)
+}
+
+/// How much of the file [`read_table`] holds in memory at once.
+const READ_CHUNK: usize = 256 << 10;
+
+/// A reader that hands out the next `n` bytes of a file of known length through a small
+/// buffer, hashing the body (everything but the trailing 32-byte checksum) on the way.
+struct Stream<R> {
+    r: R,
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+    /// Bytes read from `r` so far, and how many of them are body.
+    read: u64,
+    body_len: u64,
+    hasher: blake3::Hasher,
+}
+
+impl<R: io::Read> Stream<R> {
+    fn new(r: R, body_len: u64) -> Self {
+        Stream {
+            r,
+            buf: vec![0; READ_CHUNK],
+            start: 0,
+            end: 0,
+            read: 0,
+            body_len,
+            hasher: blake3::Hasher::new(),
+        }
+    }
+
+    /// The next `n` bytes (`n` ≤ [`READ_CHUNK`]); `None` at a premature end or an error.
+    fn take(&mut self, n: usize) -> Option<&[u8]> {
+        if self.end - self.start < n {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+            while self.end < n {
+                let got = match self.r.read(&mut self.buf[self.end..]) {
+                    Ok(0) => return None,
+                    Ok(got) => got,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(_) => return None,
+                };
+                let body = self.body_len.saturating_sub(self.read).min(got as u64) as usize;
+                self.hasher.update(&self.buf[self.end..self.end + body]);
+                self.read += got as u64;
+                self.end += got;
+            }
+        }
+        let out = &self.buf[self.start..self.start + n];
+        self.start += n;
+        Some(out)
+    }
+}
+
+/// Reads a table of `len` bytes from `r` ([`encode_table`]'s format); `None` for
+/// anything inconsistent or unreadable. Streams: the file is never held in memory
+/// whole, only the decoded table is.
+fn read_table(r: impl io::Read, len: u64) -> Option<InodeTable> {
+    let body_len = len.checked_sub(32)?;
+    let mut s = Stream::new(r, body_len);
+    if s.take(CACHE_MAGIC.len())? != CACHE_MAGIC {
         return None;
     }
-    let rest = body.strip_prefix(CACHE_MAGIC)?;
-    if rest.len() < 24 {
-        return None;
-    }
-    let (n_nodes, n_children, n_names) = (le64(rest, 0), le64(rest, 8), le64(rest, 16));
-    let rest = &rest[24..];
+    let head = s.take(24)?;
+    let (n_nodes, n_children, n_names) = (le64(head, 0), le64(head, 8), le64(head, 16));
     let node_bytes = n_nodes.checked_mul(NODE_BYTES as u64)?;
     let child_bytes = n_children.checked_mul(CHILD_BYTES as u64)?;
     let total = node_bytes.checked_add(child_bytes)?.checked_add(n_names)?;
-    if total != rest.len() as u64 || n_nodes < 2 {
+    // The counts agree with the file's length before anything is allocated for them.
+    if Some(total) != body_len.checked_sub(CACHE_MAGIC.len() as u64 + 24) || n_nodes < 2 {
         return None;
     }
-    let (node_raw, rest) = rest.split_at(node_bytes as usize);
-    let (child_raw, names) = rest.split_at(child_bytes as usize);
     let in_names = |off: u64, len: u64| off.checked_add(len).is_some_and(|e| e <= n_names);
 
-    let mut children = Vec::with_capacity(n_children as usize);
-    for c in child_raw.chunks_exact(CHILD_BYTES) {
-        let child = Child {
-            name_off: le64(c, 0),
-            name_len: le64(c, 8),
-            ino: le64(c, 16),
-        };
-        if !in_names(child.name_off, child.name_len) || child.ino < 2 || child.ino >= n_nodes {
-            return None;
-        }
-        children.push(child);
-    }
     let mut nodes = Vec::with_capacity(n_nodes as usize);
-    for r in node_raw.chunks_exact(NODE_BYTES) {
+    for _ in 0..n_nodes {
+        let r = s.take(NODE_BYTES)?;
         let parent = le64(r, 0);
         let perm = u16::from_le_bytes([r[8], r[9]]);
         let subdirs = u32::from_le_bytes(r[12..16].try_into().expect("4 bytes"));
         let (a, b) = (le64(r, 16), le64(r, 24));
         let kind = match r[10] {
-            TAG_DIR => {
-                if a.checked_add(b).is_none_or(|e| e > n_children) {
-                    return None;
-                }
-                // Lookups binary-search the names: they must be sorted and unique.
-                let kids = &children[a as usize..(a + b) as usize];
-                let name =
-                    |c: &Child| &names[c.name_off as usize..(c.name_off + c.name_len) as usize];
-                if kids.windows(2).any(|w| name(&w[0]) >= name(&w[1])) {
-                    return None;
-                }
-                NodeKind::Dir {
-                    start: a,
-                    len: b,
-                    subdirs,
-                }
-            }
+            TAG_DIR if a.checked_add(b).is_some_and(|e| e <= n_children) => NodeKind::Dir {
+                start: a,
+                len: b,
+                subdirs,
+            },
             TAG_FILE => NodeKind::File {
                 size: a,
                 digest: Digest::from_bytes(r[32..64].try_into().expect("32 bytes")),
@@ -206,13 +236,46 @@ fn decode_table(bytes: &[u8]) -> Option<InodeTable> {
         }
         nodes.push(Node { parent, perm, kind });
     }
+    let mut children = Vec::with_capacity(n_children as usize);
+    for _ in 0..n_children {
+        let c = s.take(CHILD_BYTES)?;
+        let child = Child {
+            name_off: le64(c, 0),
+            name_len: le64(c, 8),
+            ino: le64(c, 16),
+        };
+        if !in_names(child.name_off, child.name_len) || child.ino < 2 || child.ino >= n_nodes {
+            return None;
+        }
+        children.push(child);
+    }
+    let mut names = Vec::with_capacity(n_names as usize);
+    while (names.len() as u64) < n_names {
+        let n = (n_names - names.len() as u64).min(READ_CHUNK as u64) as usize;
+        names.extend_from_slice(s.take(n)?);
+    }
+    let sum = *s.hasher.finalize().as_bytes();
+    if s.take(32)? != sum {
+        return None;
+    }
+
     if !matches!(nodes[1].kind, NodeKind::Dir { .. }) {
         return None;
+    }
+    // Lookups binary-search the names: each directory's must be sorted and unique.
+    let name = |c: &Child| &names[c.name_off as usize..(c.name_off + c.name_len) as usize];
+    for n in &nodes {
+        if let NodeKind::Dir { start, len, .. } = n.kind {
+            let kids = &children[start as usize..(start + len) as usize];
+            if kids.windows(2).any(|w| name(&w[0]) >= name(&w[1])) {
+                return None;
+            }
+        }
     }
     Some(InodeTable {
         nodes,
         children,
-        names: names.to_vec(),
+        names,
     })
 }
 
