@@ -428,6 +428,17 @@ fn listings_show_inode_numbers_and_types_whether_or_not_they_carry_attributes() 
     })
     .join()
     .unwrap();
+    // A fresh thread again, over listings the kernel cached for the one above and
+    // listings it did not cache.
+    let (src, mnt) = (fx.src.clone(), at.clone());
+    std::thread::spawn(move || {
+        for sub in ["etc", "many", "deep/a"] {
+            let seen = listing(&mnt.join(sub));
+            check_listing(&src.join(sub), &mnt.join(sub), &seen);
+        }
+    })
+    .join()
+    .unwrap();
     m.unmount().unwrap();
 }
 

@@ -448,12 +448,18 @@ impl Filesystem for SpfsFs {
         reply.ok();
     }
 
-    fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+    fn opendir(&self, req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        // The kernel caches the listings of opens that ask for it, and serves later
+        // listings of those opens from that cache. Only listings with every attribute
+        // are worth keeping: a cached listing without them would cost each later
+        // `ls -l` of the directory a lookup per file. Every open keeps what is cached.
+        let flags = if self.stat_walkers.contains(req.pid()) {
+            FopenFlags::FOPEN_CACHE_DIR | FopenFlags::FOPEN_KEEP_CACHE
+        } else {
+            FopenFlags::FOPEN_KEEP_CACHE
+        };
         match self.table.node(ino).map(|n| &n.kind) {
-            Some(NodeKind::Dir { .. }) => reply.opened(
-                FileHandle(0),
-                FopenFlags::FOPEN_CACHE_DIR | FopenFlags::FOPEN_KEEP_CACHE,
-            ),
+            Some(NodeKind::Dir { .. }) => reply.opened(FileHandle(0), flags),
             Some(_) => reply.error(Errno::ENOTDIR),
             None => reply.error(Errno::ENOENT),
         }
