@@ -356,6 +356,92 @@ fn serves_the_committed_tree_exactly() {
     }
 }
 
+/// (name, d_ino, d_type is dir, d_type is symlink) of every entry of `dir`.
+fn listing(dir: &Path) -> Vec<(Vec<u8>, u64, bool, bool)> {
+    use std::os::unix::fs::DirEntryExt;
+    let mut out: Vec<_> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            let ft = e.file_type().unwrap();
+            (
+                e.file_name().as_bytes().to_vec(),
+                e.ino(),
+                ft.is_dir(),
+                ft.is_symlink(),
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// Checks a listing against `lstat` of each entry and against the source tree.
+fn check_listing(src: &Path, dir: &Path, seen: &[(Vec<u8>, u64, bool, bool)]) {
+    let expected = fs::read_dir(src).unwrap().count();
+    assert_eq!(seen.len(), expected, "{dir:?}: entry count");
+    for (name, ino, is_dir, is_link) in seen {
+        assert_ne!(
+            *ino, 0,
+            "{dir:?}/{name:?}: d_ino 0 (readdir users skip such entries)"
+        );
+        let meta = fs::symlink_metadata(dir.join(osname(name))).unwrap();
+        let want = fs::symlink_metadata(src.join(osname(name))).unwrap();
+        assert_eq!(meta.ino(), *ino, "{name:?}: d_ino differs from st_ino");
+        assert_eq!(meta.is_dir(), *is_dir, "{name:?}: d_type");
+        assert_eq!(meta.file_type().is_symlink(), *is_link, "{name:?}: d_type");
+        assert_eq!(meta.mode() & 0o7777, want.mode() & 0o7777, "{name:?}: mode");
+        if !is_dir {
+            assert_eq!(meta.len(), want.len(), "{name:?}: size");
+        }
+    }
+}
+
+#[test]
+fn listings_show_inode_numbers_and_types_whether_or_not_they_carry_attributes() {
+    if !privileged("listings_show_inode_numbers_and_types_whether_or_not_they_carry_attributes") {
+        return;
+    }
+    private_mount_ns();
+    let fx = Fixture::new(sample_tree);
+    let at = fx.dir("mnt");
+    let m = fx.mount(&at, false);
+    // A thread that has looked nothing up: files are listed without attributes (the
+    // kernel instantiates no inode for them) and looked up when stat'ed afterwards.
+    let (src, mnt) = (fx.src.clone(), at.clone());
+    std::thread::spawn(move || {
+        for sub in ["many", "bin", ""] {
+            let seen = listing(&mnt.join(sub));
+            check_listing(&src.join(sub), &mnt.join(sub), &seen);
+        }
+    })
+    .join()
+    .unwrap();
+    // A thread that stats files first: its listings carry every attribute.
+    let (src, mnt) = (fx.src.clone(), at.clone());
+    std::thread::spawn(move || {
+        fs::metadata(mnt.join("etc/conf")).unwrap();
+        for sub in ["etc", "data", "deep/a"] {
+            let seen = listing(&mnt.join(sub));
+            check_listing(&src.join(sub), &mnt.join(sub), &seen);
+        }
+    })
+    .join()
+    .unwrap();
+    // A fresh thread again, over listings the kernel cached for the one above and
+    // listings it did not cache.
+    let (src, mnt) = (fx.src.clone(), at.clone());
+    std::thread::spawn(move || {
+        for sub in ["etc", "many", "deep/a"] {
+            let seen = listing(&mnt.join(sub));
+            check_listing(&src.join(sub), &mnt.join(sub), &seen);
+        }
+    })
+    .join()
+    .unwrap();
+    m.unmount().unwrap();
+}
+
 #[test]
 fn large_files_read_sequentially_at_random_offsets_and_concurrently() {
     if !privileged("large_files_read_sequentially_at_random_offsets_and_concurrently") {
@@ -497,6 +583,41 @@ fn writes_are_refused_with_erofs() {
         fs::File::open(&file)
             .unwrap()
             .set_modified(std::time::SystemTime::now()),
+    );
+
+    // The kernel refuses these itself on the read-only mount (the server has no
+    // handlers for them).
+    let cfile = CString::new(file.as_os_str().as_bytes()).unwrap();
+    // SAFETY: a valid C string.
+    let rc = unsafe { libc::truncate(cfile.as_ptr(), 0) };
+    assert_eq!(rc, -1);
+    assert_eq!(
+        errno_of(&std::io::Error::last_os_error()),
+        libc::EROFS,
+        "truncate"
+    );
+    // SAFETY: as above.
+    let rc = unsafe { libc::access(cfile.as_ptr(), libc::W_OK) };
+    assert_eq!(rc, -1);
+    assert_eq!(
+        errno_of(&std::io::Error::last_os_error()),
+        libc::EROFS,
+        "access(W_OK)"
+    );
+    // SAFETY: as above.
+    assert_eq!(
+        unsafe { libc::access(cfile.as_ptr(), libc::R_OK) },
+        0,
+        "access(R_OK)"
+    );
+    let cname = CString::new("user.x").unwrap();
+    // SAFETY: valid C strings.
+    let rc = unsafe { libc::lremovexattr(cfile.as_ptr(), cname.as_ptr()) };
+    assert_eq!(rc, -1);
+    assert_eq!(
+        errno_of(&std::io::Error::last_os_error()),
+        libc::EROFS,
+        "removexattr"
     );
 
     // Extended attributes: none, and asking does not break anything.

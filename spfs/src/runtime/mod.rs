@@ -1,7 +1,6 @@
 //! Runtimes: a private mount namespace in which /spfs shows a stack of layers.
 
 pub mod edits;
-pub mod fallback;
 pub mod fuse;
 pub mod monitor;
 pub mod mounts;

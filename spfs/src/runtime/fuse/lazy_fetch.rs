@@ -1,8 +1,11 @@
-//! Fetching payloads on demand from a second repository (`--payloads-from`), for FUSE
-//! runtimes whose payloads are not all local.
+//! Lazy payloads: fetching a payload missing locally from a second repository
+//! (`--payloads-from`) on its first open, for FUSE runtimes whose payloads are not all
+//! local.
 
-use std::fs;
+use std::fs::{self, File};
 use std::os::unix::fs::PermissionsExt;
+
+use fuser::Errno;
 
 use crate::digest::Digest;
 use crate::error::{Error, IoContext, Result};
@@ -12,7 +15,7 @@ use crate::storage::{hash_stream, LocalRepository};
 /// content against the digest on the way, and keeps the remote payload's mode (as
 /// [`crate::storage::payload_mode`] allows it), as a pull does. Nothing is stored
 /// unless it verifies. A payload stored meanwhile by someone else counts as fetched.
-pub fn fetch_payload(
+pub(super) fn fetch_payload(
     local: &LocalRepository,
     remote: &LocalRepository,
     digest: &Digest,
@@ -63,4 +66,29 @@ pub fn fetch_payload(
     }
     tracing::debug!(%digest, bytes = size, elapsed = ?started.elapsed(), "fetched a payload");
     Ok(())
+}
+
+/// Opens the payload of a file of `size` bytes from `repo`, fetching it from `fallback`
+/// first when it is missing locally. A payload that is missing (everywhere), not a
+/// regular file, or of another size (truncated or replaced) fails with EIO, and the
+/// log says why.
+pub(super) fn open_payload(
+    repo: &LocalRepository,
+    fallback: Option<&LocalRepository>,
+    digest: &Digest,
+    size: u64,
+) -> std::result::Result<File, Errno> {
+    let opened = match (repo.open_payload(digest, Some(size)), fallback) {
+        (Err(Error::MissingPayload(_)), Some(remote)) => fetch_payload(repo, remote, digest, size)
+            .and_then(|()| repo.open_payload(digest, Some(size))),
+        (r, _) => r,
+    };
+    opened.map_err(|e| {
+        // The error names the digest and the payload's path.
+        tracing::error!(
+            "cannot serve a file through FUSE (EIO): {}",
+            crate::error::with_hints(&e)
+        );
+        Errno::EIO
+    })
 }
