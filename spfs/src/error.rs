@@ -489,16 +489,16 @@ pub enum Error {
     Interrupted,
 
     /// The kernel's FUSE device cannot be used on this machine.
-    #[error("FUSE is not available: {}", split_hint(.0).0)]
-    FuseUnavailable(String),
+    #[error("FUSE is not available: {0}")]
+    FuseUnavailable(FuseDevice),
 
-    /// Mounting, serving or unmounting a FUSE filesystem failed.
-    #[error("FUSE filesystem at {}: {}", path.display(), split_hint(reason).0)]
+    /// Mounting or starting a FUSE filesystem failed.
+    #[error("FUSE filesystem at {}: {problem}", path.display())]
     Fuse {
         /// The mount point.
         path: PathBuf,
-        /// What went wrong and what to do.
-        reason: String,
+        /// What went wrong.
+        problem: FuseProblem,
     },
 
     /// An I/O failure on a named path.
@@ -638,8 +638,56 @@ fn io_message(action: &str, path: &std::path::Path, err: &io::Error) -> String {
     format!("{action} {}: {err}", path.display())
 }
 
+/// Why `/dev/fuse` cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum FuseDevice {
+    /// The device node does not exist.
+    #[error("/dev/fuse does not exist")]
+    Missing,
+    /// The device exists but this user may not open it.
+    #[error("/dev/fuse is not readable and writable by this user")]
+    NotPermitted,
+    /// Opening it failed otherwise.
+    #[error("cannot open /dev/fuse: {0}")]
+    Open(io::Error),
+}
+
+/// What went wrong while mounting or starting a FUSE filesystem.
+#[derive(Debug, thiserror::Error)]
+pub enum FuseProblem {
+    /// The mount point cannot be resolved.
+    #[error("the mount point is not usable: {0}")]
+    MountPoint(io::Error),
+    /// The mount point is not a directory.
+    #[error("the mount point is not a directory")]
+    NotADirectory,
+    /// The repository to fetch missing payloads from cannot be opened.
+    #[error("cannot use {} to fetch missing payloads from: {source}", path.display())]
+    Fallback {
+        /// The repository's root.
+        path: PathBuf,
+        /// Why it cannot be opened.
+        source: Box<Error>,
+    },
+    /// mount(2) refused.
+    #[error("mount(2) failed: {0}")]
+    Mount(nix::errno::Errno),
+    /// The kernel and the server did not agree on the protocol.
+    #[error("FUSE handshake failed: {0}")]
+    Handshake(io::Error),
+    /// The server's threads could not be started.
+    #[error("starting the FUSE server failed: {0}")]
+    Server(io::Error),
+    /// The mount point shows something other than the served root.
+    #[error("the mount point does not show the served root")]
+    NotServed,
+    /// The new mount does not answer.
+    #[error("the new mount does not answer: {0}")]
+    NoAnswer(io::Error),
+}
+
 /// Splits a free-text message at its first `"; "` into what failed and what to do.
-/// Errors that carry free text (such as [`Error::FuseUnavailable`]) use it to keep the
+/// Errors that carry free text use it to keep the
 /// hint out of their `Display` and return it from [`Help::help`].
 pub fn split_hint(text: &str) -> (&str, Option<&str>) {
     match text.split_once("; ") {
@@ -721,9 +769,14 @@ impl Help for Error {
             Error::SpecialFile { .. } => {
                 "remove it, or pass --skip-special to skip such files".into()
             }
-            Error::FuseUnavailable(text) => match split_hint(text).1 {
-                Some(hint) => hint.into(),
-                None => return Vec::new(),
+            Error::FuseUnavailable(device) => match device {
+                FuseDevice::Missing => {
+                    "load the fuse module ('modprobe fuse') or use --backend render".into()
+                }
+                FuseDevice::NotPermitted => {
+                    "an administrator can make /dev/fuse mode 0666 (distributions do), or use --backend render".into()
+                }
+                FuseDevice::Open(_) => "use --backend render".into(),
             },
             Error::NulInPath(_) => return Vec::new(),
             Error::NotADirectory { purpose, .. } => match purpose {
@@ -809,9 +862,15 @@ impl Help for Error {
                 }
                 RequestProblem::Signal(_) | RequestProblem::TimedOut(_) => return Vec::new(),
             },
-            Error::Fuse { reason, .. } => match split_hint(reason).1 {
-                Some(hint) => hint.into(),
-                None => return Vec::new(),
+            Error::Fuse { problem, .. } => match problem {
+                FuseProblem::Mount(nix::errno::Errno::EPERM) => {
+                    "mounting needs CAP_SYS_ADMIN over the mount namespace: run as root or inside a user namespace, or use --backend render".into()
+                }
+                FuseProblem::Mount(nix::errno::Errno::ENODEV) => {
+                    "the kernel has no FUSE support: load the fuse module ('modprobe fuse') or use --backend render".into()
+                }
+                FuseProblem::Fallback { source, .. } => return source.help(),
+                _ => return Vec::new(),
             },
             Error::Interrupted => return Vec::new(),
             Error::Io { source, .. } => match io_hint(source) {
@@ -871,6 +930,19 @@ mod tests {
     #[test]
     fn runtime_errors_keep_hints_out_of_their_message() {
         let cases: Vec<(Error, &str, &str)> = vec![
+            (
+                Error::FuseUnavailable(FuseDevice::Missing),
+                "FUSE is not available: /dev/fuse does not exist",
+                "modprobe fuse",
+            ),
+            (
+                Error::Fuse {
+                    path: "/spfs".into(),
+                    problem: FuseProblem::Mount(nix::errno::Errno::EPERM),
+                },
+                "FUSE filesystem at /spfs: mount(2) failed: EPERM: Operation not permitted",
+                "CAP_SYS_ADMIN",
+            ),
             (
                 Error::Namespace {
                     step: NamespaceStep::UserNamespace { uid: 1000 },

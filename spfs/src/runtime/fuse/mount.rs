@@ -15,7 +15,7 @@ use fuser::{BackgroundSession, BackingId, Config, Filesystem, INodeNo, Session, 
 use super::handlers::SpfsFs;
 use super::inodes::InodeTable;
 use super::{Shared, MAX_IO, ROOT_MODE};
-use crate::error::{Error, Result};
+use crate::error::{Error, FuseDevice, FuseProblem, Result};
 use crate::object::Manifest;
 use crate::storage::LocalRepository;
 
@@ -83,27 +83,24 @@ impl FuseMount {
         mountpoint: &Path,
         opts: &FuseOptions,
     ) -> Result<FuseMount> {
-        let fuse_err = |reason: String| Error::Fuse {
+        let mountpoint = mountpoint.canonicalize().map_err(|e| Error::Fuse {
             path: mountpoint.to_path_buf(),
-            reason,
-        };
-        let mountpoint = mountpoint
-            .canonicalize()
-            .map_err(|e| fuse_err(format!("the mount point is not usable: {e}")))?;
-        let fuse_err = |reason: String| Error::Fuse {
+            problem: FuseProblem::MountPoint(e),
+        })?;
+        let fuse_err = |problem: FuseProblem| Error::Fuse {
             path: mountpoint.clone(),
-            reason,
+            problem,
         };
         if !mountpoint.is_dir() {
-            return Err(fuse_err("the mount point is not a directory".into()));
+            return Err(fuse_err(FuseProblem::NotADirectory));
         }
 
         let fallback = match &opts.fallback {
             Some(root) => Some(LocalRepository::open(root).map_err(|e| {
-                fuse_err(format!(
-                    "cannot use {} to fetch missing payloads from: {e}",
-                    root.display()
-                ))
+                fuse_err(FuseProblem::Fallback {
+                    path: root.clone(),
+                    source: Box::new(e),
+                })
             })?),
             None => None,
         };
@@ -135,20 +132,7 @@ impl FuseMount {
             flags,
             Some(data.as_str()),
         )
-        .map_err(|e| {
-            let hint = match e {
-                nix::errno::Errno::EPERM => {
-                    "; mounting needs CAP_SYS_ADMIN over the mount namespace: run as root or \
-                     inside a user namespace, or use --backend render"
-                }
-                nix::errno::Errno::ENODEV => {
-                    "; the kernel has no FUSE support: load the fuse module ('modprobe fuse') \
-                     or use --backend render"
-                }
-                _ => "",
-            };
-            fuse_err(format!("mount(2) failed: {e}{hint}"))
-        })?;
+        .map_err(|e| fuse_err(FuseProblem::Mount(e)))?;
         tracing::debug!(mountpoint = %mountpoint.display(), "FUSE filesystem mounted");
 
         let mut config = Config::default();
@@ -164,7 +148,7 @@ impl FuseMount {
             Ok(s) => s,
             Err(e) => {
                 detach(&mountpoint);
-                return Err(fuse_err(format!("FUSE handshake failed: {e}")));
+                return Err(fuse_err(FuseProblem::Handshake(e)));
             }
         };
 
@@ -194,7 +178,7 @@ impl FuseMount {
             Ok(s) => s,
             Err(e) => {
                 detach(&mountpoint);
-                return Err(fuse_err(format!("starting the FUSE server failed: {e}")));
+                return Err(fuse_err(FuseProblem::Server(e)));
             }
         };
         let mut mount = FuseMount {
@@ -210,12 +194,12 @@ impl FuseMount {
                 mount.dev = meta.dev();
             }
             Ok(_) => {
-                let err = fuse_err("the mount point does not show the served root".into());
+                let err = fuse_err(FuseProblem::NotServed);
                 let _ = mount.shutdown();
                 return Err(err);
             }
             Err(e) => {
-                let err = fuse_err(format!("the new mount does not answer: {e}"));
+                let err = fuse_err(FuseProblem::NoAnswer(e));
                 let _ = mount.shutdown();
                 return Err(err);
             }
@@ -361,21 +345,13 @@ fn open_dev_fuse() -> Result<OwnedFd> {
         .read(true)
         .write(true)
         .open("/dev/fuse");
-    let reason = match opened {
+    let device = match opened {
         Ok(f) => return Ok(f.into()),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            "/dev/fuse does not exist: load the fuse module ('modprobe fuse') or use \
-             --backend render"
-                .to_string()
-        }
-        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
-            "/dev/fuse is not readable and writable by this user: an administrator can make \
-             it mode 0666 (distributions do), or use --backend render"
-                .to_string()
-        }
-        Err(e) => format!("cannot open /dev/fuse: {e}; use --backend render"),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => FuseDevice::Missing,
+        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => FuseDevice::NotPermitted,
+        Err(e) => FuseDevice::Open(e),
     };
-    Err(Error::FuseUnavailable(reason))
+    Err(Error::FuseUnavailable(device))
 }
 
 fn worker_threads() -> usize {
