@@ -1,7 +1,7 @@
 //! Remotes: push, pull, and the pulls `spfs run` makes (docs/remotes.md).
 
 use cli_policy::{outln, Report};
-use spfs::config::{Address, DEFAULT_REMOTE};
+use spfs::config::DEFAULT_REMOTE;
 use spfs::progress::human_bytes;
 use spfs::storage::{LocalRepository, Repository};
 use spfs::sync::{copy, resolve, SyncReport};
@@ -11,24 +11,14 @@ use super::progress::bar;
 use super::{Cli, Result};
 
 /// Opens the remote a name or address designates (the default remote for `None`).
-/// `create` makes a missing `file://` repository (a push target).
+/// `create` makes a missing repository (a push target).
 pub fn open_remote(name: Option<&str>, create: bool) -> Result<(String, Box<dyn Repository>)> {
     let cfg = spfs::config::current()?;
     let label = name.unwrap_or(DEFAULT_REMOTE).to_string();
-    match cfg.remote(name)? {
-        Address::File(path) => {
-            let repo = if create {
-                LocalRepository::open_or_create(&path)?
-            } else {
-                LocalRepository::open(&path)?
-            };
-            Ok((label, Box::new(repo)))
-        }
-        other => Err(Report::new(format!(
-            "remote '{label}' ({other}): this kind of remote is not supported yet"
-        ))
-        .help("use a file:/// remote (a shared directory)")),
-    }
+    let address = cfg.remote(name)?;
+    let repo = spfs::storage::open_remote(&address, create)
+        .map_err(|e| Report::from(e).help(format!("remote '{label}' is {address}")))?;
+    Ok((label, repo))
 }
 
 /// Resolves REF (a tag, `tag~N`, a digest, or an `a+b` stack) in `repo`: the roots to

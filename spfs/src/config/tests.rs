@@ -47,7 +47,9 @@ fn later_files_and_the_environment_win_and_sources_are_recorded() {
         origin.value,
         Address::S3 {
             bucket: "bucket".into(),
-            prefix: "team/spfs".into()
+            prefix: "team/spfs".into(),
+            endpoint: None,
+            region: None,
         }
     );
     assert_eq!(origin.source, Source::File(user));

@@ -55,6 +55,11 @@ pub trait Repository: ObjectStore + PayloadStore + TagStore {
     /// Keeps the store's garbage collection from removing what a transfer relies on
     /// until the returned value is dropped (docs/gc.md).
     fn hold_for_writing(&self) -> Result<Box<dyn std::any::Any>>;
+    /// Requests worth keeping in flight at once during a transfer: the CPU count
+    /// for a local disk, more for a remote where each request mostly waits.
+    fn parallelism(&self) -> usize {
+        rayon::current_num_threads()
+    }
 }
 
 impl ObjectStore for LocalRepository {
