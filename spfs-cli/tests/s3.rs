@@ -79,7 +79,12 @@ fn curl(endpoint: &str, method: &str, key: &str, body: Option<&[u8]>) -> (String
     let mut c = Command::new("curl");
     c.args(["-sS", "-X", method, "--aws-sigv4"])
         .arg(format!("aws:amz:{region}:s3"))
-        .args(["--user", &user, "-H", "x-amz-content-sha256: UNSIGNED-PAYLOAD"])
+        .args([
+            "--user",
+            &user,
+            "-H",
+            "x-amz-content-sha256: UNSIGNED-PAYLOAD",
+        ])
         .arg("-D")
         .arg(&headers)
         .arg(format!("{endpoint}/{BUCKET}/{key}"));
@@ -127,8 +132,7 @@ fn repo(endpoint: &str, prefix: &str) -> S3Repository {
 
 #[test]
 fn push_then_pull_through_s3_round_trips_and_skips_what_is_there() {
-    let Some(ep) = endpoint("push_then_pull_through_s3_round_trips_and_skips_what_is_there")
-    else {
+    let Some(ep) = endpoint("push_then_pull_through_s3_round_trips_and_skips_what_is_there") else {
         return;
     };
     let env = Env::new();
@@ -138,11 +142,19 @@ fn push_then_pull_through_s3_round_trips_and_skips_what_is_there() {
     let prefix = unique_prefix("roundtrip");
     let addr = format!("s3://{BUCKET}/{prefix}");
 
-    let (out, err) = ok(spfs(&env, &ep, &env.repo, &["push", "org/sample", "--remote", &addr])
-        .output()
-        .unwrap());
+    let (out, err) = ok(spfs(
+        &env,
+        &ep,
+        &env.repo,
+        &["push", "org/sample", "--remote", &addr],
+    )
+    .output()
+    .unwrap());
     assert!(out.contains("pushed org/sample"), "{out}");
-    assert!(err.contains("2 object(s)") && err.contains("1 tag(s)"), "{err}");
+    assert!(
+        err.contains("2 object(s)") && err.contains("1 tag(s)"),
+        "{err}"
+    );
     // The documented layout, seen by a plain S3 client.
     let keys = list_keys(&ep, &prefix);
     assert!(keys.contains(&format!("{prefix}/VERSION")), "{keys:?}");
@@ -157,9 +169,14 @@ fn push_then_pull_through_s3_round_trips_and_skips_what_is_there() {
     );
 
     // Nothing new: nothing sent.
-    let (_, err) = ok(spfs(&env, &ep, &env.repo, &["push", "org/sample", "--remote", &addr])
-        .output()
-        .unwrap());
+    let (_, err) = ok(spfs(
+        &env,
+        &ep,
+        &env.repo,
+        &["push", "org/sample", "--remote", &addr],
+    )
+    .output()
+    .unwrap());
     assert!(err.contains("0 object(s), 0 payload(s), 0 B"), "{err}");
     assert!(err.contains("0 tag(s)"), "{err}");
 
@@ -175,7 +192,13 @@ fn push_then_pull_through_s3_round_trips_and_skips_what_is_there() {
         &env,
         &ep,
         &fresh,
-        &["render", "org/sample", rendered.to_str().unwrap(), "--strategy", "copy"],
+        &[
+            "render",
+            "org/sample",
+            rendered.to_str().unwrap(),
+            "--strategy",
+            "copy",
+        ],
     )
     .output()
     .unwrap());
@@ -191,13 +214,21 @@ fn push_then_pull_through_s3_round_trips_and_skips_what_is_there() {
         &env,
         &ep,
         &env.repo,
-        &["push", "org/other", "--remote", &format!("s3://{BUCKET}/{sibling}")],
+        &[
+            "push",
+            "org/other",
+            "--remote",
+            &format!("s3://{BUCKET}/{sibling}"),
+        ],
     )
     .output()
     .unwrap());
     let ours = repo(&ep, &prefix);
     assert_eq!(ours.list_tag_names("").unwrap(), vec!["org/sample"]);
-    assert_eq!(ours.list_tag_names("org/sample").unwrap(), vec!["org/sample"]);
+    assert_eq!(
+        ours.list_tag_names("org/sample").unwrap(),
+        vec!["org/sample"]
+    );
     assert_eq!(ours.list_tag_names("or").unwrap(), vec!["org/sample"]);
     assert!(ours.list_tag_names("org/samp").unwrap().is_empty());
     assert_eq!(
@@ -208,21 +239,32 @@ fn push_then_pull_through_s3_round_trips_and_skips_what_is_there() {
         .output()
         .unwrap();
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("unknown reference 'org/other'"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("unknown reference 'org/other'"),
+        "{}",
+        stderr(&out)
+    );
 
     // A prefix holding no repository is not one.
     let out = spfs(
         &env,
         &ep,
         &fresh,
-        &["pull", "org/sample", "--remote", &format!("s3://{BUCKET}/{prefix}-none")],
+        &[
+            "pull",
+            "org/sample",
+            "--remote",
+            &format!("s3://{BUCKET}/{prefix}-none"),
+        ],
     )
     .output()
     .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
     assert!(
-        err.starts_with(&format!("error: opening s3://{BUCKET}/{prefix}-none: no spfs repository there")),
+        err.starts_with(&format!(
+            "error: opening s3://{BUCKET}/{prefix}-none: no spfs repository there"
+        )),
         "{err}"
     );
     assert!(err.contains("help: "), "{err}");
@@ -240,9 +282,11 @@ fn a_corrupt_payload_on_the_server_is_refused_on_pull() {
     env.commit(&tree, &["org/c"]);
     let prefix = unique_prefix("corrupt");
     let addr = format!("s3://{BUCKET}/{prefix}");
-    ok(spfs(&env, &ep, &env.repo, &["push", "org/c", "--remote", &addr])
-        .output()
-        .unwrap());
+    ok(
+        spfs(&env, &ep, &env.repo, &["push", "org/c", "--remote", &addr])
+            .output()
+            .unwrap(),
+    );
 
     // Replace one payload's bytes on the server behind spfs's back.
     let digest = blake3::hash(b"precious content\n").to_hex().to_string();
@@ -257,7 +301,9 @@ fn a_corrupt_payload_on_the_server_is_refused_on_pull() {
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(
-        err.starts_with(&format!("error: corrupt payload {digest} at {addr}: arrived hashing to")),
+        err.starts_with(&format!(
+            "error: corrupt payload {digest} at {addr}: arrived hashing to"
+        )),
         "{err}"
     );
     // Nothing of it was stored, and the tag was not set.
@@ -284,10 +330,22 @@ fn concurrent_pushers_to_one_tag_keep_every_version() {
         let tree = env.path(&format!("tree{i}"));
         write(&tree.join("who"), format!("pusher {i}\n").as_bytes(), 0o644);
         let layer = String::from_utf8(
-            spfs(&env, &ep, &r, &["commit", "layer", "--path", tree.to_str().unwrap(), "-t", "race/tag"])
-                .output()
-                .unwrap()
-                .stdout,
+            spfs(
+                &env,
+                &ep,
+                &r,
+                &[
+                    "commit",
+                    "layer",
+                    "--path",
+                    tree.to_str().unwrap(),
+                    "-t",
+                    "race/tag",
+                ],
+            )
+            .output()
+            .unwrap()
+            .stdout,
         )
         .unwrap()
         .trim()
@@ -322,11 +380,16 @@ fn concurrent_pushers_to_one_tag_keep_every_version() {
     assert_eq!(keys, expected);
     // The current version is readable and pulls.
     let fresh = env.path("fresh");
-    ok(spfs(&env, &ep, &fresh, &["pull", "race/tag", "--remote", &addr])
-        .output()
-        .unwrap());
+    ok(
+        spfs(&env, &ep, &fresh, &["pull", "race/tag", "--remote", &addr])
+            .output()
+            .unwrap(),
+    );
     let local = spfs::storage::LocalRepository::open(&fresh).unwrap();
-    assert_eq!(local.resolve_tag("race/tag").unwrap(), Some(history[0].target));
+    assert_eq!(
+        local.resolve_tag("race/tag").unwrap(),
+        Some(history[0].target)
+    );
 
     // Many writers on many threads, each with its own connection pool, racing on one
     // tag: every write lands as its own version.
@@ -375,9 +438,14 @@ fn a_large_payload_goes_up_in_parts_and_only_when_it_hashes_right() {
     env.commit(&tree, &["org/big"]);
     let prefix = unique_prefix("big");
     let addr = format!("s3://{BUCKET}/{prefix}");
-    ok(spfs(&env, &ep, &env.repo, &["push", "org/big", "--remote", &addr])
-        .output()
-        .unwrap());
+    ok(spfs(
+        &env,
+        &ep,
+        &env.repo,
+        &["push", "org/big", "--remote", &addr],
+    )
+    .output()
+    .unwrap());
     // S3 gives a multipart object the ETag "<md5 of the parts' md5s>-<parts>".
     let digest = blake3::hash(&content).to_hex().to_string();
     let (head, _) = curl(&ep, "HEAD", &format!("{prefix}/payloads/{digest}"), None);
@@ -390,15 +458,23 @@ fn a_large_payload_goes_up_in_parts_and_only_when_it_hashes_right() {
     assert!(head.contains(&format!("{len}")), "{head}");
 
     let fresh = env.path("fresh");
-    ok(spfs(&env, &ep, &fresh, &["pull", "org/big", "--remote", &addr])
-        .output()
-        .unwrap());
+    ok(
+        spfs(&env, &ep, &fresh, &["pull", "org/big", "--remote", &addr])
+            .output()
+            .unwrap(),
+    );
     let rendered = env.path("rendered");
     ok(spfs(
         &env,
         &ep,
         &fresh,
-        &["render", "org/big", rendered.to_str().unwrap(), "--strategy", "copy"],
+        &[
+            "render",
+            "org/big",
+            rendered.to_str().unwrap(),
+            "--strategy",
+            "copy",
+        ],
     )
     .output()
     .unwrap());
@@ -418,7 +494,10 @@ fn a_large_payload_goes_up_in_parts_and_only_when_it_hashes_right() {
     );
     assert!(!remote.has_payload(&wrong).unwrap());
     let keys = list_keys(&ep, &prefix);
-    assert!(!keys.iter().any(|k| k.contains(&wrong.to_string())), "{keys:?}");
+    assert!(
+        !keys.iter().any(|k| k.contains(&wrong.to_string())),
+        "{keys:?}"
+    );
 }
 
 #[test]
@@ -439,5 +518,8 @@ fn an_unreachable_endpoint_fails_with_what_to_check() {
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.starts_with("error: opening s3://nowhere/p: "), "{err}");
-    assert!(err.contains("help: check that the S3 endpoint is reachable"), "{err}");
+    assert!(
+        err.contains("help: check that the S3 endpoint is reachable"),
+        "{err}"
+    );
 }

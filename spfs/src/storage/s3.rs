@@ -247,12 +247,12 @@ impl S3Repository {
                     },
                 ))
                 .map_err(|e| self.error("listing", prefix, e))?;
-            out.extend(
-                page.result
-                    .objects
-                    .into_iter()
-                    .filter_map(|o| o.location.as_ref().strip_prefix(&self.prefix).map(String::from)),
-            );
+            out.extend(page.result.objects.into_iter().filter_map(|o| {
+                o.location
+                    .as_ref()
+                    .strip_prefix(&self.prefix)
+                    .map(String::from)
+            }));
             match page.page_token {
                 Some(t) => token = Some(t),
                 None => return Ok(out),
@@ -270,7 +270,7 @@ impl S3Repository {
                 Some((seq, k))
             })
             .collect();
-        versions.sort_by(|a, b| b.0.cmp(&a.0));
+        versions.sort_by_key(|v| std::cmp::Reverse(v.0));
         Ok(versions)
     }
 
@@ -364,10 +364,16 @@ fn remote_error(action: &str, address: String, e: object_store::Error) -> Error 
         || text.contains("dns error")
         || text.contains("error sending request")
     {
-        Some("check that the S3 endpoint is reachable (AWS_ENDPOINT_URL or the remote's 'endpoint')")
+        Some(
+            "check that the S3 endpoint is reachable (AWS_ENDPOINT_URL or the remote's 'endpoint')",
+        )
     } else if text.contains("NoSuchBucket") {
         Some("create the bucket, or fix the bucket name in the address")
-    } else if text.contains("403") || text.contains("AccessDenied") || text.contains("SignatureDoesNotMatch") || text.contains("InvalidAccessKeyId") {
+    } else if text.contains("403")
+        || text.contains("AccessDenied")
+        || text.contains("SignatureDoesNotMatch")
+        || text.contains("InvalidAccessKeyId")
+    {
         Some("check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
     } else {
         None
@@ -643,29 +649,31 @@ impl TagStore for S3Repository {
         };
         if missing.len() > 1 {
             let store = Arc::clone(&self.store);
-            let fetched: Vec<(String, std::result::Result<bytes::Bytes, object_store::Error>)> =
-                handle.block_on(
-                    futures_util::stream::iter(missing.into_iter().map(|rel| {
-                        let store = Arc::clone(&store);
-                        let key = self.key(rel);
-                        let rel = rel.clone();
-                        async move {
-                            let r = match key {
-                                Ok(key) => match store.get(&key).await {
-                                    Ok(g) => g.bytes().await,
-                                    Err(e) => Err(e),
-                                },
-                                Err(_) => Err(object_store::Error::NotFound {
-                                    path: rel.clone(),
-                                    source: "invalid key".into(),
-                                }),
-                            };
-                            (rel, r)
-                        }
-                    }))
-                    .buffer_unordered(16)
-                    .collect(),
-                );
+            let fetched: Vec<(
+                String,
+                std::result::Result<bytes::Bytes, object_store::Error>,
+            )> = handle.block_on(
+                futures_util::stream::iter(missing.into_iter().map(|rel| {
+                    let store = Arc::clone(&store);
+                    let key = self.key(rel);
+                    let rel = rel.clone();
+                    async move {
+                        let r = match key {
+                            Ok(key) => match store.get(&key).await {
+                                Ok(g) => g.bytes().await,
+                                Err(e) => Err(e),
+                            },
+                            Err(_) => Err(object_store::Error::NotFound {
+                                path: rel.clone(),
+                                source: "invalid key".into(),
+                            }),
+                        };
+                        (rel, r)
+                    }
+                }))
+                .buffer_unordered(16)
+                .collect(),
+            );
             // What failed here is read again below, and reported there.
             if let Ok(mut c) = self.tag_cache.lock() {
                 for (rel, r) in fetched {
@@ -728,4 +736,3 @@ impl Repository for S3Repository {
         PARALLELISM
     }
 }
-
