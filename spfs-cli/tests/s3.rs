@@ -513,6 +513,9 @@ fn an_unreachable_endpoint_fails_with_what_to_check() {
         &env.repo,
         &["push", "org/x", "--remote", "s3://nowhere/p"],
     )
+    .env("AWS_ACCESS_KEY_ID", "AKIDUNREACHABLE")
+    .env("AWS_SECRET_ACCESS_KEY", "unreachable")
+    .env("AWS_REGION", "us-east-1")
     .output()
     .unwrap();
     let err = stderr(&out);
