@@ -179,6 +179,21 @@ fn push_then_pull_through_s3_round_trips_and_skips_what_is_there() {
     .unwrap());
     assert!(err.contains("0 object(s), 0 payload(s), 0 B"), "{err}");
     assert!(err.contains("0 tag(s)"), "{err}");
+    // A new layer sharing all but one file with it: only that file's content goes up
+    // (the others are found on the server).
+    let grown = env.path("grown");
+    sample_tree(&grown);
+    write(&grown.join("new.txt"), b"only in the grown tree\n", 0o644);
+    env.commit(&grown, &["org/grown"]);
+    let (_, err) = ok(spfs(
+        &env,
+        &ep,
+        &env.repo,
+        &["push", "org/grown", "--remote", &addr],
+    )
+    .output()
+    .unwrap());
+    assert!(err.contains("2 object(s), 1 payload(s)"), "{err}");
 
     // Pull into an empty repository from the configured origin.
     let fresh = env.path("fresh");
@@ -224,12 +239,18 @@ fn push_then_pull_through_s3_round_trips_and_skips_what_is_there() {
     .output()
     .unwrap());
     let ours = repo(&ep, &prefix);
-    assert_eq!(ours.list_tag_names("").unwrap(), vec!["org/sample"]);
+    assert_eq!(
+        ours.list_tag_names("").unwrap(),
+        vec!["org/grown", "org/sample"]
+    );
     assert_eq!(
         ours.list_tag_names("org/sample").unwrap(),
         vec!["org/sample"]
     );
-    assert_eq!(ours.list_tag_names("or").unwrap(), vec!["org/sample"]);
+    assert_eq!(
+        ours.list_tag_names("or").unwrap(),
+        vec!["org/grown", "org/sample"]
+    );
     assert!(ours.list_tag_names("org/samp").unwrap().is_empty());
     assert_eq!(
         repo(&ep, &sibling).list_tag_names("").unwrap(),

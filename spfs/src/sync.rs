@@ -147,7 +147,9 @@ fn copy_in_pool(
     let payloads: Vec<Digest> = payloads.into_iter().collect();
     payloads.par_iter().try_for_each(|d| -> Result<()> {
         crate::signals::check()?;
-        if dst.has_payload(d)? || (*d == empty && !src.has_payload(d)?) {
+        if (!dst.write_finds_existing() && dst.has_payload(d)?)
+            || (*d == empty && !src.has_payload(d)?)
+        {
             return Ok(());
         }
         let (mut reader, _, mode) = src.open_payload_stream(d)?;

@@ -522,6 +522,10 @@ impl PayloadStore for S3Repository {
         Ok((Box::new(reader), size, mode))
     }
 
+    fn write_finds_existing(&self) -> bool {
+        true
+    }
+
     fn write_payload_stream(
         &self,
         digest: &Digest,
@@ -555,8 +559,29 @@ impl PayloadStore for S3Repository {
                 return Err(corrupt(actual));
             }
             let n = first.len() as u64;
-            self.put_small(&key, &rel, first, Some(mode))?;
-            return Ok(n);
+            // Create-only: a payload already stored answers 412 and is left as it is.
+            let put = self.runtime.block_on(self.store.put_opts(
+                &key,
+                PutPayload::from(first),
+                PutOptions {
+                    mode: PutMode::Create,
+                    attributes: mode_attributes(mode),
+                    ..Default::default()
+                },
+            ));
+            return match put {
+                Ok(_) => Ok(n),
+                Err(object_store::Error::AlreadyExists { .. }) => Ok(0),
+                Err(e) => Err(self.error("writing", &rel, e)),
+            };
+        }
+        // (A create-only condition on completing a multipart upload is ignored by
+        // radosgw: ask first.)
+        if self
+            .exists(&key)
+            .map_err(|e| self.error("looking up", &rel, e))?
+        {
+            return Ok(0);
         }
         // Larger: a multipart upload, completed only if the content hashes right.
         // (The upload spawns its part requests on the runtime.)

@@ -36,6 +36,12 @@ pub trait PayloadStore: Send + Sync {
         reader: &mut dyn Read,
         mode: u32,
     ) -> Result<u64>;
+    /// True when [`PayloadStore::write_payload_stream`] notices a stored payload by
+    /// itself, at no more cost than [`PayloadStore::has_payload`] (returning 0), so a
+    /// transfer need not ask first: an S3 create-only PUT answers 412 for it.
+    fn write_finds_existing(&self) -> bool {
+        false
+    }
 }
 
 /// Tags with history.
