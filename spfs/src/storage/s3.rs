@@ -41,6 +41,9 @@ use crate::error::{Error, Result};
 pub const MULTIPART_THRESHOLD: usize = 16 << 20;
 /// The size of each part of a multipart upload.
 pub const PART_SIZE: usize = 8 << 20;
+/// Payloads larger than this are looked up before they are sent; smaller ones go
+/// up with a create-only PUT that the server refuses (412) if it has them.
+const ASK_FIRST_ABOVE: usize = 256 << 10;
 /// Parts of one upload in flight at once.
 const PARTS_IN_FLIGHT: usize = 4;
 /// Requests a transfer keeps in flight against S3 (see [`Repository::parallelism`]).
@@ -553,6 +556,16 @@ impl PayloadStore for S3Repository {
             .take(MULTIPART_THRESHOLD as u64 + 1)
             .read_to_end(&mut first)
             .map_err(read_err)?;
+        // Above a few round trips' worth of bytes, ask before sending: the server may
+        // have it. (Radosgw also ignores a create-only condition when completing a
+        // multipart upload.)
+        if first.len() > ASK_FIRST_ABOVE
+            && self
+                .exists(&key)
+                .map_err(|e| self.error("looking up", &rel, e))?
+        {
+            return Ok(0);
+        }
         if first.len() <= MULTIPART_THRESHOLD {
             let actual = Digest::of(&first);
             if actual != *digest {
@@ -575,14 +588,7 @@ impl PayloadStore for S3Repository {
                 Err(e) => Err(self.error("writing", &rel, e)),
             };
         }
-        // (A create-only condition on completing a multipart upload is ignored by
-        // radosgw: ask first.)
-        if self
-            .exists(&key)
-            .map_err(|e| self.error("looking up", &rel, e))?
-        {
-            return Ok(0);
-        }
+
         // Larger: a multipart upload, completed only if the content hashes right.
         // (The upload spawns its part requests on the runtime.)
         let _context = self.runtime.enter();
