@@ -28,7 +28,6 @@ fn endpoint(test: &str) -> Option<String> {
                 panic!("{msg}: CI must run the S3 tests");
             }
             println!("{msg}");
-            eprintln!("{msg}");
             None
         }
     }
