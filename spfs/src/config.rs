@@ -56,6 +56,11 @@ pub enum Address {
         bucket: String,
         /// Key prefix inside it, without leading or trailing `/`.
         prefix: String,
+        /// The S3 endpoint URL (`remote.NAME.endpoint`); `None`: `$AWS_ENDPOINT_URL`,
+        /// else AWS.
+        endpoint: Option<String>,
+        /// The region (`remote.NAME.region`); `None`: `$AWS_REGION`, else `us-east-1`.
+        region: Option<String>,
     },
 }
 
@@ -86,6 +91,8 @@ impl Address {
                 Ok(Address::S3 {
                     bucket: bucket.to_string(),
                     prefix: prefix.trim_matches('/').to_string(),
+                    endpoint: None,
+                    region: None,
                 })
             }
             other => Err(bad(&format!("unknown scheme '{other}'"))),
@@ -98,8 +105,8 @@ impl fmt::Display for Address {
         match self {
             Address::File(p) => write!(f, "file://{}", p.display()),
             Address::Tar(p) => write!(f, "tar://{}", p.display()),
-            Address::S3 { bucket, prefix } if prefix.is_empty() => write!(f, "s3://{bucket}"),
-            Address::S3 { bucket, prefix } => write!(f, "s3://{bucket}/{prefix}"),
+            Address::S3 { bucket, prefix, .. } if prefix.is_empty() => write!(f, "s3://{bucket}"),
+            Address::S3 { bucket, prefix, .. } => write!(f, "s3://{bucket}/{prefix}"),
         }
     }
 }
@@ -275,8 +282,19 @@ impl Config {
                             bad(format!("remote.{name} must be a table ([remote.{name}])"))
                         })?;
                         let mut address = None;
+                        let (mut endpoint, mut region) = (None, None);
                         for (key, v) in remote.iter() {
                             match key {
+                                "endpoint" | "region" => {
+                                    let s = v.as_str().ok_or_else(|| {
+                                        bad(format!("remote.{name}.{key} must be a string"))
+                                    })?;
+                                    if key == "endpoint" {
+                                        endpoint = Some(s.to_string());
+                                    } else {
+                                        region = Some(s.to_string());
+                                    }
+                                }
                                 "address" => {
                                     let s = v.as_str().ok_or_else(|| {
                                         bad(format!("remote.{name}.address must be a string"))
@@ -290,8 +308,22 @@ impl Config {
                                 }
                             }
                         }
-                        let address = address
+                        let mut address = address
                             .ok_or_else(|| bad(format!("remote.{name} has no 'address'")))?;
+                        if endpoint.is_some() || region.is_some() {
+                            let Address::S3 {
+                                endpoint: e,
+                                region: r,
+                                ..
+                            } = &mut address
+                            else {
+                                return Err(bad(format!(
+                                    "remote.{name}: 'endpoint' and 'region' apply to s3:// addresses only"
+                                )));
+                            };
+                            *e = endpoint;
+                            *r = region;
+                        }
                         self.remotes.insert(
                             name.to_string(),
                             Setting {

@@ -501,6 +501,19 @@ pub enum Error {
         problem: FuseProblem,
     },
 
+    /// A request to a remote store (S3) failed, or the remote is not usable.
+    #[error("{action} {address}: {reason}")]
+    Remote {
+        /// What was being done ("reading payload 1a2b... from", "opening").
+        action: String,
+        /// The remote's address (`s3://bucket/prefix`) or key.
+        address: String,
+        /// What went wrong.
+        reason: String,
+        /// What to do about it.
+        hint: Option<String>,
+    },
+
     /// An I/O failure on a named path.
     #[error("{}", io_message(action, path, source))]
     Io {
@@ -873,6 +886,10 @@ impl Help for Error {
                 _ => return Vec::new(),
             },
             Error::Interrupted => return Vec::new(),
+            Error::Remote { hint, .. } => match hint {
+                Some(hint) => hint.clone(),
+                None => return Vec::new(),
+            },
             Error::Io { source, .. } => match io_hint(source) {
                 Some(hint) => hint.into(),
                 None => return Vec::new(),

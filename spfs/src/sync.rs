@@ -69,6 +69,23 @@ pub fn copy(
     tags: &[(String, Digest)],
     progress: &Progress,
 ) -> Result<SyncReport> {
+    // Enough threads to keep the slower side busy: requests to a remote mostly wait.
+    let threads = src.parallelism().max(dst.parallelism());
+    if threads > rayon::current_num_threads() {
+        if let Ok(pool) = rayon::ThreadPoolBuilder::new().num_threads(threads).build() {
+            return pool.install(|| copy_in_pool(src, dst, roots, tags, progress));
+        }
+    }
+    copy_in_pool(src, dst, roots, tags, progress)
+}
+
+fn copy_in_pool(
+    src: &dyn Repository,
+    dst: &dyn Repository,
+    roots: &[Digest],
+    tags: &[(String, Digest)],
+    progress: &Progress,
+) -> Result<SyncReport> {
     // From the first look at what dst holds until the tags are set.
     let _hold = dst.hold_for_writing()?;
     // Walk the source from the roots, level by level, skipping what dst holds.
@@ -133,11 +150,29 @@ pub fn copy(
     let payloads: Vec<Digest> = payloads.into_iter().collect();
     payloads.par_iter().try_for_each(|d| -> Result<()> {
         crate::signals::check()?;
-        if dst.has_payload(d)? || (*d == empty && !src.has_payload(d)?) {
+        if (!dst.write_finds_existing() && dst.has_payload(d)?)
+            || (*d == empty && !src.has_payload(d)?)
+        {
             return Ok(());
         }
         let (mut reader, _, mode) = src.open_payload_stream(d)?;
-        let n = dst.write_payload_stream(d, &mut reader, mode)?;
+        let n = dst
+            .write_payload_stream(d, &mut reader, mode)
+            .map_err(|e| match e {
+                // What arrived is wrong: the source holds a corrupt copy.
+                Error::Corrupt {
+                    what,
+                    digest,
+                    reason,
+                    ..
+                } => Error::Corrupt {
+                    what,
+                    digest,
+                    path: src.describe().into(),
+                    reason: format!("{reason} when copied from there (nothing was stored)"),
+                },
+                other => other,
+            })?;
         if n > 0 {
             n_payloads.fetch_add(1, Ordering::Relaxed);
             bytes.fetch_add(n, Ordering::Relaxed);

@@ -579,19 +579,8 @@ pub(super) fn open_remote_store(
 ) -> Result<(String, Box<dyn spfs::storage::Repository>), CliError> {
     let label = name.unwrap_or(spfs::config::DEFAULT_REMOTE).to_string();
     let address = spfs::config::current()?.remote(name)?;
-    let store: Box<dyn spfs::storage::Repository> = match &address {
-        spfs::config::Address::File(path) => Box::new(if create {
-            spfs::storage::LocalRepository::open_or_create(path)?
-        } else {
-            spfs::storage::LocalRepository::open(path)?
-        }),
-        other => {
-            return Err(CliError::new(format!(
-                "remote '{label}' ({other}): this kind of remote is not supported yet"
-            ))
-            .help("use a file:/// remote (a shared directory)"))
-        }
-    };
+    let store = spfs::storage::open_remote(&address, create)
+        .map_err(|e| CliError::from(e).help(format!("remote '{label}' is {address}")))?;
     Ok((label, store))
 }
 

@@ -285,6 +285,16 @@ fn show_config(cli: &Cli) -> Result<i32> {
     );
     for (name, r) in &cfg.remotes {
         outln!("remote.{name}.address = {}    # from {}", r.value, r.source);
+        if let spfs::config::Address::S3 {
+            endpoint, region, ..
+        } = &r.value
+        {
+            for (key, v) in [("endpoint", endpoint), ("region", region)] {
+                if let Some(v) = v {
+                    outln!("remote.{name}.{key} = {v}    # from {}", r.source);
+                }
+            }
+        }
     }
     if cfg.files.is_empty() {
         eprintln!("no configuration file found (looked in /etc/spfs.toml, ~/.config/spfs/spfs.toml, $SPFS_CONFIG)");

@@ -1,7 +1,7 @@
 //! Remotes: push, pull, and the pulls `spfs run` makes (docs/remotes.md).
 
 use cli_policy::{outln, Report};
-use spfs::config::{Address, DEFAULT_REMOTE};
+use spfs::config::DEFAULT_REMOTE;
 use spfs::progress::human_bytes;
 use spfs::storage::{LocalRepository, Repository};
 use spfs::sync::{copy, fetch_missing, resolve, Remotes, SyncReport};
@@ -11,30 +11,22 @@ use super::progress::bar;
 use super::{Cli, Result};
 
 /// Opens the remote a name or address designates (the default remote for `None`).
-/// `create` makes a missing `file://` repository (a push target).
+/// `create` makes a missing repository (a push target).
 pub fn open_remote(name: Option<&str>, create: bool) -> Result<(String, Box<dyn Repository>)> {
     let cfg = spfs::config::current()?;
     let label = name.unwrap_or(DEFAULT_REMOTE).to_string();
     let address = cfg.remote(name)?;
-    let repo = open_address(&address, create).map_err(|e| {
-        Report::from(e).help(format!("remote '{label}' is {address} (see 'spfs config')"))
-    })?;
+    let repo = spfs::storage::open_remote(&address, create)
+        .map_err(|e| Report::from(e).help(format!("remote '{label}' is {address}")))?;
     Ok((label, repo))
 }
 
 /// Opens the repository at `address`.
-fn open_address(address: &Address, create: bool) -> spfs::Result<Box<dyn Repository>> {
-    match address {
-        Address::File(path) => Ok(Box::new(if create {
-            LocalRepository::open_or_create(path)?
-        } else {
-            LocalRepository::open(path)?
-        })),
-        other => Err(Error::RemoteUnavailable {
-            name: other.to_string(),
-            reason: "this kind of remote is not supported yet".into(),
-        }),
-    }
+fn open_address(
+    address: &spfs::config::Address,
+    create: bool,
+) -> spfs::Result<Box<dyn Repository>> {
+    spfs::storage::open_remote(address, create)
 }
 
 /// The configured remotes, `origin` first, each opened when first asked.

@@ -47,7 +47,9 @@ fn later_files_and_the_environment_win_and_sources_are_recorded() {
         origin.value,
         Address::S3 {
             bucket: "bucket".into(),
-            prefix: "team/spfs".into()
+            prefix: "team/spfs".into(),
+            endpoint: None,
+            region: None,
         }
     );
     assert_eq!(origin.source, Source::File(user));
@@ -140,4 +142,36 @@ fn addresses_print_as_they_parse() {
     ] {
         assert_eq!(Address::parse(a).unwrap().to_string(), a);
     }
+}
+
+#[test]
+fn s3_remotes_take_an_endpoint_and_a_region_and_other_remotes_refuse_them() {
+    let d = tempfile::tempdir().unwrap();
+    let p = file(
+        d.path(),
+        "c.toml",
+        "[remote.cloud]\nregion = \"eu-west-1\"\naddress = \"s3://b/p\"\nendpoint = \"http://127.0.0.1:7480\"\n",
+    );
+    let cfg = Config::load_from(std::slice::from_ref(&p), &[]).unwrap();
+    assert_eq!(
+        cfg.remotes["cloud"].value,
+        Address::S3 {
+            bucket: "b".into(),
+            prefix: "p".into(),
+            endpoint: Some("http://127.0.0.1:7480".into()),
+            region: Some("eu-west-1".into()),
+        }
+    );
+    let p = file(
+        d.path(),
+        "d.toml",
+        "[remote.disk]\naddress = \"file:///x\"\nendpoint = \"http://h\"\n",
+    );
+    let e = Config::load_from(std::slice::from_ref(&p), &[])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("remote.disk: 'endpoint' and 'region' apply to s3:// addresses only"),
+        "{e}"
+    );
 }

@@ -9,6 +9,7 @@ mod gc_lock;
 mod local;
 mod payloads;
 mod references;
+pub mod s3;
 mod tags;
 mod traits;
 mod transaction;
@@ -21,3 +22,36 @@ pub use payloads::{hash_stream, payload_mode, read_only_mode};
 pub use tags::{parse_tag_version, tag_dirs_read, validate_tag_name, TagDir, TagEntry, TagStamp};
 pub use traits::{ObjectStore, PayloadStore, Repository, TagLevel, TagStore};
 pub use transaction::Transaction;
+
+use crate::config::Address;
+use crate::error::{Error, Result};
+
+/// Opens the repository at a remote address: `file://` (a directory; `create` makes
+/// a missing one, as a push does) or `s3://` (`create` writes its `VERSION`).
+pub fn open_remote(address: &Address, create: bool) -> Result<Box<dyn Repository>> {
+    match address {
+        Address::File(path) => Ok(Box::new(if create {
+            LocalRepository::open_or_create(path)?
+        } else {
+            LocalRepository::open(path)?
+        })),
+        Address::S3 {
+            bucket,
+            prefix,
+            endpoint,
+            region,
+        } => Ok(Box::new(s3::S3Repository::open(
+            &s3::S3Location {
+                bucket: bucket.clone(),
+                prefix: prefix.clone(),
+                endpoint: endpoint.clone(),
+                region: region.clone(),
+            },
+            create,
+        )?)),
+        Address::Tar(_) => Err(Error::RemoteUnavailable {
+            name: address.to_string(),
+            reason: "this kind of remote is not supported yet".into(),
+        }),
+    }
+}

@@ -562,7 +562,7 @@ pub struct TagDir {
     pub dirs: Vec<String>,
 }
 
-fn current_user() -> String {
+pub(crate) fn current_user() -> String {
     std::env::var("USER")
         .ok()
         .filter(|u| !u.is_empty())

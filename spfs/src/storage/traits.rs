@@ -65,6 +65,13 @@ pub trait PayloadStore: Send + Sync {
         }
         Ok(bytes)
     }
+
+    /// True when [`PayloadStore::write_payload_stream`] notices a stored payload by
+    /// itself, at no more cost than [`PayloadStore::has_payload`] (returning 0), so a
+    /// transfer need not ask first: an S3 create-only PUT answers 412 for it.
+    fn write_finds_existing(&self) -> bool {
+        false
+    }
 }
 
 /// One level of the tags tree: what [`TagStore::list_tag_dir`] returns.
@@ -123,6 +130,11 @@ pub trait Repository: ObjectStore + PayloadStore + TagStore {
     /// Keeps the store's garbage collection from removing what a transfer relies on
     /// until the returned value is dropped (docs/gc.md).
     fn hold_for_writing(&self) -> Result<Box<dyn std::any::Any>>;
+    /// Requests worth keeping in flight at once during a transfer: the CPU count
+    /// for a local disk, more for a remote where each request mostly waits.
+    fn parallelism(&self) -> usize {
+        rayon::current_num_threads()
+    }
 }
 
 impl ObjectStore for LocalRepository {
