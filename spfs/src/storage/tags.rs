@@ -625,7 +625,7 @@ impl LocalRepository {
                 Err(e) => {
                     return Err(Error::io(
                         "reading",
-                        &path.join(child),
+                        path.join(child),
                         std::io::Error::from(e),
                     ))
                 }
