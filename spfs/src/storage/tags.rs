@@ -2,7 +2,10 @@
 //!
 //! A tag `org/name` is the file `tags/org/name.tag`, one line per version, oldest
 //! first: `<digest hex> <unix seconds> <user>`. Updates rewrite the file through a
-//! renamed temporary file while holding an exclusive `flock` on `name.tag.lock`.
+//! renamed temporary file while holding an exclusive `flock` on `name.tag.lock`; a new
+//! tag is created without a lock by a rename that fails if the name exists. A batch of
+//! tags is made durable with one flush of its contents before the renames and one of
+//! the changed directories after them (docs/repository-layout.md).
 
 use std::fs;
 use std::io::Write;
