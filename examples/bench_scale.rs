@@ -10,7 +10,7 @@
 //! memory. Prints one markdown table row per size.
 //!
 //! Usage: bench_scale --dir DIR --spk PATH SIZE...   ($PUBLISHERS concurrent publishers,
-//! default 4: the disk's flushes, not the CPU, bound one publisher)
+//! default 4; $BATCH packages of 20 recipes per publish call, default 50)
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use spk::request::{PkgRequest, Request};
 use spk::solve::{SolveOptions, Solver};
+use spk::spec::Spec;
 use spk::storage::{bulk, MemRepository, PackageRepository, SpfsRepository};
 use spk::OptionMap;
 
@@ -64,6 +65,14 @@ fn publishers() -> usize {
         .unwrap_or(4)
 }
 
+/// Packages per publish call: `$BATCH`, default 50.
+fn batch_packages() -> usize {
+    std::env::var("BATCH")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(50)
+}
+
 /// Read and write system calls of this process so far (`/proc/self/io`).
 fn syscalls() -> u64 {
     let text = std::fs::read_to_string("/proc/self/io").unwrap_or_default();
@@ -103,12 +112,16 @@ fn measure(versions: usize, dir: &Path, spk: &Path) -> Row {
     let disk = SpfsRepository::open_or_create(&root).unwrap();
     let recipes: usize = packages.iter().map(Vec::len).sum();
 
-    // Publish, one package (20 recipes with their stub builds) at a time, as
-    // `spk publish --stub-builds DIR` does for a directory. Besides time (which the
-    // disk's flushes dominate, and other work on the machine disturbs), count the work
-    // per recipe: tag directories listed and read/write system calls.
-    // PUBLISHERS processes would do the same; threads share one handle here.
-    let slots: Vec<std::sync::Mutex<(f64, (f64, f64))>> = (0..packages.len())
+    // Publish $BATCH packages (default 50: 1,000 recipes with their stub builds) per
+    // call, as `spk publish --stub-builds DIR` does for a directory holding them. Besides
+    // time (which the disk's flushes dominate, and other work on the machine disturbs),
+    // count the work per recipe: tag directories listed and read/write system calls.
+    // $PUBLISHERS processes would do the same; threads share one handle here.
+    let batches: Vec<Vec<Spec>> = packages
+        .chunks(batch_packages())
+        .map(|c| c.concat())
+        .collect();
+    let slots: Vec<std::sync::Mutex<(f64, (f64, f64))>> = (0..batches.len())
         .map(|_| std::sync::Mutex::new((0.0, (0.0, 0.0))))
         .collect();
     let next = std::sync::atomic::AtomicUsize::new(0);
@@ -117,7 +130,7 @@ fn measure(versions: usize, dir: &Path, spk: &Path) -> Row {
         for _ in 0..publishers() {
             scope.spawn(|| loop {
                 let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let Some(specs) = packages.get(i) else { break };
+                let Some(specs) = batches.get(i) else { break };
                 let t = Instant::now();
                 let (dirs0, calls0) = (spfs::storage::tag_dirs_read(), syscalls());
                 bulk::publish_specs(&disk, specs, &OptionMap::new(), true, false).unwrap();
@@ -153,8 +166,9 @@ fn measure(versions: usize, dir: &Path, spk: &Path) -> Row {
     let per_recipe_last = avg(&per_package[per_package.len() - tenth..]);
     let per_recipe = publish_total * 1000.0 / recipes as f64;
     eprintln!(
-        "{versions}: published {recipes} recipes in {publish_total:.1} s with {} publishers",
-        publishers()
+        "{versions}: published {recipes} recipes in {publish_total:.1} s with {} publishers, {} packages per batch",
+        publishers(),
+        batch_packages()
     );
 
     let mem = MemRepository::new();

@@ -85,7 +85,7 @@ fn tag_behind_the_back(root: &Path, tag: &str, s: &Spec) {
 }
 
 fn index_file(root: &Path, pkg: &str) -> std::path::PathBuf {
-    root.join("spk-index").join(format!("{pkg}.json"))
+    root.join("spk-index").join(format!("{pkg}.index"))
 }
 
 #[test]
@@ -266,11 +266,17 @@ fn index_rebuild_and_check() {
     std::thread::sleep(std::time::Duration::from_millis(2200));
     repo.rebuild_index().unwrap();
     let path = index_file(root, "a");
+    // The file is a line of JSON (everything but the spec texts), then the spec texts.
     let text = std::fs::read_to_string(&path).unwrap();
-    let mut json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let (header, specs) = text.split_once('\n').unwrap();
+    let mut json: serde_json::Value = serde_json::from_str(header).unwrap();
     json["recipes"]["1.0.0"]["digest"] =
         serde_json::Value::String(spfs::Digest::of(b"x").to_string());
-    std::fs::write(&path, serde_json::to_string(&json).unwrap()).unwrap();
+    std::fs::write(
+        &path,
+        format!("{}\n{specs}", serde_json::to_string(&json).unwrap()),
+    )
+    .unwrap();
     assert!(matches!(states(&repo)["a"], IndexState::Wrong(_)));
     let out = spk(root, &["index", "--check"]);
     assert_eq!(

@@ -104,3 +104,62 @@ fn stamps_change_when_tags_change() {
     // is what the spk package index's racy-stamp rule accounts for; not asserted here.
     assert!(repo.tags_clock().unwrap() > 0);
 }
+
+#[test]
+fn a_batch_creates_new_tags_without_locks_and_updates_existing_ones_with_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = LocalRepository::create(dir.path()).unwrap();
+    let a = repo.write_blob(b"a").unwrap();
+    let b = repo.write_blob(b"b").unwrap();
+    // Two new tags, one of them named twice: its history holds both targets.
+    repo.push_tags(&[
+        ("org/x/one".into(), a),
+        ("org/x/two".into(), a),
+        ("org/x/two".into(), b),
+    ])
+    .unwrap();
+    assert_eq!(repo.resolve_tag("org/x/one").unwrap(), Some(a));
+    let two: Vec<Digest> = repo
+        .tag_history("org/x/two")
+        .unwrap()
+        .iter()
+        .map(|e| e.target)
+        .collect();
+    assert_eq!(two, vec![b, a]);
+    // Created by rename, not under a lock: no lock files, nothing left in tmp/.
+    let files: Vec<String> = std::fs::read_dir(dir.path().join("tags/org/x"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert!(
+        files
+            .iter()
+            .all(|f| f.ends_with(".tag") && !f.ends_with(".lock")),
+        "{files:?}"
+    );
+    assert_eq!(files.len(), 2);
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("tmp")).unwrap().count(),
+        0
+    );
+    // An existing tag is updated (under its lock) and keeps its history; re-pushing the
+    // current target changes nothing.
+    repo.push_tags(&[("org/x/one".into(), b), ("org/x/two".into(), b)])
+        .unwrap();
+    let one: Vec<Digest> = repo
+        .tag_history("org/x/one")
+        .unwrap()
+        .iter()
+        .map(|e| e.target)
+        .collect();
+    assert_eq!(one, vec![b, a]);
+    assert_eq!(repo.tag_history("org/x/two").unwrap().len(), 2);
+    // A tag removed and pushed again is created anew.
+    repo.remove_tag("org/x/one").unwrap();
+    repo.push_tag("org/x/one", &a).unwrap();
+    assert_eq!(repo.tag_history("org/x/one").unwrap().len(), 1);
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("tmp")).unwrap().count(),
+        0
+    );
+}

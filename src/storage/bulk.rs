@@ -177,10 +177,7 @@ fn publish_all(
         .cloned()
         .collect();
     if stub_builds {
-        let lookup = Recipes {
-            repo,
-            pending: &recipes,
-        };
+        let lookup = Recipes::new(repo, &recipes);
         for r in &recipes {
             builds.extend(plan_stub_builds(&lookup, r, options)?);
         }
@@ -234,30 +231,64 @@ fn publish_all(
 /// Recipes in a repository plus those about to be published.
 struct Recipes<'a> {
     repo: &'a dyn PackageRepository,
-    pending: &'a [&'a Spec],
+    /// The recipes about to be published, by package name.
+    pending: HashMap<&'a crate::name::PkgName, Vec<&'a Spec>>,
+    /// What was read from the repository (many recipes share their dependencies).
+    versions_read: std::cell::RefCell<HashMap<crate::name::PkgName, Vec<crate::version::Version>>>,
+    recipes_read: std::cell::RefCell<HashMap<crate::ident::VersionIdent, Arc<Spec>>>,
 }
 
-impl Recipes<'_> {
+impl<'a> Recipes<'a> {
+    fn new(repo: &'a dyn PackageRepository, pending: &[&'a Spec]) -> Self {
+        let mut by_name: HashMap<_, Vec<&Spec>> = HashMap::new();
+        for s in pending {
+            by_name.entry(s.name()).or_default().push(*s);
+        }
+        Recipes {
+            repo,
+            pending: by_name,
+            versions_read: Default::default(),
+            recipes_read: Default::default(),
+        }
+    }
+
     fn versions(
         &self,
         name: &crate::name::PkgName,
     ) -> Result<Vec<crate::version::Version>, StorageError> {
-        let mut versions = self.repo.list_versions(name)?;
-        versions.extend(
-            self.pending
-                .iter()
-                .filter(|s| s.name() == name)
-                .map(|s| s.ident().version.clone()),
-        );
+        let stored = self.versions_read.borrow().get(name).cloned();
+        let mut versions = match stored {
+            Some(v) => v,
+            None => {
+                let v = self.repo.list_versions(name)?;
+                self.versions_read
+                    .borrow_mut()
+                    .insert(name.clone(), v.clone());
+                v
+            }
+        };
+        if let Some(pending) = self.pending.get(name) {
+            versions.extend(pending.iter().map(|s| s.ident().version.clone()));
+        }
         versions.sort();
         versions.dedup_by(|a, b| a.is_identical(b));
         Ok(versions)
     }
 
     fn recipe(&self, ident: &crate::ident::VersionIdent) -> Result<Arc<Spec>, StorageError> {
-        match self.pending.iter().find(|s| s.ident() == ident) {
+        let pending = self.pending.get(&ident.name);
+        match pending.and_then(|p| p.iter().find(|s| s.ident() == ident)) {
             Some(s) => Ok(Arc::new((*s).clone())),
-            None => self.repo.read_recipe(ident),
+            None => {
+                if let Some(r) = self.recipes_read.borrow().get(ident) {
+                    return Ok(r.clone());
+                }
+                let r = self.repo.read_recipe(ident)?;
+                self.recipes_read
+                    .borrow_mut()
+                    .insert(ident.clone(), r.clone());
+                Ok(r)
+            }
         }
     }
 }
@@ -276,7 +307,7 @@ pub fn publish_stub_builds(
     recipe: &Spec,
     options: &OptionMap,
 ) -> Result<Vec<BuildIdent>, BulkError> {
-    let lookup = Recipes { repo, pending: &[] };
+    let lookup = Recipes::new(repo, &[]);
     let mut out = Vec::new();
     for build in plan_stub_builds(&lookup, recipe, options)? {
         repo.publish_build(&build, &stub_layers(&build))?;
@@ -310,7 +341,7 @@ pub fn stub_build(
     recipe: &Spec,
     options: &OptionMap,
 ) -> Result<Spec, BulkError> {
-    stub_build_in(&Recipes { repo, pending: &[] }, recipe, options)
+    stub_build_in(&Recipes::new(repo, &[]), recipe, options)
 }
 
 fn stub_build_in(repo: &Recipes, recipe: &Spec, options: &OptionMap) -> Result<Spec, BulkError> {

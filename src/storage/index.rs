@@ -27,7 +27,9 @@ use crate::version::Version;
 /// Directory of the index, under the spfs repository root.
 pub const INDEX_DIR: &str = "spk-index";
 /// Version of the index file format; files of another version are rebuilt.
-pub const INDEX_FORMAT: u32 = 2;
+pub const INDEX_FORMAT: u32 = 3;
+/// File name suffix of an index file: `<name>.index`.
+pub const INDEX_SUFFIX: &str = ".index";
 /// A directory stamp this close to the time it was read is not trusted.
 pub const RACY_NS: i128 = 2_000_000_000;
 
@@ -36,70 +38,14 @@ const SPEC_PREFIX: &str = "spk/spec";
 const MAX_SPEC_BYTES: u64 = 16 << 20;
 
 /// A tag's target and the spec it holds.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(from = "EntryFile", into = "EntryFile")]
+#[derive(Debug, Clone)]
 struct Entry {
     stamp: TagStamp,
     digest: String,
-    /// The spec as JSON, or as YAML when it does not read back identical from JSON.
-    text: Arc<str>,
-    yaml: bool,
     spec: IndexedSpec,
-}
-
-/// An [`Entry`] as written: the summary is read with the index, the spec text only
-/// when the spec is used.
-#[derive(Serialize, Deserialize)]
-struct EntryFile {
-    stamp: TagStamp,
-    digest: String,
-    summary: SpecSummary,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    json: Option<Box<serde_json::value::RawValue>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    yaml: Option<String>,
-}
-
-impl From<Entry> for EntryFile {
-    fn from(e: Entry) -> Self {
-        let (json, yaml) = if e.yaml {
-            (None, Some(e.text.to_string()))
-        } else {
-            // The text came from serde_json (written or read), so it is valid JSON.
-            match serde_json::value::RawValue::from_string(e.text.to_string()) {
-                Ok(raw) => (Some(raw), None),
-                Err(_) => (
-                    None,
-                    Some(e.spec.spec().map(|s| s.to_yaml()).unwrap_or_default()),
-                ),
-            }
-        };
-        EntryFile {
-            stamp: e.stamp,
-            digest: e.digest,
-            summary: (*e.spec.summary).clone(),
-            json,
-            yaml,
-        }
-    }
-}
-
-impl From<EntryFile> for Entry {
-    fn from(f: EntryFile) -> Self {
-        let (text, yaml): (Arc<str>, bool) = match (f.json, f.yaml) {
-            (Some(j), _) => (j.get().into(), false),
-            (None, Some(y)) => (y.into(), true),
-            // Parsing it reports the problem, when (and only if) the spec is used.
-            (None, None) => (Arc::from(""), false),
-        };
-        Entry {
-            spec: IndexedSpec::lazy(f.summary, text.clone(), yaml, f.digest.clone()),
-            stamp: f.stamp,
-            digest: f.digest,
-            text,
-            yaml,
-        }
-    }
+    /// The text to store for a spec read from its tag (JSON, or YAML when the flag is
+    /// set); a spec read from an index file keeps its text in `spec`.
+    text: Option<(Arc<str>, bool)>,
 }
 
 impl Entry {
@@ -107,17 +53,28 @@ impl Entry {
         let json = serde_json::to_string(&spec)
             .ok()
             .filter(|t| serde_json::from_str::<Spec>(t).is_ok_and(|back| back == spec));
-        let (text, yaml) = match json {
+        let text = match json {
             Some(t) => (Arc::from(t), false),
             None => (Arc::from(spec.to_yaml()), true),
         };
         Entry {
             stamp,
             digest,
-            text,
-            yaml,
             spec: IndexedSpec::new(Arc::new(spec)),
+            text: Some(text),
         }
+    }
+
+    /// The spec's text as it is stored, and whether it is YAML.
+    fn stored_text(&self) -> (std::borrow::Cow<'_, str>, bool) {
+        if let Some((t, yaml)) = &self.text {
+            return (std::borrow::Cow::Borrowed(t), *yaml);
+        }
+        if let Some((t, yaml)) = self.spec.text() {
+            return (std::borrow::Cow::Borrowed(t), yaml);
+        }
+        let yaml = self.spec.spec().map(|s| s.to_yaml()).unwrap_or_default();
+        (std::borrow::Cow::Owned(yaml), true)
     }
 }
 
@@ -142,16 +99,15 @@ impl DirRecord {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone)]
 struct VersionRecord {
     dir: DirRecord,
     builds: BTreeMap<String, Entry>,
 }
 
 /// The index of one package: what one index file holds.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone)]
 struct PackageIndex {
-    format: u32,
     package: String,
     /// `tags/spk/spec/<name>`: recipes (`<version>.tag`) and version directories.
     dir: DirRecord,
@@ -159,7 +115,6 @@ struct PackageIndex {
     recipes: BTreeMap<String, Entry>,
     /// Build tags by version segment, then build.
     versions: BTreeMap<String, VersionRecord>,
-    #[serde(skip)]
     view: Option<Arc<PackageVersions>>,
 }
 
@@ -225,6 +180,180 @@ impl PackageIndex {
     }
 }
 
+/// The first line of an index file: everything but the spec texts, which follow it.
+#[derive(Serialize, Deserialize)]
+struct Header {
+    format: u32,
+    package: String,
+    dir: DirRecord,
+    /// The distinct spec summaries; entries refer to them by position.
+    summaries: Vec<SpecSummary>,
+    recipes: BTreeMap<String, EntryRec>,
+    versions: BTreeMap<String, VersionRec>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct VersionRec {
+    dir: DirRecord,
+    builds: BTreeMap<String, EntryRec>,
+}
+
+/// One spec tag in the header.
+#[derive(Serialize, Deserialize)]
+struct EntryRec {
+    /// The tag file's stamp: inode, size, mtime and ctime (ns).
+    t: (u64, u64, i128, i128),
+    /// The tag's target.
+    digest: String,
+    /// The summary: a position in `summaries`.
+    s: usize,
+    /// Where the spec text is: offset and length in bytes, after the header line.
+    at: (usize, usize),
+    /// The text is YAML (else JSON).
+    #[serde(default, skip_serializing_if = "is_false")]
+    yaml: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// An index file: the header as one line of JSON, then the spec texts.
+fn encode(index: &PackageIndex) -> Vec<u8> {
+    struct Out<'a> {
+        summaries: Vec<&'a SpecSummary>,
+        body: Vec<u8>,
+        /// Texts already written, by digest.
+        placed: HashMap<&'a str, ((usize, usize), bool)>,
+    }
+    impl<'a> Out<'a> {
+        fn entry(&mut self, e: &'a Entry) -> EntryRec {
+            let summary: &'a SpecSummary = &e.spec.summary;
+            let s = match self.summaries.iter().position(|x| *x == summary) {
+                Some(i) => i,
+                None => {
+                    self.summaries.push(summary);
+                    self.summaries.len() - 1
+                }
+            };
+            let (at, yaml) = match self.placed.get(e.digest.as_str()) {
+                Some(p) => *p,
+                None => {
+                    let (text, yaml) = e.stored_text();
+                    let at = (self.body.len(), text.len());
+                    self.body.extend_from_slice(text.as_bytes());
+                    self.placed.insert(&e.digest, (at, yaml));
+                    (at, yaml)
+                }
+            };
+            EntryRec {
+                t: (
+                    e.stamp.ino,
+                    e.stamp.size,
+                    e.stamp.mtime_ns,
+                    e.stamp.ctime_ns,
+                ),
+                digest: e.digest.clone(),
+                s,
+                at,
+                yaml,
+            }
+        }
+    }
+    let mut out = Out {
+        summaries: Vec::new(),
+        body: Vec::new(),
+        placed: HashMap::new(),
+    };
+    let recipes = index
+        .recipes
+        .iter()
+        .map(|(k, e)| (k.clone(), out.entry(e)))
+        .collect();
+    let versions = index
+        .versions
+        .iter()
+        .map(|(k, v)| {
+            let builds = v
+                .builds
+                .iter()
+                .map(|(b, e)| (b.clone(), out.entry(e)))
+                .collect();
+            (k.clone(), VersionRec { dir: v.dir, builds })
+        })
+        .collect();
+    let header = Header {
+        format: INDEX_FORMAT,
+        package: index.package.clone(),
+        dir: index.dir,
+        summaries: out.summaries.iter().map(|s| (*s).clone()).collect(),
+        recipes,
+        versions,
+    };
+    // Compact JSON escapes every newline inside strings: the header is one line.
+    let mut bytes = serde_json::to_vec(&header).unwrap_or_default();
+    bytes.push(b'\n');
+    bytes.extend_from_slice(&out.body);
+    bytes
+}
+
+/// Reads an index file written by [`encode`]: only the header is parsed, each spec text
+/// when its spec is first used.
+fn decode(name: &PkgName, bytes: Vec<u8>) -> std::result::Result<PackageIndex, String> {
+    let line = bytes
+        .iter()
+        .position(|b| *b == b'\n')
+        .ok_or("no header line")?;
+    let header: Header = serde_json::from_slice(&bytes[..line]).map_err(|e| e.to_string())?;
+    if header.format != INDEX_FORMAT || header.package != name.as_str() {
+        return Err(format!(
+            "it is for package '{}' in format {}, expected '{name}' in format {INDEX_FORMAT}",
+            header.package, header.format
+        ));
+    }
+    let base = line + 1;
+    let body = Arc::new(bytes);
+    let summaries: Vec<Arc<SpecSummary>> = header.summaries.into_iter().map(Arc::new).collect();
+    let entry = |r: EntryRec| -> std::result::Result<Entry, String> {
+        let summary = summaries
+            .get(r.s)
+            .cloned()
+            .ok_or_else(|| format!("summary {} of {} does not exist", r.s, r.digest))?;
+        let start = base.saturating_add(r.at.0);
+        let range = start..start.saturating_add(r.at.1);
+        Ok(Entry {
+            stamp: TagStamp {
+                ino: r.t.0,
+                size: r.t.1,
+                mtime_ns: r.t.2,
+                ctime_ns: r.t.3,
+            },
+            spec: IndexedSpec::lazy(summary, body.clone(), range, r.yaml, r.digest.clone()),
+            digest: r.digest,
+            text: None,
+        })
+    };
+    let mut recipes = BTreeMap::new();
+    for (k, r) in header.recipes {
+        recipes.insert(k, entry(r)?);
+    }
+    let mut versions = BTreeMap::new();
+    for (k, v) in header.versions {
+        let mut builds = BTreeMap::new();
+        for (b, r) in v.builds {
+            builds.insert(b, entry(r)?);
+        }
+        versions.insert(k, VersionRecord { dir: v.dir, builds });
+    }
+    Ok(PackageIndex {
+        package: header.package,
+        dir: header.dir,
+        recipes,
+        versions,
+        view: None,
+    })
+}
+
 /// How one package's stored index compares with its tags (`spk index --check`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum IndexState {
@@ -257,7 +386,7 @@ impl IndexStore {
     }
 
     fn file(&self, name: &PkgName) -> PathBuf {
-        self.dir.join(format!("{name}.json"))
+        self.dir.join(format!("{name}{INDEX_SUFFIX}"))
     }
 
     fn cached(&self, name: &PkgName) -> Option<Arc<PackageIndex>> {
@@ -284,47 +413,46 @@ impl IndexStore {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
         };
-        let index: PackageIndex = serde_json::from_slice(&bytes)
-            .map_err(|e| format!("{} is not a valid index: {e}", path.display()))?;
-        if index.format != INDEX_FORMAT || index.package != name.as_str() {
-            return Err(format!(
-                "{} is for package '{}' in format {}, expected '{name}' in format {INDEX_FORMAT}",
-                path.display(),
-                index.package,
-                index.format
-            ));
-        }
-        Ok(Some(index))
+        decode(name, bytes)
+            .map(Some)
+            .map_err(|e| format!("{} is not a valid index: {e}", path.display()))
     }
 
     /// Every version of `name` with its recipe and build specs, from the index, brought
     /// up to date with the tags first.
     pub fn load(&self, repo: &LocalRepository, name: &PkgName) -> Result<Arc<PackageVersions>> {
-        let known = match self.cached(name) {
-            Some(i) => Some(i),
-            None => match self.read_file(name) {
-                Ok(i) => i.map(Arc::new),
-                Err(e) => {
-                    tracing::debug!("package index: {e}; rebuilding it");
-                    None
-                }
-            },
-        };
-        if let Some(index) = &known {
-            if is_current(repo, name, index)? {
-                let index = match index.view {
-                    Some(_) => index.clone(),
-                    None => {
-                        let mut i = (**index).clone();
-                        i.view = Some(i.view(name));
-                        Arc::new(i)
-                    }
-                };
-                self.remember(name, index.clone());
+        if let Some(index) = self.cached(name) {
+            if is_current(repo, name, &index)? {
                 return Ok(index.view(name));
             }
+            return self.refresh_and_save(repo, name, Some(&index));
         }
-        let Some(mut index) = refresh(repo, name, known.as_deref())? else {
+        let stored = match self.read_file(name) {
+            Ok(i) => i,
+            Err(e) => {
+                tracing::debug!("package index: {e}; rebuilding it");
+                None
+            }
+        };
+        match stored {
+            Some(mut index) if is_current(repo, name, &index)? => {
+                index.view = Some(index.view(name));
+                let index = Arc::new(index);
+                self.remember(name, index.clone());
+                Ok(index.view(name))
+            }
+            stored => self.refresh_and_save(repo, name, stored.as_ref()),
+        }
+    }
+
+    /// Brings `known` (or nothing) up to date with the tags, saves and remembers it.
+    fn refresh_and_save(
+        &self,
+        repo: &LocalRepository,
+        name: &PkgName,
+        known: Option<&PackageIndex>,
+    ) -> Result<Arc<PackageVersions>> {
+        let Some(mut index) = refresh(repo, name, known)? else {
             return Ok(Arc::new(PackageVersions {
                 name: name.clone(),
                 versions: Vec::new(),
@@ -342,8 +470,7 @@ impl IndexStore {
     fn write(&self, name: &PkgName, index: &PackageIndex) -> std::io::Result<()> {
         std::fs::create_dir_all(&self.dir)?;
         let mut tmp = tempfile::NamedTempFile::new_in(&self.dir)?;
-        serde_json::to_writer(std::io::BufWriter::new(tmp.as_file_mut()), index)?;
-        tmp.as_file_mut().flush()?;
+        tmp.as_file_mut().write_all(&encode(index))?;
         tmp.persist(self.file(name)).map_err(|e| e.error)?;
         Ok(())
     }
@@ -377,7 +504,11 @@ impl IndexStore {
         rd.flatten()
             .filter_map(|e| {
                 let file = e.file_name().into_string().ok()?;
-                let stem = file.strip_suffix(".json")?;
+                // `<name>.json`: an index of an earlier format.
+                if file.ends_with(".json") {
+                    return Some(e.path());
+                }
+                let stem = file.strip_suffix(INDEX_SUFFIX)?;
                 (!names.iter().any(|n| n.as_str() == stem)).then(|| e.path())
             })
             .collect()
@@ -427,16 +558,16 @@ fn package_dir(name: &PkgName) -> String {
 
 /// Whether `index` still describes the tags: one `stat` per directory, no reads.
 fn is_current(repo: &LocalRepository, name: &PkgName, index: &PackageIndex) -> Result<bool> {
-    let dir = package_dir(name);
-    if !index.dir.settled(repo.tag_dir_stamp(&dir)?) {
+    let segments: Vec<&str> = index.versions.keys().map(String::as_str).collect();
+    let (top, each) = repo.tag_dir_stamps(&package_dir(name), &segments)?;
+    if !index.dir.settled(top) {
         return Ok(false);
     }
-    for (seg, v) in &index.versions {
-        if !v.dir.settled(repo.tag_dir_stamp(&format!("{dir}/{seg}"))?) {
-            return Ok(false);
-        }
-    }
-    Ok(true)
+    Ok(index
+        .versions
+        .values()
+        .zip(each)
+        .all(|(v, now)| v.dir.settled(now)))
 }
 
 /// Reads what changed since `old` (everything without one). `None` if the package has
@@ -453,7 +584,6 @@ fn refresh(
         return Ok(None);
     };
     let mut index = PackageIndex {
-        format: INDEX_FORMAT,
         package: name.to_string(),
         dir: DirRecord::new(listing.stamp, clock),
         recipes: BTreeMap::new(),

@@ -90,8 +90,17 @@ pub struct IndexedSpec {
 #[derive(Debug)]
 struct LazySpec {
     parsed: std::sync::OnceLock<Arc<Spec>>,
-    /// JSON text of the spec (or YAML when `yaml`), and what it is for messages.
-    source: Option<(Arc<str>, bool, String)>,
+    source: Option<SpecText>,
+}
+
+/// Where an unparsed spec's text is: `text[range]`, JSON (or YAML when `yaml`); `what`
+/// names it in messages.
+#[derive(Debug)]
+struct SpecText {
+    text: Arc<Vec<u8>>,
+    range: std::ops::Range<usize>,
+    yaml: bool,
+    what: String,
 }
 
 impl IndexedSpec {
@@ -106,15 +115,35 @@ impl IndexedSpec {
         }
     }
 
-    /// A spec kept as text (JSON, or YAML when `yaml`), parsed on first use.
-    pub(crate) fn lazy(summary: SpecSummary, text: Arc<str>, yaml: bool, what: String) -> Self {
+    /// A spec kept as text (JSON, or YAML when `yaml`): the bytes `range` of `text`,
+    /// parsed on first use.
+    pub(crate) fn lazy(
+        summary: Arc<SpecSummary>,
+        text: Arc<Vec<u8>>,
+        range: std::ops::Range<usize>,
+        yaml: bool,
+        what: String,
+    ) -> Self {
         IndexedSpec {
-            summary: Arc::new(summary),
+            summary,
             spec: Arc::new(LazySpec {
                 parsed: std::sync::OnceLock::new(),
-                source: Some((text, yaml, what)),
+                source: Some(SpecText {
+                    text,
+                    range,
+                    yaml,
+                    what,
+                }),
             }),
         }
+    }
+
+    /// The spec's text as kept (JSON, or YAML when the flag is set), if it was kept.
+    pub(crate) fn text(&self) -> Option<(&str, bool)> {
+        self.spec.source.as_ref().and_then(|s| {
+            let t = std::str::from_utf8(s.text.get(s.range.clone())?).ok()?;
+            Some((t, s.yaml))
+        })
     }
 
     /// The whole spec.
@@ -122,7 +151,13 @@ impl IndexedSpec {
         if let Some(s) = self.spec.parsed.get() {
             return Ok(s.clone());
         }
-        let Some((text, yaml, what)) = &self.spec.source else {
+        let Some(SpecText {
+            text,
+            range,
+            yaml,
+            what,
+        }) = &self.spec.source
+        else {
             return Err(StorageError::Invalid(
                 "a spec was neither parsed nor kept".into(),
             ));
@@ -131,6 +166,10 @@ impl IndexedSpec {
             what: format!("{what} in the package index"),
             message: format!("{message}; run 'spk index --rebuild'"),
         };
+        let text = text
+            .get(range.clone())
+            .ok_or_else(|| corrupt("its text is outside the index file".into()))
+            .and_then(|t| std::str::from_utf8(t).map_err(|_| corrupt("not UTF-8".into())))?;
         let spec = if *yaml {
             crate::spec::parse_rendered(text, what, &crate::spec::LoadOptions::default())
                 .map_err(|e| corrupt(e.to_string()))?

@@ -176,21 +176,19 @@ impl PackageRepository for SpfsRepository {
     }
 
     fn list_packages(&self) -> Result<Vec<PkgName>> {
-        let Some(top) = self.repo.tag_dir(SPEC_PREFIX)? else {
+        let Some((_, dirs)) = self.repo.tag_dir_names(SPEC_PREFIX)? else {
             return Ok(Vec::new());
         };
-        Ok(top.dirs.iter().filter_map(|n| n.parse().ok()).collect())
+        Ok(dirs.iter().filter_map(|n| n.parse().ok()).collect())
     }
 
     fn list_versions(&self, name: &PkgName) -> Result<Vec<Version>> {
-        let Some(dir) = self.repo.tag_dir(&format!("{SPEC_PREFIX}/{name}"))? else {
+        let Some((tags, dirs)) = self.repo.tag_dir_names(&format!("{SPEC_PREFIX}/{name}"))? else {
             return Ok(Vec::new());
         };
-        let mut versions: Vec<Version> = dir
-            .tags
+        let mut versions: Vec<Version> = tags
             .iter()
-            .map(|(t, _)| t)
-            .chain(dir.dirs.iter())
+            .chain(dirs.iter())
             .filter_map(|v| v.parse().ok())
             .collect();
         versions.sort();
@@ -200,16 +198,15 @@ impl PackageRepository for SpfsRepository {
 
     fn list_builds(&self, ident: &VersionIdent) -> Result<Vec<BuildIdent>> {
         let v = self.version_segment(ident)?;
-        let Some(dir) = self
+        let Some((tags, _)) = self
             .repo
-            .tag_dir(&format!("{SPEC_PREFIX}/{}/{v}", ident.name))?
+            .tag_dir_names(&format!("{SPEC_PREFIX}/{}/{v}", ident.name))?
         else {
             return Ok(Vec::new());
         };
-        Ok(dir
-            .tags
+        Ok(tags
             .iter()
-            .filter_map(|(b, _)| b.parse::<Build>().ok().map(|b| ident.to_build(b)))
+            .filter_map(|b| b.parse::<Build>().ok().map(|b| ident.to_build(b)))
             .collect())
     }
 

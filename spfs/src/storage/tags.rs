@@ -2,7 +2,10 @@
 //!
 //! A tag `org/name` is the file `tags/org/name.tag`, one line per version, oldest
 //! first: `<digest hex> <unix seconds> <user>`. Updates rewrite the file through a
-//! renamed temporary file while holding an exclusive `flock` on `name.tag.lock`.
+//! renamed temporary file while holding an exclusive `flock` on `name.tag.lock`; a new
+//! tag is created without a lock by a rename that fails if the name exists. A batch of
+//! tags is made durable with one flush of its contents before the renames and one of
+//! the changed directories after them (docs/repository-layout.md).
 
 use std::fs;
 use std::io::Write;
@@ -173,7 +176,15 @@ impl LocalRepository {
         self.push_tags(&[(name.to_string(), *target)])
     }
 
-    /// Points several tags at once, with one flush of the repository beforehand.
+    /// Points several tags at once. Durable as a batch: every new tag file is written
+    /// (not yet flushed), the repository's filesystem is flushed once (the targets and
+    /// the new tag contents), the files are renamed into place in order, and the
+    /// directories that changed are flushed before this returns. After a crash a tag is
+    /// either complete (old or new content) or absent, never a partial file.
+    ///
+    /// A tag that does not exist yet is created without a lock, by a rename that fails
+    /// if another writer created it first (then it is updated under its lock like an
+    /// existing tag). Existing tags are locked, all before anything is written.
     pub fn push_tags(&self, tags: &[(String, Digest)]) -> Result<()> {
         for (name, _) in tags {
             validate_tag_name(name)?;
@@ -190,39 +201,153 @@ impl LocalRepository {
                 return Err(Error::MissingObject(*target));
             }
         }
-        self.sync()?;
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0);
         let user = current_user();
+        let entry = |target: &Digest| TagEntry {
+            target: *target,
+            time: now,
+            user: user.clone(),
+        };
+
+        // 1. What each tag holds now, read without a lock: tags that exist are updated
+        //    under their lock, the others created.
+        let mut order: Vec<&str> = Vec::new();
+        let mut current: std::collections::HashMap<&str, Vec<TagEntry>> =
+            std::collections::HashMap::new();
+        for (name, _) in tags {
+            if !current.contains_key(name.as_str()) {
+                current.insert(name, self.tag_history(name)?);
+                order.push(name);
+            }
+        }
         // Every lock first (in name order, so concurrent pushers cannot deadlock), then
         // the writes: an interrupted wait writes no tag at all.
-        let mut names: Vec<&str> = tags.iter().map(|(n, _)| n.as_str()).collect();
-        names.sort_unstable();
-        names.dedup();
-        let _locks = names
+        let mut locked: Vec<&str> = order
             .iter()
-            .map(|n| self.lock_tag(n))
-            .collect::<Result<Vec<_>>>()?;
-        crate::signals::check()?;
-        for (name, target) in tags {
-            let mut history = self.tag_history(name)?;
-            if history.first().map(|e| e.target) == Some(*target) {
-                continue;
-            }
-            history.insert(
-                0,
-                TagEntry {
-                    target: *target,
-                    time: now,
-                    user: user.clone(),
-                },
-            );
-            self.write_tag_file(name, &history)?;
-            tracing::info!(tag = %name, %target, "tagged");
+            .copied()
+            .filter(|n| !current[n].is_empty())
+            .collect();
+        locked.sort_unstable();
+        let mut locks = std::collections::HashMap::new();
+        for n in &locked {
+            locks.insert(*n, self.lock_tag(n)?);
+            // Read again under the lock: it may have changed (or gone) since.
+            current.insert(n, self.tag_history(n)?);
         }
+        crate::signals::check()?;
+
+        // 2. The new content of every tag that changes, in `tmp/`, not yet flushed.
+        let mut pending: std::collections::HashMap<&str, Vec<TagEntry>> =
+            std::collections::HashMap::new();
+        for (name, target) in tags {
+            let history = pending
+                .entry(name.as_str())
+                .or_insert_with(|| current[name.as_str()].clone());
+            if history.first().map(|e| e.target) != Some(*target) {
+                history.insert(0, entry(target));
+            }
+        }
+        let mut staged = Vec::new();
+        for name in &order {
+            let history = &pending[name];
+            if history.len() == current[name].len() {
+                continue; // already pointing at its target
+            }
+            let create = current[name].is_empty();
+            staged.push((*name, create, self.stage_tag_file(name, history, false)?));
+        }
+        if staged.is_empty() {
+            return Ok(());
+        }
+
+        // 3. One flush: the targets and the staged contents are on disk before any tag
+        //    names them.
+        self.sync()?;
+
+        // 4. Into place, in the order given; then the directories that changed.
+        let mut dirs = DirsToSync::default();
+        for (name, create, tmp) in staged {
+            let path = self.tag_file(name);
+            let parent = path
+                .parent()
+                .map_or_else(|| self.tags_dir(), Path::to_path_buf);
+            if !create {
+                rename_into(tmp, &path)?;
+            } else if !self.create_tag_file(tmp, &path, &mut dirs)? {
+                // Created by another writer since it was read: update it under its lock.
+                let _lock = self.lock_tag(name)?;
+                let mut history = self.tag_history(name)?;
+                let target = pending[name][0].target;
+                if history.first().map(|e| e.target) != Some(target) {
+                    history.insert(0, entry(&target));
+                    let tmp = self.stage_tag_file(name, &history, true)?;
+                    rename_into(tmp, &path)?;
+                }
+            }
+            dirs.changed.insert(parent);
+            tracing::info!(tag = %name, target = %pending[name][0].target, "tagged");
+        }
+        dirs.sync(self)?;
+        drop(locks);
         Ok(())
+    }
+
+    /// Writes a tag file's new content to a temporary file (flushed only when `flush`).
+    fn stage_tag_file(
+        &self,
+        name: &str,
+        newest_first: &[TagEntry],
+        flush: bool,
+    ) -> Result<tempfile::TempPath> {
+        let path = self.tag_file(name);
+        let mut text = String::new();
+        for e in newest_first.iter().rev() {
+            text.push_str(&format!("{} {} {}\n", e.target, e.time, e.user));
+        }
+        let tmp_dir = self.tmp_dir();
+        let mut tmp =
+            tempfile::NamedTempFile::new_in(&tmp_dir).ctx("creating a file in", &tmp_dir)?;
+        tmp.as_file_mut()
+            .write_all(text.as_bytes())
+            .ctx("writing tag", &path)?;
+        if flush {
+            tmp.as_file().sync_all().ctx("writing tag", &path)?;
+        }
+        // Closed now: a large batch must not hold a descriptor per tag.
+        Ok(tmp.into_temp_path())
+    }
+
+    /// Renames a staged tag file to `path` unless a file exists there (false then),
+    /// creating the missing directories and noting which directories changed.
+    fn create_tag_file(
+        &self,
+        tmp: tempfile::TempPath,
+        path: &Path,
+        dirs: &mut DirsToSync,
+    ) -> Result<bool> {
+        let parent = path.parent().unwrap_or(path);
+        let mut tmp = tmp;
+        // An empty directory may be pruned by a concurrent removal; a few attempts.
+        for _ in 0..8 {
+            dirs.create(parent, &self.tags_dir())?;
+            match tmp.persist_noclobber(path) {
+                Ok(()) => return Ok(true),
+                Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => return Ok(false),
+                Err(e) if e.error.kind() == std::io::ErrorKind::NotFound => {
+                    dirs.exist.remove(parent);
+                    tmp = e.path;
+                }
+                Err(e) => return Err(Error::io("writing tag", path, e.error)),
+            }
+        }
+        Err(Error::io(
+            "writing tag",
+            path,
+            std::io::Error::from(std::io::ErrorKind::NotFound),
+        ))
     }
 
     fn write_tag_file(&self, name: &str, newest_first: &[TagEntry]) -> Result<()> {
@@ -422,6 +547,44 @@ impl LocalRepository {
         Ok(Some(out))
     }
 
+    /// One level of the tags tree under `dir`, names only: the tags directly in it and
+    /// its subdirectories, sorted; `None` if no tag lives under `dir`. Reads exactly one
+    /// directory and stats nothing.
+    pub fn tag_dir_names(&self, dir: &str) -> Result<Option<(Vec<String>, Vec<String>)>> {
+        let dir = dir.trim_matches('/');
+        if !dir.is_empty() && validate_tag_name(dir).is_err() {
+            return Ok(None);
+        }
+        let path = self.tags_dir().join(dir);
+        let entries = match count_dir_read(fs::read_dir(&path)) {
+            Ok(e) => e,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+                ) =>
+            {
+                return Ok(None)
+            }
+            Err(e) => return Err(Error::io("listing tags in", &path, e)),
+        };
+        let (mut tags, mut dirs) = (Vec::new(), Vec::new());
+        for entry in entries {
+            let entry = entry.ctx("listing tags in", &path)?;
+            let Ok(name) = entry.file_name().into_string() else {
+                continue;
+            };
+            if entry.file_type().ctx("listing tags in", &path)?.is_dir() {
+                dirs.push(name);
+            } else if let Some(stem) = name.strip_suffix(TAG_SUFFIX) {
+                tags.push(stem.to_string());
+            }
+        }
+        tags.sort();
+        dirs.sort();
+        Ok(Some((tags, dirs)))
+    }
+
     /// The stamp of the tags directory `dir` (`None` if it does not exist): one `stat`.
     pub fn tag_dir_stamp(&self, dir: &str) -> Result<Option<TagStamp>> {
         let dir = dir.trim_matches('/');
@@ -429,6 +592,48 @@ impl LocalRepository {
             return Ok(None);
         }
         stamp_of(&self.tags_dir().join(dir))
+    }
+
+    /// The stamps of the tags directory `dir` and of some of its subdirectories
+    /// (`None` for one that does not exist), with one open of `dir` and one `stat` each.
+    pub fn tag_dir_stamps(
+        &self,
+        dir: &str,
+        children: &[&str],
+    ) -> Result<(Option<TagStamp>, Vec<Option<TagStamp>>)> {
+        let dir = dir.trim_matches('/');
+        let none = || (None, vec![None; children.len()]);
+        if !dir.is_empty() && validate_tag_name(dir).is_err() {
+            return Ok(none());
+        }
+        let path = self.tags_dir().join(dir);
+        let Some((handle, meta)) = files::open(&path, Expect::Dir, files::Access::Read)? else {
+            return Ok(none());
+        };
+        let mut out = Vec::with_capacity(children.len());
+        for child in children {
+            if validate_tag_name(child).is_err() || child.contains('/') {
+                out.push(None);
+                continue;
+            }
+            match nix::sys::stat::fstatat(&handle, *child, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW)
+            {
+                Ok(st) if st.st_mode & libc::S_IFMT == libc::S_IFDIR => {
+                    out.push(Some(TagStamp::of_stat(&st)))
+                }
+                Ok(_) | Err(nix::errno::Errno::ENOENT) | Err(nix::errno::Errno::ENOTDIR) => {
+                    out.push(None)
+                }
+                Err(e) => {
+                    return Err(Error::io(
+                        "reading",
+                        path.join(child),
+                        std::io::Error::from(e),
+                    ))
+                }
+            }
+        }
+        Ok((Some(TagStamp::of(&meta)), out))
     }
 
     /// The current time by the clock of the filesystem holding the tags (the time a new
@@ -535,6 +740,17 @@ impl TagStamp {
     }
 }
 
+impl TagStamp {
+    fn of_stat(st: &nix::sys::stat::FileStat) -> Self {
+        TagStamp {
+            ino: st.st_ino,
+            size: st.st_size as u64,
+            mtime_ns: st.st_mtime as i128 * 1_000_000_000 + st.st_mtime_nsec as i128,
+            ctime_ns: st.st_ctime as i128 * 1_000_000_000 + st.st_ctime_nsec as i128,
+        }
+    }
+}
+
 fn stamp_of(path: &Path) -> Result<Option<TagStamp>> {
     match fs::metadata(path) {
         Ok(m) if m.is_dir() => Ok(Some(TagStamp::of(&m))),
@@ -560,6 +776,72 @@ pub struct TagDir {
     pub tags: Vec<(String, TagStamp)>,
     /// Subdirectories (namespaces holding more tags), sorted.
     pub dirs: Vec<String>,
+}
+
+/// Renames a staged tag file over `path`.
+fn rename_into(tmp: tempfile::TempPath, path: &Path) -> Result<()> {
+    tmp.persist(path)
+        .map_err(|e| Error::io("writing tag", path, e.error))
+}
+
+/// Above this many changed directories a batch flushes the filesystem instead.
+const FSYNC_DIRS_MAX: usize = 16;
+
+/// Directories a batch of tag writes created or changed, to flush once at the end.
+#[derive(Default)]
+struct DirsToSync {
+    /// Directories known to exist (no need to look again).
+    exist: std::collections::HashSet<PathBuf>,
+    /// Directories whose entries changed.
+    changed: std::collections::BTreeSet<PathBuf>,
+}
+
+impl DirsToSync {
+    /// Creates `dir` and its missing parents below `top`, noting the parents that
+    /// gained an entry.
+    fn create(&mut self, dir: &Path, top: &Path) -> Result<()> {
+        if self.exist.contains(dir) || dir.is_dir() {
+            self.exist.insert(dir.to_path_buf());
+            return Ok(());
+        }
+        let mut missing = vec![dir];
+        let mut d = dir;
+        while let Some(p) = d.parent() {
+            if !p.starts_with(top) || self.exist.contains(p) || p.is_dir() {
+                break;
+            }
+            missing.push(p);
+            d = p;
+        }
+        for m in missing.into_iter().rev() {
+            match fs::create_dir(m) {
+                Ok(()) => {
+                    if let Some(p) = m.parent() {
+                        self.changed.insert(p.to_path_buf());
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(Error::io("creating", m, e)),
+            }
+            self.exist.insert(m.to_path_buf());
+        }
+        Ok(())
+    }
+
+    /// Makes the changed directories' entries (new and renamed files, new
+    /// subdirectories) durable: an `fsync` of each when they are few, else one flush
+    /// of the whole filesystem (cheaper than hundreds of `fsync`s, each of which may
+    /// flush the disk's cache).
+    fn sync(&self, repo: &LocalRepository) -> Result<()> {
+        if self.changed.len() > FSYNC_DIRS_MAX {
+            return repo.sync();
+        }
+        for dir in &self.changed {
+            let f = fs::File::open(dir).ctx("flushing", dir)?;
+            f.sync_all().ctx("flushing", dir)?;
+        }
+        Ok(())
+    }
 }
 
 pub(crate) fn current_user() -> String {
