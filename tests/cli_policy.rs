@@ -129,7 +129,13 @@ const TABLE: &[(Tool, Repo, Access, &[&str], i32)] = &[
     (Spfs, Empty, Reads, &["clean", "-y", "--grace", "soon"], 1),
     (Spfs, Empty, Reads, &["clean"], 1),
     (Spfs, Empty, Reads, &["untag", "no/such"], 1),
-    (Spfs, Empty, Reads, &["export", "no/such", "-o", "@NODIR"], 1),
+    (
+        Spfs,
+        Empty,
+        Reads,
+        &["export", "no/such", "-o", "@NODIR"],
+        1,
+    ),
     (Spfs, Empty, Writes, &["import", "@BADSPEC"], 1),
     (Spfs, Empty, Writes, &["import", "@NODIR"], 1),
     (

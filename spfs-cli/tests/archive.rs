@@ -91,7 +91,10 @@ fn export_then_import_round_trips_and_a_truncated_archive_imports_nothing() {
     let other = env.path("other");
     ok(on(&env, &other, &["init", other.to_str().unwrap()]));
     let err = failed(on(&env, &other, &["import", cut.to_str().unwrap()]));
-    assert!(err.contains("cut.tar.zst") && err.contains("truncated"), "{err}");
+    assert!(
+        err.contains("cut.tar.zst") && err.contains("truncated"),
+        "{err}"
+    );
     assert!(err.contains("\n  help: "), "{err}");
     assert!(tag_names(&env, &other).iter().all(|t| t.is_empty()));
     for area in ["objects", "payloads"] {

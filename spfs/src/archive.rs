@@ -329,16 +329,20 @@ pub fn export(
     // Payloads: the old archive's, streamed across, then those it lacked.
     let mut payload_set: HashSet<Digest> = HashSet::new();
     if old.is_some() {
-        read_archive(out, |_| Ok(()), |digest, mode, size, reader| {
-            crate::signals::check()?;
-            if payload_set.insert(*digest) {
-                append_payload(&mut builder, digest, mode, size, reader, out, out)?;
-                report.payloads += 1;
-                report.bytes += size;
-                progress.inc(1, size);
-            }
-            Ok(())
-        })?;
+        read_archive(
+            out,
+            |_| Ok(()),
+            |digest, mode, size, reader| {
+                crate::signals::check()?;
+                if payload_set.insert(*digest) {
+                    append_payload(&mut builder, digest, mode, size, reader, out, out)?;
+                    report.payloads += 1;
+                    report.bytes += size;
+                    progress.inc(1, size);
+                }
+                Ok(())
+            },
+        )?;
     }
     let empty = Digest::of(b"");
     for d in &new_payloads {
@@ -498,10 +502,7 @@ fn read_tar(
                 ));
             }
             let mut bytes = Vec::with_capacity(size as usize);
-            entry
-                .take(limit)
-                .read_to_end(&mut bytes)
-                .map_err(damaged)?;
+            entry.take(limit).read_to_end(&mut bytes).map_err(damaged)?;
             if bytes.len() as u64 != size {
                 return Err(bad(path, format!("entry '{name}' is cut short")));
             }
@@ -513,7 +514,10 @@ fn read_tar(
                 let h: Header = serde_json::from_slice(&read_small(&mut entry, MAX_JSON_BYTES)?)
                     .map_err(json_err)?;
                 if h.format != FORMAT {
-                    return Err(bad(path, format!("its format is '{}', not '{FORMAT}'", h.format)));
+                    return Err(bad(
+                        path,
+                        format!("its format is '{}', not '{FORMAT}'", h.format),
+                    ));
                 }
                 if h.version != VERSION {
                     return Err(bad(
@@ -573,9 +577,8 @@ fn read_tar(
                     }
                 }
                 if n == END_ENTRY {
-                    let end: End =
-                        serde_json::from_slice(&read_small(&mut entry, MAX_JSON_BYTES)?)
-                            .map_err(json_err)?;
+                    let end: End = serde_json::from_slice(&read_small(&mut entry, MAX_JSON_BYTES)?)
+                        .map_err(json_err)?;
                     let counted = End {
                         objects: preamble.objects.len(),
                         payloads,
@@ -584,7 +587,9 @@ fn read_tar(
                     if end != counted {
                         return Err(bad(
                             path,
-                            format!("{END_ENTRY} records {end:?} but the archive holds {counted:?}"),
+                            format!(
+                                "{END_ENTRY} records {end:?} but the archive holds {counted:?}"
+                            ),
                         ));
                     }
                     stage = Stage::Done;
@@ -627,7 +632,10 @@ fn read_tar(
         }
     }
     if stage != Stage::Done {
-        return Err(bad(path, format!("it is truncated: {END_ENTRY} is missing")));
+        return Err(bad(
+            path,
+            format!("it is truncated: {END_ENTRY} is missing"),
+        ));
     }
     // The rest of the stream (tar's end blocks, zstd's frame end and checksum).
     io::copy(&mut archive.into_inner(), &mut io::sink()).map_err(damaged)?;
@@ -789,7 +797,11 @@ pub fn import(
             Err(e) => return Err(Error::io("storing", &final_path, e.error)),
         }
     }
-    for kind in [ObjectKind::Manifest, ObjectKind::Layer, ObjectKind::Platform] {
+    for kind in [
+        ObjectKind::Manifest,
+        ObjectKind::Layer,
+        ObjectKind::Platform,
+    ] {
         for (d, _, bytes) in wanted_objects.iter().filter(|(_, k, _)| *k == kind) {
             crate::signals::check()?;
             if !dst.has_object(d) {

@@ -242,8 +242,7 @@ fn clean_in_pool(repo: &LocalRepository, opts: &CleanOptions) -> Result<CleanRep
     drop(unmarked_now);
     // Payloads: listed and their times read now, under the lock.
     let payloads = list_area(repo, "payloads")?;
-    let unmarked_payloads =
-        stat_area(repo, "payloads", unmarked_of(&payloads, &marker.marked))?;
+    let unmarked_payloads = stat_area(repo, "payloads", unmarked_of(&payloads, &marker.marked))?;
     drop(payloads);
     let doomed_payloads: Vec<(PathBuf, u64)> = sorted_paths(
         unmarked_payloads

@@ -297,7 +297,8 @@ impl Help for Error {
             }
             Error::WrongKind { .. } | Error::NoSuchPath { .. } => return Vec::new(),
             Error::Archive { .. } => {
-                "an import stores nothing from an archive that does not verify: export it again".into()
+                "an import stores nothing from an archive that does not verify: export it again"
+                    .into()
             }
             Error::NoRepository(path) => {
                 return vec![

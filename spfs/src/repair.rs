@@ -133,9 +133,7 @@ fn temp(repo: &LocalRepository) -> Result<tempfile::NamedTempFile> {
 /// Renames a verified temporary file over `path` (atomically replacing a corrupt one).
 fn replace(tmp: tempfile::NamedTempFile, path: &std::path::Path, mode: u32) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
-    tmp.as_file()
-        .sync_all()
-        .ctx("writing", tmp.path())?;
+    tmp.as_file().sync_all().ctx("writing", tmp.path())?;
     tmp.as_file()
         .set_permissions(std::fs::Permissions::from_mode(mode))
         .ctx("setting permissions on", tmp.path())?;

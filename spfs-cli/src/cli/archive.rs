@@ -35,8 +35,11 @@ fn summary(verb: &str, r: &ArchiveReport, started: std::time::Instant) {
     );
 }
 
+/// Tags to set: (name, target).
+type Tags = Vec<(String, Digest)>;
+
 /// Roots and tags of REFs in `repo`.
-fn roots(repo: &dyn Repository, refs: &[String]) -> Result<(Vec<Digest>, Vec<(String, Digest)>)> {
+fn roots(repo: &dyn Repository, refs: &[String]) -> Result<(Vec<Digest>, Tags)> {
     let mut roots = Vec::new();
     let mut tags = Vec::new();
     for r in refs {

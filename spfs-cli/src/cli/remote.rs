@@ -33,7 +33,10 @@ pub fn open_remote(name: Option<&str>, create: bool) -> Result<(String, Box<dyn 
 
 /// Resolves REF (a tag, `tag~N`, a digest, or an `a+b` stack) in `repo`: the roots to
 /// copy and the tags to set.
-pub(super) fn roots_of(repo: &dyn Repository, reference: &str) -> Result<Vec<(Option<String>, Digest)>> {
+pub(super) fn roots_of(
+    repo: &dyn Repository,
+    reference: &str,
+) -> Result<Vec<(Option<String>, Digest)>> {
     match resolve(repo, reference) {
         Ok(r) => Ok(vec![r]),
         Err(Error::UnknownReference(_) | Error::InvalidTag { .. }) if reference.contains('+') => {

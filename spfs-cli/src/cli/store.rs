@@ -235,7 +235,11 @@ pub fn check(repo: &LocalRepository, reference: Option<&str>) -> Result<i32> {
 
 /// `spfs check --repair [REF] [--remote NAME]`: restores what is missing or corrupt
 /// from a remote, then reports what is still wrong.
-pub fn repair(repo: &LocalRepository, reference: Option<&str>, remote: Option<&str>) -> Result<i32> {
+pub fn repair(
+    repo: &LocalRepository,
+    reference: Option<&str>,
+    remote: Option<&str>,
+) -> Result<i32> {
     let roots = reference.map(|r| repo.resolve_refs(r)).transpose()?;
     let (label, source) = super::remote::open_remote(remote, false)?;
     let progress = bar("repairing");
