@@ -64,7 +64,7 @@ struct End {
     tags: usize,
 }
 
-/// What an export wrote or an import stored.
+/// What an export wrote (new to the archive, when merging) or an import stored.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct ArchiveReport {
     /// Objects written to the archive, or stored by an import.
@@ -265,19 +265,20 @@ pub fn export(
             all_tags.push((name.clone(), *target));
         }
     }
-    let mut object_list: Vec<(Digest, Vec<u8>)> = Vec::new();
+    // (digest, bytes, new to the archive)
+    let mut object_list: Vec<(Digest, Vec<u8>, bool)> = Vec::new();
     let mut object_set = HashSet::new();
     if let Some(old) = &old {
         for (d, bytes, _) in &old.objects {
             if object_set.insert(*d) {
-                object_list.push((*d, bytes.clone()));
+                object_list.push((*d, bytes.clone(), false));
             }
         }
     }
     // Bottom-up (the closure walk found them top-down).
     for (d, _, bytes) in new_objects.iter().rev() {
         if object_set.insert(*d) {
-            object_list.push((*d, bytes.clone()));
+            object_list.push((*d, bytes.clone(), true));
         }
     }
 
@@ -318,12 +319,21 @@ pub fn export(
         })
         .collect();
     append_json(&mut builder, TAGS_ENTRY, &records, out)?;
-    report.tags = records.len();
-    for (d, bytes) in &object_list {
+    // The report counts what is new to the archive.
+    report.tags = tags
+        .iter()
+        .filter(|(name, target)| {
+            old.as_ref()
+                .is_none_or(|o| !o.tags.iter().any(|(n, t)| n == name && t == target))
+        })
+        .count();
+    for (d, bytes, new) in &object_list {
         crate::signals::check()?;
         append_bytes(&mut builder, &format!("objects/{}", d.to_hex()), bytes, out)?;
-        report.objects += 1;
-        report.bytes += bytes.len() as u64;
+        if *new {
+            report.objects += 1;
+            report.bytes += bytes.len() as u64;
+        }
         progress.inc(1, bytes.len() as u64);
     }
     // Payloads: the old archive's, streamed across, then those it lacked.
@@ -336,8 +346,6 @@ pub fn export(
                 crate::signals::check()?;
                 if payload_set.insert(*digest) {
                     append_payload(&mut builder, digest, mode, size, reader, out, out)?;
-                    report.payloads += 1;
-                    report.bytes += size;
                     progress.inc(1, size);
                 }
                 Ok(())
