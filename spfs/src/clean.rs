@@ -187,23 +187,25 @@ fn clean_in_pool(repo: &LocalRepository, opts: &CleanOptions) -> Result<CleanRep
         }
         report.tag_versions += pruned.len();
     }
+    // Names first (directory entries only); a file's time and size are read only
+    // for what marking from tags and runtimes left unmarked: on a store that is
+    // mostly reachable, most objects are never stat'ed.
     let objects = list_area(repo, "objects")?;
-    let payloads = list_area(repo, "payloads")?;
     let mut marker = Marker::new(repo);
     let mut roots = tag_roots(repo, &pruned)?;
     roots.extend(runtime_roots(repo)?);
-    roots.extend(
-        objects
+    marker.mark(roots)?;
+    let unmarked = stat_area(repo, "objects", unmarked_of(&objects, &marker.marked))?;
+    marker.mark(
+        unmarked
             .iter()
             .filter(|(_, (mtime, _))| *mtime >= cutoff)
-            .map(|(d, _)| *d),
-    );
-    marker.mark(roots)?;
-    let candidates: HashSet<Digest> = objects
-        .keys()
-        .filter(|d| !marker.marked.contains(*d))
-        .copied()
-        .collect();
+            .map(|(d, _)| *d)
+            .collect(),
+    )?;
+    drop(unmarked);
+    let candidates: HashSet<Digest> = unmarked_of(&objects, &marker.marked).collect();
+    drop(objects);
 
     // Phase two: under the exclusive lock, mark what changed meanwhile, then sweep.
     let _guard = if opts.dry_run {
@@ -213,29 +215,38 @@ fn clean_in_pool(repo: &LocalRepository, opts: &CleanOptions) -> Result<CleanRep
     };
     let mut roots = tag_roots(repo, &pruned)?;
     roots.extend(runtime_roots(repo)?);
-    let objects_now = list_area(repo, "objects")?;
-    roots.extend(
-        objects_now
-            .iter()
-            .filter(|(d, (mtime, _))| {
-                !marker.marked.contains(*d) && (*mtime >= cutoff || !candidates.contains(*d))
-            })
-            .map(|(d, _)| *d),
-    );
     marker.mark(roots)?;
+    let objects_now = list_area(repo, "objects")?;
+    let unmarked_now = stat_area(repo, "objects", unmarked_of(&objects_now, &marker.marked))?;
+    drop(objects_now);
+    marker.mark(
+        unmarked_now
+            .iter()
+            .filter(|(d, (mtime, _))| *mtime >= cutoff || !candidates.contains(*d))
+            .map(|(d, _)| *d)
+            .collect(),
+    )?;
     report.missing = marker.missing.len();
     report.kept = marker.marked.len();
 
-    let doomed_objects: Vec<(PathBuf, u64)> = objects_now
-        .iter()
-        .filter(|(d, (mtime, _))| !marker.marked.contains(*d) && *mtime < cutoff)
-        .map(|(d, (_, size))| (repo.object_path(d), *size))
-        .collect();
-    let doomed_payloads: Vec<(PathBuf, u64)> = payloads
-        .iter()
-        .filter(|(d, (mtime, _))| !marker.marked.contains(*d) && *mtime < cutoff)
-        .map(|(d, (_, size))| (repo.payload_path(d), *size))
-        .collect();
+    let doomed_objects: Vec<(PathBuf, u64)> = sorted_paths(
+        unmarked_now
+            .iter()
+            .filter(|(d, (mtime, _))| !marker.marked.contains(*d) && *mtime < cutoff)
+            .map(|(d, (_, size))| (repo.object_path(d), *size)),
+    );
+    drop(unmarked_now);
+    // Payloads: listed and their times read now, under the lock.
+    let payloads = list_area(repo, "payloads")?;
+    let unmarked_payloads = stat_area(repo, "payloads", unmarked_of(&payloads, &marker.marked))?;
+    drop(payloads);
+    let doomed_payloads: Vec<(PathBuf, u64)> = sorted_paths(
+        unmarked_payloads
+            .iter()
+            .filter(|(_, (mtime, _))| *mtime < cutoff)
+            .map(|(d, (_, size))| (repo.payload_path(d), *size)),
+    );
+    drop(unmarked_payloads);
     let (renders, proxies, temporaries) = derived_litter(repo, &marker.marked, cutoff)?;
 
     if opts.dry_run {
@@ -261,8 +272,8 @@ fn clean_in_pool(repo: &LocalRepository, opts: &CleanOptions) -> Result<CleanRep
     if let Some(e) = failed {
         return Err(e);
     }
-    // Payloads: checked once more for age (a payload has no children to protect).
-    let (n, bytes, failed) = remove_files(&doomed_payloads, true, Some(cutoff))?;
+    // Payloads: their times were read under the lock, just now.
+    let (n, bytes, failed) = remove_files(&doomed_payloads, true, None)?;
     report.payloads = n;
     report.bytes += bytes;
     if let Some(e) = failed {
@@ -375,8 +386,9 @@ fn runtime_roots(repo: &LocalRepository) -> Result<Vec<Digest>> {
     Ok(out)
 }
 
-/// Objects or payloads with their modification time and size.
-fn list_area(repo: &LocalRepository, area: &str) -> Result<Listing> {
+/// The digests stored in an area (`objects` or `payloads`), from directory entries
+/// alone, one shard directory per task.
+fn list_area(repo: &LocalRepository, area: &str) -> Result<Vec<Vec<Digest>>> {
     let dir = repo.root().join(area);
     let mut shards = Vec::new();
     for shard in fs::read_dir(&dir).ctx("listing", &dir)? {
@@ -386,31 +398,78 @@ fn list_area(repo: &LocalRepository, area: &str) -> Result<Listing> {
             shards.push((name, shard.path()));
         }
     }
-    let parts = shards
+    shards
         .par_iter()
-        .map(|(prefix, path)| -> Result<Vec<(Digest, (i64, u64))>> {
+        .map(|(prefix, path)| -> Result<Vec<Digest>> {
             let mut out = Vec::new();
             let entries = match fs::read_dir(path) {
                 Ok(e) => e,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
                 Err(e) => return Err(Error::io("listing", path, e)),
             };
+            let mut hex = String::with_capacity(64);
             for f in entries {
                 let f = f.ctx("listing", path)?;
-                let name = f.file_name().to_string_lossy().into_owned();
-                let Ok(d) = Digest::parse(&format!("{prefix}{name}")) else {
-                    continue;
-                };
-                match f.metadata() {
-                    Ok(m) => out.push((d, (mtime_ns(&m), m.len()))),
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(Error::io("reading", f.path(), e)),
+                let name = f.file_name();
+                hex.clear();
+                hex.push_str(prefix);
+                hex.push_str(&name.to_string_lossy());
+                if let Ok(d) = Digest::parse(&hex) {
+                    out.push(d);
                 }
             }
             Ok(out)
         })
+        .collect()
+}
+
+/// The digests of a listing that are not marked, shard by shard.
+fn unmarked_of<'a>(
+    listing: &'a [Vec<Digest>],
+    marked: &'a HashSet<Digest>,
+) -> impl Iterator<Item = Digest> + 'a {
+    listing
+        .iter()
+        .flatten()
+        .filter(move |d| !marked.contains(*d))
+        .copied()
+}
+
+/// Modification time and size of each digest's file in `area`, read in parallel; a
+/// file that vanished meanwhile is left out.
+fn stat_area(
+    repo: &LocalRepository,
+    area: &str,
+    digests: impl Iterator<Item = Digest>,
+) -> Result<Listing> {
+    let digests: Vec<Digest> = digests.collect();
+    let path_of = |d: &Digest| {
+        if area == "objects" {
+            repo.object_path(d)
+        } else {
+            repo.payload_path(d)
+        }
+    };
+    let stats = digests
+        .par_iter()
+        .map(|d| -> Result<Option<(Digest, (i64, u64))>> {
+            let path = path_of(d);
+            match fs::symlink_metadata(&path) {
+                Ok(m) => Ok(Some((*d, (mtime_ns(&m), m.len())))),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(Error::io("reading", &path, e)),
+            }
+        })
         .collect::<Result<Vec<_>>>()?;
-    Ok(parts.into_iter().flatten().collect())
+    Ok(stats.into_iter().flatten().collect())
+}
+
+/// Paths sorted, so that parallel removal works through one shard directory at a
+/// time in each thread instead of all threads contending for every directory.
+fn sorted_paths(items: impl Iterator<Item = (PathBuf, u64)>) -> Vec<(PathBuf, u64)> {
+    let mut v: Vec<_> = items.collect();
+    v.par_sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    v
 }
 
 /// An object's children: objects, and payloads (which have none).

@@ -90,6 +90,15 @@ pub enum Error {
         reason: String,
     },
 
+    /// An spfs archive (`spfs export`/`import`, `tar://`) that cannot be used.
+    #[error("archive {}: {reason}", path.display())]
+    Archive {
+        /// The archive file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+
     /// An object was found but is not of the kind the operation needs.
     #[error("{reference} is a {actual}, not {expected}")]
     WrongKind {
@@ -755,6 +764,10 @@ impl Help for Error {
                 "run 'spfs check' and restore it from another repository".into()
             }
             Error::WrongKind { .. } | Error::NoSuchPath { .. } => return Vec::new(),
+            Error::Archive { .. } => {
+                "an import stores nothing from an archive that does not verify: export it again"
+                    .into()
+            }
             Error::NoRepository(path) => {
                 return vec![
                     format!("create one with 'spfs init {}'", path.display()),

@@ -5,6 +5,7 @@
 //! - [`commit`], [`render`], [`check`], [`diff`]: moving trees in and out and verifying
 //! - [`runtime`]: isolated /spfs environments (namespaces, overlayfs, FUSE)
 
+pub mod archive;
 pub mod check;
 pub mod clean;
 pub mod commit;
@@ -16,6 +17,7 @@ pub mod error;
 pub mod object;
 pub mod progress;
 pub mod render;
+pub mod repair;
 pub mod runtime;
 pub mod signals;
 pub mod storage;

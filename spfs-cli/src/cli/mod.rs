@@ -1,5 +1,6 @@
 //! Command-line interface of `spfs`.
 
+mod archive;
 mod clean;
 mod inspect;
 mod progress;
@@ -154,7 +155,7 @@ enum Command {
         /// Tags, digests or stacks (a+b)
         #[arg(required = true)]
         refs: Vec<String>,
-        /// Remote name or address (file:///path) [default: origin]
+        /// Remote name or address (file:///path, tar:///path.tar.zst) [default: origin]
         #[arg(long, value_name = "NAME")]
         remote: Option<String>,
     },
@@ -163,7 +164,7 @@ enum Command {
         /// Tags, digests or stacks (a+b)
         #[arg(required = true)]
         refs: Vec<String>,
-        /// Remote name or address (file:///path) [default: origin]
+        /// Remote name or address (file:///path, tar:///path.tar.zst) [default: origin]
         #[arg(long, value_name = "NAME")]
         remote: Option<String>,
     },
@@ -171,6 +172,27 @@ enum Command {
     Check {
         /// Only check what this reference needs
         reference: Option<String>,
+        /// Fetch missing or corrupt objects and payloads again from a remote
+        #[arg(long)]
+        repair: bool,
+        /// Remote name or address to repair from [default: origin]
+        #[arg(long, value_name = "NAME", requires = "repair")]
+        remote: Option<String>,
+    },
+    /// Write references (with their tags and everything they need) to a .tar.zst archive
+    #[command(after_help = "Example: spfs export org/app org/lib -o app.tar.zst")]
+    Export {
+        /// Tags, digests or stacks (a+b)
+        #[arg(required = true)]
+        refs: Vec<String>,
+        /// The archive to write (replaced when complete)
+        #[arg(short, long, value_name = "FILE")]
+        output: PathBuf,
+    },
+    /// Store everything an archive written by 'spfs export' holds, with its tags
+    Import {
+        /// The archive
+        file: PathBuf,
     },
 }
 
@@ -258,7 +280,18 @@ fn run(cli: &Cli) -> Result<i32> {
         Command::Push { refs, remote } => remote::push(cli, refs, remote.as_deref()),
         Command::Pull { refs, remote } => remote::pull(cli, refs, remote.as_deref()),
         Command::Clean(args) => clean::clean(&cli.open_repo()?, args),
-        Command::Check { reference } => store::check(&cli.open_repo()?, reference.as_deref()),
+        Command::Check {
+            reference,
+            repair: false,
+            ..
+        } => store::check(&cli.open_repo()?, reference.as_deref()),
+        Command::Check {
+            reference,
+            repair: true,
+            remote,
+        } => store::repair(&cli.open_repo()?, reference.as_deref(), remote.as_deref()),
+        Command::Export { refs, output } => archive::export(cli, refs, output),
+        Command::Import { file } => archive::import(cli, file),
     }
 }
 

@@ -1,4 +1,5 @@
-//! The progress display: a spinner with counts on a terminal, nothing when piped.
+//! The progress display: a spinner with items, bytes and rate on a terminal (push,
+//! pull, export, import, check, commit), nothing when stderr is not a terminal.
 
 use std::io::IsTerminal;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -9,6 +10,7 @@ use spfs::progress::{human_bytes, Progress, ProgressSink};
 struct Bar {
     bar: ProgressBar,
     bytes: AtomicU64,
+    started: std::time::Instant,
 }
 
 impl ProgressSink for Bar {
@@ -16,7 +18,12 @@ impl ProgressSink for Bar {
         self.bar.inc(items);
         if bytes > 0 {
             let total = self.bytes.fetch_add(bytes, Ordering::Relaxed) + bytes;
-            self.bar.set_message(human_bytes(total));
+            let secs = self.started.elapsed().as_secs_f64().max(1e-3);
+            self.bar.set_message(format!(
+                "{} ({}/s)",
+                human_bytes(total),
+                human_bytes((total as f64 / secs) as u64)
+            ));
         }
     }
 
@@ -40,5 +47,6 @@ pub fn bar(label: &str) -> Progress {
     Progress::new(Bar {
         bar,
         bytes: AtomicU64::new(0),
+        started: std::time::Instant::now(),
     })
 }

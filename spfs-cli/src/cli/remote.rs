@@ -39,7 +39,10 @@ pub fn configured_remotes() -> Result<Remotes<'static>> {
 
 /// Resolves REF (a tag, `tag~N`, a digest, or an `a+b` stack) in `repo`: the roots to
 /// copy and the tags to set.
-fn roots_of(repo: &dyn Repository, reference: &str) -> Result<Vec<(Option<String>, Digest)>> {
+pub(super) fn roots_of(
+    repo: &dyn Repository,
+    reference: &str,
+) -> Result<Vec<(Option<String>, Digest)>> {
     match resolve(repo, reference) {
         Ok(r) => Ok(vec![r]),
         Err(Error::UnknownReference(_) | Error::InvalidTag { .. }) if reference.contains('+') => {
@@ -90,6 +93,9 @@ fn transfer(
 
 /// `spfs push REF... [--remote NAME]`.
 pub fn push(cli: &Cli, refs: &[String], remote: Option<&str>) -> Result<i32> {
+    if let Some(archive) = super::archive::tar_remote(remote)? {
+        return super::archive::push(cli, refs, &archive, remote.unwrap_or(DEFAULT_REMOTE));
+    }
     let local = cli.open_repo()?;
     let (label, dst) = open_remote(remote, true)?;
     transfer(&local, &*dst, refs, "pushed")?;
@@ -99,6 +105,9 @@ pub fn push(cli: &Cli, refs: &[String], remote: Option<&str>) -> Result<i32> {
 
 /// `spfs pull REF... [--remote NAME]`.
 pub fn pull(cli: &Cli, refs: &[String], remote: Option<&str>) -> Result<i32> {
+    if let Some(archive) = super::archive::tar_remote(remote)? {
+        return super::archive::pull(cli, refs, &archive, remote.unwrap_or(DEFAULT_REMOTE));
+    }
     let local = cli.repo_for_write()?;
     let (label, src) = open_remote(remote, false)?;
     transfer(&*src, &local, refs, "pulled")?;

@@ -232,3 +232,43 @@ pub fn check(repo: &LocalRepository, reference: Option<&str>) -> Result<i32> {
         .help("restore the listed digests from another repository, or remove the tags that reach them"))
     }
 }
+
+/// `spfs check --repair [REF] [--remote NAME]`: restores what is missing or corrupt
+/// from a remote, then reports what is still wrong.
+pub fn repair(
+    repo: &LocalRepository,
+    reference: Option<&str>,
+    remote: Option<&str>,
+) -> Result<i32> {
+    let roots = reference.map(|r| repo.resolve_refs(r)).transpose()?;
+    let (label, source) = super::remote::open_remote(remote, false)?;
+    let progress = bar("repairing");
+    let report = spfs::repair::repair(repo, roots, &*source, &progress);
+    progress.finish();
+    let report = report?;
+    for (d, what, issue) in &report.repaired {
+        outln!("repaired {what} {d} ({issue}) from {label}");
+    }
+    for (d, why) in &report.failed {
+        outln!("could not repair {d}: {why}");
+    }
+    for p in &report.check.problems {
+        let kind = p.kind.map(|k| k.name()).unwrap_or("object");
+        outln!("{kind} {}: {}", p.digest, p.issue);
+    }
+    eprintln!(
+        "repaired {} digest(s) from {label} ({}); {} problem(s) remain",
+        report.repaired.len(),
+        human_bytes(report.bytes),
+        report.check.problems.len()
+    );
+    if report.check.problems.is_empty() {
+        Ok(0)
+    } else {
+        Err(Report::new(format!(
+            "the repository still has {} problem(s), listed on stdout",
+            report.check.problems.len()
+        ))
+        .help(format!("what could not be restored from {label} is listed above: repair from another remote with --remote, or remove the tags that reach them")))
+    }
+}

@@ -51,7 +51,7 @@ pub fn open_remote(address: &Address, create: bool) -> Result<Box<dyn Repository
         )?)),
         Address::Tar(_) => Err(Error::RemoteUnavailable {
             name: address.to_string(),
-            reason: "this kind of remote is not supported yet".into(),
+            reason: "an archive is not opened as a repository: use 'spfs pull', 'spfs push', 'spfs import' or 'spfs export' with it".into(),
         }),
     }
 }
