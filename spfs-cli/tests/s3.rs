@@ -546,3 +546,64 @@ fn an_unreachable_endpoint_fails_with_what_to_check() {
         "{err}"
     );
 }
+
+#[test]
+fn a_fuse_runtime_reads_payloads_from_s3_on_first_open() {
+    let test = "a_fuse_runtime_reads_payloads_from_s3_on_first_open";
+    let Some(ep) = endpoint(test) else {
+        return;
+    };
+    if !privileged(test) {
+        return;
+    }
+    let env = Env::new();
+    let tree = env.path("tree");
+    write(&tree.join("bin/tool"), b"#!/bin/sh\necho from s3\n", 0o755);
+    write(&tree.join("share/note"), b"fetched lazily\n", 0o644);
+    env.commit(&tree, &["org/lazy"]);
+    let prefix = unique_prefix("lazy");
+    let addr = format!("s3://{BUCKET}/{prefix}");
+    ok(spfs(
+        &env,
+        &ep,
+        &env.repo,
+        &["push", "org/lazy", "--remote", &addr],
+    )
+    .output()
+    .unwrap());
+    // The local repository keeps its objects and tags but no payload.
+    for p in std::fs::read_dir(env.repo.join("payloads")).unwrap() {
+        std::fs::remove_dir_all(p.unwrap().path()).unwrap();
+    }
+    let payload = |content: &[u8]| {
+        let hex = blake3::hash(content).to_hex().to_string();
+        env.repo.join("payloads").join(&hex[..2]).join(&hex[2..])
+    };
+    let run = |extra: &[&str]| {
+        let mut args = vec!["run", "--backend", "fuse"];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&[
+            "org/lazy",
+            "--",
+            "sh",
+            "-c",
+            "cat /spfs/share/note; /spfs/bin/tool; stat -c %a /spfs/bin/tool",
+        ]);
+        spfs(&env, &ep, &env.repo, &args).output().unwrap()
+    };
+    // Without the remote the runtime refuses to start.
+    let out = run(&[]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("missing"), "{}", stderr(&out));
+    // With it, each file's payload comes from S3 on first open, verified and kept.
+    let (text, _) = ok(run(&["--payloads-from", &addr]));
+    assert_eq!(text, "fetched lazily\nfrom s3\n755\n");
+    assert_eq!(
+        std::fs::read(payload(b"fetched lazily\n")).unwrap(),
+        b"fetched lazily\n"
+    );
+    assert!(payload(b"#!/bin/sh\necho from s3\n").exists());
+    // Next time it needs no remote.
+    let (text, _) = ok(run(&[]));
+    assert_eq!(text, "fetched lazily\nfrom s3\n755\n");
+}

@@ -444,13 +444,13 @@ pub enum Error {
         path: String,
     },
 
-    /// A payload is missing both locally and from the `--payloads-from` repository.
-    #[error("payload {digest} is missing locally and from {}", fallback.display())]
+    /// A payload is missing both locally and from the `--payloads-from` remote.
+    #[error("payload {digest} is missing locally and from {fallback}")]
     MissingFallbackPayload {
         /// The payload.
         digest: Digest,
-        /// The repository it was also looked for in.
-        fallback: PathBuf,
+        /// The remote it was also looked for in.
+        fallback: String,
     },
 
     /// The runtime's command could not be started.
@@ -684,10 +684,10 @@ pub enum FuseProblem {
     #[error("the mount point is not a directory")]
     NotADirectory,
     /// The repository to fetch missing payloads from cannot be opened.
-    #[error("cannot use {} to fetch missing payloads from: {source}", path.display())]
+    #[error("cannot use {remote} to fetch missing payloads from: {source}")]
     Fallback {
-        /// The repository's root.
-        path: PathBuf,
+        /// The remote's address.
+        remote: String,
         /// Why it cannot be opened.
         source: Box<Error>,
     },

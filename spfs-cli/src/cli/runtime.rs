@@ -39,10 +39,11 @@ pub struct RuntimeArgs {
     /// Name the runtime (default: generated)
     #[arg(long, value_name = "NAME")]
     name: Option<String>,
-    /// With --backend fuse: fetch payloads missing locally from this repository on first
-    /// open (verified, then kept locally)
-    #[arg(long, value_name = "REPO")]
-    payloads_from: Option<std::path::PathBuf>,
+    /// With --backend fuse: fetch payloads missing locally on first open (verified, then
+    /// kept locally) from this remote: a configured name, an address (file:///x,
+    /// s3://bucket/prefix) or a repository directory
+    #[arg(long, value_name = "REMOTE")]
+    payloads_from: Option<String>,
     /// Layers to stack, bottom first: REF[+REF...]; '-' or nothing for an empty /spfs
     reference: Option<String>,
 }
@@ -95,7 +96,10 @@ pub fn run(cli: &Cli, args: &RuntimeArgs, command: &[OsString]) -> Result<i32> {
         ));
     }
     let mut options = RunOptions::new(stack, program);
-    options.payloads_from = args.payloads_from.clone();
+    options.payloads_from = match &args.payloads_from {
+        Some(r) => Some(payloads_remote(r)?),
+        None => None,
+    };
     options.backend = backend;
     options.edit = edit;
     options.tmpfs_size = args.size.clone();
@@ -175,4 +179,18 @@ pub fn runtime(repo: &LocalRepository, cmd: &RuntimeCmd) -> Result<i32> {
             Ok(0)
         }
     }
+}
+
+/// The address `--payloads-from` designates: an address as given, an existing directory
+/// as `file://` (made absolute), otherwise a configured remote's name.
+fn payloads_remote(given: &str) -> Result<String> {
+    if given.contains("://") {
+        return Ok(spfs::config::Address::parse(given)?.to_string());
+    }
+    let path = std::path::Path::new(given);
+    if path.is_dir() {
+        let abs = std::path::absolute(path).map_err(|e| spfs::Error::io("resolving", path, e))?;
+        return Ok(spfs::config::Address::File(abs).to_string());
+    }
+    Ok(spfs::config::current()?.remote(Some(given))?.to_string())
 }

@@ -60,10 +60,11 @@ pub struct RunOptions {
     /// place after exit for the caller to capture) instead of the scratch tmpfs.
     #[serde(default)]
     pub upper_dir: Option<PathBuf>,
-    /// FUSE backend: a repository (root directory) from which payloads missing locally
-    /// are fetched on first open instead of failing before the start.
+    /// FUSE backend: a remote (an address, `file:///path` or `s3://bucket/prefix`)
+    /// from which payloads missing locally are fetched on first open instead of
+    /// failing before the start.
     #[serde(default)]
-    pub payloads_from: Option<PathBuf>,
+    pub payloads_from: Option<String>,
     /// Symbolic links `(link, target)` to show outside /spfs, e.g.
     /// `/var/vcap/packages/x` -> `/spfs/var/vcap/packages/x`. Each distinct parent
     /// directory of a link gets a private tmpfs holding only these links (hiding what
@@ -151,7 +152,7 @@ struct Monitor<'a> {
     registered: bool,
     /// The command leads its own process group (no terminal in the foreground).
     own_group: bool,
-    payloads_from: Option<PathBuf>,
+    payloads_from: Option<String>,
 }
 
 impl<'a> Monitor<'a> {

@@ -70,6 +70,15 @@ impl StatWalkers {
 }
 
 /// The filesystem served to the kernel.
+/// The remote that payloads missing locally are fetched from (`--payloads-from`).
+pub(super) struct Fallback(pub(super) Box<dyn crate::storage::Repository>);
+
+impl std::fmt::Debug for Fallback {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Fallback({})", self.0.describe())
+    }
+}
+
 #[derive(Debug)]
 pub(super) struct SpfsFs {
     repo: LocalRepository,
@@ -87,7 +96,7 @@ pub(super) struct SpfsFs {
     backing: Mutex<Backing>,
     stat_walkers: StatWalkers,
     /// Where missing payloads are fetched from, if anywhere.
-    pub(super) fallback: Option<LocalRepository>,
+    pub(super) fallback: Option<Fallback>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -168,7 +177,12 @@ impl SpfsFs {
     /// Opens the payload of a file of `size` bytes, fetching it first when it is
     /// missing locally and a fallback repository is set; EIO (logged) otherwise.
     fn open_payload(&self, digest: &Digest, size: u64) -> std::result::Result<File, Errno> {
-        super::lazy_fetch::open_payload(&self.repo, self.fallback.as_ref(), digest, size)
+        super::lazy_fetch::open_payload(
+            &self.repo,
+            self.fallback.as_ref().map(|f| &*f.0),
+            digest,
+            size,
+        )
     }
 
     fn new_fh(&self) -> u64 {

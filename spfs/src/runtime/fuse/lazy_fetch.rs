@@ -1,15 +1,16 @@
-//! Lazy payloads: fetching a payload missing locally from a second repository
-//! (`--payloads-from`) on its first open, for FUSE runtimes whose payloads are not all
-//! local.
+//! Lazy payloads: fetching a payload missing locally from a remote (`--payloads-from`,
+//! any repository the storage traits reach: a directory, S3) on its first open, for
+//! FUSE runtimes whose payloads are not all local.
 
 use std::fs::{self, File};
 use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
 
 use fuser::Errno;
 
 use crate::digest::Digest;
 use crate::error::{Error, IoContext, Result};
-use crate::storage::{hash_stream, LocalRepository};
+use crate::storage::{hash_stream, LocalRepository, Repository};
 
 /// Copies the payload `digest` of `size` bytes from `remote` into `local`, verifying its
 /// content against the digest on the way, and keeps the remote payload's mode (as
@@ -17,40 +18,44 @@ use crate::storage::{hash_stream, LocalRepository};
 /// unless it verifies. A payload stored meanwhile by someone else counts as fetched.
 pub(super) fn fetch_payload(
     local: &LocalRepository,
-    remote: &LocalRepository,
+    remote: &dyn Repository,
     digest: &Digest,
     size: u64,
 ) -> Result<()> {
     let started = std::time::Instant::now();
-    let mut src = remote
-        .open_payload(digest, Some(size))
-        .map_err(|e| match e {
+    let (mut src, remote_size, remote_mode) =
+        remote.open_payload_stream(digest).map_err(|e| match e {
             Error::MissingPayload(_) => Error::MissingFallbackPayload {
                 digest: *digest,
-                fallback: remote.root().to_path_buf(),
+                fallback: remote.describe(),
             },
             e => e,
         })?;
-    let src_path = remote.payload_path(digest);
-    let mode = {
-        use std::os::unix::fs::MetadataExt;
-        let meta = src.metadata().ctx("reading", &src_path)?;
-        crate::storage::payload_mode(meta.mode() & 0o7777)
+    let src_path = PathBuf::from(format!("{}: payload {digest}", remote.describe()));
+    let corrupt = |copied: u64, actual: &Digest| Error::Corrupt {
+        what: "payload",
+        digest: *digest,
+        path: src_path.clone(),
+        reason: format!(
+            "the fetched content ({copied} bytes) hashes to {}; expected {size} bytes",
+            actual.short()
+        ),
     };
+    if remote_size != size {
+        return Err(Error::PayloadSize {
+            digest: *digest,
+            path: src_path.clone(),
+            expected: size,
+            actual: remote_size,
+        });
+    }
+    let mode = crate::storage::payload_mode(remote_mode & 0o7777);
     let tmp_dir = local.tmp_dir();
     fs::create_dir_all(&tmp_dir).ctx("creating", &tmp_dir)?;
     let mut tmp = tempfile::NamedTempFile::new_in(&tmp_dir).ctx("creating a file in", &tmp_dir)?;
     let (actual, copied) = hash_stream(&mut src, Some(tmp.as_file_mut()), &src_path)?;
     if actual != *digest || copied != size {
-        return Err(Error::Corrupt {
-            what: "payload",
-            digest: *digest,
-            path: src_path,
-            reason: format!(
-                "the fetched content ({copied} bytes) hashes to {}; expected {size} bytes",
-                actual.short()
-            ),
-        });
+        return Err(corrupt(copied, &actual));
     }
     tmp.as_file()
         .set_permissions(fs::Permissions::from_mode(mode))
@@ -74,7 +79,7 @@ pub(super) fn fetch_payload(
 /// log says why.
 pub(super) fn open_payload(
     repo: &LocalRepository,
-    fallback: Option<&LocalRepository>,
+    fallback: Option<&dyn Repository>,
     digest: &Digest,
     size: u64,
 ) -> std::result::Result<File, Errno> {

@@ -32,11 +32,11 @@ const ABORT_GRACE: Duration = Duration::from_secs(5);
 pub struct FuseOptions {
     /// Use FUSE passthrough for file reads when the kernel and privileges allow it; silently fall back otherwise.
     pub passthrough: bool,
-    /// A repository (root directory) from which a payload missing locally is fetched on
-    /// its first open: verified against its digest and size, stored in the local
-    /// repository, then served. A payload missing or corrupt there too fails that open
-    /// with EIO and a log line.
-    pub fallback: Option<PathBuf>,
+    /// A remote (an address: `file:///path`, `s3://bucket/prefix`) from which a payload
+    /// missing locally is fetched on its first open: verified against its digest and
+    /// size, stored in the local repository, then served. A payload missing or corrupt
+    /// there too fails that open with EIO and a log line.
+    pub fallback: Option<String>,
 }
 
 impl Default for FuseOptions {
@@ -96,12 +96,16 @@ impl FuseMount {
         }
 
         let fallback = match &opts.fallback {
-            Some(root) => Some(LocalRepository::open(root).map_err(|e| {
-                fuse_err(FuseProblem::Fallback {
-                    path: root.clone(),
-                    source: Box::new(e),
-                })
-            })?),
+            Some(address) => Some(super::handlers::Fallback(
+                crate::config::Address::parse(address)
+                    .and_then(|a| crate::storage::open_remote(&a, false))
+                    .map_err(|e| {
+                        fuse_err(FuseProblem::Fallback {
+                            remote: address.clone(),
+                            source: Box::new(e),
+                        })
+                    })?,
+            )),
             None => None,
         };
         let euid = nix::unistd::geteuid().as_raw();
