@@ -360,17 +360,7 @@ impl LocalRepository {
             }
             return Ok(());
         }
-        let mut text = String::new();
-        for e in newest_first.iter().rev() {
-            text.push_str(&format!("{} {} {}\n", e.target, e.time, e.user));
-        }
-        let tmp_dir = self.tmp_dir();
-        let mut tmp =
-            tempfile::NamedTempFile::new_in(&tmp_dir).ctx("creating a file in", &tmp_dir)?;
-        tmp.as_file_mut()
-            .write_all(text.as_bytes())
-            .ctx("writing tag", &path)?;
-        tmp.as_file().sync_all().ctx("writing tag", &path)?;
+        let tmp = self.stage_tag_file(name, newest_first, true)?;
         tmp.persist(&path)
             .map_err(|e| Error::io("writing tag", &path, e.error))?;
         Ok(())
