@@ -438,5 +438,18 @@ pub fn embedded_specs(spec: &Spec) -> Vec<&Spec> {
         .collect()
 }
 
+/// The versions one level of a package's spec tags names: a version is a tag (the
+/// recipe) or a directory (its builds), or both; sorted, each once.
+pub(crate) fn versions_in_level(tags: &[String], dirs: &[String]) -> Vec<Version> {
+    let mut versions: Vec<Version> = tags
+        .iter()
+        .chain(dirs.iter())
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    versions.sort();
+    versions.dedup_by(|a, b| a.is_identical(b));
+    versions
+}
+
 #[cfg(test)]
 mod tests;

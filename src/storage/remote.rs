@@ -89,15 +89,7 @@ impl PackageRepository for RemoteRepository {
             return Ok(p.versions.iter().map(|v| v.version.clone()).collect());
         }
         let level = self.store.list_tag_dir(&format!("{SPEC_PREFIX}/{name}"))?;
-        let mut versions: Vec<Version> = level
-            .tags
-            .iter()
-            .chain(level.dirs.iter())
-            .filter_map(|v| v.parse().ok())
-            .collect();
-        versions.sort();
-        versions.dedup_by(|a, b| a.is_identical(b));
-        Ok(versions)
+        Ok(super::versions_in_level(&level.tags, &level.dirs))
     }
 
     fn list_builds(&self, ident: &VersionIdent) -> Result<Vec<BuildIdent>> {

@@ -186,14 +186,7 @@ impl PackageRepository for SpfsRepository {
         let Some((tags, dirs)) = self.repo.tag_dir_names(&format!("{SPEC_PREFIX}/{name}"))? else {
             return Ok(Vec::new());
         };
-        let mut versions: Vec<Version> = tags
-            .iter()
-            .chain(dirs.iter())
-            .filter_map(|v| v.parse().ok())
-            .collect();
-        versions.sort();
-        versions.dedup_by(|a, b| a.is_identical(b));
-        Ok(versions)
+        Ok(super::versions_in_level(&tags, &dirs))
     }
 
     fn list_builds(&self, ident: &VersionIdent) -> Result<Vec<BuildIdent>> {
