@@ -14,7 +14,6 @@ RUNS=${RUNS:-3}
 cargo build --release -q -p spfs-cli
 TARGET=${CARGO_TARGET_DIR:-$PWD/target}
 SPFS=$TARGET/release/spfs
-bench_tree "$WORK"
 LOCAL=$WORK/remote-local
 REMOTE=$WORK/remote-shared
 FRESH=$WORK/remote-fresh
@@ -25,15 +24,7 @@ reset_fresh() { rm -rf "$FRESH"; sync; }
 # ---------------------------------------------------------------- file://
 # FILE=0 skips this part.
 if [ "${FILE:-1}" = 1 ]; then
-  TREE=$WORK/tree
-  if [ ! -f "$WORK/tree.done" ]; then
-    rm -rf "$TREE"
-    echo "generating tree in $TREE ..." >&2
-    python3 scripts/gen-tree.py "$TREE" "${SMALL:-45000}" "${BIG:-50}"
-    touch "$WORK/tree.done"
-  fi
-  files=$(find "$TREE" -type f | wc -l)
-  bytes=$(du -sb "$TREE" | cut -f1)
+  bench_tree "$WORK"
   rm -rf "$LOCAL" "$REMOTE" "$FRESH" "$OUT"
   SPFS_ROOT=$LOCAL "$SPFS" commit layer --path "$TREE" -t bench/tree >/dev/null 2>&1
   # Warm the page cache for every contender.
@@ -84,15 +75,8 @@ if [ -z "${AWS_ENDPOINT_URL:-}" ]; then
   # shellcheck disable=SC1091
   . "$S3DIR/s3.env"
 fi
-S3TREE=$WORK/tree-s3-${S3_SMALL:-10000}-${S3_BIG:-10}
-if [ ! -f "$S3TREE.done" ]; then
-  rm -rf "$S3TREE"
-  echo "generating tree in $S3TREE ..." >&2
-  python3 scripts/gen-tree.py "$S3TREE" "${S3_SMALL:-10000}" "${S3_BIG:-10}"
-  touch "$S3TREE.done"
-fi
-s3files=$(find "$S3TREE" -type f | wc -l)
-s3bytes=$(du -sb "$S3TREE" | cut -f1)
+bench_tree "$WORK/s3-${S3_SMALL:-10000}-${S3_BIG:-10}" "${S3_SMALL:-10000}" "${S3_BIG:-10}"
+S3TREE=$TREE s3files=$files s3bytes=$bytes
 rm -rf "$LOCAL" "$FRESH" "$OUT"
 SPFS_ROOT=$LOCAL "$SPFS" commit layer --path "$S3TREE" -t bench/s3tree >/dev/null 2>&1
 find "$S3TREE" "$LOCAL/payloads" -type f -print0 | xargs -0 cat >/dev/null

@@ -252,6 +252,20 @@ pub fn finish(result: Result<i32, Report>) -> i32 {
     }
 }
 
+/// Opens the remote a command line names (a configured name or an address; `None`:
+/// the default remote, `origin`), with its label. `create` makes a missing repository
+/// (a push target). A failure says which address the name stands for.
+pub fn open_remote(
+    name: Option<&str>,
+    create: bool,
+) -> Result<(String, Box<dyn spfs::storage::Repository>), Report> {
+    let label = name.unwrap_or(spfs::config::DEFAULT_REMOTE).to_string();
+    let address = spfs::config::current()?.remote(name)?;
+    let repo = spfs::storage::open_remote(&address, create)
+        .map_err(|e| Report::from(e).help(format!("remote '{label}' is {address}")))?;
+    Ok((label, repo))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

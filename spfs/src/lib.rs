@@ -22,6 +22,8 @@ pub mod runtime;
 pub mod signals;
 pub mod storage;
 pub mod sync;
+#[cfg(test)]
+mod test_fixture;
 
 pub use digest::Digest;
 pub use error::{Error, Help, Result};

@@ -245,7 +245,7 @@ pub(super) fn open_view(cli: &Cli, select: &RepoSelect, create: bool) -> Result<
     };
     let mut remotes = Vec::new();
     for name in &names {
-        match open_remote_store(Some(name), false) {
+        match cli_policy::open_remote(Some(name), false) {
             Ok((label, store)) => remotes.push(RemoteRepository::new(label, store.into())),
             Err(e) if !named => {
                 eprintln!("warning: remote '{name}' is skipped: {}", e.message);
@@ -571,21 +571,8 @@ fn lint(a: &Lint) -> CliResult {
     }
 }
 
-/// Opens the spfs store of the remote a name or address designates (the default remote
-/// for `None`); `create` makes a missing `file://` repository (a push target).
-pub(super) fn open_remote_store(
-    name: Option<&str>,
-    create: bool,
-) -> Result<(String, Box<dyn spfs::storage::Repository>), CliError> {
-    let label = name.unwrap_or(spfs::config::DEFAULT_REMOTE).to_string();
-    let address = spfs::config::current()?.remote(name)?;
-    let store = spfs::storage::open_remote(&address, create)
-        .map_err(|e| CliError::from(e).help(format!("remote '{label}' is {address}")))?;
-    Ok((label, store))
-}
-
 fn transfer(cli: &Cli, a: &Transfer, push: bool) -> CliResult {
-    let (label, remote) = open_remote_store(a.remote.as_deref(), push)?;
+    let (label, remote) = cli_policy::open_remote(a.remote.as_deref(), push)?;
     let local = if push {
         open_repo(cli)?
     } else {

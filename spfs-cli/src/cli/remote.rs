@@ -10,32 +10,7 @@ use spfs::{Digest, Error};
 use super::progress::bar;
 use super::{Cli, Result};
 
-/// Opens the remote a name or address designates (the default remote for `None`).
-/// `create` makes a missing repository (a push target).
-pub fn open_remote(name: Option<&str>, create: bool) -> Result<(String, Box<dyn Repository>)> {
-    let cfg = spfs::config::current()?;
-    let label = name.unwrap_or(DEFAULT_REMOTE).to_string();
-    let address = cfg.remote(name)?;
-    let repo = spfs::storage::open_remote(&address, create)
-        .map_err(|e| Report::from(e).help(format!("remote '{label}' is {address}")))?;
-    Ok((label, repo))
-}
-
-/// Opens the repository at `address`.
-fn open_address(
-    address: &spfs::config::Address,
-    create: bool,
-) -> spfs::Result<Box<dyn Repository>> {
-    spfs::storage::open_remote(address, create)
-}
-
-/// The configured remotes, `origin` first, each opened when first asked.
-pub fn configured_remotes() -> Result<Remotes<'static>> {
-    let cfg = spfs::config::current()?;
-    Ok(Remotes::new(cfg.remote_names(), move |name: &str| {
-        open_address(&cfg.remote(Some(name))?, false).map(std::sync::Arc::from)
-    }))
-}
+use cli_policy::open_remote;
 
 /// Resolves REF (a tag, `tag~N`, a digest, or an `a+b` stack) in `repo`: the roots to
 /// copy and the tags to set.
@@ -119,7 +94,7 @@ pub fn pull(cli: &Cli, refs: &[String], remote: Option<&str>) -> Result<i32> {
 /// the local repository lacks: the objects, not the tags. Parts are resolved locally
 /// first, then in the remotes; every layer of the stack is then in `repo`.
 pub fn resolve_for_run(repo: &LocalRepository, spec: &str) -> Result<Vec<Digest>> {
-    let remotes = configured_remotes()?;
+    let remotes = Remotes::configured()?;
     let mut names: Vec<(Digest, String)> = Vec::new();
     let stack =
         match repo.resolve_refs(spec) {

@@ -1,39 +1,15 @@
 use std::fs;
 
 use super::*;
-use crate::commit::{commit_layer, CommitOptions};
+use crate::test_fixture::{fixture, Fixture};
 
-struct Fixture {
-    dir: tempfile::TempDir,
-    src: LocalRepository,
-    dst: LocalRepository,
+/// What archive tests add to the shared fixture.
+trait ArchiveFixture {
+    fn archive(&self) -> PathBuf;
+    fn exported(&self) -> (Digest, PathBuf);
 }
 
-fn fixture() -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let src = LocalRepository::create(&dir.path().join("src")).unwrap();
-    let dst = LocalRepository::create(&dir.path().join("dst")).unwrap();
-    Fixture { dir, src, dst }
-}
-
-impl Fixture {
-    fn layer(&self, name: &str, files: &[(&str, &[u8])]) -> Digest {
-        let tree = self.dir.path().join(name);
-        for (f, content) in files {
-            let p = tree.join(f);
-            fs::create_dir_all(p.parent().unwrap()).unwrap();
-            fs::write(p, content).unwrap();
-        }
-        commit_layer(
-            &self.src,
-            &tree,
-            &CommitOptions::default(),
-            &[],
-            &Progress::hidden(),
-        )
-        .unwrap()
-    }
-
+impl ArchiveFixture for Fixture {
     fn archive(&self) -> PathBuf {
         self.dir.path().join("out.tar.zst")
     }

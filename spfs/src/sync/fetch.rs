@@ -39,6 +39,15 @@ impl<'a> Remotes<'a> {
         }
     }
 
+    /// The configured remotes, `origin` first, then by name, each opened when first
+    /// asked.
+    pub fn configured() -> Result<Remotes<'static>> {
+        let cfg = crate::config::current()?;
+        Ok(Remotes::new(cfg.remote_names(), move |name: &str| {
+            crate::storage::open_remote(&cfg.remote(Some(name))?, false).map(Arc::from)
+        }))
+    }
+
     /// Remotes already opened, asked in the order given.
     pub fn opened(remotes: Vec<(String, Arc<dyn Repository>)>) -> Remotes<'static> {
         let names = remotes.iter().map(|(n, _)| n.clone()).collect();

@@ -32,15 +32,6 @@ pub(super) fn fetch_payload(
             e => e,
         })?;
     let src_path = PathBuf::from(format!("{}: payload {digest}", remote.describe()));
-    let corrupt = |copied: u64, actual: &Digest| Error::Corrupt {
-        what: "payload",
-        digest: *digest,
-        path: src_path.clone(),
-        reason: format!(
-            "the fetched content ({copied} bytes) hashes to {}; expected {size} bytes",
-            actual.short()
-        ),
-    };
     if remote_size != size {
         return Err(Error::PayloadSize {
             digest: *digest,
@@ -55,7 +46,15 @@ pub(super) fn fetch_payload(
     let mut tmp = tempfile::NamedTempFile::new_in(&tmp_dir).ctx("creating a file in", &tmp_dir)?;
     let (actual, copied) = hash_stream(&mut src, Some(tmp.as_file_mut()), &src_path)?;
     if actual != *digest || copied != size {
-        return Err(corrupt(copied, &actual));
+        return Err(Error::Corrupt {
+            what: "payload",
+            digest: *digest,
+            path: src_path,
+            reason: format!(
+                "the fetched content ({copied} bytes) hashes to {}; expected {size} bytes",
+                actual.short()
+            ),
+        });
     }
     tmp.as_file()
         .set_permissions(fs::Permissions::from_mode(mode))
