@@ -371,16 +371,11 @@ fn tag_roots(
 /// The stacks of running and kept runtimes. An unreadable record is an error: what
 /// it protects cannot be known.
 fn runtime_roots(repo: &LocalRepository) -> Result<Vec<Digest>> {
-    let dir = repo.runtimes_dir();
     let mut out = Vec::new();
-    for entry in fs::read_dir(&dir).ctx("listing", &dir)? {
-        let entry = entry.ctx("listing", &dir)?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if let Some(stem) = name.strip_suffix(".runtime") {
-            let r = record::load(repo, stem)?;
-            if r.state() != RuntimeState::Dead {
-                out.extend(r.stack);
-            }
+    for name in record::names(repo)? {
+        let r = record::load(repo, &name)?;
+        if r.state() != RuntimeState::Dead {
+            out.extend(r.stack);
         }
     }
     Ok(out)

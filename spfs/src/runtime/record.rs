@@ -242,18 +242,27 @@ pub fn current(repo: &LocalRepository) -> Result<RuntimeRecord> {
     load(repo, &name)
 }
 
-/// Every runtime record, sorted by creation time.
-pub fn list(repo: &LocalRepository) -> Result<Vec<RuntimeRecord>> {
+/// The names of every runtime record, from the directory's entries.
+pub fn names(repo: &LocalRepository) -> Result<Vec<String>> {
     let dir = repo.runtimes_dir();
     let mut out = Vec::new();
     for entry in fs::read_dir(&dir).ctx("listing", &dir)? {
         let entry = entry.ctx("listing", &dir)?;
         let name = entry.file_name().to_string_lossy().into_owned();
         if let Some(stem) = name.strip_suffix(".runtime") {
-            match load(repo, stem) {
-                Ok(r) => out.push(r),
-                Err(e) => tracing::warn!("skipping unreadable runtime record: {e}"),
-            }
+            out.push(stem.to_string());
+        }
+    }
+    Ok(out)
+}
+
+/// Every runtime record, sorted by creation time.
+pub fn list(repo: &LocalRepository) -> Result<Vec<RuntimeRecord>> {
+    let mut out = Vec::new();
+    for stem in names(repo)? {
+        match load(repo, &stem) {
+            Ok(r) => out.push(r),
+            Err(e) => tracing::warn!("skipping unreadable runtime record: {e}"),
         }
     }
     out.sort_by_key(|r| (r.created, r.name.clone()));

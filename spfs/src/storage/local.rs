@@ -198,8 +198,8 @@ impl LocalRepository {
         }
     }
 
-    /// Reads and verifies an object.
-    pub fn read_object(&self, digest: &Digest) -> Result<Object> {
+    /// Reads an object's encoding, verified against its digest.
+    pub fn read_object_bytes(&self, digest: &Digest) -> Result<Vec<u8>> {
         let path = self.object_path(digest);
         let Some(bytes) = files::read_bounded(&path, files::MAX_OBJECT_BYTES)? else {
             return Err(Error::MissingObject(*digest));
@@ -213,10 +213,16 @@ impl LocalRepository {
                 reason: format!("content hashes to {}", actual.short()),
             });
         }
+        Ok(bytes)
+    }
+
+    /// Reads and verifies an object.
+    pub fn read_object(&self, digest: &Digest) -> Result<Object> {
+        let bytes = self.read_object_bytes(digest)?;
         Object::decode(&bytes).map_err(|e| Error::Corrupt {
             what: "object",
             digest: *digest,
-            path,
+            path: self.object_path(digest),
             reason: e.0,
         })
     }

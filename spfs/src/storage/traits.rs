@@ -143,20 +143,7 @@ impl ObjectStore for LocalRepository {
     }
 
     fn read_object_bytes(&self, digest: &Digest) -> Result<Vec<u8>> {
-        let path = self.object_path(digest);
-        let Some(bytes) = super::files::read_bounded(&path, super::files::MAX_OBJECT_BYTES)? else {
-            return Err(Error::MissingObject(*digest));
-        };
-        let actual = Digest::of(&bytes);
-        if actual != *digest {
-            return Err(Error::Corrupt {
-                what: "object",
-                digest: *digest,
-                path,
-                reason: format!("content hashes to {}", actual.short()),
-            });
-        }
-        Ok(bytes)
+        LocalRepository::read_object_bytes(self, digest)
     }
 
     fn write_object_bytes(&self, digest: &Digest, bytes: &[u8]) -> Result<()> {
