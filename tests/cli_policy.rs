@@ -53,6 +53,7 @@ const TABLE: &[(Tool, Repo, Access, &[&str], i32)] = &[
     (Spfs, Missing, Reads, &["diff"], 1),
     (Spfs, Missing, Reads, &["render", "a/b", "@NODIR"], 1),
     (Spfs, Missing, Reads, &["check"], 1),
+    (Spfs, Missing, Reads, &["check", "--remote", "nowhere"], 1),
     (Spfs, Missing, Reads, &["clean", "-y"], 1),
     (
         Spfs,
@@ -126,6 +127,7 @@ const TABLE: &[(Tool, Repo, Access, &[&str], i32)] = &[
     (Spfs, Empty, Reads, &["diff", "no/such", "other/x"], 1),
     (Spfs, Empty, Reads, &["render", "no/such", "@NODIR"], 1),
     (Spfs, Empty, Reads, &["check", "no/such"], 1),
+    (Spfs, Empty, Reads, &["check", "--remote", "nowhere"], 1),
     (Spfs, Empty, Reads, &["clean", "-y", "--grace", "soon"], 1),
     (Spfs, Empty, Reads, &["clean"], 1),
     (Spfs, Empty, Reads, &["untag", "no/such"], 1),

@@ -203,3 +203,72 @@ fn check_repair_restores_a_deleted_and_a_corrupt_payload_from_the_remote() {
     );
     assert!(err.contains("still has 1 problem(s)"), "{err}");
 }
+
+#[test]
+fn check_remote_verifies_a_file_remote_and_names_what_is_wrong() {
+    let env = Env::new();
+    let tree = env.path("tree");
+    write(&tree.join("one"), b"first payload\n", 0o644);
+    write(&tree.join("two"), b"second payload\n", 0o644);
+    env.commit(&tree, &["org/t"]);
+    let other = env.path("other");
+    write(&other.join("o"), b"other payload\n", 0o644);
+    let other_layer = env.commit(&other, &["org/other"]);
+    let remote = env.path("remote");
+    let addr = format!("file://{}", remote.display());
+    ok(env.run(&["push", "org/t", "org/other", "--remote", &addr]));
+
+    // A healthy remote: every object, payload and tag checked; exit 0.
+    let (out, err) = ok(env.run(&["check", "--remote", &addr]));
+    assert_eq!(out, "");
+    // Two layers, two manifests; three payloads.
+    assert!(
+        err.contains("checked 4 objects and 3 payloads")
+            && err.contains(&format!("in remote '{addr}'"))
+            && err.contains("0 problem(s)"),
+        "{err}"
+    );
+    // The closure of one reference only.
+    let (_, err) = ok(env.run(&["check", "org/t", "--remote", &addr]));
+    assert!(err.contains("checked 2 objects and 2 payloads"), "{err}");
+
+    // A corrupt payload, and a tag whose layer is gone.
+    let rotten = payload(&remote, b"second payload\n");
+    fs::set_permissions(&rotten, fs::Permissions::from_mode(0o644)).unwrap();
+    fs::write(&rotten, b"second PAYLOAD\n").unwrap();
+    let layer_file = remote
+        .join("objects")
+        .join(&other_layer[..2])
+        .join(&other_layer[2..]);
+    fs::remove_file(&layer_file).unwrap();
+    let out = env.run(&["check", "--remote", &addr]);
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let err = failed(out);
+    let rotten_hex = blake3::hash(b"second payload\n").to_hex().to_string();
+    let expected_rotten = format!(
+        "blob {rotten_hex}: corrupt: content hashes to {}",
+        &blake3::hash(b"second PAYLOAD\n").to_hex()[..12]
+    );
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with(&expected_rotten) && l.ends_with("(reached by org/t)")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!(
+            "object {other_layer}: missing (reached by org/other)"
+        )),
+        "{stdout}"
+    );
+    assert_eq!(stdout.lines().count(), 2, "{stdout}");
+    assert!(
+        err.contains(&format!("\nerror: remote '{addr}' has 2 problem(s)")),
+        "{err}"
+    );
+    // The local repository is not what was checked: it is fine.
+    ok(env.run(&["check"]));
+
+    let err = failed(env.run(&["check", "--remote", "nowhere"]));
+    assert!(err.contains("no remote named 'nowhere'"), "{err}");
+}

@@ -607,3 +607,76 @@ fn a_fuse_runtime_reads_payloads_from_s3_on_first_open() {
     let (text, _) = ok(run(&[]));
     assert_eq!(text, "fetched lazily\nfrom s3\n755\n");
 }
+
+#[test]
+fn check_remote_verifies_an_s3_remote_and_names_what_is_wrong() {
+    let Some(ep) = endpoint("check_remote_verifies_an_s3_remote_and_names_what_is_wrong") else {
+        return;
+    };
+    let env = Env::new();
+    let tree = env.path("tree");
+    write(&tree.join("a.txt"), b"checked content\n", 0o644);
+    write(&tree.join("b.txt"), b"more checked content\n", 0o644);
+    env.commit(&tree, &["org/c"]);
+    let other = env.path("other");
+    write(&other.join("o"), b"other checked content\n", 0o644);
+    let other_layer = env.commit(&other, &["org/d"]);
+    let prefix = unique_prefix("check");
+    let addr = format!("s3://{BUCKET}/{prefix}");
+    ok(spfs(
+        &env,
+        &ep,
+        &env.repo,
+        &["push", "org/c", "org/d", "--remote", &addr],
+    )
+    .output()
+    .unwrap());
+    let (out, err) = ok(spfs(&env, &ep, &env.repo, &["check", "--remote", &addr])
+        .output()
+        .unwrap());
+    assert_eq!(out, "");
+    assert!(
+        err.contains("checked 4 objects and 3 payloads") && err.contains("0 problem(s)"),
+        "{err}"
+    );
+
+    // Tamper with a payload (same size, other bytes) and delete a layer behind spfs's back.
+    let digest = blake3::hash(b"checked content\n").to_hex().to_string();
+    let (head, _) = curl(
+        &ep,
+        "PUT",
+        &format!("{prefix}/payloads/{digest}"),
+        Some(b"checked CONTENT\n"),
+    );
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let (head, _) = curl(
+        &ep,
+        "DELETE",
+        &format!("{prefix}/objects/{other_layer}"),
+        None,
+    );
+    assert!(head.starts_with("HTTP/1.1 204"), "{head}");
+
+    let out = spfs(&env, &ep, &env.repo, &["check", "--remote", &addr])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    let tampered = &blake3::hash(b"checked CONTENT\n").to_hex()[..12];
+    assert!(
+        stdout.contains(&format!(
+            "blob {digest}: corrupt: content hashes to {tampered} (reached by org/c)"
+        )),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("object {other_layer}: missing (reached by org/d)")),
+        "{stdout}"
+    );
+    assert_eq!(stdout.lines().count(), 2, "{stdout}");
+    assert!(
+        err.contains(&format!("\nerror: remote '{addr}' has 2 problem(s)")),
+        "{err}"
+    );
+}

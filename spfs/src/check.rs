@@ -1,5 +1,6 @@
 //! Verifying a repository: every object decodes and matches its digest, every payload
-//! re-hashes to its name, nothing referenced is missing.
+//! re-hashes to its name, nothing referenced is missing, every tag resolves. Any store
+//! the storage traits reach can be checked: the local directory or a remote.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -10,7 +11,7 @@ use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::object::{EntryKind, Object, ObjectKind};
 use crate::progress::Progress;
-use crate::storage::LocalRepository;
+use crate::storage::Repository;
 
 /// One thing found wrong.
 #[derive(Debug, Clone)]
@@ -39,67 +40,145 @@ pub struct CheckReport {
 }
 
 /// Checks the closure of `roots`, or the whole repository (every object, payload and
-/// tag) when `roots` is `None`.
+/// tag) when `roots` is `None`. Works on any store through the storage traits (the
+/// local directory, a `file://` or `s3://` remote): objects are read level by level,
+/// payloads streamed and re-hashed, with as many requests in flight as the store's
+/// [`Repository::parallelism`].
 pub fn check(
-    repo: &LocalRepository,
+    repo: &dyn Repository,
     roots: Option<Vec<Digest>>,
     progress: &Progress,
 ) -> Result<CheckReport> {
-    let tags = repo.all_tags()?;
+    let threads = repo.parallelism();
+    if threads > rayon::current_num_threads() {
+        if let Ok(pool) = rayon::ThreadPoolBuilder::new().num_threads(threads).build() {
+            return pool.install(|| check_in_pool(repo, roots, progress));
+        }
+    }
+    check_in_pool(repo, roots, progress)
+}
+
+/// What one digest of the object walk turned out to be.
+enum Visited {
+    /// An object: its child objects (with kinds) and the payloads a manifest names.
+    Object {
+        children: Vec<(Digest, ObjectKind)>,
+        files: Vec<(Digest, u64)>,
+    },
+    /// Not an object but a stored payload (a tag may point at one).
+    Payload,
+    /// Missing or corrupt: why.
+    Problem(String),
+}
+
+fn visit(repo: &dyn Repository, d: &Digest) -> Result<Visited> {
+    let bytes = match repo.read_object_bytes(d) {
+        Ok(b) => b,
+        Err(Error::MissingObject(_)) => {
+            return Ok(if repo.has_payload(d)? {
+                Visited::Payload
+            } else {
+                Visited::Problem("missing".into())
+            })
+        }
+        Err(Error::Corrupt { reason, .. }) => return Ok(Visited::Problem(reason)),
+        Err(e @ (Error::UnexpectedFileType { .. } | Error::FileTooLarge { .. })) => {
+            return Ok(Visited::Problem(e.to_string()))
+        }
+        Err(e) => return Err(e),
+    };
+    let obj = match Object::decode(&bytes) {
+        Ok(o) => o,
+        Err(e) => return Ok(Visited::Problem(e.0)),
+    };
+    let mut files = Vec::new();
+    let mut children = Vec::new();
+    if let Object::Manifest(m) = &obj {
+        for w in m.walk() {
+            if let EntryKind::File { size, digest } = w.entry.kind {
+                files.push((digest, size));
+            }
+        }
+    } else {
+        children = obj.children();
+    }
+    Ok(Visited::Object { children, files })
+}
+
+/// Every tag with its current target, through the tag store.
+fn current_tags(repo: &dyn Repository) -> Result<Vec<(String, Digest)>> {
+    let mut out = Vec::new();
+    for name in repo.list_tag_names("")? {
+        if let Some(e) = repo.tag_versions(&name)?.first() {
+            out.push((name, e.target));
+        }
+    }
+    Ok(out)
+}
+
+fn check_in_pool(
+    repo: &dyn Repository,
+    roots: Option<Vec<Digest>>,
+    progress: &Progress,
+) -> Result<CheckReport> {
+    let tags = current_tags(repo)?;
     let whole = roots.is_none();
     // Each digest to visit, with its kind when a parent object names it.
-    let mut pending: Vec<(Digest, Option<ObjectKind>)> = match roots {
-        Some(r) => r.into_iter().map(|d| (d, None)).collect(),
+    let start: Vec<Digest> = match roots {
+        Some(r) => r,
         None => {
-            let mut all: Vec<_> = repo
-                .list_objects()?
-                .into_iter()
-                .map(|d| (d, None))
-                .collect();
-            all.extend(tags.iter().map(|(_, d)| (*d, None)));
+            let mut all = repo.list_objects()?;
+            all.extend(tags.iter().map(|(_, d)| *d));
             all
         }
     };
-    let mut children: HashMap<Digest, Vec<Digest>> = HashMap::new();
     let mut seen = HashSet::new();
+    let mut frontier: Vec<(Digest, Option<ObjectKind>)> = start
+        .into_iter()
+        .filter(|d| seen.insert(*d))
+        .map(|d| (d, None))
+        .collect();
+    let mut children: HashMap<Digest, Vec<Digest>> = HashMap::new();
     let mut blobs: HashMap<Digest, Option<u64>> = HashMap::new();
     let mut report = CheckReport::default();
-    while let Some((d, kind)) = pending.pop() {
-        if !seen.insert(d) {
-            continue;
-        }
+    while !frontier.is_empty() {
         crate::signals::check()?;
-        if !repo.has_object(&d) && repo.has_payload(&d) {
-            blobs.entry(d).or_insert(None);
-            continue;
-        }
-        match repo.read_object(&d) {
-            Ok(obj) => {
-                report.objects += 1;
-                progress.inc(1, 0);
-                let mut kids = Vec::new();
-                if let Object::Manifest(m) = &obj {
-                    for w in m.walk() {
-                        if let EntryKind::File { size, digest } = w.entry.kind {
-                            blobs.insert(digest, Some(size));
-                            kids.push(digest);
+        let visited = frontier
+            .par_iter()
+            .map(|(d, _)| {
+                crate::signals::check()?;
+                visit(repo, d)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let mut next = Vec::new();
+        for ((d, kind), v) in frontier.into_iter().zip(visited) {
+            match v {
+                Visited::Payload => {
+                    blobs.entry(d).or_insert(None);
+                }
+                Visited::Problem(issue) => report.problems.push(problem(d, kind, &issue)),
+                Visited::Object {
+                    children: kids,
+                    files,
+                } => {
+                    report.objects += 1;
+                    progress.inc(1, 0);
+                    let mut names = Vec::with_capacity(kids.len() + files.len());
+                    for (digest, size) in files {
+                        blobs.insert(digest, Some(size));
+                        names.push(digest);
+                    }
+                    for (c, k) in kids {
+                        names.push(c);
+                        if seen.insert(c) {
+                            next.push((c, Some(k)));
                         }
                     }
-                } else {
-                    for (c, k) in obj.children() {
-                        pending.push((c, Some(k)));
-                        kids.push(c);
-                    }
+                    children.insert(d, names);
                 }
-                children.insert(d, kids);
             }
-            Err(Error::MissingObject(_)) => report.problems.push(problem(d, kind, "missing")),
-            Err(Error::Corrupt { reason, .. }) => report.problems.push(problem(d, kind, &reason)),
-            Err(e @ (Error::UnexpectedFileType { .. } | Error::FileTooLarge { .. })) => {
-                report.problems.push(problem(d, kind, &e.to_string()))
-            }
-            Err(e) => return Err(e),
         }
+        frontier = next;
     }
     if whole {
         for p in repo.list_payloads()? {
@@ -112,7 +191,7 @@ pub fn check(
         .par_iter()
         .map(|(d, size)| -> Result<Option<Problem>> {
             crate::signals::check()?;
-            let r = verify_payload(repo, d, *size);
+            let r = verify_payload(repo, d, *size)?;
             progress.inc(1, 0);
             Ok(match r {
                 Ok(n) => {
@@ -160,22 +239,34 @@ fn problem(digest: Digest, kind: Option<ObjectKind>, issue: &str) -> Problem {
     }
 }
 
-fn verify_payload(repo: &LocalRepository, d: &Digest, size: Option<u64>) -> Result<u64, String> {
-    let mut f = match repo.open_payload(d, None) {
-        Ok(f) => f,
-        Err(Error::MissingPayload(_)) => return Err("missing".into()),
-        Err(e) => return Err(e.to_string()),
+/// Re-hashes one payload: `Ok(Ok(bytes))` when it is right, `Ok(Err(why))` when it
+/// is missing or corrupt. A store that cannot be reached at all is an error.
+fn verify_payload(
+    repo: &dyn Repository,
+    d: &Digest,
+    size: Option<u64>,
+) -> Result<std::result::Result<u64, String>> {
+    let (mut reader, _, _) = match repo.open_payload_stream(d) {
+        Ok(r) => r,
+        Err(Error::MissingPayload(_)) => return Ok(Err("missing".into())),
+        Err(e @ Error::Remote { .. }) => return Err(e),
+        Err(e) => return Ok(Err(e.to_string())),
     };
-    let path = repo.payload_path(d);
-    let (actual, n) =
-        crate::storage::hash_stream(&mut f, None, &path).map_err(|e| format!("unreadable: {e}"))?;
+    let place = std::path::PathBuf::from(format!("{}: payload {d}", repo.describe()));
+    let (actual, n) = match crate::storage::hash_stream(&mut reader, None, &place) {
+        Ok(r) => r,
+        Err(e) => return Ok(Err(format!("unreadable: {e}"))),
+    };
     if let Some(s) = size {
         if s != n {
-            return Err(format!("corrupt: {n} bytes stored, manifest says {s}"));
+            return Ok(Err(format!("corrupt: {n} bytes stored, manifest says {s}")));
         }
     }
     if actual != *d {
-        return Err(format!("corrupt: content hashes to {}", actual.short()));
+        return Ok(Err(format!(
+            "corrupt: content hashes to {}",
+            actual.short()
+        )));
     }
-    Ok(n)
+    Ok(Ok(n))
 }

@@ -1,4 +1,8 @@
 //! Materializing manifests as directories.
+//!
+//! Objects are read through the storage traits ([`crate::storage::ObjectStore`]); what
+//! only a store on this host has, payload files to hard-link and the render cache,
+//! comes through [`LocalFiles`].
 
 use std::fs;
 use std::os::unix::fs::symlink;
@@ -11,7 +15,7 @@ use crate::digest::Digest;
 use crate::error::{Error, IoContext, Result};
 use crate::object::{EntryKind, Manifest};
 use crate::progress::Progress;
-use crate::storage::LocalRepository;
+use crate::storage::LocalFiles;
 
 /// How file content reaches a render.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -39,7 +43,7 @@ pub enum Masks {
 /// Masks are skipped with [`Masks::Skip`], or become overlayfs whiteouts (character
 /// devices 0/0) with [`Masks::AsWhiteouts`].
 pub fn render_to(
-    repo: &LocalRepository,
+    repo: &dyn LocalFiles,
     manifest: &Manifest,
     dest: &Path,
     strategy: RenderStrategy,
@@ -56,7 +60,7 @@ pub fn render_to(
 /// [`render_to`] with hard links to inodes of mode `links(committed mode)` (or
 /// independent copies with exact modes when `links` is `None`).
 fn render_tree(
-    repo: &LocalRepository,
+    repo: &dyn LocalFiles,
     manifest: &Manifest,
     dest: &Path,
     links: Option<fn(u32) -> u32>,
@@ -111,7 +115,7 @@ fn render_tree(
 /// Links or copies one payload to `path`. The payload must be a regular file of the
 /// manifest's `size` (checked with a stat before linking, an fstat before copying).
 fn render_file(
-    repo: &LocalRepository,
+    repo: &dyn LocalFiles,
     path: &Path,
     digest: &Digest,
     size: u64,
@@ -119,7 +123,7 @@ fn render_file(
     links: Option<fn(u32) -> u32>,
 ) -> Result<()> {
     if let Some(link_mode) = links {
-        let src = repo.payload_for_mode(digest, link_mode(mode), size)?;
+        let src = repo.payload_link_source(digest, link_mode(mode), size)?;
         match fs::hard_link(&src, path) {
             Ok(()) => return Ok(()),
             Err(e)
@@ -130,7 +134,7 @@ fn render_file(
             Err(e) => return Err(Error::io("linking", path, e)),
         }
     }
-    let mut src = repo.open_payload(digest, Some(size))?;
+    let mut src = repo.open_payload_file(digest, size)?;
     let mut dest = fs::OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -141,7 +145,7 @@ fn render_file(
         // The payload changed size while it was copied.
         return Err(Error::PayloadSize {
             digest: *digest,
-            path: repo.payload_path(digest),
+            path: repo.payload_file(digest),
             expected: size,
             actual: copied,
         });
@@ -171,13 +175,13 @@ fn make_whiteout(path: &Path) -> Result<()> {
 /// show their committed modes, owner write bit included (group and other write bits
 /// are never carried by a shared inode): runtimes only ever see a render through a
 /// read-only mount or an overlay, which keep every change away from its inodes.
-pub fn render_cached(repo: &LocalRepository, manifest: &Digest) -> Result<PathBuf> {
-    let final_path = repo.renders_dir().join(manifest.to_hex());
+pub fn render_cached(repo: &dyn LocalFiles, manifest: &Digest) -> Result<PathBuf> {
+    let final_path = repo.render_cache().join(manifest.to_hex());
     if crate::storage::files::stat(&final_path, crate::storage::files::Expect::Dir)?.is_some() {
         return Ok(final_path);
     }
     let m = repo.read_manifest(manifest)?;
-    let renders = repo.renders_dir();
+    let renders = repo.render_cache();
     let tmp = tempfile::Builder::new()
         .prefix(".render-")
         .tempdir_in(&renders)
@@ -206,8 +210,8 @@ pub fn render_cached(repo: &LocalRepository, manifest: &Digest) -> Result<PathBu
 }
 
 /// A file whose existence says the cached render of `manifest` holds whiteouts.
-pub fn whiteout_marker(repo: &LocalRepository, manifest: &Digest) -> PathBuf {
-    repo.renders_dir()
+pub fn whiteout_marker(repo: &dyn LocalFiles, manifest: &Digest) -> PathBuf {
+    repo.render_cache()
         .join(format!("{}.whiteouts", manifest.to_hex()))
 }
 
@@ -217,6 +221,7 @@ mod tests {
 
     use super::*;
     use crate::commit::{commit_layer, CommitOptions};
+    use crate::storage::LocalRepository;
 
     /// (name, content, committed mode).
     const FILES: &[(&str, &str, u32)] = &[

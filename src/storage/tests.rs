@@ -265,6 +265,9 @@ impl spfs::storage::ObjectStore for Counting {
     fn write_object_bytes(&self, d: &Digest, b: &[u8]) -> spfs::Result<()> {
         self.inner.write_object_bytes(d, b)
     }
+    fn list_objects(&self) -> spfs::Result<Vec<Digest>> {
+        self.inner.list_objects()
+    }
 }
 
 impl spfs::storage::PayloadStore for Counting {
@@ -284,6 +287,9 @@ impl spfs::storage::PayloadStore for Counting {
         mode: u32,
     ) -> spfs::Result<u64> {
         self.inner.write_payload_stream(d, r, mode)
+    }
+    fn list_payloads(&self) -> spfs::Result<Vec<Digest>> {
+        self.inner.list_payloads()
     }
 }
 

@@ -168,15 +168,18 @@ enum Command {
         #[arg(long, value_name = "NAME")]
         remote: Option<String>,
     },
-    /// Verify objects and payloads (all, or the closure of REF)
+    /// Verify objects, payloads and tags (all, or the closure of REF), locally or in a remote
+    #[command(
+        after_help = "Examples:\n  spfs check                       the local repository\n  spfs check --remote origin       a remote (file://, s3://)\n  spfs check --repair --remote origin   restore the local repository from origin"
+    )]
     Check {
         /// Only check what this reference needs
         reference: Option<String>,
-        /// Fetch missing or corrupt objects and payloads again from a remote
+        /// Fetch missing or corrupt objects and payloads of the local repository again from a remote
         #[arg(long)]
         repair: bool,
-        /// Remote name or address to repair from [default: origin]
-        #[arg(long, value_name = "NAME", requires = "repair")]
+        /// Remote name or address: the one to check, or with --repair the one to repair from [default with --repair: origin]
+        #[arg(long, value_name = "NAME")]
         remote: Option<String>,
     },
     /// Write references (with their tags and everything they need) to a .tar.zst archive
@@ -283,7 +286,12 @@ fn run(cli: &Cli) -> Result<i32> {
         Command::Check {
             reference,
             repair: false,
-            ..
+            remote: Some(remote),
+        } => store::check_remote(reference.as_deref(), remote),
+        Command::Check {
+            reference,
+            repair: false,
+            remote: None,
         } => store::check(&cli.open_repo()?, reference.as_deref()),
         Command::Check {
             reference,

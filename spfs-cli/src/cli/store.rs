@@ -1,4 +1,4 @@
-//! Commands that write: commit, tag, untag, render, check.
+//! Commands that write: commit, tag, untag, render; and check.
 
 use std::path::{Path, PathBuf};
 
@@ -8,7 +8,7 @@ use cli_policy::{outln, Report};
 use spfs::commit::{commit_layer, store_platform, CommitOptions};
 use spfs::progress::human_bytes;
 use spfs::render::{render_to, Masks, RenderStrategy};
-use spfs::storage::LocalRepository;
+use spfs::storage::{LocalRepository, Repository};
 use spfs::{Digest, Error};
 
 use super::progress::bar;
@@ -200,8 +200,36 @@ pub fn render(
     Ok(0)
 }
 
+/// `spfs check [REF]`: verifies the local repository.
 pub fn check(repo: &LocalRepository, reference: Option<&str>) -> Result<i32> {
     let roots = reference.map(|r| repo.resolve_refs(r)).transpose()?;
+    check_store(repo, roots, None)
+}
+
+/// `spfs check [REF] --remote NAME`: verifies a remote (`file://`, `s3://`) through
+/// the storage traits, as the local repository is.
+pub fn check_remote(reference: Option<&str>, remote: &str) -> Result<i32> {
+    let (label, repo) = cli_policy::open_remote(Some(remote), false)?;
+    let roots = match reference {
+        Some(r) => Some(
+            super::remote::roots_of(&*repo, r)
+                .map_err(|e| e.help(format!("'{r}' must name something in {label}")))?
+                .into_iter()
+                .map(|(_, d)| d)
+                .collect(),
+        ),
+        None => None,
+    };
+    check_store(&*repo, roots, Some(&label))
+}
+
+/// Checks `repo` and reports: problems on stdout, a summary on stderr, exit 1 with
+/// the number of problems if there are any. `remote` names a remote being checked.
+fn check_store(
+    repo: &dyn Repository,
+    roots: Option<Vec<Digest>>,
+    remote: Option<&str>,
+) -> Result<i32> {
     let progress = bar("checking");
     let report = spfs::check::check(repo, roots, &progress);
     progress.finish();
@@ -215,22 +243,36 @@ pub fn check(repo: &LocalRepository, reference: Option<&str>) -> Result<i32> {
         let kind = p.kind.map(|k| k.name()).unwrap_or("object");
         outln!("{kind} {}: {}{tags}", p.digest, p.issue);
     }
+    // "remote 'origin' (s3://b/p)", or "remote 's3://b/p'" when given by address.
+    let named = |label: &str| match repo.describe() {
+        d if d == label || format!("file://{d}") == label => format!("remote '{label}'"),
+        d => format!("remote '{label}' ({d})"),
+    };
+    let place = remote
+        .map(|l| format!(" in {}", named(l)))
+        .unwrap_or_default();
     eprintln!(
-        "checked {} objects and {} payloads ({}): {} problem(s)",
+        "checked {} objects and {} payloads ({}){place}: {} problem(s)",
         report.objects,
         report.payloads,
         human_bytes(report.bytes),
         report.problems.len()
     );
     if report.problems.is_empty() {
-        Ok(0)
-    } else {
-        Err(Report::new(format!(
-            "the repository has {} problem(s), listed on stdout",
-            report.problems.len()
-        ))
-        .help("restore the listed digests from another repository, or remove the tags that reach them"))
+        return Ok(0);
     }
+    let n = report.problems.len();
+    Err(match remote {
+        None => Report::new(format!(
+            "the repository has {n} problem(s), listed on stdout"
+        ))
+        .help("restore the listed digests from another repository, or remove the tags that reach them"),
+        Some(label) => Report::new(format!(
+            "{} has {n} problem(s), listed on stdout",
+            named(label)
+        ))
+        .help("restore the listed digests there from a good copy (for a file:// remote: 'spfs --repo DIR check --repair --remote OTHER'), or remove the tags that reach them"),
+    })
 }
 
 /// `spfs check --repair [REF] [--remote NAME]`: restores what is missing or corrupt

@@ -229,15 +229,7 @@ impl LocalRepository {
 
     /// Reads a manifest; a layer's manifest is followed.
     pub fn read_manifest(&self, digest: &Digest) -> Result<Manifest> {
-        match self.read_object(digest)? {
-            Object::Manifest(m) => Ok(m),
-            Object::Layer(l) => self.read_manifest(&l.manifest),
-            Object::Platform(_) => Err(Error::WrongKind {
-                reference: digest.to_string(),
-                actual: "platform",
-                expected: "a manifest or layer",
-            }),
-        }
+        super::ObjectStore::read_manifest(self, digest)
     }
 
     /// Reads a layer object.

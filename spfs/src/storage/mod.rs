@@ -20,7 +20,7 @@ pub use local::{builtin_root, default_root, LocalRepository, FORMAT_VERSION};
 pub(crate) use payloads::set_mode;
 pub use payloads::{hash_stream, payload_mode, read_only_mode};
 pub use tags::{parse_tag_version, tag_dirs_read, validate_tag_name, TagDir, TagEntry, TagStamp};
-pub use traits::{ObjectStore, PayloadStore, Repository, TagLevel, TagStore};
+pub use traits::{LocalFiles, ObjectStore, PayloadStore, Repository, TagLevel, TagStore};
 pub use transaction::Transaction;
 
 use crate::config::Address;

@@ -263,6 +263,16 @@ impl S3Repository {
         }
     }
 
+    /// The digests named by the keys directly under `area` (`objects/`, `payloads/`);
+    /// other keys there are ignored.
+    fn list_digests(&self, area: &str) -> Result<Vec<Digest>> {
+        Ok(self
+            .list(area)?
+            .into_iter()
+            .filter_map(|k| Digest::parse(k.strip_prefix(area)?).ok())
+            .collect())
+    }
+
     /// The versions of a tag: (sequence, key relative to the repository), newest first.
     fn tag_version_keys(&self, name: &str) -> Result<Vec<(u64, String)>> {
         let mut versions: Vec<(u64, String)> = self
@@ -467,6 +477,10 @@ impl ObjectStore for S3Repository {
         let key = self.object_key(digest)?;
         self.put_small(&key, &rel, bytes.to_vec(), None)
     }
+
+    fn list_objects(&self) -> Result<Vec<Digest>> {
+        self.list_digests("objects/")
+    }
 }
 
 /// Reads a payload's body as it arrives.
@@ -637,6 +651,10 @@ impl PayloadStore for S3Repository {
             .block_on(writer.finish())
             .map_err(|e| self.error("completing upload of", &rel, e))?;
         Ok(size)
+    }
+
+    fn list_payloads(&self) -> Result<Vec<Digest>> {
+        self.list_digests("payloads/")
     }
 }
 

@@ -6,10 +6,12 @@
 //! when complete.
 
 use std::io::Read;
+use std::path::PathBuf;
 
 use super::{LocalRepository, TagEntry};
 use crate::digest::Digest;
 use crate::error::{Error, IoContext, Result};
+use crate::object::{Manifest, Object};
 
 /// Encoded objects, by digest.
 pub trait ObjectStore: Send + Sync {
@@ -20,6 +22,67 @@ pub trait ObjectStore: Send + Sync {
     /// Stores encoded bytes under `digest`, refusing bytes that hash otherwise or do
     /// not decode.
     fn write_object_bytes(&self, digest: &Digest, bytes: &[u8]) -> Result<()>;
+    /// Every stored object's digest (a whole-store listing: for `spfs check`, never
+    /// per request).
+    fn list_objects(&self) -> Result<Vec<Digest>>;
+
+    /// Reads, verifies and decodes an object.
+    fn read_object(&self, digest: &Digest) -> Result<Object> {
+        let bytes = self.read_object_bytes(digest)?;
+        Object::decode(&bytes).map_err(|e| Error::Corrupt {
+            what: "object",
+            digest: *digest,
+            path: format!("object {digest}").into(),
+            reason: e.0,
+        })
+    }
+
+    /// Reads a manifest; a layer's manifest is followed.
+    fn read_manifest(&self, digest: &Digest) -> Result<Manifest> {
+        match self.read_object(digest)? {
+            Object::Manifest(m) => Ok(m),
+            Object::Layer(l) => self.read_manifest(&l.manifest),
+            Object::Platform(_) => Err(Error::WrongKind {
+                reference: digest.to_string(),
+                actual: "platform",
+                expected: "a manifest or layer",
+            }),
+        }
+    }
+}
+
+/// What only a store on this host's filesystem offers, and renders need: payloads as
+/// files to hard-link or copy, and the render cache. A render reads its objects through
+/// [`ObjectStore`] like anything else; a remote has no such files (its payloads reach a
+/// render by a pull first, or lazily through FUSE).
+pub trait LocalFiles: ObjectStore {
+    /// A regular file of `size` bytes with the payload's content whose inode mode is
+    /// exactly `mode` (see [`LocalRepository::payload_for_mode`]): what a render links.
+    fn payload_link_source(&self, digest: &Digest, mode: u32, size: u64) -> Result<PathBuf>;
+    /// The payload's file opened for copying; refused unless it holds `size` bytes.
+    fn open_payload_file(&self, digest: &Digest, size: u64) -> Result<std::fs::File>;
+    /// Where the payload's file is (for messages).
+    fn payload_file(&self, digest: &Digest) -> PathBuf;
+    /// The render cache (`renders/`), where cached renders and proxies live.
+    fn render_cache(&self) -> PathBuf;
+}
+
+impl LocalFiles for LocalRepository {
+    fn payload_link_source(&self, digest: &Digest, mode: u32, size: u64) -> Result<PathBuf> {
+        self.payload_for_mode(digest, mode, size)
+    }
+
+    fn open_payload_file(&self, digest: &Digest, size: u64) -> Result<std::fs::File> {
+        self.open_payload(digest, Some(size))
+    }
+
+    fn payload_file(&self, digest: &Digest) -> PathBuf {
+        self.payload_path(digest)
+    }
+
+    fn render_cache(&self) -> PathBuf {
+        self.renders_dir()
+    }
 }
 
 /// File contents, by digest.
@@ -36,6 +99,9 @@ pub trait PayloadStore: Send + Sync {
         reader: &mut dyn Read,
         mode: u32,
     ) -> Result<u64>;
+    /// Every stored payload's digest (a whole-store listing: for `spfs check`, never
+    /// per request).
+    fn list_payloads(&self) -> Result<Vec<Digest>>;
 
     /// A small payload's whole content (a spec, a note), verified against its digest;
     /// refused when it holds more than `limit` bytes.
@@ -148,7 +214,7 @@ impl ObjectStore for LocalRepository {
 
     fn write_object_bytes(&self, digest: &Digest, bytes: &[u8]) -> Result<()> {
         let actual = Digest::of(bytes);
-        let object = crate::object::Object::decode(bytes).ok();
+        let object = Object::decode(bytes).ok();
         if actual != *digest || object.is_none() {
             return Err(Error::Corrupt {
                 what: "object",
@@ -167,6 +233,15 @@ impl ObjectStore for LocalRepository {
             self.write_atomic(&path, bytes, 0o444)?;
         }
         Ok(())
+    }
+
+    fn list_objects(&self) -> Result<Vec<Digest>> {
+        LocalRepository::list_objects(self)
+    }
+
+    fn read_object(&self, digest: &Digest) -> Result<Object> {
+        // Names the object's file in errors.
+        LocalRepository::read_object(self, digest)
     }
 }
 
@@ -210,6 +285,10 @@ impl PayloadStore for LocalRepository {
         }
         self.persist(tmp, &path, super::payload_mode(mode))?;
         Ok(size)
+    }
+
+    fn list_payloads(&self) -> Result<Vec<Digest>> {
+        LocalRepository::list_payloads(self)
     }
 }
 
