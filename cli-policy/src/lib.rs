@@ -266,6 +266,18 @@ pub fn open_remote(
     Ok((label, repo))
 }
 
+/// As [`open_remote`], for a remote only read from as a source of closures (`spfs
+/// check --repair`): a `tar://` archive is accepted too.
+pub fn open_source(
+    name: Option<&str>,
+) -> Result<(String, Box<dyn spfs::storage::Repository>), Report> {
+    let label = name.unwrap_or(spfs::config::DEFAULT_REMOTE).to_string();
+    let address = spfs::config::current()?.remote(name)?;
+    let repo = spfs::storage::open_source(&address)
+        .map_err(|e| Report::from(e).help(format!("remote '{label}' is {address}")))?;
+    Ok((label, repo))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -272,3 +272,106 @@ fn check_remote_verifies_a_file_remote_and_names_what_is_wrong() {
     let err = failed(env.run(&["check", "--remote", "nowhere"]));
     assert!(err.contains("no remote named 'nowhere'"), "{err}");
 }
+
+#[test]
+fn run_pulls_from_a_tar_remote_only_the_closure_it_needs() {
+    if !privileged("run_pulls_from_a_tar_remote_only_the_closure_it_needs") {
+        return;
+    }
+    let env = Env::new();
+    let tree = env.path("tree");
+    write(&tree.join("hello.txt"), b"from the archive\n", 0o644);
+    let hello = env.commit(&tree, &["org/hello"]);
+    let other = env.path("other");
+    write(&other.join("o.txt"), b"not wanted\n", 0o644);
+    env.commit(&other, &["org/other"]);
+    let archive = env.path("shared.tar.zst");
+    ok(env.run(&[
+        "export",
+        "org/hello",
+        "org/other",
+        "-o",
+        archive.to_str().unwrap(),
+    ]));
+
+    let local = env.path("local");
+    let run = |args: &[&str]| {
+        env.cmd(args)
+            .env("SPFS_ROOT", &local)
+            .env("XDG_CONFIG_HOME", env.path("no-config"))
+            .env_remove("SPFS_CONFIG")
+            .env("SPFS_REMOTE_ORIGIN", format!("tar://{}", archive.display()))
+            .output()
+            .unwrap()
+    };
+    let (out, err) = ok(run(&["run", "org/hello", "--", "cat", "/spfs/hello.txt"]));
+    assert_eq!(out, "from the archive\n");
+    assert!(err.contains("pulled org/hello from origin"), "{err}");
+    // Only that closure arrived, and no tag.
+    assert!(payload(&local, b"from the archive\n").is_file());
+    assert!(!payload(&local, b"not wanted\n").exists());
+    assert!(ok(run(&["tags"])).0.trim().is_empty());
+    ok(run(&["check", &hello]));
+    // A reference the archive lacks names the remote asked.
+    let err = failed(run(&["run", "org/none", "--", "true"]));
+    assert!(
+        err.contains("no configured remote has it either (origin)"),
+        "{err}"
+    );
+}
+
+#[test]
+fn check_repair_restores_from_a_tar_remote_in_one_pass() {
+    let env = Env::new();
+    let tree = env.path("tree");
+    write(&tree.join("one"), b"first payload\n", 0o644);
+    write(&tree.join("two"), b"second payload\n", 0o755);
+    write(&tree.join("three"), b"third payload\n", 0o644);
+    let layer = env.commit(&tree, &["org/t"]);
+    let archive = env.path("backup.tar.zst");
+    ok(env.run(&["export", "org/t", "-o", archive.to_str().unwrap()]));
+    let addr = format!("tar://{}", archive.display());
+
+    // A deleted payload, a corrupt one, and the layer's object gone.
+    fs::remove_file(payload(&env.repo, b"first payload\n")).unwrap();
+    let rotten = payload(&env.repo, b"second payload\n");
+    fs::set_permissions(&rotten, fs::Permissions::from_mode(0o644)).unwrap();
+    fs::write(&rotten, b"second PAYLOAD\n").unwrap();
+    let layer_file = env.repo.join("objects").join(&layer[..2]).join(&layer[2..]);
+    fs::remove_file(&layer_file).unwrap();
+    failed(env.run(&["check"]));
+
+    let (out, err) = ok(env.run(&["check", "--repair", "--remote", &addr]));
+    assert_eq!(out.matches("repaired payload").count(), 2, "{out}");
+    assert_eq!(out.matches("repaired object").count(), 1, "{out}");
+    assert!(err.contains("0 problem(s) remain"), "{err}");
+    ok(env.run(&["check"]));
+    assert_eq!(env.ok(&["read", "org/t", "one"]), "first payload\n");
+    assert_eq!(env.ok(&["read", "org/t", "two"]), "second payload\n");
+    // The restored payload has the mode of the committed file (without group/other
+    // write bits).
+    assert_eq!(
+        fs::metadata(&rotten).unwrap().permissions().mode() & 0o7777,
+        0o755
+    );
+    let leftovers: Vec<_> = fs::read_dir(env.repo.join("tmp"))
+        .unwrap()
+        .flatten()
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+
+    // What the archive does not hold stays broken: exit 1, named.
+    let other = env.path("other");
+    write(&other.join("x"), b"never exported\n", 0o644);
+    env.commit(&other, &["org/x"]);
+    fs::remove_file(payload(&env.repo, b"never exported\n")).unwrap();
+    let out = env.run(&["check", "--repair", "--remote", &addr]);
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let err = failed(out);
+    let hex = blake3::hash(b"never exported\n").to_hex().to_string();
+    assert!(
+        stdout.contains(&format!("could not repair {hex}")),
+        "{stdout}"
+    );
+    assert!(err.contains("still has 1 problem(s)"), "{err}");
+}

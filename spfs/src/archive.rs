@@ -840,5 +840,8 @@ pub fn list_tags(path: &Path) -> Result<Vec<(String, Digest)>> {
     Ok(read_preamble(path)?.tags)
 }
 
+mod source;
+pub use source::{fetch_closures, read_payloads, ArchiveSource};
+
 #[cfg(test)]
 mod tests;

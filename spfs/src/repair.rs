@@ -55,9 +55,35 @@ pub fn repair(
             report.check = found;
             return Ok(report);
         }
+        // From an archive, the payloads wanted come in one pass over it.
+        let mut from_archive = match source.streamed_archive() {
+            Some(path) => {
+                let mut wanted = std::collections::HashSet::new();
+                for p in &todo {
+                    if !source.has_object(&p.digest)? && source.has_payload(&p.digest)? {
+                        wanted.insert(p.digest);
+                    }
+                }
+                if wanted.is_empty() {
+                    Default::default()
+                } else {
+                    crate::archive::read_payloads(path, &wanted, &repo.tmp_dir(), progress)?
+                }
+            }
+            None => Default::default(),
+        };
         for p in todo {
             crate::signals::check()?;
-            match restore(repo, source, &p.digest) {
+            let restored = match from_archive.remove(&p.digest) {
+                Some((mode, tmp)) => {
+                    let n = tmp.as_file().metadata().map(|m| m.len()).unwrap_or(0);
+                    replace(tmp, &repo.payload_path(&p.digest), payload_mode(mode))
+                        .map(|()| ("payload", n))
+                        .map_err(|e| e.to_string())
+                }
+                None => restore(repo, source, &p.digest),
+            };
+            match restored {
                 Ok((what, n)) => {
                     report.bytes += n;
                     progress.inc(1, n);
@@ -100,6 +126,13 @@ fn restore(
         return Ok(("object", bytes.len() as u64));
     }
     if source.has_payload(digest).map_err(text)? {
+        if source.streamed_archive().is_some() {
+            // Payloads of an archive were all read in one pass (see `repair`).
+            return Err(format!(
+                "{} names it but does not hold it (the archive is incomplete)",
+                source.describe()
+            ));
+        }
         let (mut reader, _, mode) = source.open_payload_stream(digest).map_err(text)?;
         let mut tmp = temp(repo).map_err(text)?;
         let path = repo.payload_path(digest);

@@ -283,7 +283,7 @@ pub fn repair(
     remote: Option<&str>,
 ) -> Result<i32> {
     let roots = reference.map(|r| repo.resolve_refs(r)).transpose()?;
-    let (label, source) = cli_policy::open_remote(remote, false)?;
+    let (label, source) = cli_policy::open_source(remote)?;
     let progress = bar("repairing");
     let report = spfs::repair::repair(repo, roots, &*source, &progress);
     progress.finish();

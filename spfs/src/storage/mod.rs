@@ -55,3 +55,13 @@ pub fn open_remote(address: &Address, create: bool) -> Result<Box<dyn Repository
         }),
     }
 }
+
+/// Opens a remote to read closures from: as [`open_remote`], and also a `tar://`
+/// archive (as [`crate::archive::ArchiveSource`]: its payloads are read in one pass by
+/// the pulls of `spfs run` and by `spfs check --repair`).
+pub fn open_source(address: &Address) -> Result<Box<dyn Repository>> {
+    match address {
+        Address::Tar(path) => Ok(Box::new(crate::archive::ArchiveSource::open(path)?)),
+        other => open_remote(other, false),
+    }
+}

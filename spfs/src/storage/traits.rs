@@ -201,6 +201,12 @@ pub trait Repository: ObjectStore + PayloadStore + TagStore {
     fn parallelism(&self) -> usize {
         rayon::current_num_threads()
     }
+    /// The file of an archive (`tar://`), whose payloads are read only by a pass over
+    /// all of it: transfers from it go through [`crate::archive::fetch_closures`] and
+    /// [`crate::archive::read_payloads`], not payload by payload. `None` for stores.
+    fn streamed_archive(&self) -> Option<&std::path::Path> {
+        None
+    }
 }
 
 impl ObjectStore for LocalRepository {

@@ -11,7 +11,7 @@ use super::{copy, resolve, SyncReport};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::progress::Progress;
-use crate::storage::Repository;
+use crate::storage::{LocalRepository, Repository};
 
 /// Opens a remote by name.
 type Opener<'a> = Box<dyn Fn(&str) -> Result<Arc<dyn Repository>> + Send + Sync + 'a>;
@@ -40,11 +40,11 @@ impl<'a> Remotes<'a> {
     }
 
     /// The configured remotes, `origin` first, then by name, each opened when first
-    /// asked.
+    /// asked (a `tar://` one as an [`crate::archive::ArchiveSource`]).
     pub fn configured() -> Result<Remotes<'static>> {
         let cfg = crate::config::current()?;
         Ok(Remotes::new(cfg.remote_names(), move |name: &str| {
-            crate::storage::open_remote(&cfg.remote(Some(name))?, false).map(Arc::from)
+            crate::storage::open_source(&cfg.remote(Some(name))?).map(Arc::from)
         }))
     }
 
@@ -145,7 +145,7 @@ pub fn missing(local: &dyn Repository, digests: &[Digest]) -> Result<Vec<Digest>
 /// [`Error::NotInRemotes`] names what is missing and which remotes were asked.
 /// Returns what came from each remote (none when nothing was missing).
 pub fn fetch_missing(
-    local: &dyn Repository,
+    local: &LocalRepository,
     remotes: &Remotes<'_>,
     digests: &[Digest],
     progress: &Progress,
@@ -191,7 +191,11 @@ pub fn fetch_missing(
     }
     let mut out = Vec::new();
     for (name, remote, digests) in plan {
-        let report = copy(&*remote, local, &digests, &[], progress)?;
+        let report = match remote.streamed_archive() {
+            // One pass over the archive for everything taken from it.
+            Some(path) => crate::archive::fetch_closures(local, path, &digests, progress)?,
+            None => copy(&*remote, local, &digests, &[], progress)?,
+        };
         out.push(Fetched {
             remote: name,
             digests,
