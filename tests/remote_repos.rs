@@ -313,3 +313,79 @@ fn env_pulls_the_layers_it_needs_from_the_remote_without_tags() {
     );
     assert_eq!(runtime_mounts(), Vec::<String>::new());
 }
+
+#[test]
+fn build_solves_its_build_environment_from_the_remotes_and_pulls_its_layers() {
+    if !privileged("build_solves_its_build_environment_from_the_remotes_and_pulls_its_layers") {
+        return;
+    }
+    let s = Setup::new();
+    let base = package(&s.remote, "base", &[]);
+    // The component layers of base's build (build environments take its "build").
+    let base_layers: Vec<_> = ["build", "run"]
+        .iter()
+        .map(|c| {
+            s.remote
+                .spfs()
+                .resolve_tag(&format!("spk/pkg/{base}/{c}"))
+                .unwrap()
+                .expect("a component layer")
+        })
+        .collect();
+    let local_has = |d| s.local.spfs().has_object(d);
+    // Built against base, copying a file of it into its own install.
+    let tool = s.local.spec(
+        "specs/tool.spk.yaml",
+        "pkg: tool/1.0.0\nbuild:\n  options: [{pkg: base}]\n  script:\n    - mkdir -p $PREFIX/share\n    - cp /spfs/share/base.txt $PREFIX/share/tool-saw.txt\n",
+    );
+    let tool = tool.to_str().unwrap();
+
+    // Local only, base is not there to build against.
+    let err = s.fail(&["build", "--no-host", "--local-only", tool]);
+    assert!(err.contains("base"), "{err}");
+    assert!(!base_layers.iter().any(local_has));
+
+    // With the configured remotes: solved from origin, its layer pulled before the
+    // build environment mounted.
+    let (out, err) = s.ok(&["build", "--no-host", tool]);
+    assert!(err.contains("pulled 1 layer(s) from origin"), "{err}");
+    let built_tool = built(&out).pop().expect("one build");
+    let files = s.local.component_files(&built_tool, "run");
+    let saw: Vec<_> = files
+        .iter()
+        .filter(|(path, _)| path.starts_with("share/"))
+        .collect();
+    assert_eq!(
+        saw,
+        vec![&("share/tool-saw.txt".to_string(), b"base\n".to_vec())]
+    );
+    assert_eq!(runtime_mounts(), Vec::<String>::new());
+    // Pulled without tags: base's layer is local, none of its package tags are.
+    assert!(base_layers.iter().any(local_has));
+    let tags = s.local.spfs().list_tags("spk").unwrap();
+    assert!(tags.iter().all(|t| !t.contains("/base/")), "{tags:?}");
+
+    // A remote named by address with -r, into a fresh local repository; and
+    // make-binary of the stored recipe.
+    let fresh = Env::new();
+    let addr = format!("file://{}", s.remote.repo.display());
+    let run = |args: &[&str]| {
+        let out = fresh
+            .cmd(args)
+            .env("XDG_CONFIG_HOME", fresh.path("no-config"))
+            .env_remove("SPFS_CONFIG")
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "spk {args:?}: {err}");
+        (String::from_utf8(out.stdout).unwrap(), err)
+    };
+    let (_, err) = run(&["build", "--no-host", "-r", &addr, tool]);
+    assert!(
+        err.contains(&format!("pulled 1 layer(s) from {addr}")),
+        "{err}"
+    );
+    let (out, err) = run(&["make-binary", "--no-host", "-r", &addr, "tool/1.0.0"]);
+    assert!(!err.contains("pulled"), "{err}");
+    assert_eq!(built(&out).len(), 1, "{out}");
+}

@@ -72,9 +72,17 @@ pub struct Built {
     pub log: PathBuf,
 }
 
+/// Fetches into the local repository the layers of a stack it lacks.
+pub type FetchLayers<'a> = dyn Fn(&[Digest]) -> spfs::Result<()> + 'a;
+
 /// Builds packages into a repository.
 pub struct Builder<'a> {
     repo: &'a SpfsRepository,
+    /// Where build and test environments are solved from and their layers named:
+    /// `repo`, or a stack of it and remotes ([`Builder::with_packages`]).
+    packages: &'a dyn PackageRepository,
+    /// Brings the layers of an environment into `repo` before it mounts.
+    fetch: Option<&'a FetchLayers<'a>>,
     opts: BuildOptions,
 }
 
@@ -91,7 +99,35 @@ fn metadata_dir(ident: &BuildIdent) -> String {
 impl<'a> Builder<'a> {
     /// A builder over `repo`.
     pub fn new(repo: &'a SpfsRepository, opts: BuildOptions) -> Self {
-        Builder { repo, opts }
+        Builder {
+            repo,
+            packages: repo,
+            fetch: None,
+            opts,
+        }
+    }
+
+    /// Solves build and test environments from `packages` (the local repository and
+    /// remotes, as `spk env` does) instead of the local repository alone; `fetch`
+    /// pulls the layers of each environment that the local repository lacks before
+    /// the environment mounts. What is built still goes into the local repository.
+    pub fn with_packages(
+        mut self,
+        packages: &'a dyn PackageRepository,
+        fetch: &'a FetchLayers<'a>,
+    ) -> Self {
+        self.packages = packages;
+        self.fetch = Some(fetch);
+        self
+    }
+
+    /// Makes every layer of `stack` local (pulling from the remotes in view) before a
+    /// runtime mounts it.
+    fn fetch_layers(&self, stack: &[Digest]) -> Result<()> {
+        if let Some(fetch) = self.fetch {
+            fetch(stack)?;
+        }
+        Ok(())
     }
 
     fn invalid(spec: &Spec, message: impl Into<String>, help: Option<&str>) -> BuildError {
@@ -196,7 +232,7 @@ impl<'a> Builder<'a> {
             return Ok(Solution::default());
         }
         let solver = Solver::new(
-            self.repo,
+            self.packages,
             SolveOptions {
                 options: options.clone(),
                 cancel: Some(crate::solve::SolveCancel::new(|| {
@@ -213,7 +249,7 @@ impl<'a> Builder<'a> {
     }
 
     fn layers(&self, solution: &Solution) -> Result<Vec<Digest>> {
-        Ok(crate::env::layer_stack(self.repo, solution)?)
+        Ok(crate::env::layer_stack(self.packages, solution)?)
     }
 
     // ---------------------------------------------------------------- make-source
@@ -459,7 +495,7 @@ impl<'a> Builder<'a> {
     /// The stored `src` layer of a recipe.
     fn source_layer(&self, recipe: &Spec) -> Result<Digest> {
         let ident = recipe.ident().to_build(Build::Source);
-        let layers = self.repo.read_components(&ident).map_err(|_| {
+        let layers = self.packages.read_components(&ident).map_err(|_| {
             Self::invalid(
                 recipe,
                 "has no source build",
@@ -521,6 +557,7 @@ impl<'a> Builder<'a> {
         let ident = spec.build_ident().expect("build specs have a build");
         let mut stack = vec![src_layer];
         stack.extend(self.layers(&solution)?);
+        self.fetch_layers(&stack)?;
         let scratch = self.scratch()?;
         let upper = scratch.path().join("upper");
         let meta_rel = metadata_dir(&ident);

@@ -90,6 +90,7 @@ pub(super) fn run(b: &Builder, recipe: &Spec, stages: &[TestStage]) -> Result<Ve
             for d in deps {
                 vars.extend(environment::package_vars(d));
             }
+            b.fetch_layers(&stack)?;
             let scratch = b.scratch()?;
             let script = scratch.path().join("test.sh");
             fs::write(&script, test.script.text() + "\n")

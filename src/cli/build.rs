@@ -4,10 +4,11 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 
+use super::commands::{open_view, RepoSelect};
 use super::{parse_options, Cli, CliError, CliResult, OptionArgs};
 use crate::build::{BuildError, BuildOptions, Builder};
 use crate::spec::{load_spec_file, Spec, TestStage};
-use crate::storage::{PackageRepository, SpfsRepository};
+use crate::storage::PackageRepository;
 
 /// The report of a build error: its message, the log tail or offending paths, hints.
 pub(super) fn build_report(e: BuildError) -> CliError {
@@ -25,6 +26,10 @@ pub struct BuildArgs {
     /// Build only this variant (numbered from 0)
     #[arg(long, value_name = "N")]
     pub variant: Option<usize>,
+    /// Where build and test environments are solved from (built packages always go
+    /// into the local repository)
+    #[command(flatten)]
+    pub repos: RepoSelect,
 }
 
 /// `spk make-source`.
@@ -84,7 +89,7 @@ fn load(opt_args: &[String], path: &Path) -> Result<Spec, CliError> {
 /// A recipe named by a spec file or by NAME/VERSION of a stored recipe, with the
 /// directory its sources are relative to.
 fn recipe(
-    repo: &SpfsRepository,
+    repo: &dyn PackageRepository,
     opts: &[String],
     arg: &str,
 ) -> Result<(Spec, Option<PathBuf>), CliError> {
@@ -157,8 +162,11 @@ pub fn make_source(cli: &Cli, a: &MakeSource) -> CliResult {
 
 /// `spk make-binary`.
 pub fn make_binary(cli: &Cli, a: &MakeBinary) -> CliResult {
-    let repo = super::commands::repo_for_write(cli)?;
-    let (spec, _) = recipe(&repo, &a.build.options.values, &a.package)?;
+    let view = open_view(cli, &a.build.repos, true)?;
+    let repo = view.local(cli)?;
+    let stack = view.stack();
+    let fetch = |layers: &[spfs::Digest]| super::env::pull_layers(repo, &view, layers);
+    let (spec, _) = recipe(&stack, &a.build.options.values, &a.package)?;
     let mut o = options(&a.build)?;
     o.interactive = a.interactive;
     o.keep_runtime = a.keep_runtime;
@@ -176,19 +184,18 @@ pub fn make_binary(cli: &Cli, a: &MakeBinary) -> CliResult {
         return Err(CliError::new("-i opens one build environment")
             .help("pick the variant with --variant N"));
     }
-    let b = Builder::new(&repo, o);
+    let b = Builder::new(repo, o).with_packages(&stack, &fetch);
     report(&b.make_binary(&spec).map_err(build_report)?);
     Ok(())
 }
 
 /// `spk build`.
 pub fn build(cli: &Cli, a: &BuildCmd) -> CliResult {
-    let repo = super::commands::repo_for_write(cli)?;
-    let (spec, dir) = recipe(
-        &repo,
-        &a.build.options.values,
-        &a.spec.display().to_string(),
-    )?;
+    let view = open_view(cli, &a.build.repos, true)?;
+    let repo = view.local(cli)?;
+    let stack = view.stack();
+    let fetch = |layers: &[spfs::Digest]| super::env::pull_layers(repo, &view, layers);
+    let (spec, dir) = recipe(repo, &a.build.options.values, &a.spec.display().to_string())?;
     let dir = dir.ok_or_else(|| {
         CliError::new("spk build needs the recipe's spec file")
             .help("to rebuild a stored recipe use 'spk make-binary NAME/VERSION'")
@@ -200,7 +207,7 @@ pub fn build(cli: &Cli, a: &BuildCmd) -> CliResult {
                 .map_err(|e| CliError::new(format!("cannot read the current directory: {e}")))?,
         );
     }
-    let b = Builder::new(&repo, o);
+    let b = Builder::new(repo, o).with_packages(&stack, &fetch);
     let src = b.make_source(&spec, &dir).map_err(build_report)?;
     report(std::slice::from_ref(&src));
     report(&b.make_binary(&spec).map_err(build_report)?);
@@ -209,7 +216,10 @@ pub fn build(cli: &Cli, a: &BuildCmd) -> CliResult {
 
 /// `spk test`.
 pub fn test(cli: &Cli, a: &Test) -> CliResult {
-    let repo = super::commands::repo_for_write(cli)?;
+    let view = open_view(cli, &a.build.repos, true)?;
+    let repo = view.local(cli)?;
+    let stack = view.stack();
+    let fetch = |layers: &[spfs::Digest]| super::env::pull_layers(repo, &view, layers);
     let (target, stages) = match a.package.rsplit_once('@') {
         Some((p, "sources")) => (p, vec![TestStage::Sources]),
         Some((p, "build")) => (p, vec![TestStage::Build]),
@@ -223,8 +233,8 @@ pub fn test(cli: &Cli, a: &Test) -> CliResult {
             vec![TestStage::Sources, TestStage::Build, TestStage::Install],
         ),
     };
-    let (spec, _) = recipe(&repo, &a.build.options.values, target)?;
-    let b = Builder::new(&repo, options(&a.build)?);
+    let (spec, _) = recipe(&stack, &a.build.options.values, target)?;
+    let b = Builder::new(repo, options(&a.build)?).with_packages(&stack, &fetch);
     let ran = b.test(&spec, &stages).map_err(build_report)?;
     for t in &ran {
         cli_policy::outln!(

@@ -159,8 +159,10 @@ fn resolve(
     if needs.is_empty() {
         return Ok((solution, options));
     }
-    // Builds go into the local repository.
+    // Builds go into the local repository; their environments come from the same
+    // repositories as this one's.
     let target = super::commands::repo_for_write(cli)?;
+    let fetch = |layers: &[Digest]| pull_layers(&target, view, layers);
     let builder = Builder::new(
         &target,
         BuildOptions {
@@ -169,7 +171,8 @@ fn resolve(
             stream: true,
             ..Default::default()
         },
-    );
+    )
+    .with_packages(repo, &fetch);
     for p in needs {
         eprintln!("building {} from source", p.ident.version_ident());
         let recipe = (*p.spec).clone();
@@ -471,7 +474,11 @@ pub fn install(cli: &Cli, a: &Install) -> Result<i32, CliError> {
 
 /// Pulls into the local repository the layers it lacks from the remotes in view
 /// (objects only, no tags), with progress on a terminal.
-fn pull_layers(repo: &SpfsRepository, view: &View, layers: &[Digest]) -> spfs::Result<()> {
+pub(super) fn pull_layers(
+    repo: &SpfsRepository,
+    view: &View,
+    layers: &[Digest],
+) -> spfs::Result<()> {
     if view.remotes.is_empty() || spfs::sync::missing(repo.spfs(), layers)?.is_empty() {
         return Ok(());
     }
