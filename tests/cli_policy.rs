@@ -59,6 +59,13 @@ const TABLE: &[(Tool, Repo, Access, &[&str], i32)] = &[
         Spfs,
         Missing,
         Reads,
+        &["clean", "-y", "--remote", "nowhere"],
+        1,
+    ),
+    (
+        Spfs,
+        Missing,
+        Reads,
         &["push", "a/b", "--remote", "nowhere"],
         1,
     ),

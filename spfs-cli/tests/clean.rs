@@ -166,3 +166,71 @@ fn concurrent_commits_tags_and_cleans_never_lose_what_a_tag_needs() {
     env.ok(&["check"]);
     eprintln!("{n_cleans} cleans, {n_commits} commits");
 }
+
+#[test]
+fn clean_remote_collects_a_file_remote_by_the_same_rules_and_refuses_s3() {
+    let env = Env::new();
+    let kept = layer(&env, "a", &[("f", "kept on the remote")]);
+    env.ok(&["tag", &kept, "org/kept"]);
+    let dropped = layer(&env, "b", &[("g", "dropped from the remote")]);
+    env.ok(&["tag", &dropped, "org/dropped"]);
+    let remote = env.path("shared");
+    let addr = format!("file://{}", remote.display());
+    env.ok(&["push", "org/kept", "org/dropped", "--remote", &addr]);
+    let remote_payload = |content: &str| {
+        let hex = blake3::hash(content.as_bytes()).to_hex().to_string();
+        remote.join("payloads").join(&hex[..2]).join(&hex[2..])
+    };
+    // The remote drops a tag; what only it reached goes, after the grace period.
+    env.ok(&[
+        "--repo",
+        remote.to_str().unwrap(),
+        "untag",
+        "--all",
+        "org/dropped",
+    ]);
+    let out = env.ok(&["clean", "--remote", &addr, "-y"]);
+    assert!(
+        out.starts_with("removed 0 object(s), 0 payload(s)"),
+        "{out}"
+    );
+    let dry = env.ok(&["clean", "--remote", &addr, "--dry-run", "--grace", "0"]);
+    assert!(
+        dry.starts_with("would remove 2 object(s), 1 payload(s)"),
+        "{dry}"
+    );
+    assert!(remote_payload("dropped from the remote").exists());
+    // Piped without -y it refuses, as a local clean does.
+    let out = env
+        .cmd(&["clean", "--remote", &addr, "--grace", "0"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let out = env
+        .cmd(&["clean", "--remote", &addr, "-y", "--grace", "0"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stdout.starts_with("removed 2 object(s), 1 payload(s)"),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains(&format!("cleaned {} in", remote.display())),
+        "{stderr}"
+    );
+    assert!(!remote_payload("dropped from the remote").exists());
+    assert!(remote_payload("kept on the remote").exists());
+    env.ok(&["check", "--remote", &addr]);
+    // The local repository was not touched.
+    env.ok(&["read", "org/dropped", "g"]);
+    env.ok(&["check"]);
+
+    let err = env.fails(&["clean", "--remote", "s3://bucket/prefix", "-y"]);
+    assert!(err.contains("does not collect S3 remotes"), "{err}");
+    let err = env.fails(&["clean", "--remote", "nowhere", "-y"]);
+    assert!(err.contains("no remote named 'nowhere'"), "{err}");
+}

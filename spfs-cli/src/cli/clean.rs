@@ -37,6 +37,34 @@ pub struct CleanArgs {
     /// Keep the N newest versions of each tag, whatever the prune rules say
     #[arg(long, value_name = "N")]
     keep_if_less_than: Option<usize>,
+    /// Clean this file:// remote (a configured name or an address) instead of the local repository
+    #[arg(long, value_name = "NAME")]
+    remote: Option<String>,
+}
+
+/// The repository `spfs clean` collects: the local one, or with `--remote` a
+/// `file://` remote (a repository directory, collected by the same rules, under its
+/// own lock). S3 and archives are refused (docs/gc.md says why).
+pub fn target(
+    local: impl FnOnce() -> Result<LocalRepository>,
+    args: &CleanArgs,
+) -> Result<LocalRepository> {
+    let Some(name) = args.remote.as_deref() else {
+        return local();
+    };
+    let address = spfs::config::current()?.remote(Some(name))?;
+    match &address {
+        spfs::config::Address::File(path) => LocalRepository::open(path)
+            .map_err(|e| Report::from(e).help(format!("remote '{name}' is {address}"))),
+        spfs::config::Address::S3 { .. } => Err(Report::new(format!(
+            "spfs clean does not collect S3 remotes (remote '{name}' is {address})"
+        ))
+        .help("writers to S3 hold no lock clean could wait for, and a reused object's time is not refreshed there, so nothing could be deleted safely: see docs/gc.md")),
+        spfs::config::Address::Tar(_) => Err(Report::new(format!(
+            "spfs clean does not collect archives (remote '{name}' is {address})"
+        ))
+        .help("write a smaller archive with 'spfs export REF... -o FILE' instead")),
+    }
 }
 
 fn age(flag: &str, v: &Option<String>) -> Result<Option<std::time::Duration>> {
@@ -100,7 +128,11 @@ pub fn clean(repo: &LocalRepository, args: &CleanArgs) -> Result<i32> {
         },
     )?;
     print_report(&report, "removed");
-    eprintln!("cleaned in {:.2?}", started.elapsed());
+    eprintln!(
+        "cleaned {} in {:.2?}",
+        repo.root().display(),
+        started.elapsed()
+    );
     Ok(0)
 }
 

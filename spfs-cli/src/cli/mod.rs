@@ -282,7 +282,7 @@ fn run(cli: &Cli) -> Result<i32> {
         Command::Config => show_config(cli),
         Command::Push { refs, remote } => remote::push(cli, refs, remote.as_deref()),
         Command::Pull { refs, remote } => remote::pull(cli, refs, remote.as_deref()),
-        Command::Clean(args) => clean::clean(&cli.open_repo()?, args),
+        Command::Clean(args) => clean::clean(&clean::target(|| cli.open_repo(), args)?, args),
         Command::Check {
             reference,
             repair: false,
