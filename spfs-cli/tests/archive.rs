@@ -269,6 +269,11 @@ fn check_remote_verifies_a_file_remote_and_names_what_is_wrong() {
     // The local repository is not what was checked: it is fine.
     ok(env.run(&["check"]));
 
+    let err = failed(env.run(&["check", "--remote", "tar:///nowhere/a.tar.zst"]));
+    assert!(
+        err.contains("is the archive /nowhere/a.tar.zst") && err.contains("spfs import"),
+        "{err}"
+    );
     let err = failed(env.run(&["check", "--remote", "nowhere"]));
     assert!(err.contains("no remote named 'nowhere'"), "{err}");
 }

@@ -209,6 +209,13 @@ pub fn check(repo: &LocalRepository, reference: Option<&str>) -> Result<i32> {
 /// `spfs check [REF] --remote NAME`: verifies a remote (`file://`, `s3://`) through
 /// the storage traits, as the local repository is.
 pub fn check_remote(reference: Option<&str>, remote: &str) -> Result<i32> {
+    if let spfs::config::Address::Tar(path) = spfs::config::current()?.remote(Some(remote))? {
+        return Err(Report::new(format!(
+            "spfs check --remote verifies repositories (file://, s3://), and '{remote}' is the archive {}",
+            path.display()
+        ))
+        .help("'spfs import FILE' verifies every object and payload of an archive before it stores anything"));
+    }
     let (label, repo) = cli_policy::open_remote(Some(remote), false)?;
     let roots = match reference {
         Some(r) => Some(
