@@ -592,6 +592,8 @@ fn derived_litter(
             }
         }
     }
+    // Tag contents staged beside their tag by a writer that was killed before renaming.
+    temporaries.extend(repo.stale_tag_stages(i128::from(temporary_cutoff))?);
     let mut proxies = Vec::new();
     let pdir = dir.join("proxies");
     if pdir.is_dir() {

@@ -161,6 +161,52 @@ impl SpfsRepository {
     }
 }
 
+/// What one publish batch has learned of the stored layout: each version's tag segment
+/// (looked up once per version, and shared by every spec of that version in the batch,
+/// even before its tags exist) and which versions have component tags at all.
+#[derive(Default)]
+struct BatchNames {
+    segments: std::collections::HashMap<PkgName, Vec<(Version, String)>>,
+    with_builds: std::collections::HashMap<(PkgName, String), bool>,
+}
+
+impl BatchNames {
+    fn segment(&mut self, repo: &SpfsRepository, ident: &VersionIdent) -> Result<String> {
+        let known = match self.segments.entry(ident.name.clone()) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => e.insert(
+                repo.list_versions(&ident.name)?
+                    .into_iter()
+                    .map(|v| {
+                        let s = v.to_string();
+                        (v, s)
+                    })
+                    .collect(),
+            ),
+        };
+        if let Some((_, s)) = known.iter().find(|(v, _)| *v == ident.version) {
+            return Ok(s.clone());
+        }
+        let s = ident.version.to_string();
+        known.push((ident.version.clone(), s.clone()));
+        Ok(s)
+    }
+
+    /// False when no build of the version has component tags (its directory under
+    /// `spk/pkg` does not exist), so no stale component can need removing.
+    fn may_have_builds(&mut self, repo: &SpfsRepository, name: &PkgName, v: &str) -> Result<bool> {
+        if let Some(b) = self.with_builds.get(&(name.clone(), v.to_string())) {
+            return Ok(*b);
+        }
+        let b = repo
+            .repo
+            .tag_dir_names(&format!("{PKG_PREFIX}/{name}/{v}"))?
+            .is_some();
+        self.with_builds.insert((name.clone(), v.to_string()), b);
+        Ok(b)
+    }
+}
+
 fn segments(tag: &str, prefix: &str) -> Vec<String> {
     tag.strip_prefix(prefix)
         .unwrap_or(tag)
@@ -255,7 +301,11 @@ impl PackageRepository for SpfsRepository {
     ) -> Result<()> {
         // Everything is checked and every spec blob written before the first tag; the
         // tags then go in one batch, in order (recipes, then for each build its layers,
-        // its spec and its embedded index), after one flush of the repository.
+        // its spec and its embedded index), after one flush of the repository. The
+        // collection lock is held throughout, so the spec blobs cannot be collected
+        // before the tags naming them land.
+        let _guard = self.repo.write_guard()?;
+        let mut batch = BatchNames::default();
         let mut tags: Vec<(String, spfs::Digest)> = Vec::new();
         for spec in recipes {
             if spec.pkg.build.is_some() {
@@ -264,7 +314,7 @@ impl PackageRepository for SpfsRepository {
                     spec.pkg
                 )));
             }
-            let v = self.version_segment(spec.ident())?;
+            let v = batch.segment(self, spec.ident())?;
             let tag = format!("{SPEC_PREFIX}/{}/{v}", spec.name());
             if !force && self.repo.resolve_tag(&tag)?.is_some() {
                 return Err(StorageError::AlreadyExists(format!(
@@ -277,8 +327,12 @@ impl PackageRepository for SpfsRepository {
         let mut stale = Vec::new();
         for (spec, components) in builds {
             let ident = check_build_components(spec, components)?;
-            let v = self.version_segment(&ident.version_ident())?;
-            let old = self.read_components(&ident).unwrap_or_default();
+            let v = batch.segment(self, &ident.version_ident())?;
+            let old = if batch.may_have_builds(self, &ident.name, &v)? {
+                self.read_components(&ident).unwrap_or_default()
+            } else {
+                ComponentLayers::new()
+            };
             for c in old.keys().filter(|c| !components.contains_key(*c)) {
                 stale.push(format!(
                     "{PKG_PREFIX}/{}/{v}/{}/{c}",

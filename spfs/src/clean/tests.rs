@@ -379,3 +379,30 @@ fn temporaries_go_only_when_stale_whatever_the_grace() {
     assert!(recent.exists());
     assert!(!stale.exists());
 }
+
+#[test]
+fn tag_contents_staged_by_a_killed_writer_go_once_stale() {
+    let f = fixture();
+    let target = f.repo.write_blob(b"kept").unwrap();
+    f.repo.push_tag("org/kept", &target).unwrap();
+    let dir = f.repo.root().join("tags/org");
+    let recent = dir.join(".stage.in-flight");
+    let stale = dir.join(".stage.killed");
+    fs::write(&recent, b"x").unwrap();
+    fs::write(&stale, b"y").unwrap();
+    let set = |p: &Path, secs: u64| {
+        fs::File::open(p)
+            .unwrap()
+            .set_modified(SystemTime::now() - Duration::from_secs(secs))
+            .unwrap()
+    };
+    set(&recent, 600);
+    set(&stale, 7200);
+    // Staged files are not tags.
+    assert_eq!(f.repo.list_tags("org").unwrap(), vec!["org/kept".to_string()]);
+    let r = clean(&f.repo, &opts(0)).unwrap();
+    assert_eq!(r.temporaries, 1);
+    assert!(recent.exists());
+    assert!(!stale.exists());
+    assert_eq!(f.repo.resolve_tag("org/kept").unwrap(), Some(target));
+}

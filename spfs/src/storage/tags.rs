@@ -19,6 +19,8 @@ use crate::error::{Error, IoContext, Result};
 
 const TAG_SUFFIX: &str = ".tag";
 const LOCK_SUFFIX: &str = ".tag.lock";
+/// Prefix of a tag file's new content staged beside it (no tag segment starts with '.').
+const STAGE_PREFIX: &str = ".stage.";
 
 /// One version of a tag.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -250,6 +252,10 @@ impl LocalRepository {
                 history.insert(0, entry(target));
             }
         }
+        // Each is staged in the directory it will live in: the rename is then within
+        // one directory, and its inode is allocated near its siblings rather than all
+        // of a batch contending for one temporary directory.
+        let mut dirs = DirsToSync::default();
         let mut staged = Vec::new();
         for name in &order {
             let history = &pending[name];
@@ -257,7 +263,8 @@ impl LocalRepository {
                 continue; // already pointing at its target
             }
             let create = current[name].is_empty();
-            staged.push((*name, create, self.stage_tag_file(name, history, false)?));
+            let tmp = self.stage_tag_file(name, history, false, &mut dirs)?;
+            staged.push((*name, create, tmp));
         }
         if staged.is_empty() {
             return Ok(());
@@ -268,7 +275,6 @@ impl LocalRepository {
         self.sync()?;
 
         // 4. Into place, in the order given; then the directories that changed.
-        let mut dirs = DirsToSync::default();
         for (name, create, tmp) in staged {
             let path = self.tag_file(name);
             let parent = path
@@ -276,14 +282,14 @@ impl LocalRepository {
                 .map_or_else(|| self.tags_dir(), Path::to_path_buf);
             if !create {
                 rename_into(tmp, &path)?;
-            } else if !self.create_tag_file(tmp, &path, &mut dirs)? {
+            } else if !self.create_tag_file(tmp, &path)? {
                 // Created by another writer since it was read: update it under its lock.
                 let _lock = self.lock_tag(name)?;
                 let mut history = self.tag_history(name)?;
                 let target = pending[name][0].target;
                 if history.first().map(|e| e.target) != Some(target) {
                     history.insert(0, entry(&target));
-                    let tmp = self.stage_tag_file(name, &history, true)?;
+                    let tmp = self.stage_tag_file(name, &history, true, &mut dirs)?;
                     rename_into(tmp, &path)?;
                 }
             }
@@ -295,21 +301,38 @@ impl LocalRepository {
         Ok(())
     }
 
-    /// Writes a tag file's new content to a temporary file (flushed only when `flush`).
+    /// Writes a tag file's new content to a temporary file beside it (named
+    /// `.stage.*`, which no listing shows and `spfs clean` removes once stale), creating
+    /// the tag's directory if needed; flushed only when `flush`.
     fn stage_tag_file(
         &self,
         name: &str,
         newest_first: &[TagEntry],
         flush: bool,
+        dirs: &mut DirsToSync,
     ) -> Result<tempfile::TempPath> {
         let path = self.tag_file(name);
         let mut text = String::new();
         for e in newest_first.iter().rev() {
             text.push_str(&format!("{} {} {}\n", e.target, e.time, e.user));
         }
-        let tmp_dir = self.tmp_dir();
-        let mut tmp =
-            tempfile::NamedTempFile::new_in(&tmp_dir).ctx("creating a file in", &tmp_dir)?;
+        let parent = path.parent().unwrap_or(&path);
+        // An empty directory may be pruned by a concurrent removal; a few attempts.
+        let mut attempt = 0;
+        let mut tmp = loop {
+            dirs.create(parent, &self.tags_dir())?;
+            match tempfile::Builder::new()
+                .prefix(STAGE_PREFIX)
+                .tempfile_in(parent)
+            {
+                Ok(t) => break t,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && attempt < 8 => {
+                    dirs.exist.remove(parent);
+                    attempt += 1;
+                }
+                Err(e) => return Err(Error::io("creating a file in", parent, e)),
+            }
+        };
         tmp.as_file_mut()
             .write_all(text.as_bytes())
             .ctx("writing tag", &path)?;
@@ -320,34 +343,38 @@ impl LocalRepository {
         Ok(tmp.into_temp_path())
     }
 
-    /// Renames a staged tag file to `path` unless a file exists there (false then),
-    /// creating the missing directories and noting which directories changed.
-    fn create_tag_file(
-        &self,
-        tmp: tempfile::TempPath,
-        path: &Path,
-        dirs: &mut DirsToSync,
-    ) -> Result<bool> {
-        let parent = path.parent().unwrap_or(path);
-        let mut tmp = tmp;
-        // An empty directory may be pruned by a concurrent removal; a few attempts.
-        for _ in 0..8 {
-            dirs.create(parent, &self.tags_dir())?;
-            match tmp.persist_noclobber(path) {
-                Ok(()) => return Ok(true),
-                Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => return Ok(false),
-                Err(e) if e.error.kind() == std::io::ErrorKind::NotFound => {
-                    dirs.exist.remove(parent);
-                    tmp = e.path;
-                }
-                Err(e) => return Err(Error::io("writing tag", path, e.error)),
-            }
+    /// Renames a staged tag file (from the same directory) to `path` unless a file
+    /// exists there (false then).
+    fn create_tag_file(&self, tmp: tempfile::TempPath, path: &Path) -> Result<bool> {
+        match tmp.persist_noclobber(path) {
+            Ok(()) => Ok(true),
+            Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+            Err(e) => Err(Error::io("writing tag", path, e.error)),
         }
-        Err(Error::io(
-            "writing tag",
-            path,
-            std::io::Error::from(std::io::ErrorKind::NotFound),
-        ))
+    }
+
+    /// Staged tag files (`.stage.*`) last modified before `cutoff_ns` (nanoseconds
+    /// since the epoch): left by writers that were killed between staging and renaming.
+    pub(crate) fn stale_tag_stages(&self, cutoff_ns: i128) -> Result<Vec<PathBuf>> {
+        fn walk(dir: &Path, cutoff_ns: i128, out: &mut Vec<PathBuf>) -> Result<()> {
+            for (name, is_dir) in read_tag_dir(dir)? {
+                let path = dir.join(&name);
+                if is_dir {
+                    walk(&path, cutoff_ns, out)?;
+                } else if name.starts_with(STAGE_PREFIX) {
+                    match fs::symlink_metadata(&path) {
+                        Ok(m) if TagStamp::of(&m).mtime_ns < cutoff_ns => out.push(path),
+                        Ok(_) => {}
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                        Err(e) => return Err(Error::io("reading", &path, e)),
+                    }
+                }
+            }
+            Ok(())
+        }
+        let mut out = Vec::new();
+        walk(&self.tags_dir(), cutoff_ns, &mut out)?;
+        Ok(out)
     }
 
     fn write_tag_file(&self, name: &str, newest_first: &[TagEntry]) -> Result<()> {
@@ -360,7 +387,7 @@ impl LocalRepository {
             }
             return Ok(());
         }
-        let tmp = self.stage_tag_file(name, newest_first, true)?;
+        let tmp = self.stage_tag_file(name, newest_first, true, &mut DirsToSync::default())?;
         tmp.persist(&path)
             .map_err(|e| Error::io("writing tag", &path, e.error))?;
         Ok(())
