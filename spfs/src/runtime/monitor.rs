@@ -252,7 +252,8 @@ impl<'a> Monitor<'a> {
         match prepared {
             Lowers::Rendered(paths) => {
                 self.bindable = manifests.len() == 1
-                    && !crate::render::whiteout_marker(self.repo, &manifests[0]).exists();
+                    && paths.len() == 1
+                    && !crate::render::whiteout_marker(&paths[0]).exists();
                 self.lowers = paths
             }
             Lowers::Merged(m) => {
@@ -348,11 +349,14 @@ impl<'a> Monitor<'a> {
                 .collect();
         }
         // Warm path: every render already cached; no thread pool needed.
-        let cached: Vec<PathBuf> = manifests
-            .iter()
-            .map(|m| self.repo.renders_dir().join(m.to_hex()))
-            .collect();
-        if cached.iter().all(|p| p.is_dir()) {
+        let mut cached = Vec::with_capacity(manifests.len());
+        for m in &manifests {
+            match crate::render::cached_render(self.repo, m)? {
+                Some(path) => cached.push(path),
+                None => break,
+            }
+        }
+        if cached.len() == manifests.len() {
             return Ok(cached.into_iter().rev().collect());
         }
         let mut paths = manifests
