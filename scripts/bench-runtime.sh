@@ -6,8 +6,10 @@
 # Medians of RUNS runs (default 5). Reuses the tree of scripts/bench-store.sh.
 #
 # usage: sudo scripts/bench-runtime.sh [WORKDIR]     (WORKDIR default: /var/tmp/spfs-bench)
-# env:   RUNS=5 BACKENDS="render fuse" SECTIONS="entry walks pairs lazy"
+# env:   RUNS=5 BACKENDS="render fuse" SECTIONS="entry walks pairs lazy ab"
 #        SPFS (a prebuilt binary to measure instead of building one)
+#        SPFS_BEFORE (section ab: a second binary, e.g. built from an earlier commit;
+#          warm entries of both and `unshare -m true` are timed in turn, RUNS×3 rounds)
 #        CARGO_TARGET_DIR (where the release build goes)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,7 +18,7 @@ source scripts/bench-common.sh
 WORK=${1:-/var/tmp/spfs-bench}
 RUNS=${RUNS:-5}
 BACKENDS=${BACKENDS:-render fuse}
-SECTIONS=${SECTIONS:-entry walks pairs lazy}
+SECTIONS=${SECTIONS:-entry walks pairs lazy ab}
 want() { [[ " $SECTIONS " == *" $1 "* ]]; }
 if [ -z "${SPFS:-}" ]; then
   cargo build --release -q -p spfs-cli
@@ -70,6 +72,37 @@ for backend in $BACKENDS; do
     "$SPFS" run --backend "$backend" "$ref" -- true  # leave the caches warm
   done
 done
+echo
+fi
+# Before/after: warm entry of two binaries on the same repository, interleaved round by
+# round with the baseline so that load changes hit all three alike.
+if want ab && [ -n "${SPFS_BEFORE:-}" ]; then
+echo "## Warm entry, before/after (\$SPFS_BEFORE vs \$SPFS, $((RUNS * 3)) interleaved rounds)"
+echo
+printf '| %-22s | %s | %s | %s | %s |\n' case "unshare -m true" "before" "after" "after-before"
+printf '|%s|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..24})" "---" "---" "---" "---"
+# $EPOCHREALTIME (bash 5) reads the clock without forking `date`.
+once() { local t0 t1; t0=${EPOCHREALTIME/./}; "$@" >/dev/null 2>&1 || { echo "benchmark command failed: $*" >&2; exit 1; }; t1=${EPOCHREALTIME/./}; echo $((t1 - t0)); }
+# Median (and minimum) of a column, in ms.
+medcol() { awk -v c="$1" '{print $c}' | sort -n | awk '{a[NR]=$1} END {printf "%.1f", a[int((NR+1)/2)]/1000}'; }
+mincol() { awk -v c="$1" '{print $c}' | sort -n | head -1 | awk '{printf "%.1f", $1/1000}'; }
+for backend in $BACKENDS; do
+  for case in big S200; do
+    case $case in big) ref=bench/big ;; S200) ref=$S200 ;; esac
+    "$SPFS_BEFORE" run --backend "$backend" "$ref" -- true; "$SPFS" run --backend "$backend" "$ref" -- true
+    rounds=$(for _ in $(seq $((RUNS * 3))); do
+      echo "$(once unshare -m true) $(once "$SPFS_BEFORE" run --backend "$backend" "$ref" -- true) $(once "$SPFS" run --backend "$backend" "$ref" -- true)"
+    done)
+    u=$(medcol 1 <<<"$rounds"); b=$(medcol 2 <<<"$rounds"); a=$(medcol 3 <<<"$rounds")
+    d=$(awk '{print $3 - $2}' <<<"$rounds" | sort -n | awk '{a[NR]=$1} END {printf "%.1f", a[int((NR+1)/2)]/1000}')
+    printf '| %-22s | %5s ms (min %s) | %5s ms (+%s; min %s) | %5s ms (+%s; min %s) | %6s ms |\n' "$backend: ${case/S/stack of }" \
+      "$u" "$(mincol 1 <<<"$rounds")" \
+      "$b" "$(awk -v x="$b" -v y="$u" 'BEGIN{printf "%.1f", x-y}')" "$(mincol 2 <<<"$rounds")" \
+      "$a" "$(awk -v x="$a" -v y="$u" 'BEGIN{printf "%.1f", x-y}')" "$(mincol 3 <<<"$rounds")" "$d"
+  done
+done
+echo
+echo "Medians of each column; after-before is the median of the per-round differences."
 echo
 fi
 # Reads and walks are timed inside the runtime (entry cost excluded); every run is a
