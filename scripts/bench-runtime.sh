@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runtime benchmark (root): entry cost, metadata walks and reads through /spfs, for both
 # backends, warm and cold, on the 45k-file layer and the 200-layer stack, plus FUSE
-# with payloads fetched lazily from a second repository. Every row is a ratio to a
+# with payloads fetched lazily from a second repository (and from S3 when
+# SPFS_TEST_S3_ENDPOINT is set: see the lazy S3 part below). Every row is a ratio to a
 # baseline measured in the same run (native tree, or `unshare -m true` for entry).
 # Medians of RUNS runs (default 5). Reuses the tree of scripts/bench-store.sh.
 #
@@ -202,5 +203,35 @@ if want lazy && [[ " $BACKENDS " == *" fuse "* ]]; then
   row "fuse lazy: enter + read 1 big file" "$t" "unshare -m true" "$t_unshare" -
   t=$(median_of 3 lazy_run "cat /spfs/$bigf")
   row "fuse lazy: same, now local" "$t" "unshare -m true" "$t_unshare" -
+  rm -rf "$LAZY"
+fi
+# Lazy remote on S3: the same, with the payloads only in an S3 bucket. Runs when an S3
+# server is configured (`set -a; . DIR/s3.env; set +a` after scripts/s3-server/start.sh
+# DIR; bucket $S3_BENCH_BUCKET, default spfs-bench). The layer is pushed once per run
+# to a fresh prefix.
+if want lazy && [[ " $BACKENDS " == *" fuse "* ]] && [ -n "${SPFS_TEST_S3_ENDPOINT:-}" ]; then
+  LAZY=$WORK/lazy-repo
+  lazy_reset() {
+    rm -rf "$LAZY" && mkdir -p "$LAZY"
+    cp -a "$SPFS_ROOT/VERSION" "$SPFS_ROOT/objects" "$SPFS_ROOT/tags" "$LAZY/"
+    mkdir -p "$LAZY/payloads" "$LAZY/renders" "$LAZY/runtimes" "$LAZY/tmp"
+  }
+  S3REMOTE=s3://${S3_BENCH_BUCKET:-spfs-bench}/runtime-lazy-$$
+  t_push=$( { t0=${EPOCHREALTIME/./}; "$SPFS" push bench/big --remote "$S3REMOTE" >/dev/null 2>&1 \
+    || { echo "push to $S3REMOTE failed" >&2; exit 1; }; echo $(( ${EPOCHREALTIME/./} - t0 )); } )
+  small=$(cd "$TREE" && find lib00 -type f -print -quit)
+  bigf=$(cd "$TREE" && find big -type f -print -quit)
+  s3_run() { SPFS_ROOT=$LAZY "$SPFS" run --backend fuse --payloads-from "$S3REMOTE" bench/big -- sh -c "$1"; }
+  echo "## Lazy remote on S3 ($S3REMOTE at $SPFS_TEST_S3_ENDPOINT; 45k-file layer, payloads only on S3; push took $((t_push / 1000000)) s)"
+  echo
+  header
+  t=$(BENCH_RESET=lazy_reset median_of "$RUNS" s3_run "cat /spfs/$small")
+  row "fuse S3: enter + read 1 small file" "$t" "unshare -m true" "$t_unshare" -
+  printf '| %-40s | %8.3f s (target ≤ 1 s) |\n' "  entry + first read" "$t"
+  t=$(BENCH_RESET=lazy_reset median_of "$RUNS" s3_run "cat /spfs/$bigf")
+  row "fuse S3: enter + read 1 big file ($(( $(stat -c %s "$TREE/$bigf") >> 20 )) MiB)" "$t" "unshare -m true" "$t_unshare" -
+  t=$(median_of "$RUNS" s3_run "cat /spfs/$bigf")
+  row "fuse S3: same, now local" "$t" "unshare -m true" "$t_unshare" -
+  echo
   rm -rf "$LAZY"
 fi
