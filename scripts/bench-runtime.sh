@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # Runtime benchmark (root): entry cost, metadata walks and reads through /spfs, for both
 # backends, warm and cold, on the 45k-file layer and the 200-layer stack, plus FUSE
-# with payloads fetched lazily from a second repository. Every row is a ratio to a
+# with payloads fetched lazily from a second repository (and from S3 when
+# SPFS_TEST_S3_ENDPOINT is set: see the lazy S3 part below). Every row is a ratio to a
 # baseline measured in the same run (native tree, or `unshare -m true` for entry).
 # Medians of RUNS runs (default 5). Reuses the tree of scripts/bench-store.sh.
 #
 # usage: sudo scripts/bench-runtime.sh [WORKDIR]     (WORKDIR default: /var/tmp/spfs-bench)
-# env:   RUNS=5 BACKENDS="render fuse" SECTIONS="entry walks pairs lazy"
+# env:   RUNS=5 BACKENDS="render fuse" SECTIONS="entry walks pairs lazy ab"
 #        SPFS (a prebuilt binary to measure instead of building one)
+#        SPFS_BEFORE (section ab: a second binary, e.g. built from an earlier commit;
+#          warm entries of both and `unshare -m true` are timed in turn, RUNS×3 rounds)
 #        CARGO_TARGET_DIR (where the release build goes)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,7 +19,7 @@ source scripts/bench-common.sh
 WORK=${1:-/var/tmp/spfs-bench}
 RUNS=${RUNS:-5}
 BACKENDS=${BACKENDS:-render fuse}
-SECTIONS=${SECTIONS:-entry walks pairs lazy}
+SECTIONS=${SECTIONS:-entry walks pairs lazy ab}
 want() { [[ " $SECTIONS " == *" $1 "* ]]; }
 if [ -z "${SPFS:-}" ]; then
   cargo build --release -q -p spfs-cli
@@ -70,6 +73,37 @@ for backend in $BACKENDS; do
     "$SPFS" run --backend "$backend" "$ref" -- true  # leave the caches warm
   done
 done
+echo
+fi
+# Before/after: warm entry of two binaries on the same repository, interleaved round by
+# round with the baseline so that load changes hit all three alike.
+if want ab && [ -n "${SPFS_BEFORE:-}" ]; then
+echo "## Warm entry, before/after (\$SPFS_BEFORE vs \$SPFS, $((RUNS * 3)) interleaved rounds)"
+echo
+printf '| %-22s | %s | %s | %s | %s |\n' case "unshare -m true" "before" "after" "after-before"
+printf '|%s|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..24})" "---" "---" "---" "---"
+# $EPOCHREALTIME (bash 5) reads the clock without forking `date`.
+once() { local t0 t1; t0=${EPOCHREALTIME/./}; "$@" >/dev/null 2>&1 || { echo "benchmark command failed: $*" >&2; exit 1; }; t1=${EPOCHREALTIME/./}; echo $((t1 - t0)); }
+# Median (and minimum) of a column, in ms.
+medcol() { awk -v c="$1" '{print $c}' | sort -n | awk '{a[NR]=$1} END {printf "%.1f", a[int((NR+1)/2)]/1000}'; }
+mincol() { awk -v c="$1" '{print $c}' | sort -n | head -1 | awk '{printf "%.1f", $1/1000}'; }
+for backend in $BACKENDS; do
+  for case in big S200; do
+    case $case in big) ref=bench/big ;; S200) ref=$S200 ;; esac
+    "$SPFS_BEFORE" run --backend "$backend" "$ref" -- true; "$SPFS" run --backend "$backend" "$ref" -- true
+    rounds=$(for _ in $(seq $((RUNS * 3))); do
+      echo "$(once unshare -m true) $(once "$SPFS_BEFORE" run --backend "$backend" "$ref" -- true) $(once "$SPFS" run --backend "$backend" "$ref" -- true)"
+    done)
+    u=$(medcol 1 <<<"$rounds"); b=$(medcol 2 <<<"$rounds"); a=$(medcol 3 <<<"$rounds")
+    d=$(awk '{print $3 - $2}' <<<"$rounds" | sort -n | awk '{a[NR]=$1} END {printf "%.1f", a[int((NR+1)/2)]/1000}')
+    printf '| %-22s | %5s ms (min %s) | %5s ms (+%s; min %s) | %5s ms (+%s; min %s) | %6s ms |\n' "$backend: ${case/S/stack of }" \
+      "$u" "$(mincol 1 <<<"$rounds")" \
+      "$b" "$(awk -v x="$b" -v y="$u" 'BEGIN{printf "%.1f", x-y}')" "$(mincol 2 <<<"$rounds")" \
+      "$a" "$(awk -v x="$a" -v y="$u" 'BEGIN{printf "%.1f", x-y}')" "$(mincol 3 <<<"$rounds")" "$d"
+  done
+done
+echo
+echo "Medians of each column; after-before is the median of the per-round differences."
 echo
 fi
 # Reads and walks are timed inside the runtime (entry cost excluded); every run is a
@@ -169,5 +203,35 @@ if want lazy && [[ " $BACKENDS " == *" fuse "* ]]; then
   row "fuse lazy: enter + read 1 big file" "$t" "unshare -m true" "$t_unshare" -
   t=$(median_of 3 lazy_run "cat /spfs/$bigf")
   row "fuse lazy: same, now local" "$t" "unshare -m true" "$t_unshare" -
+  rm -rf "$LAZY"
+fi
+# Lazy remote on S3: the same, with the payloads only in an S3 bucket. Runs when an S3
+# server is configured (`set -a; . DIR/s3.env; set +a` after scripts/s3-server/start.sh
+# DIR; bucket $S3_BENCH_BUCKET, default spfs-bench). The layer is pushed once per run
+# to a fresh prefix.
+if want lazy && [[ " $BACKENDS " == *" fuse "* ]] && [ -n "${SPFS_TEST_S3_ENDPOINT:-}" ]; then
+  LAZY=$WORK/lazy-repo
+  lazy_reset() {
+    rm -rf "$LAZY" && mkdir -p "$LAZY"
+    cp -a "$SPFS_ROOT/VERSION" "$SPFS_ROOT/objects" "$SPFS_ROOT/tags" "$LAZY/"
+    mkdir -p "$LAZY/payloads" "$LAZY/renders" "$LAZY/runtimes" "$LAZY/tmp"
+  }
+  S3REMOTE=s3://${S3_BENCH_BUCKET:-spfs-bench}/runtime-lazy-$$
+  t_push=$( { t0=${EPOCHREALTIME/./}; "$SPFS" push bench/big --remote "$S3REMOTE" >/dev/null 2>&1 \
+    || { echo "push to $S3REMOTE failed" >&2; exit 1; }; echo $(( ${EPOCHREALTIME/./} - t0 )); } )
+  small=$(cd "$TREE" && find lib00 -type f -print -quit)
+  bigf=$(cd "$TREE" && find big -type f -print -quit)
+  s3_run() { SPFS_ROOT=$LAZY "$SPFS" run --backend fuse --payloads-from "$S3REMOTE" bench/big -- sh -c "$1"; }
+  echo "## Lazy remote on S3 ($S3REMOTE at $SPFS_TEST_S3_ENDPOINT; 45k-file layer, payloads only on S3; push took $((t_push / 1000000)) s)"
+  echo
+  header
+  t=$(BENCH_RESET=lazy_reset median_of "$RUNS" s3_run "cat /spfs/$small")
+  row "fuse S3: enter + read 1 small file" "$t" "unshare -m true" "$t_unshare" -
+  printf '| %-40s | %8.3f s (target ≤ 1 s) |\n' "  entry + first read" "$t"
+  t=$(BENCH_RESET=lazy_reset median_of "$RUNS" s3_run "cat /spfs/$bigf")
+  row "fuse S3: enter + read 1 big file ($(( $(stat -c %s "$TREE/$bigf") >> 20 )) MiB)" "$t" "unshare -m true" "$t_unshare" -
+  t=$(median_of "$RUNS" s3_run "cat /spfs/$bigf")
+  row "fuse S3: same, now local" "$t" "unshare -m true" "$t_unshare" -
+  echo
   rm -rf "$LAZY"
 fi

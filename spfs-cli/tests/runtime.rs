@@ -343,6 +343,52 @@ fn cleanup_after_exit_crash_and_kill() {
 }
 
 #[test]
+fn orphans_are_reaped_and_a_runtime_left_in_use_is_unmounted_by_the_monitor() {
+    if !privileged("orphans_are_reaped_and_a_runtime_left_in_use_is_unmounted_by_the_monitor") {
+        return;
+    }
+    let env = Env::new();
+    layer(&env, "o", &[("f", "x")]);
+    for backend in ["render", "fuse"] {
+        // An orphan that exits while the command runs is reaped by the monitor (its
+        // subreaper): no zombie child of the monitor is left.
+        let script =
+            "(sleep 0.2 &); sleep 1; ps -e -o ppid=,stat= | awk -v p=$PPID '$1 == p' | sort";
+        let out = env.ok(&["run", "--backend", backend, "o", "--", "sh", "-c", script]);
+        // Only the command itself is left, sleeping in `ps | awk`.
+        let children: Vec<&str> = out.lines().collect();
+        assert_eq!(children.len(), 1, "{backend}: {out}");
+        let state = children[0].split_whitespace().nth(1).unwrap_or("");
+        assert!(state.starts_with('S'), "{backend}: {out}");
+        // A process left running when the command exits keeps the runtime's namespace
+        // alive: the monitor then unmounts /spfs and the scratch space itself, so the
+        // process sees neither, and spfs exits without waiting for it.
+        let pidfile = env.path(&format!("orphan-{backend}.pid"));
+        let script = format!(
+            "sleep 30 </dev/null >/dev/null 2>&1 & echo $! > {}",
+            pidfile.display()
+        );
+        let start = std::time::Instant::now();
+        env.ok(&["run", "--backend", backend, "o", "--", "sh", "-c", &script]);
+        assert!(start.elapsed() < std::time::Duration::from_secs(20));
+        let pid: i32 = fs::read_to_string(&pidfile)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        let mounts = fs::read_to_string(format!("/proc/{pid}/mountinfo")).unwrap();
+        let _ = Command::new("kill").arg(pid.to_string()).status();
+        assert!(
+            !mounts
+                .lines()
+                .any(|l| l.contains(" /spfs ") || l.contains("spfs-runtime")),
+            "{backend}: {mounts}"
+        );
+        assert_no_leaks();
+    }
+}
+
+#[test]
 fn runtimes_are_registered_and_kept_runtimes_rerun() {
     if !privileged("runtimes_are_registered_and_kept_runtimes_rerun") {
         return;

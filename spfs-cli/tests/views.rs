@@ -14,6 +14,8 @@ use common::*;
 
 /// A throw-away identity with no account: the kernel needs only the numbers.
 const USER: u32 = 60124;
+/// Another user of the machine, who owns nothing in the repository.
+const OTHER: u32 = 60125;
 
 /// Every regular file under `dir` (payloads, renders, proxies): path → (inode, mode, content).
 fn snapshot(dir: &Path) -> BTreeMap<PathBuf, (u64, u32, Vec<u8>)> {
@@ -37,7 +39,7 @@ fn snapshot(dir: &Path) -> BTreeMap<PathBuf, (u64, u32, Vec<u8>)> {
 
 /// Tries every way of changing a file of the view it can reach; prints nothing itself.
 const ATTACKS: &str = r#"
-for f in /spfs/d/rw /spfs/d/x /spfs/d/priv /spfs/d/ro /spfs/d/grp; do
+for f in /spfs/d/rw /spfs/d/x /spfs/d/priv /spfs/d/ro /spfs/d/grp /spfs/d/all /spfs/d/exe /spfs/d/tmp/f; do
   echo attacked >> $f
   echo attacked 1<> $f
   printf 'overwritten' | dd of=$f conv=notrunc status=none
@@ -60,20 +62,36 @@ fn sample_layer(env: &Env) {
     write(&dir.join("d/priv"), b"private\n", 0o600);
     write(&dir.join("d/ro"), b"read only\n", 0o444);
     write(&dir.join("d/grp"), b"group\n", 0o664);
+    write(&dir.join("d/all"), b"everyone\n", 0o666);
+    write(&dir.join("d/exe"), b"#!/bin/sh\necho exe\n", 0o777);
+    write(&dir.join("d/tmp/f"), b"in an open directory\n", 0o644);
+    fs::set_permissions(
+        dir.join("d/tmp"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o1777),
+    )
+    .unwrap();
     write(&dir.join("gone"), b"deleted above\n", 0o664);
     env.commit(&dir, &["views"]);
 }
 
-const STAT: &str =
-    "stat -c '%a %n' /spfs/d/rw /spfs/d/x /spfs/d/priv /spfs/d/ro /spfs/new /spfs/d/grp";
+const STAT: &str = "stat -c '%a %n' /spfs/d/rw /spfs/d/x /spfs/d/priv /spfs/d/ro /spfs/new \
+     /spfs/d/grp /spfs/d/all /spfs/d/exe /spfs/d/tmp";
 
-/// Modes as committed (written out by hand, as given to `write` above).
+/// Modes as committed (written out by hand, as given to `write` above), group and other
+/// write bits included: both backends show them.
 const EXACT: &str =
-    "644 /spfs/d/rw\n755 /spfs/d/x\n600 /spfs/d/priv\n444 /spfs/d/ro\n640 /spfs/new\n";
-/// The group or other write bits of a file are shown by the FUSE backend only: the
-/// render backend's shared inodes never carry them (docs/runtime.md).
-const GROUP_FUSE: &str = "664 /spfs/d/grp\n";
-const GROUP_RENDER: &str = "644 /spfs/d/grp\n";
+    "644 /spfs/d/rw\n755 /spfs/d/x\n600 /spfs/d/priv\n444 /spfs/d/ro\n640 /spfs/new\n\
+     664 /spfs/d/grp\n666 /spfs/d/all\n777 /spfs/d/exe\n1777 /spfs/d/tmp\n";
+
+/// The files of the sample layer, read back in this order.
+const READ_BACK: &str = "cat /spfs/d/all /spfs/d/exe /spfs/d/grp /spfs/d/priv /spfs/d/ro /spfs/d/rw /spfs/d/x /spfs/d/tmp/f";
+const CONTENT: &str = "everyone\n#!/bin/sh\necho exe\ngroup\nprivate\nread only\nrw\n#!/bin/sh\necho x\nin an open directory\n";
+
+/// Changes the files committed writable to group or others, printing what each
+/// attempt says: a read-only view refuses (`EROFS`), an editable one copies up.
+const SHARED_WRITES: &str = "for f in /spfs/d/grp /spfs/d/all /spfs/d/exe /spfs/d/tmp/f; do \
+     (echo changed >> $f) 2>&1 | sed 's/.*: //'; tail -n 1 $f; done; \
+     (echo planted > /spfs/d/tmp/new) 2>&1 | sed 's/.*: //'";
 
 /// Runs spfs as root, or as [`USER`] (with a private /dev/fuse node that the user may
 /// open, so the FUSE backend is reachable).
@@ -138,12 +156,7 @@ fn views_for(user: bool) {
     let who = if user { "user" } else { "root" };
     let stack = "views+top+deletion";
     for backend in ["render", "fuse"] {
-        let group = if backend == "fuse" {
-            GROUP_FUSE
-        } else {
-            GROUP_RENDER
-        };
-        let expected = format!("{EXACT}{group}");
+        let expected = EXACT;
         let listing = format!("{STAT}; ls /spfs");
         let out = ok(
             spfs_as(
@@ -169,7 +182,7 @@ fn views_for(user: bool) {
         assert!(!before.is_empty());
         for edit in [false, true] {
             let mode = if edit { "--edit" } else { "--no-edit" };
-            let script = format!("{ATTACKS}\ncat /spfs/d/x");
+            let script = format!("{SHARED_WRITES}\n{ATTACKS}\ncat /spfs/d/x");
             let out = spfs_as(
                 &env,
                 user,
@@ -188,6 +201,17 @@ fn views_for(user: bool) {
             // Inside an editable view the attacks change the view (copy-up), never the
             // repository; inside a read-only view they all fail.
             let text = String::from_utf8_lossy(&out.stdout);
+            let shared_writes = if edit {
+                "changed\nchanged\nchanged\nchanged\n"
+            } else {
+                "Read-only file system\ngroup\nRead-only file system\neveryone\n\
+                 Read-only file system\necho exe\nRead-only file system\n\
+                 in an open directory\nRead-only file system\n"
+            };
+            assert!(
+                text.starts_with(shared_writes),
+                "{who} {backend} {mode}: {text}"
+            );
             if edit {
                 assert!(
                     !text.contains("#!/bin/sh"),
@@ -224,12 +248,12 @@ fn views_for(user: bool) {
                     "--",
                     "sh",
                     "-c",
-                    "cat /spfs/d/*",
+                    READ_BACK,
                 ],
             ),
             "reading back",
         );
-        assert_eq!(out, "group\nprivate\nread only\nrw\n#!/bin/sh\necho x\n");
+        assert_eq!(out, CONTENT);
 
         // With exact modes the user edits files committed writable in place (copied
         // up), and a commit records the new content with the committed mode.
@@ -296,7 +320,74 @@ fn views_for(user: bool) {
             .collect();
         assert_eq!(was, snapshot_of(&before), "{who}, {backend}");
     }
+    others_cannot_write_the_repository(&env);
     ok(env.run(&["check"]), "check");
+}
+
+/// As a user who owns nothing in the repository, tries to write every file and to
+/// create a file in every directory under `payloads/` and `renders/`, then the private
+/// renders' copies of group- and other-writable files by their paths: all refused.
+fn others_cannot_write_the_repository(env: &Env) {
+    fs::set_permissions(
+        env.tmp.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let private = env.repo.join("renders/v2/private");
+    let copies: Vec<PathBuf> = fs::read_dir(&private)
+        .into_iter()
+        .flatten()
+        .flat_map(|uid| fs::read_dir(uid.unwrap().path()).unwrap())
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir())
+        .flat_map(|r| ["d/all", "d/exe", "d/grp", "d/tmp/f"].map(|f| r.join(f)))
+        .collect();
+    for c in &copies {
+        let m = fs::metadata(c).unwrap();
+        assert!(
+            m.mode() & 0o022 != 0 || c.ends_with("tmp/f"),
+            "{}",
+            c.display()
+        );
+    }
+    let before = snapshot(&env.repo);
+    let listed: Vec<String> = copies
+        .iter()
+        .map(|p| format!("'{}'", p.display()))
+        .collect();
+    let script = format!(
+        "for f in $(find {repo}/payloads {repo}/renders -type f 2>/dev/null); do \
+           (echo attacked >> $f) 2>/dev/null && echo WROTE $f; done; \
+         for d in $(find {repo}/payloads {repo}/renders -type d 2>/dev/null); do \
+           (echo planted > $d/planted) 2>/dev/null && echo PLANTED $d; done; \
+         for f in {copies}; do (echo attacked >> $f) 2>&1 | sed 's/.*: //'; done",
+        repo = env.repo.display(),
+        copies = listed.join(" ")
+    );
+    let out = Command::new("setpriv")
+        .args([
+            &format!("--reuid={OTHER}"),
+            &format!("--regid={OTHER}"),
+            "--clear-groups",
+            "sh",
+            "-c",
+            &script,
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !text.contains("WROTE") && !text.contains("PLANTED"),
+        "{text}"
+    );
+    assert!(!copies.is_empty());
+    assert_eq!(
+        text,
+        "Permission denied\n".repeat(copies.len()),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(before, snapshot(&env.repo));
 }
 
 /// The entries of `before` as they are now (payloads and renders made later are left

@@ -568,27 +568,61 @@ fn derived_litter(
     let mut renders = Vec::new();
     let mut temporaries = Vec::new();
     let dir = repo.renders_dir();
-    for entry in fs::read_dir(&dir).ctx("listing", &dir)? {
-        let entry = entry.ctx("listing", &dir)?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(meta) = meta_of(&entry)? else {
-            continue;
+    // Renders of the current format (shared ones, markers of private ones), those of
+    // each user's private directory, and those of the previous format (directly in
+    // `renders/`, never served any more).
+    let mut render_dirs = vec![dir.clone(), crate::render::shared_renders_dir(repo)];
+    let private = crate::render::private_renders_root(repo);
+    match fs::read_dir(&private) {
+        Ok(rd) => {
+            for entry in rd {
+                let entry = entry.ctx("listing", &private)?;
+                if entry.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                    render_dirs.push(entry.path());
+                }
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(Error::io("listing", &private, e)),
+    }
+    for rdir in &render_dirs {
+        let listing = match fs::read_dir(rdir) {
+            Ok(l) => l,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            // Another user's private renders: theirs to reclaim (or root's).
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied && rdir != &dir => {
+                tracing::debug!(dir = %rdir.display(), "skipping private renders");
+                continue;
+            }
+            Err(e) => return Err(Error::io("listing", rdir, e)),
         };
-        if name.starts_with(".render-") {
-            if stale(&meta) {
-                temporaries.push(entry.path());
-            }
-        } else if let Ok(d) = Digest::parse(&name) {
-            if !marked.contains(&d) && old(&meta) {
-                renders.push(entry.path());
-            }
-        } else if let Some(d) = name
-            .strip_suffix(".whiteouts")
-            .and_then(|h| Digest::parse(h).ok())
-        {
-            // A marker whose render is gone.
-            if !dir.join(d.to_hex()).exists() && old(&meta) {
-                temporaries.push(entry.path());
+        for entry in listing {
+            let entry = entry.ctx("listing", rdir)?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Some(meta) = meta_of(&entry)? else {
+                continue;
+            };
+            if name.starts_with(".render-") {
+                if stale(&meta) {
+                    temporaries.push(entry.path());
+                }
+            } else if let Ok(d) = Digest::parse(&name) {
+                if !marked.contains(&d) && old(&meta) {
+                    if meta.is_dir() {
+                        renders.push(entry.path());
+                    } else {
+                        // The marker of a manifest rendered privately.
+                        temporaries.push(entry.path());
+                    }
+                }
+            } else if let Some(d) = name
+                .strip_suffix(".whiteouts")
+                .and_then(|h| Digest::parse(h).ok())
+            {
+                // A marker whose render is gone.
+                if !rdir.join(d.to_hex()).exists() && old(&meta) {
+                    temporaries.push(entry.path());
+                }
             }
         }
     }

@@ -430,6 +430,16 @@ pub enum Error {
         source: io::Error,
     },
 
+    /// A user's private render directory is not private: another user owns it or may
+    /// enter it, or it is not a directory.
+    #[error("private render directory {} {problem}", path.display())]
+    PrivateRenders {
+        /// The directory (`renders/v2/private/<uid>`).
+        path: PathBuf,
+        /// What is wrong with it.
+        problem: String,
+    },
+
     /// A layer that deletes files cannot be rendered for an unprivileged runtime,
     /// because the kernel refuses overlay whiteouts to ordinary users.
     #[error("layer manifest {0} deletes files, and this kernel or filesystem refuses the overlay whiteouts that represent deletions to an ordinary user (Linux 5.8 and later allow them)")]
@@ -871,6 +881,10 @@ impl Help for Error {
             },
             Error::Whiteout { .. } => "use --backend fuse, which needs no whiteouts".into(),
             Error::WhiteoutsRefused(_) => "use --backend fuse".into(),
+            Error::PrivateRenders { path, .. } => format!(
+                "it must be a directory of yours with mode 0700; remove it (renders are derived data, 'rm -rf {}') and run again",
+                path.display()
+            ),
             Error::MissingRuntimePayload { .. } => {
                 "pull the layer again or run 'spfs check'".into()
             }

@@ -240,6 +240,44 @@ fn renders_and_proxies_of_unreachable_manifests_go() {
     assert_eq!(count_files(&proxies), 0);
 }
 
+#[test]
+fn private_renders_their_markers_and_renders_of_the_previous_format_go() {
+    let f = fixture();
+    let src = f.dir.path().join("t");
+    fs::create_dir_all(&src).unwrap();
+    fs::write(src.join("shared-write"), "group writable").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(src.join("shared-write"), fs::Permissions::from_mode(0o664)).unwrap();
+    let layer = commit_layer(
+        &f.repo,
+        &src,
+        &CommitOptions::default(),
+        &[],
+        &Progress::hidden(),
+    )
+    .unwrap();
+    let manifest = f.repo.read_layer(&layer).unwrap().manifest;
+    let render = crate::render::render_cached(&f.repo, &manifest).unwrap();
+    let marker = f.repo.renders_dir().join("v2").join(manifest.to_hex());
+    assert!(marker.is_file());
+    assert!(render.starts_with(f.repo.renders_dir().join("v2/private")));
+    // A render of the previous format, directly under renders/.
+    let legacy = f.repo.renders_dir().join(manifest.to_hex());
+    fs::create_dir_all(&legacy).unwrap();
+    fs::write(legacy.join("shared-write"), "group writable").unwrap();
+    f.repo.push_tag("org/t", &layer).unwrap();
+    f.age_everything();
+    let r = clean(&f.repo, &opts(900)).unwrap();
+    assert_eq!(r.renders, 0);
+    assert!(render.is_dir() && marker.is_file() && legacy.is_dir());
+    f.repo.remove_tag("org/t").unwrap();
+    let r = clean(&f.repo, &opts(900)).unwrap();
+    assert_eq!((r.renders, r.payloads), (2, 1));
+    assert!(!render.exists());
+    assert!(!marker.exists());
+    assert!(!legacy.exists());
+}
+
 fn count_files(dir: &Path) -> usize {
     let mut n = 0;
     for e in fs::read_dir(dir).unwrap().flatten() {

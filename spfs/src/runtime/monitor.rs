@@ -126,7 +126,10 @@ pub fn prepare() -> Result<Privilege> {
     Ok(privilege)
 }
 
-/// Runs the program in a new runtime and returns its exit code.
+/// Runs the program in a new runtime and returns its exit code. The calling process
+/// (entered with [`prepare`]) must exit once this returns: when no process of the
+/// runtime is left, its mounts are left to the teardown of its mount namespace, which
+/// dies with the process.
 pub fn run(repo: &LocalRepository, privilege: Privilege, opts: RunOptions) -> Result<i32> {
     let mut rt = Monitor::new(repo, privilege, &opts)?;
     let result = rt.start(&opts).and_then(|child| rt.supervise(child));
@@ -252,7 +255,8 @@ impl<'a> Monitor<'a> {
         match prepared {
             Lowers::Rendered(paths) => {
                 self.bindable = manifests.len() == 1
-                    && !crate::render::whiteout_marker(self.repo, &manifests[0]).exists();
+                    && paths.len() == 1
+                    && !crate::render::whiteout_marker(&paths[0]).exists();
                 self.lowers = paths
             }
             Lowers::Merged(m) => {
@@ -307,6 +311,16 @@ impl<'a> Monitor<'a> {
             cmd.current_dir(dir);
         }
         let parent = std::process::id() as i32;
+        // Orphans of the command become the monitor's children, so that once the
+        // command has exited the monitor knows whether any process of the runtime is
+        // left (see `teardown`).
+        // SAFETY: prctl with integer arguments only.
+        if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } != 0 {
+            return Err(Error::Supervision {
+                action: "become the subreaper of the runtime's processes".into(),
+                source: std::io::Error::last_os_error(),
+            });
+        }
         // Without a terminal delivering signals to the whole foreground group, the
         // command leads its own process group so forwarded signals reach all of it (a
         // script and the program it waits for).
@@ -348,11 +362,14 @@ impl<'a> Monitor<'a> {
                 .collect();
         }
         // Warm path: every render already cached; no thread pool needed.
-        let cached: Vec<PathBuf> = manifests
-            .iter()
-            .map(|m| self.repo.renders_dir().join(m.to_hex()))
-            .collect();
-        if cached.iter().all(|p| p.is_dir()) {
+        let mut cached = Vec::with_capacity(manifests.len());
+        for m in &manifests {
+            match crate::render::cached_render(self.repo, m)? {
+                Some(path) => cached.push(path),
+                None => break,
+            }
+        }
+        if cached.len() == manifests.len() {
             return Ok(cached.into_iter().rev().collect());
         }
         let mut paths = manifests
@@ -441,16 +458,21 @@ impl<'a> Monitor<'a> {
                 source: e.into(),
             })?;
             match sig {
-                Signal::SIGCHLD => match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
-                    Ok(WaitStatus::Exited(_, code)) => return Ok(code),
-                    Ok(WaitStatus::Signaled(_, s, _)) => return Ok(128 + s as i32),
-                    Ok(_) => {}
-                    Err(nix::errno::Errno::ECHILD) => return Ok(0),
-                    Err(e) => {
-                        return Err(Error::Supervision {
-                            action: "wait for the command".into(),
-                            source: e.into(),
-                        })
+                // The command, or an orphan of it (the monitor is their subreaper):
+                // reap every child that exited, so none stays a zombie.
+                Signal::SIGCHLD => loop {
+                    match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+                        Ok(WaitStatus::Exited(p, code)) if p == pid => return Ok(code),
+                        Ok(WaitStatus::Signaled(p, s, _)) if p == pid => return Ok(128 + s as i32),
+                        Ok(WaitStatus::StillAlive) => break,
+                        Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+                        Err(nix::errno::Errno::ECHILD) => return Ok(0),
+                        Err(e) => {
+                            return Err(Error::Supervision {
+                                action: "wait for the command".into(),
+                                source: e.into(),
+                            })
+                        }
                     }
                 },
                 // The terminal already delivered Ctrl-C to the command when both share
@@ -528,8 +550,35 @@ impl<'a> Monitor<'a> {
         record::save(self.repo, &self.record)
     }
 
+    /// True if no process of the runtime is left besides the monitor: every child
+    /// (the command, and its orphans, which the monitor adopts as their subreaper) has
+    /// exited and is reaped here. The runtime's mount namespace then dies with the
+    /// monitor, unless a process outside the runtime entered it with `setns` (which
+    /// needs `CAP_SYS_ADMIN`).
+    fn alone_in_namespace(&self) -> bool {
+        loop {
+            match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+                Err(nix::errno::Errno::ECHILD) => return true,
+                Ok(WaitStatus::StillAlive) => return false,
+                Err(nix::errno::Errno::EINTR) | Ok(_) => {}
+                Err(_) => return false,
+            }
+        }
+    }
+
     fn teardown(&mut self) -> Result<()> {
         let mut first_err = None;
+        // When the monitor is the namespace's last process, the namespace's own
+        // teardown at its exit unmounts everything at once (one RCU grace period, as
+        // for any namespace; each detach here would wait for one more), and the FUSE
+        // server's threads end with the process. The mounts were never visible
+        // outside the namespace (`/` is private), so nothing is left behind.
+        if self.alone_in_namespace() {
+            if let Some(f) = self.fuse.take() {
+                f.abandon();
+            }
+            self.mounted.clear();
+        }
         if let Some(m) = self.mounted.iter().position(|p| p == Path::new(SPFS_DIR)) {
             if let Err(e) = mounts::unmount(&self.mounted.remove(m)) {
                 first_err.get_or_insert(e);

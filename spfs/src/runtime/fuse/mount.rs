@@ -232,6 +232,15 @@ impl FuseMount {
         self.shutdown()
     }
 
+    /// Leaves the mount and its server as they are, for a process about to exit whose
+    /// mount namespace dies with it: the namespace's teardown unmounts the filesystem,
+    /// and the server's threads end with the process.
+    pub fn abandon(mut self) {
+        if let Some(session) = self.session.take() {
+            std::mem::forget(session);
+        }
+    }
+
     fn shutdown(&mut self) -> Result<()> {
         let Some(session) = self.session.take() else {
             return Ok(());
