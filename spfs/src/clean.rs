@@ -190,7 +190,10 @@ fn clean_in_pool(repo: &LocalRepository, opts: &CleanOptions) -> Result<CleanRep
     // Names first (directory entries only); a file's time and size are read only
     // for what marking from tags and runtimes left unmarked: on a store that is
     // mostly reachable, most objects are never stat'ed.
-    let objects = list_area(repo, "objects")?;
+    let Area {
+        digests: objects,
+        mut stages,
+    } = list_area(repo, "objects")?;
     let mut marker = Marker::new(repo);
     let mut roots = tag_roots(repo, &pruned)?;
     roots.extend(runtime_roots(repo)?);
@@ -216,7 +219,7 @@ fn clean_in_pool(repo: &LocalRepository, opts: &CleanOptions) -> Result<CleanRep
     let mut roots = tag_roots(repo, &pruned)?;
     roots.extend(runtime_roots(repo)?);
     marker.mark(roots)?;
-    let objects_now = list_area(repo, "objects")?;
+    let objects_now = list_area(repo, "objects")?.digests;
     let unmarked_now = stat_area(repo, "objects", unmarked_of(&objects_now, &marker.marked))?;
     drop(objects_now);
     marker.mark(
@@ -237,7 +240,11 @@ fn clean_in_pool(repo: &LocalRepository, opts: &CleanOptions) -> Result<CleanRep
     );
     drop(unmarked_now);
     // Payloads: listed and their times read now, under the lock.
-    let payloads = list_area(repo, "payloads")?;
+    let Area {
+        digests: payloads,
+        stages: payload_stages,
+    } = list_area(repo, "payloads")?;
+    stages.extend(payload_stages);
     let unmarked_payloads = stat_area(repo, "payloads", unmarked_of(&payloads, &marker.marked))?;
     drop(payloads);
     let doomed_payloads: Vec<(PathBuf, u64)> = sorted_paths(
@@ -247,7 +254,14 @@ fn clean_in_pool(repo: &LocalRepository, opts: &CleanOptions) -> Result<CleanRep
             .map(|(d, (_, size))| (repo.payload_path(d), *size)),
     );
     drop(unmarked_payloads);
-    let (renders, proxies, temporaries) = derived_litter(repo, &marker.marked, cutoff)?;
+    let (renders, proxies, mut temporaries) = derived_litter(repo, &marker.marked, cutoff)?;
+    // Contents staged beside their final name by a writer that was killed.
+    let stale = temporary_cutoff(cutoff);
+    temporaries.extend(
+        stages
+            .into_iter()
+            .filter(|p| fs::symlink_metadata(p).is_ok_and(|m| mtime_ns(&m) < stale)),
+    );
 
     if opts.dry_run {
         report.objects = doomed_objects.len();
@@ -381,9 +395,17 @@ fn runtime_roots(repo: &LocalRepository) -> Result<Vec<Digest>> {
     Ok(out)
 }
 
-/// The digests stored in an area (`objects` or `payloads`), from directory entries
-/// alone, one shard directory per task.
-fn list_area(repo: &LocalRepository, area: &str) -> Result<Vec<Vec<Digest>>> {
+/// What one area (`objects` or `payloads`) holds, from directory entries alone.
+struct Area {
+    /// The digests stored, one list per shard directory.
+    digests: Vec<Vec<Digest>>,
+    /// Files staged by writers (see [`crate::storage::STAGE_PREFIX`]), of any age.
+    stages: Vec<PathBuf>,
+}
+
+/// The digests stored in an area, from directory entries alone, one shard directory per
+/// task.
+fn list_area(repo: &LocalRepository, area: &str) -> Result<Area> {
     let dir = repo.root().join(area);
     let mut shards = Vec::new();
     for shard in fs::read_dir(&dir).ctx("listing", &dir)? {
@@ -393,29 +415,42 @@ fn list_area(repo: &LocalRepository, area: &str) -> Result<Vec<Vec<Digest>>> {
             shards.push((name, shard.path()));
         }
     }
-    shards
+    let listed = shards
         .par_iter()
-        .map(|(prefix, path)| -> Result<Vec<Digest>> {
+        .map(|(prefix, path)| -> Result<(Vec<Digest>, Vec<PathBuf>)> {
             let mut out = Vec::new();
+            let mut stages = Vec::new();
             let entries = match fs::read_dir(path) {
                 Ok(e) => e,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((out, stages)),
                 Err(e) => return Err(Error::io("listing", path, e)),
             };
             let mut hex = String::with_capacity(64);
             for f in entries {
                 let f = f.ctx("listing", path)?;
                 let name = f.file_name();
+                let name = name.to_string_lossy();
                 hex.clear();
                 hex.push_str(prefix);
-                hex.push_str(&name.to_string_lossy());
+                hex.push_str(&name);
                 if let Ok(d) = Digest::parse(&hex) {
                     out.push(d);
+                } else if name.starts_with(crate::storage::STAGE_PREFIX) {
+                    stages.push(f.path());
                 }
             }
-            Ok(out)
+            Ok((out, stages))
         })
-        .collect()
+        .collect::<Result<Vec<_>>>()?;
+    let mut area = Area {
+        digests: Vec::with_capacity(listed.len()),
+        stages: Vec::new(),
+    };
+    for (d, s) in listed {
+        area.digests.push(d);
+        area.stages.extend(s);
+    }
+    Ok(area)
 }
 
 /// The digests of a listing that are not marked, shard by shard.
@@ -549,6 +584,17 @@ fn meta_of(entry: &fs::DirEntry) -> Result<Option<fs::Metadata>> {
     }
 }
 
+/// Temporary files last modified before this time (ns) are stale: older than
+/// [`TEMPORARY_AGE`] and than the clean's own cutoff.
+fn temporary_cutoff(cutoff: i64) -> i64 {
+    SystemTime::now()
+        .checked_sub(TEMPORARY_AGE)
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0)
+        .min(cutoff)
+}
+
 /// Renders of unmarked manifests and proxies of unmarked payloads older than the
 /// cutoff, and temporary files older than [`TEMPORARY_AGE`] and the cutoff.
 #[allow(clippy::type_complexity)]
@@ -558,12 +604,7 @@ fn derived_litter(
     cutoff: i64,
 ) -> Result<(Vec<PathBuf>, Vec<(PathBuf, u64)>, Vec<PathBuf>)> {
     let old = |m: &fs::Metadata| mtime_ns(m) < cutoff;
-    let temporary_cutoff = SystemTime::now()
-        .checked_sub(TEMPORARY_AGE)
-        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-        .map(|d| d.as_nanos() as i64)
-        .unwrap_or(0)
-        .min(cutoff);
+    let temporary_cutoff = temporary_cutoff(cutoff);
     let stale = |m: &fs::Metadata| mtime_ns(m) < temporary_cutoff;
     let mut renders = Vec::new();
     let mut temporaries = Vec::new();

@@ -437,10 +437,42 @@ fn tag_contents_staged_by_a_killed_writer_go_once_stale() {
     set(&recent, 600);
     set(&stale, 7200);
     // Staged files are not tags.
-    assert_eq!(f.repo.list_tags("org").unwrap(), vec!["org/kept".to_string()]);
+    assert_eq!(
+        f.repo.list_tags("org").unwrap(),
+        vec!["org/kept".to_string()]
+    );
     let r = clean(&f.repo, &opts(0)).unwrap();
     assert_eq!(r.temporaries, 1);
     assert!(recent.exists());
     assert!(!stale.exists());
     assert_eq!(f.repo.resolve_tag("org/kept").unwrap(), Some(target));
+}
+
+#[test]
+fn objects_and_payloads_staged_by_a_killed_writer_go_once_stale() {
+    let f = fixture();
+    let kept = f.repo.write_blob(b"kept").unwrap();
+    f.repo.push_tag("org/kept", &kept).unwrap();
+    let shard = f.repo.payload_path(&kept).parent().unwrap().to_path_buf();
+    let objects = f.repo.root().join("objects/ab");
+    fs::create_dir_all(&objects).unwrap();
+    let recent = shard.join(".stage.in-flight");
+    let stale = [shard.join(".stage.killed"), objects.join(".stage.killed")];
+    fs::write(&recent, b"x").unwrap();
+    let set = |p: &Path, secs: u64| {
+        fs::File::open(p)
+            .unwrap()
+            .set_modified(SystemTime::now() - Duration::from_secs(secs))
+            .unwrap()
+    };
+    set(&recent, 600);
+    for p in &stale {
+        fs::write(p, b"y").unwrap();
+        set(p, 7200);
+    }
+    let r = clean(&f.repo, &opts(0)).unwrap();
+    assert_eq!(r.temporaries, 2);
+    assert!(recent.exists());
+    assert!(stale.iter().all(|p| !p.exists()));
+    assert_eq!(f.repo.read_blob(&kept).unwrap(), b"kept");
 }

@@ -167,10 +167,23 @@ impl LocalRepository {
     }
 
     /// Writes `bytes` to `path` through a renamed temporary file; an existing file wins.
+    /// The content is staged beside `path` (see [`super::STAGE_PREFIX`]), so the rename
+    /// stays within one directory and the new inode is allocated near its siblings.
     pub(super) fn write_atomic(&self, path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
-        let tmp_dir = self.tmp_dir();
-        let mut tmp =
-            tempfile::NamedTempFile::new_in(&tmp_dir).ctx("creating a file in", &tmp_dir)?;
+        let parent = path.parent().unwrap_or(&self.root);
+        let staged = || {
+            tempfile::Builder::new()
+                .prefix(super::STAGE_PREFIX)
+                .tempfile_in(parent)
+        };
+        let mut tmp = match staged() {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                fs::create_dir_all(parent).ctx("creating", parent)?;
+                staged().ctx("creating a file in", parent)?
+            }
+            Err(e) => return Err(Error::io("creating a file in", parent, e)),
+        };
         tmp.as_file_mut().write_all(bytes).ctx("writing", path)?;
         self.persist(tmp, path, mode)
     }

@@ -6,6 +6,11 @@
 
 pub mod files;
 mod gc_lock;
+
+/// Prefix of a file's content staged in the directory it is renamed into (tag files,
+/// small objects and payloads): listings skip such names (no tag segment or digest
+/// starts with '.'), and `spfs clean` removes those a killed writer left behind.
+pub const STAGE_PREFIX: &str = ".stage.";
 mod local;
 mod payloads;
 mod references;

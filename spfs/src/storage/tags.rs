@@ -19,8 +19,7 @@ use crate::error::{Error, IoContext, Result};
 
 const TAG_SUFFIX: &str = ".tag";
 const LOCK_SUFFIX: &str = ".tag.lock";
-/// Prefix of a tag file's new content staged beside it (no tag segment starts with '.').
-const STAGE_PREFIX: &str = ".stage.";
+use super::STAGE_PREFIX;
 
 /// One version of a tag.
 #[derive(Debug, Clone, PartialEq, Eq)]
