@@ -8,7 +8,7 @@
 //! starve clean. Within one process the shared hold is counted, so nested writes never
 //! queue behind a waiting clean.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
@@ -16,13 +16,23 @@ use std::sync::Mutex;
 
 use super::files::{self, Expect};
 use super::LocalRepository;
+use crate::digest::Digest;
 use crate::error::{Error, Result};
 
 const LOCK: &str = "gc.lock";
 const INTENT: &str = "gc.intent";
 
-/// Shared holds of this process, per repository root: the open lock and a count.
-static HELD: Mutex<Option<HashMap<PathBuf, (fs::File, usize)>>> = Mutex::new(None);
+/// Shared holds of this process, per repository root.
+static HELD: Mutex<Option<HashMap<PathBuf, Hold>>> = Mutex::new(None);
+
+/// One repository's shared hold: the open lock, how many guards share it, and what was
+/// stored or refreshed while it lasted (small objects and blobs only).
+#[derive(Debug)]
+struct Hold {
+    _lock: fs::File,
+    guards: usize,
+    fresh: HashSet<Digest>,
+}
 
 /// A shared hold on the collection lock; released when the last one is dropped.
 #[derive(Debug)]
@@ -34,9 +44,9 @@ impl Drop for WriteGuard {
     fn drop(&mut self) {
         let mut held = HELD.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(map) = held.as_mut() {
-            if let Some((_, n)) = map.get_mut(&self.root) {
-                *n -= 1;
-                if *n == 0 {
+            if let Some(hold) = map.get_mut(&self.root) {
+                hold.guards -= 1;
+                if hold.guards == 0 {
                     map.remove(&self.root);
                 }
             }
@@ -88,6 +98,26 @@ fn flock_wait(file: &fs::File, op: libc::c_int, path: &Path, what: &str) -> Resu
     }
 }
 
+impl WriteGuard {
+    /// Notes that `digest` was stored or its time refreshed under this hold: until the
+    /// last guard goes, clean cannot remove it, so it needs no refreshing again.
+    pub(crate) fn note_fresh(&self, digest: Digest) {
+        let mut held = HELD.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(hold) = held.as_mut().and_then(|m| m.get_mut(&self.root)) {
+            hold.fresh.insert(digest);
+        }
+    }
+
+    /// True if `digest` was stored or refreshed while this process held the lock
+    /// without a break.
+    pub(crate) fn is_fresh(&self, digest: &Digest) -> bool {
+        let held = HELD.lock().unwrap_or_else(|e| e.into_inner());
+        held.as_ref()
+            .and_then(|m| m.get(&self.root))
+            .is_some_and(|h| h.fresh.contains(digest))
+    }
+}
+
 impl LocalRepository {
     /// Holds the collection lock shared: while any guard lives, `spfs clean` deletes
     /// nothing. Cheap when this process already holds one.
@@ -95,8 +125,8 @@ impl LocalRepository {
         let root = self.root().to_path_buf();
         let mut held = HELD.lock().unwrap_or_else(|e| e.into_inner());
         let map = held.get_or_insert_with(HashMap::new);
-        if let Some((_, n)) = map.get_mut(&root) {
-            *n += 1;
+        if let Some(hold) = map.get_mut(&root) {
+            hold.guards += 1;
             return Ok(WriteGuard { root });
         }
         let intent_path = root.join(INTENT);
@@ -116,7 +146,14 @@ impl LocalRepository {
             "a running 'spfs clean' to finish",
         )?;
         drop(intent);
-        map.insert(root.clone(), (lock, 1));
+        map.insert(
+            root.clone(),
+            Hold {
+                _lock: lock,
+                guards: 1,
+                fresh: HashSet::new(),
+            },
+        );
         Ok(WriteGuard { root })
     }
 

@@ -157,12 +157,12 @@ impl LocalRepository {
         let bytes = object.encode();
         let digest = Digest::of(&bytes);
         let path = self.object_path(&digest);
-        let _guard = self.write_guard()?;
-        if super::touch(&path)? {
-            return Ok(digest);
+        let guard = self.write_guard()?;
+        if !super::touch(&path)? {
+            self.write_atomic(&path, &bytes, 0o444)?;
+            tracing::debug!(%digest, kind = %object.kind(), "stored object");
         }
-        self.write_atomic(&path, &bytes, 0o444)?;
-        tracing::debug!(%digest, kind = %object.kind(), "stored object");
+        guard.note_fresh(digest);
         Ok(digest)
     }
 

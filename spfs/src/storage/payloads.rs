@@ -42,10 +42,11 @@ impl LocalRepository {
     pub fn write_blob(&self, bytes: &[u8]) -> Result<Digest> {
         let digest = Digest::of(bytes);
         let path = self.payload_path(&digest);
-        let _guard = self.write_guard()?;
+        let guard = self.write_guard()?;
         if !super::touch(&path)? {
             self.write_atomic(&path, bytes, 0o444)?;
         }
+        guard.note_fresh(digest);
         Ok(digest)
     }
 

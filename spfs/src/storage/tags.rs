@@ -192,10 +192,14 @@ impl LocalRepository {
         }
         // Under the collection lock, each target must still be stored: a concurrent
         // `spfs clean` cannot have removed it since (docs/gc.md).
-        let _guard = self.write_guard()?;
-        // The empty blob needs no storing (stub builds point at it).
+        let guard = self.write_guard()?;
+        // The empty blob needs no storing (stub builds point at it), and what this hold
+        // stored needs no refreshing.
         let empty = Digest::of(b"");
-        for (_, target) in tags.iter().filter(|(_, t)| *t != empty) {
+        for (_, target) in tags
+            .iter()
+            .filter(|(_, t)| *t != empty && !guard.is_fresh(t))
+        {
             if !super::touch(&self.object_path(target))?
                 && !super::touch(&self.payload_path(target))?
             {
