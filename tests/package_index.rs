@@ -266,17 +266,21 @@ fn index_rebuild_and_check() {
     std::thread::sleep(std::time::Duration::from_millis(2200));
     repo.rebuild_index().unwrap();
     let path = index_file(root, "a");
-    // The file is a line of JSON (everything but the spec texts), then the spec texts.
-    let text = std::fs::read_to_string(&path).unwrap();
-    let (header, specs) = text.split_once('\n').unwrap();
-    let mut json: serde_json::Value = serde_json::from_str(header).unwrap();
-    json["recipes"]["1.0.0"]["digest"] =
-        serde_json::Value::String(spfs::Digest::of(b"x").to_string());
-    std::fs::write(
-        &path,
-        format!("{}\n{specs}", serde_json::to_string(&json).unwrap()),
-    )
-    .unwrap();
+    // The header names each spec tag's target as text: point the recipe's elsewhere
+    // (same length, so the file stays well-formed).
+    let mut bytes = std::fs::read(&path).unwrap();
+    let target = repo
+        .spfs()
+        .resolve_tag("spk/spec/a/1.0.0")
+        .unwrap()
+        .unwrap()
+        .to_string();
+    let at = bytes
+        .windows(target.len())
+        .position(|w| w == target.as_bytes())
+        .expect("the recipe's target is in the index");
+    bytes[at..at + target.len()].copy_from_slice(spfs::Digest::of(b"x").to_string().as_bytes());
+    std::fs::write(&path, bytes).unwrap();
     assert!(matches!(states(&repo)["a"], IndexState::Wrong(_)));
     let out = spk(root, &["index", "--check"]);
     assert_eq!(

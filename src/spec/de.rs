@@ -31,7 +31,13 @@ pub fn scalar_string<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error
             Ok(v.to_string())
         }
     }
-    d.deserialize_any(V)
+    // Binary formats (the package index) store names as strings and cannot describe
+    // their contents.
+    if d.is_human_readable() {
+        d.deserialize_any(V)
+    } else {
+        d.deserialize_string(V)
+    }
 }
 
 /// Reads an optional scalar as text.

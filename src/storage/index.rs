@@ -27,7 +27,7 @@ use crate::version::Version;
 /// Directory of the index, under the spfs repository root.
 pub const INDEX_DIR: &str = "spk-index";
 /// Version of the index file format; files of another version are rebuilt.
-pub const INDEX_FORMAT: u32 = 3;
+pub const INDEX_FORMAT: u32 = 4;
 /// File name suffix of an index file: `<name>.index`.
 pub const INDEX_SUFFIX: &str = ".index";
 /// A directory stamp this close to the time it was read is not trusted.
@@ -207,18 +207,18 @@ struct EntryRec {
     digest: String,
     /// The summary: a position in `summaries`.
     s: usize,
-    /// Where the spec text is: offset and length in bytes, after the header line.
+    /// Where the spec text is: offset and length in bytes, after the header.
     at: (usize, usize),
     /// The text is YAML (else JSON).
-    #[serde(default, skip_serializing_if = "is_false")]
     yaml: bool,
 }
 
-fn is_false(b: &bool) -> bool {
-    !*b
-}
+/// What an index file starts with: a tag and the format, then the header's length
+/// (u32, little-endian).
+const MAGIC: &[u8; 8] = b"spkidx\x00\x04";
 
-/// An index file: the header as one line of JSON, then the spec texts.
+/// An index file: [`MAGIC`], the header's length, the header (postcard), then the
+/// spec texts.
 fn encode(index: &PackageIndex) -> Vec<u8> {
     struct Out<'a> {
         summaries: Vec<&'a SpecSummary>,
@@ -290,9 +290,11 @@ fn encode(index: &PackageIndex) -> Vec<u8> {
         recipes,
         versions,
     };
-    // Compact JSON escapes every newline inside strings: the header is one line.
-    let mut bytes = serde_json::to_vec(&header).unwrap_or_default();
-    bytes.push(b'\n');
+    let head = postcard::to_stdvec(&header).unwrap_or_default();
+    let mut bytes = Vec::with_capacity(MAGIC.len() + 4 + head.len() + out.body.len());
+    bytes.extend_from_slice(MAGIC);
+    bytes.extend_from_slice(&(head.len() as u32).to_le_bytes());
+    bytes.extend_from_slice(&head);
     bytes.extend_from_slice(&out.body);
     bytes
 }
@@ -300,18 +302,22 @@ fn encode(index: &PackageIndex) -> Vec<u8> {
 /// Reads an index file written by [`encode`]: only the header is parsed, each spec text
 /// when its spec is first used.
 fn decode(name: &PkgName, bytes: Vec<u8>) -> std::result::Result<PackageIndex, String> {
-    let line = bytes
-        .iter()
-        .position(|b| *b == b'\n')
-        .ok_or("no header line")?;
-    let header: Header = serde_json::from_slice(&bytes[..line]).map_err(|e| e.to_string())?;
+    let start = MAGIC.len() + 4;
+    if bytes.len() < start || &bytes[..MAGIC.len()] != MAGIC {
+        return Err(format!("it is not an index file of format {INDEX_FORMAT}"));
+    }
+    let mut len = [0u8; 4];
+    len.copy_from_slice(&bytes[MAGIC.len()..start]);
+    let end = start.saturating_add(u32::from_le_bytes(len) as usize);
+    let head = bytes.get(start..end).ok_or("its header is cut short")?;
+    let header: Header = postcard::from_bytes(head).map_err(|e| e.to_string())?;
     if header.format != INDEX_FORMAT || header.package != name.as_str() {
         return Err(format!(
             "it is for package '{}' in format {}, expected '{name}' in format {INDEX_FORMAT}",
             header.package, header.format
         ));
     }
-    let base = line + 1;
+    let base = end;
     let body = Arc::new(bytes);
     let summaries: Vec<Arc<SpecSummary>> = header.summaries.into_iter().map(Arc::new).collect();
     let entry = |r: EntryRec| -> std::result::Result<Entry, String> {
