@@ -529,6 +529,148 @@ fn fuse_fetches_missing_payloads_from_a_second_repository_on_first_open() {
     assert!(err.contains("--backend fuse"), "{err}");
 }
 
+/// Every file under `dir`, recursively (empty when it does not exist).
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let Ok(rd) = fs::read_dir(dir) else {
+        return out;
+    };
+    for e in rd {
+        let p = e.unwrap().path();
+        if fs::symlink_metadata(&p).unwrap().is_dir() {
+            out.extend(files_under(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[test]
+fn fuse_runs_a_stack_stored_only_in_a_file_remote_without_copying_its_objects() {
+    let test = "fuse_runs_a_stack_stored_only_in_a_file_remote_without_copying_its_objects";
+    if !privileged(test) {
+        return;
+    }
+    let env = Env::new();
+    let base = env.path("layers/base");
+    write(&base.join("etc/base.conf"), b"from the base layer\n", 0o644);
+    write(&base.join("bin/tool"), b"#!/bin/sh\necho tool\n", 0o755);
+    env.commit(&base, &["remote/base"]);
+    let top = env.path("layers/top");
+    write(&top.join("etc/top.conf"), b"read on first open\n", 0o600);
+    let top_layer = env.commit(&top, &["remote/top"]);
+    // The stack lives only in the remote; the local repository starts empty.
+    let remote = env.path("remote");
+    fs::rename(&env.repo, &remote).unwrap();
+    let address = format!("file://{}", remote.display());
+    let hex = |content: &[u8]| blake3::hash(content).to_hex().to_string();
+    let payload = |repo: &Path, content: &[u8]| {
+        let h = hex(content);
+        repo.join("payloads").join(&h[..2]).join(&h[2..])
+    };
+
+    let script =
+        "find /spfs -mindepth 1 | sort; stat -c %a /spfs/etc/top.conf; cat /spfs/etc/top.conf";
+    let out = env.run(&[
+        "run",
+        "--backend",
+        "fuse",
+        "--payloads-from",
+        &address,
+        "remote/base+remote/top",
+        "--",
+        "sh",
+        "-c",
+        script,
+    ]);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "/spfs/bin\n/spfs/bin/tool\n/spfs/etc\n/spfs/etc/base.conf\n/spfs/etc/top.conf\n\
+         600\nread on first open\n",
+        "{err}"
+    );
+    assert!(!err.contains("pulled"), "nothing is pulled: {err}");
+    // The payload read is kept locally, the others were never fetched, and no object
+    // of the stack was stored: an object would promise its whole closure.
+    assert_eq!(
+        fs::read(payload(&env.repo, b"read on first open\n")).unwrap(),
+        b"read on first open\n"
+    );
+    assert!(!payload(&env.repo, b"from the base layer\n").exists());
+    assert_eq!(
+        files_under(&env.repo.join("objects")),
+        Vec::<PathBuf>::new()
+    );
+    assert!(env.ok(&["tags"]).trim().is_empty());
+    env.ok(&["check"]);
+    // Entering again reads the payload locally and the tree from the inode cache.
+    let out = env.ok(&[
+        "run",
+        "--backend",
+        "fuse",
+        "--payloads-from",
+        &address,
+        "remote/base+remote/top",
+        "--",
+        "cat",
+        "/spfs/etc/top.conf",
+        "/spfs/etc/base.conf",
+    ]);
+    assert_eq!(out, "read on first open\nfrom the base layer\n");
+    assert_eq!(
+        files_under(&env.repo.join("objects")),
+        Vec::<PathBuf>::new()
+    );
+    // Without lazy payloads the stack is not known locally (no remote is configured).
+    let err = env.fails(&["run", "--backend", "fuse", "remote/top", "--", "true"]);
+    assert!(err.contains("remote/top"), "{err}");
+
+    // A corrupt object in the remote is refused before anything is mounted, naming it
+    // and the remote.
+    let layer_file = remote
+        .join("objects")
+        .join(&top_layer[..2])
+        .join(&top_layer[2..]);
+    fs::set_permissions(
+        &layer_file,
+        std::os::unix::fs::PermissionsExt::from_mode(0o644),
+    )
+    .unwrap();
+    let mut bytes = fs::read(&layer_file).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    fs::write(&layer_file, &bytes).unwrap();
+    fs::remove_dir_all(env.repo.join("renders")).unwrap();
+    let err = env.fails(&[
+        "run",
+        "--backend",
+        "fuse",
+        "--payloads-from",
+        &address,
+        "remote/top",
+        "--",
+        "echo",
+        "started",
+    ]);
+    assert!(
+        err.starts_with(&format!(
+            "error: cannot read object {top_layer} of the stack from"
+        )),
+        "{err}"
+    );
+    assert!(err.contains(remote.to_str().unwrap()), "{err}");
+    assert!(err.contains("hashes to"), "{err}");
+    assert!(err.contains("spfs check --remote"), "{err}");
+    assert_eq!(
+        files_under(&env.repo.join("objects")),
+        Vec::<PathBuf>::new()
+    );
+    env.ok(&["check"]);
+}
+
 #[test]
 fn fuse_inode_cache_is_derived_and_rebuilt_when_damaged() {
     if !privileged("fuse_inode_cache_is_derived_and_rebuilt_when_damaged") {

@@ -463,6 +463,18 @@ pub enum Error {
         fallback: String,
     },
 
+    /// An object of a stack read lazily (`--payloads-from`) is missing or corrupt in
+    /// the remote; nothing of it was stored locally.
+    #[error("cannot read object {digest} of the stack from {remote}: {source}")]
+    RemoteStackObject {
+        /// The object.
+        digest: Digest,
+        /// The remote it was read from.
+        remote: String,
+        /// What went wrong.
+        source: Box<Error>,
+    },
+
     /// The runtime's command could not be started.
     #[error("cannot start {program} in the runtime: {source}")]
     StartCommand {
@@ -889,6 +901,12 @@ impl Help for Error {
                 "pull the layer again or run 'spfs check'".into()
             }
             Error::MissingFallbackPayload { .. } => "pull the layer again".into(),
+            Error::RemoteStackObject { remote, source, .. } => match **source {
+                Error::MissingObject(_) => {
+                    "name a remote that holds the whole stack, or 'spfs pull' it from one".into()
+                }
+                _ => format!("check the remote with 'spfs check --remote {remote}' and push the stack to it again"),
+            },
             Error::StartCommand { .. } => "check that it exists and is executable".into(),
             Error::Supervision { .. } => return Vec::new(),
             Error::MonitorLost { signal, .. } => match signal {

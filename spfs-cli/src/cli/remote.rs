@@ -92,8 +92,14 @@ pub fn pull(cli: &Cli, refs: &[String], remote: Option<&str>) -> Result<i32> {
 
 /// The stack `spec` names, pulling from the configured remotes (origin first) what
 /// the local repository lacks: the objects, not the tags. Parts are resolved locally
-/// first, then in the remotes; every layer of the stack is then in `repo`.
-pub fn resolve_for_run(repo: &LocalRepository, spec: &str) -> Result<Vec<Digest>> {
+/// first, then in `lazy` (the `--payloads-from` remote of a FUSE runtime), then in the
+/// remotes; every layer of the stack is then in `repo`, or in `lazy`, which the
+/// runtime reads without copying.
+pub fn resolve_for_run(
+    repo: &LocalRepository,
+    spec: &str,
+    lazy: Option<&dyn Repository>,
+) -> Result<Vec<Digest>> {
     let remotes = Remotes::configured()?;
     let mut names: Vec<(Digest, String)> = Vec::new();
     let stack =
@@ -105,6 +111,16 @@ pub fn resolve_for_run(repo: &LocalRepository, spec: &str) -> Result<Vec<Digest>
                     if let Ok(d) = repo.resolve(part) {
                         stack.push(d);
                         continue;
+                    }
+                    if let Some(lazy) = lazy {
+                        match resolve(lazy, part) {
+                            Ok((_, d)) => {
+                                stack.push(d);
+                                continue;
+                            }
+                            Err(Error::UnknownReference(_)) => {}
+                            Err(e) => return Err(e.into()),
+                        }
                     }
                     match remotes.resolve(part)? {
                         Some((_, d)) => {
@@ -130,7 +146,15 @@ pub fn resolve_for_run(repo: &LocalRepository, spec: &str) -> Result<Vec<Digest>
             Err(e) => return Err(e.into()),
         };
     let progress = bar("pulling");
-    let fetched = fetch_missing(repo, &remotes, &stack, &progress);
+    // What the lazy remote holds is read from it by the runtime, not pulled.
+    let mut wanted = Vec::new();
+    for d in &stack {
+        match lazy {
+            Some(lazy) if !repo.has_object(d) && lazy.has_object(d)? => {}
+            _ => wanted.push(*d),
+        }
+    }
+    let fetched = fetch_missing(repo, &remotes, &wanted, &progress);
     progress.finish();
     for f in fetched? {
         let what: Vec<String> = f

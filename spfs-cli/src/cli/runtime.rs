@@ -76,10 +76,31 @@ pub fn run(cli: &Cli, args: &RuntimeArgs, command: &[OsString]) -> Result<i32> {
         None => Backend::parse(&spfs::config::current()?.backend.value)?,
     };
     let repo = cli.repo_for_write()?;
+    if args.payloads_from.is_some() && backend != Backend::Fuse {
+        return Err(invalid(
+            "--payloads-from needs --backend fuse: renders need every payload locally first",
+        ));
+    }
+    let payloads_from = match &args.payloads_from {
+        Some(r) => Some(payloads_remote(r)?),
+        None => None,
+    };
+    // A lazy runtime reads the stack's objects from the remote too, without copying
+    // them (see docs/runtime.md); without it, what is missing is pulled first.
+    let lazy = match &payloads_from {
+        Some(address) => Some(spfs::storage::open_remote(
+            &spfs::config::Address::parse(address)?,
+            false,
+        )?),
+        None => None,
+    };
     let stack = match &args.reference {
-        Some(r) if args.rerun.is_none() => super::remote::resolve_for_run(&repo, r)?,
+        Some(r) if args.rerun.is_none() => {
+            super::remote::resolve_for_run(&repo, r, lazy.as_deref())?
+        }
         _ => Vec::new(),
     };
+    drop(lazy);
     let edit = match (args.edit, args.no_edit) {
         (true, _) => Some(true),
         (_, true) => Some(false),
@@ -90,16 +111,8 @@ pub fn run(cli: &Cli, args: &RuntimeArgs, command: &[OsString]) -> Result<i32> {
     } else {
         Program::Command(command.to_vec())
     };
-    if args.payloads_from.is_some() && backend != Backend::Fuse {
-        return Err(invalid(
-            "--payloads-from needs --backend fuse: renders need every payload locally first",
-        ));
-    }
     let mut options = RunOptions::new(stack, program);
-    options.payloads_from = match &args.payloads_from {
-        Some(r) => Some(payloads_remote(r)?),
-        None => None,
-    };
+    options.payloads_from = payloads_from;
     options.backend = backend;
     options.edit = edit;
     options.tmpfs_size = args.size.clone();

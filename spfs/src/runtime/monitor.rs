@@ -27,7 +27,7 @@ use crate::digest::Digest;
 use crate::error::{Error, IoContext, Result};
 use crate::object::{Manifest, Object};
 use crate::render::render_cached;
-use crate::storage::LocalRepository;
+use crate::storage::{LocalRepository, ReadThrough};
 
 /// The mount point of every runtime.
 pub const SPFS_DIR: &str = "/spfs";
@@ -233,6 +233,11 @@ impl<'a> Monitor<'a> {
 
     /// Everything about the stack that can fail on bad input, before any mount.
     fn prepare_lowers(&self, stack: &[Digest]) -> Result<(Vec<Digest>, Lowers)> {
+        if let (Backend::Fuse, Some(address)) = (self.record.backend, &self.payloads_from) {
+            if !ReadThrough::all_local(self.repo, stack) {
+                return self.prepare_read_through(stack, address);
+            }
+        }
         let manifests = keep_last_occurrence(self.repo.manifests_of(stack)?);
         let prepared = match self.record.backend {
             Backend::Render => Lowers::Rendered(self.render_lowers(&manifests)?),
@@ -244,10 +249,30 @@ impl<'a> Monitor<'a> {
                     self.repo,
                     &manifests,
                     self.payloads_from.is_none(),
+                    |m| self.repo.merge_manifests(m),
                 )?)
             }
         };
         Ok((manifests, prepared))
+    }
+
+    /// A FUSE stack whose objects are (partly) only in the lazy remote: the missing
+    /// objects are read from it into memory and verified, never stored locally (a
+    /// stored object implies its stored closure); the inode table, derived data keyed
+    /// by the manifests, is cached locally as for any stack.
+    fn prepare_read_through(
+        &self,
+        stack: &[Digest],
+        address: &str,
+    ) -> Result<(Vec<Digest>, Lowers)> {
+        if !Path::new("/dev/fuse").exists() {
+            return Err(Error::NoFuseDevice);
+        }
+        let remote = crate::storage::open_remote(&crate::config::Address::parse(address)?, false)?;
+        let source = ReadThrough::new(self.repo, &*remote);
+        let manifests = keep_last_occurrence(source.manifests_of(stack)?);
+        let table = fuse_table(self.repo, &manifests, false, |m| source.merge_manifests(m))?;
+        Ok((manifests, Lowers::Merged(table)))
     }
 
     /// Makes prepared lower dirs the runtime's (mounting the FUSE server if any).
@@ -620,11 +645,16 @@ enum Lowers {
 /// The FUSE backend's inode table of a stack: from the derived cache under
 /// `renders/fuse/` when it holds one, otherwise merged from the manifests (with every
 /// payload checked unless `verify` is off) and cached for the next runtime.
-fn fuse_table(repo: &LocalRepository, manifests: &[Digest], verify: bool) -> Result<InodeTable> {
+fn fuse_table(
+    repo: &LocalRepository,
+    manifests: &[Digest],
+    verify: bool,
+    merge: impl FnOnce(&[Digest]) -> Result<Manifest>,
+) -> Result<InodeTable> {
     if let Some(table) = InodeTable::load_cached(repo, manifests) {
         return Ok(table);
     }
-    let m = repo.merge_manifests(manifests)?;
+    let m = merge(manifests)?;
     if verify {
         verify_payloads(repo, &m)?;
     }

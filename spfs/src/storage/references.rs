@@ -150,22 +150,41 @@ impl LocalRepository {
         depth: usize,
         visit: &mut dyn FnMut(&Digest, &Object) -> Result<()>,
     ) -> Result<()> {
-        if depth > 64 {
-            return Err(Error::PlatformTooDeep(64));
-        }
-        for d in stack {
-            if !self.has_object(d) && self.has_payload(d) {
-                return Err(Error::WrongKind {
-                    reference: d.to_string(),
-                    actual: "blob",
-                    expected: "a layer, platform or manifest",
-                });
-            }
-            match self.read_object(d)? {
-                Object::Platform(p) => self.walk_stack(&p.layers, depth + 1, visit)?,
-                obj => visit(d, &obj)?,
-            }
-        }
-        Ok(())
+        walk_stack_with(
+            &|d| self.read_object(d),
+            &|d| !self.has_object(d) && self.has_payload(d),
+            stack,
+            depth,
+            visit,
+        )
     }
+}
+
+/// Calls `visit` with every layer or manifest of a stack, bottom first, expanding
+/// platforms, reading objects with `read`; `is_blob` says that a digest names a
+/// payload rather than an object (refused with a clear error).
+pub(super) fn walk_stack_with(
+    read: &dyn Fn(&Digest) -> Result<Object>,
+    is_blob: &dyn Fn(&Digest) -> bool,
+    stack: &[Digest],
+    depth: usize,
+    visit: &mut dyn FnMut(&Digest, &Object) -> Result<()>,
+) -> Result<()> {
+    if depth > 64 {
+        return Err(Error::PlatformTooDeep(64));
+    }
+    for d in stack {
+        if is_blob(d) {
+            return Err(Error::WrongKind {
+                reference: d.to_string(),
+                actual: "blob",
+                expected: "a layer, platform or manifest",
+            });
+        }
+        match read(d)? {
+            Object::Platform(p) => walk_stack_with(read, is_blob, &p.layers, depth + 1, visit)?,
+            obj => visit(d, &obj)?,
+        }
+    }
+    Ok(())
 }

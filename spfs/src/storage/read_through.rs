@@ -1,0 +1,91 @@
+//! Reading a stack whose objects are not all local, for a lazy FUSE runtime
+//! (`--payloads-from`): objects missing locally are read from the remote into memory,
+//! verified against their digests, and never stored locally. A stored object implies
+//! that its whole closure (children and payloads) is stored, and a lazily read stack
+//! has its payloads elsewhere; only payloads (which break no rule) are kept locally,
+//! once they are fetched on first open.
+
+use super::references::walk_stack_with;
+use super::{LocalRepository, Repository};
+use crate::digest::Digest;
+use crate::error::{Error, Result};
+use crate::object::{Manifest, Object};
+
+/// The local repository's objects, then the remote's, read but never copied.
+pub struct ReadThrough<'a> {
+    local: &'a LocalRepository,
+    remote: &'a dyn Repository,
+}
+
+impl<'a> ReadThrough<'a> {
+    /// Reads from `local` first, then from `remote`.
+    pub fn new(local: &'a LocalRepository, remote: &'a dyn Repository) -> Self {
+        ReadThrough { local, remote }
+    }
+
+    /// True if every object of `stack` is local: then so are their closures, and the
+    /// local repository alone serves the stack.
+    pub fn all_local(local: &LocalRepository, stack: &[Digest]) -> bool {
+        stack.iter().all(|d| local.has_object(d))
+    }
+
+    /// An object, from the local repository if it holds it, otherwise read from the
+    /// remote and verified (its bytes against the digest, then decoded).
+    pub fn read_object(&self, digest: &Digest) -> Result<Object> {
+        if self.local.has_object(digest) {
+            return self.local.read_object(digest);
+        }
+        self.remote
+            .read_object(digest)
+            .map_err(|e| Error::RemoteStackObject {
+                digest: *digest,
+                remote: self.remote.describe(),
+                source: Box::new(e),
+            })
+    }
+
+    /// A manifest; a layer's manifest is followed.
+    pub fn read_manifest(&self, digest: &Digest) -> Result<Manifest> {
+        match self.read_object(digest)? {
+            Object::Manifest(m) => Ok(m),
+            Object::Layer(l) => self.read_manifest(&l.manifest),
+            Object::Platform(_) => Err(Error::WrongKind {
+                reference: digest.to_string(),
+                actual: "platform",
+                expected: "a manifest or layer",
+            }),
+        }
+    }
+
+    /// The manifests of layers, platforms and manifests, bottom first, as
+    /// [`LocalRepository::manifests_of`] gives them.
+    pub fn manifests_of(&self, stack: &[Digest]) -> Result<Vec<Digest>> {
+        let mut out = Vec::new();
+        // A payload named as a layer is refused (by what is local: asking the remote
+        // would cost requests on every entry).
+        let is_blob = |d: &Digest| !self.local.has_object(d) && self.local.has_payload(d);
+        walk_stack_with(
+            &|d| self.read_object(d),
+            &is_blob,
+            stack,
+            0,
+            &mut |d, obj| {
+                out.push(match obj {
+                    Object::Layer(l) => l.manifest,
+                    _ => *d,
+                });
+                Ok(())
+            },
+        )?;
+        Ok(out)
+    }
+
+    /// The tree seen when `manifests` (bottom first) are laid over each other.
+    pub fn merge_manifests(&self, manifests: &[Digest]) -> Result<Manifest> {
+        let mut merged = Manifest::default();
+        for m in manifests {
+            merged.overlay(&self.read_manifest(m)?);
+        }
+        Ok(merged)
+    }
+}
