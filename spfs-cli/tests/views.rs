@@ -624,6 +624,39 @@ fn fuse_runs_a_stack_stored_only_in_a_file_remote_without_copying_its_objects() 
         files_under(&env.repo.join("objects")),
         Vec::<PathBuf>::new()
     );
+    // Edits over it: diff and commit layer read the stack from the remote as the
+    // runtime does; a platform, which would promise its layers locally, is refused.
+    let script = format!(
+        "set -e; {SPFS} edit; echo changed > /spfs/etc/base.conf; {SPFS} diff; \
+         {SPFS} commit layer -t lazy/edits >/dev/null; {SPFS} runtime info $SPFS_RUNTIME | grep payloads; \
+         if {SPFS} commit platform -t lazy/platform 2>/tmp/platform.err; then echo committed; fi; \
+         cat /tmp/platform.err"
+    );
+    let out = env.ok(&[
+        "run",
+        "--backend",
+        "fuse",
+        "--payloads-from",
+        &address,
+        "remote/base+remote/top",
+        "--",
+        "sh",
+        "-c",
+        &script,
+    ]);
+    assert!(out.contains("etc/base.conf (content)"), "{out}");
+    assert!(out.contains(&format!("payloads:   {address}")), "{out}");
+    assert!(!out.contains("committed"), "{out}");
+    assert!(
+        out.contains("cannot commit a platform: the runtime's layers are read from"),
+        "{out}"
+    );
+    let edits = env.ok(&["run", "lazy/edits", "--", "cat", "/spfs/etc/base.conf"]);
+    assert_eq!(edits, "changed\n");
+    assert!(env
+        .fails(&["info", "lazy/platform"])
+        .contains("lazy/platform"));
+    env.ok(&["check"]);
     // Without lazy payloads the stack is not known locally (no remote is configured).
     let err = env.fails(&["run", "--backend", "fuse", "remote/top", "--", "true"]);
     assert!(err.contains("remote/top"), "{err}");
@@ -664,10 +697,6 @@ fn fuse_runs_a_stack_stored_only_in_a_file_remote_without_copying_its_objects() 
     assert!(err.contains(remote.to_str().unwrap()), "{err}");
     assert!(err.contains("hashes to"), "{err}");
     assert!(err.contains("spfs check --remote"), "{err}");
-    assert_eq!(
-        files_under(&env.repo.join("objects")),
-        Vec::<PathBuf>::new()
-    );
     env.ok(&["check"]);
 }
 

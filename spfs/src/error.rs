@@ -475,6 +475,15 @@ pub enum Error {
         source: Box<Error>,
     },
 
+    /// A platform cannot be committed over layers that are only in the lazy remote.
+    #[error(
+        "cannot commit a platform: the runtime's layers are read from {remote}, not stored locally"
+    )]
+    StackNotLocal {
+        /// The remote the layers are read from.
+        remote: String,
+    },
+
     /// The runtime's command could not be started.
     #[error("cannot start {program} in the runtime: {source}")]
     StartCommand {
@@ -901,6 +910,9 @@ impl Help for Error {
                 "pull the layer again or run 'spfs check'".into()
             }
             Error::MissingFallbackPayload { .. } => "pull the layer again".into(),
+            Error::StackNotLocal { remote } => format!(
+                "pull the layers first ('spfs pull' from {remote}), or commit the edits alone with 'spfs commit layer'"
+            ),
             Error::RemoteStackObject { remote, source, .. } => match **source {
                 Error::MissingObject(_) => {
                     "name a remote that holds the whole stack, or 'spfs pull' it from one".into()

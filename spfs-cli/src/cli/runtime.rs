@@ -169,6 +169,9 @@ pub fn runtime(repo: &LocalRepository, cmd: &RuntimeCmd) -> Result<i32> {
             outln!("editable:   {}", r.editable);
             outln!("kept:       {}", r.keep);
             outln!("upper:      {}", r.upper.display());
+            if let Some(a) = &r.payloads_from {
+                outln!("payloads:   {a} (lazy)");
+            }
             for d in &r.stack {
                 outln!("layer:      {d}");
             }

@@ -174,6 +174,7 @@ fn live_and_kept_runtimes_are_roots_and_dead_ones_are_not() {
         work: "/nonexistent".into(),
         stack: vec![layer],
         generation: 0,
+        payloads_from: None,
     };
     let me = record::hostname();
     // A runtime of another host counts as alive.

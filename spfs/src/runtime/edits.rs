@@ -16,10 +16,19 @@ use crate::digest::Digest;
 use crate::error::{Error, IoContext, RequestProblem, Result};
 use crate::object::{Manifest, Object, Platform};
 use crate::progress::Progress;
-use crate::storage::LocalRepository;
+use crate::storage::{LocalRepository, ReadThrough};
 
 /// The merged tree of the runtime's layers, without its edits.
 pub fn lower_manifest(repo: &LocalRepository, rec: &RuntimeRecord) -> Result<Manifest> {
+    if let Some(address) = &rec.payloads_from {
+        if !ReadThrough::all_local(repo, &rec.stack) {
+            // The stack is read from the lazy remote, as the monitor reads it.
+            let remote =
+                crate::storage::open_remote(&crate::config::Address::parse(address)?, false)?;
+            let source = ReadThrough::new(repo, &*remote);
+            return source.merge_manifests(&source.manifests_of(&rec.stack)?);
+        }
+    }
     repo.merge_manifests(&repo.manifests_of(&rec.stack)?)
 }
 
@@ -73,6 +82,12 @@ pub fn commit_platform(
     rec: &RuntimeRecord,
     progress: &Progress,
 ) -> Result<Digest> {
+    if let (Some(remote), false) = (&rec.payloads_from, ReadThrough::all_local(repo, &rec.stack)) {
+        // A platform promises its layers' closures locally.
+        return Err(Error::StackNotLocal {
+            remote: remote.clone(),
+        });
+    }
     let mut layers = repo.layers_of(&rec.stack)?;
     let edits = commit_layer(repo, rec, &[], progress)?;
     if !repo.read_manifest(&edits)?.root.is_empty() {

@@ -213,12 +213,15 @@ impl<'a> Monitor<'a> {
             upper,
             work,
             stack,
-            generation: previous.map(|p| p.generation).unwrap_or(0),
+            generation: previous.as_ref().map(|p| p.generation).unwrap_or(0),
+            payloads_from: opts
+                .payloads_from
+                .clone()
+                .or_else(|| previous.and_then(|p| p.payloads_from)),
         };
         Ok(Monitor {
             repo,
             privilege,
-            record,
             lowers: Vec::new(),
             scratch,
             fuse: None,
@@ -227,7 +230,8 @@ impl<'a> Monitor<'a> {
             bindable: false,
             registered: false,
             own_group: false,
-            payloads_from: opts.payloads_from.clone(),
+            payloads_from: record.payloads_from.clone(),
+            record,
         })
     }
 

@@ -64,6 +64,9 @@ pub struct RuntimeRecord {
     pub stack: Vec<Digest>,
     /// Incremented by the monitor each time it re-applies the record.
     pub generation: u64,
+    /// FUSE runtimes with lazy payloads: the remote (an address) payloads and the
+    /// objects of the stack missing locally are read from (`--payloads-from`).
+    pub payloads_from: Option<String>,
 }
 
 impl RuntimeRecord {
@@ -83,7 +86,10 @@ impl RuntimeRecord {
             self.work.display(),
             stack.join(","),
             self.generation
-        )
+        ) + &match &self.payloads_from {
+            Some(a) => format!("payloads_from={a}\n"),
+            None => String::new(),
+        }
     }
 
     fn decode(text: &str, path: &Path) -> Result<Self> {
@@ -113,6 +119,7 @@ impl RuntimeRecord {
             work: PathBuf::from(get("work")?),
             stack,
             generation: num("generation")?,
+            payloads_from: map.get("payloads_from").map(|a| a.to_string()),
         })
     }
 
