@@ -606,6 +606,39 @@ fn a_fuse_runtime_reads_payloads_from_s3_on_first_open() {
     // Next time it needs no remote.
     let (text, _) = ok(run(&[]));
     assert_eq!(text, "fetched lazily\nfrom s3\n755\n");
+    // A repository holding nothing runs the stack from S3 alone: the tag resolves
+    // there, the objects are read into memory, only the payload read is kept.
+    let empty = env.path("empty-repo");
+    let (text, err) = ok(spfs(
+        &env,
+        &ep,
+        &empty,
+        &[
+            "run",
+            "--backend",
+            "fuse",
+            "--payloads-from",
+            &addr,
+            "org/lazy",
+            "--",
+            "cat",
+            "/spfs/share/note",
+        ],
+    )
+    .output()
+    .unwrap());
+    assert_eq!(text, "fetched lazily\n", "{err}");
+    let hex = blake3::hash(b"fetched lazily\n").to_hex().to_string();
+    assert!(empty
+        .join("payloads")
+        .join(&hex[..2])
+        .join(&hex[2..])
+        .exists());
+    let objects = std::fs::read_dir(empty.join("objects"))
+        .map(|rd| rd.count())
+        .unwrap_or(0);
+    assert_eq!(objects, 0, "no object of the stack is stored locally");
+    ok(spfs(&env, &ep, &empty, &["check"]).output().unwrap());
 }
 
 #[test]
