@@ -92,15 +92,28 @@ pub fn pull(cli: &Cli, refs: &[String], remote: Option<&str>) -> Result<i32> {
 
 /// The stack `spec` names, pulling from the configured remotes (origin first) what
 /// the local repository lacks: the objects, not the tags. Parts are resolved locally
-/// first, then in `lazy` (the `--payloads-from` remote of a FUSE runtime), then in the
-/// remotes; every layer of the stack is then in `repo`, or in `lazy`, which the
+/// first, then in `lazy` (the address of the `--payloads-from` remote of a FUSE
+/// runtime, opened only if something is not local), then in the remotes; every layer
+/// of the stack is then in `repo`, or in `lazy`, which the
 /// runtime reads without copying.
 pub fn resolve_for_run(
     repo: &LocalRepository,
     spec: &str,
-    lazy: Option<&dyn Repository>,
+    lazy: Option<&str>,
 ) -> Result<Vec<Digest>> {
     let remotes = Remotes::configured()?;
+    let opened: std::cell::OnceCell<Box<dyn Repository>> = std::cell::OnceCell::new();
+    let lazy_remote = || -> Result<Option<&dyn Repository>> {
+        let Some(address) = lazy else {
+            return Ok(None);
+        };
+        if opened.get().is_none() {
+            let remote =
+                spfs::storage::open_remote(&spfs::config::Address::parse(address)?, false)?;
+            let _ = opened.set(remote);
+        }
+        Ok(opened.get().map(|r| &**r))
+    };
     let mut names: Vec<(Digest, String)> = Vec::new();
     let stack =
         match repo.resolve_refs(spec) {
@@ -112,7 +125,7 @@ pub fn resolve_for_run(
                         stack.push(d);
                         continue;
                     }
-                    if let Some(lazy) = lazy {
+                    if let Some(lazy) = lazy_remote()? {
                         match resolve(lazy, part) {
                             Ok((_, d)) => {
                                 stack.push(d);
@@ -149,8 +162,11 @@ pub fn resolve_for_run(
     // What the lazy remote holds is read from it by the runtime, not pulled.
     let mut wanted = Vec::new();
     for d in &stack {
-        match lazy {
-            Some(lazy) if !repo.has_object(d) && lazy.has_object(d)? => {}
+        if repo.has_object(d) {
+            continue;
+        }
+        match lazy_remote()? {
+            Some(lazy) if lazy.has_object(d)? => {}
             _ => wanted.push(*d),
         }
     }

@@ -85,22 +85,12 @@ pub fn run(cli: &Cli, args: &RuntimeArgs, command: &[OsString]) -> Result<i32> {
         Some(r) => Some(payloads_remote(r)?),
         None => None,
     };
-    // A lazy runtime reads the stack's objects from the remote too, without copying
-    // them (see docs/runtime.md); without it, what is missing is pulled first.
-    let lazy = match &payloads_from {
-        Some(address) => Some(spfs::storage::open_remote(
-            &spfs::config::Address::parse(address)?,
-            false,
-        )?),
-        None => None,
-    };
     let stack = match &args.reference {
         Some(r) if args.rerun.is_none() => {
-            super::remote::resolve_for_run(&repo, r, lazy.as_deref())?
+            super::remote::resolve_for_run(&repo, r, payloads_from.as_deref())?
         }
         _ => Vec::new(),
     };
-    drop(lazy);
     let edit = match (args.edit, args.no_edit) {
         (true, _) => Some(true),
         (_, true) => Some(false),
