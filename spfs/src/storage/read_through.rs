@@ -89,3 +89,66 @@ impl<'a> ReadThrough<'a> {
         Ok(merged)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::object::Platform;
+    use crate::test_fixture::fixture;
+
+    #[test]
+    fn a_remote_only_stack_is_read_without_storing_anything_locally() {
+        let f = fixture();
+        let a = f.layer("a", &[("x", b"bottom"), ("d/y", b"kept")]);
+        let b = f.layer("b", &[("x", b"top")]);
+        let platform = f
+            .src
+            .write_object(&Object::Platform(Platform { layers: vec![a, b] }))
+            .unwrap();
+        let through = ReadThrough::new(&f.dst, &f.src);
+        assert!(!ReadThrough::all_local(&f.dst, &[platform]));
+        let manifests = through.manifests_of(&[platform]).unwrap();
+        let expected: Vec<Digest> = [a, b]
+            .iter()
+            .map(|l| f.src.read_layer(l).unwrap().manifest)
+            .collect();
+        assert_eq!(manifests, expected);
+        let merged = through.merge_manifests(&manifests).unwrap();
+        let files: Vec<(Vec<u8>, Digest)> = merged.files().map(|e| (e.path, e.digest)).collect();
+        assert_eq!(
+            files,
+            [
+                (b"d/y".to_vec(), Digest::of(b"kept")),
+                (b"x".to_vec(), Digest::of(b"top")),
+            ]
+        );
+        assert!(f.dst.list_objects().unwrap().is_empty());
+        assert!(f.dst.list_payloads().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_corrupt_or_missing_remote_object_names_the_object_and_the_remote() {
+        let f = fixture();
+        let a = f.layer("a", &[("x", b"content")]);
+        let through = ReadThrough::new(&f.dst, &f.src);
+        let path = f.src.object_path(&a);
+        crate::storage::set_mode(&path, 0o644).unwrap();
+        std::fs::write(&path, b"not the layer").unwrap();
+        let err = through.manifests_of(&[a]).unwrap_err();
+        assert!(
+            matches!(&err, Error::RemoteStackObject { digest, source, .. }
+                if *digest == a && matches!(**source, Error::Corrupt { .. })),
+            "{err:?}"
+        );
+        let text = err.to_string();
+        assert!(text.contains(&f.src.describe()), "{text}");
+        let gone = Digest::of(b"no such object");
+        let err = through.manifests_of(&[gone]).unwrap_err();
+        assert!(
+            matches!(&err, Error::RemoteStackObject { source, .. }
+                if matches!(**source, Error::MissingObject(d) if d == gone)),
+            "{err:?}"
+        );
+        assert!(f.dst.list_objects().unwrap().is_empty());
+    }
+}
