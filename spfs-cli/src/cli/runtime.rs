@@ -40,7 +40,8 @@ pub struct RuntimeArgs {
     #[arg(long, value_name = "NAME")]
     name: Option<String>,
     /// With --backend fuse: fetch payloads missing locally on first open (verified, then
-    /// kept locally) from this remote: a configured name, an address (file:///x,
+    /// kept locally) from this remote, and read the stack's objects missing locally from
+    /// it (verified, never stored): a configured name, an address (file:///x,
     /// s3://bucket/prefix) or a repository directory
     #[arg(long, value_name = "REMOTE")]
     payloads_from: Option<String>,
