@@ -46,15 +46,7 @@ impl<'a> ReadThrough<'a> {
 
     /// A manifest; a layer's manifest is followed.
     pub fn read_manifest(&self, digest: &Digest) -> Result<Manifest> {
-        match self.read_object(digest)? {
-            Object::Manifest(m) => Ok(m),
-            Object::Layer(l) => self.read_manifest(&l.manifest),
-            Object::Platform(_) => Err(Error::WrongKind {
-                reference: digest.to_string(),
-                actual: "platform",
-                expected: "a manifest or layer",
-            }),
-        }
+        super::traits::manifest_via(&|d| self.read_object(d), digest)
     }
 
     /// The manifests of layers, platforms and manifests, bottom first, as
@@ -82,11 +74,7 @@ impl<'a> ReadThrough<'a> {
 
     /// The tree seen when `manifests` (bottom first) are laid over each other.
     pub fn merge_manifests(&self, manifests: &[Digest]) -> Result<Manifest> {
-        let mut merged = Manifest::default();
-        for m in manifests {
-            merged.overlay(&self.read_manifest(m)?);
-        }
-        Ok(merged)
+        super::traits::merge_via(&|d| self.read_manifest(d), manifests)
     }
 }
 

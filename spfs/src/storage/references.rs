@@ -135,11 +135,7 @@ impl LocalRepository {
 
     /// The tree seen when `manifests` (bottom first) are laid over each other.
     pub fn merge_manifests(&self, manifests: &[Digest]) -> Result<Manifest> {
-        let mut merged = Manifest::default();
-        for m in manifests {
-            merged.overlay(&self.read_manifest(m)?);
-        }
-        Ok(merged)
+        super::traits::merge_via(&|d| self.read_manifest(d), manifests)
     }
 
     /// Calls `visit` with every layer or manifest of a stack, bottom first, expanding

@@ -39,15 +39,7 @@ pub trait ObjectStore: Send + Sync {
 
     /// Reads a manifest; a layer's manifest is followed.
     fn read_manifest(&self, digest: &Digest) -> Result<Manifest> {
-        match self.read_object(digest)? {
-            Object::Manifest(m) => Ok(m),
-            Object::Layer(l) => self.read_manifest(&l.manifest),
-            Object::Platform(_) => Err(Error::WrongKind {
-                reference: digest.to_string(),
-                actual: "platform",
-                expected: "a manifest or layer",
-            }),
-        }
+        manifest_via(&|d| self.read_object(d), digest)
     }
 }
 
@@ -330,6 +322,36 @@ impl Repository for LocalRepository {
     fn hold_for_writing(&self) -> Result<Box<dyn std::any::Any>> {
         Ok(Box::new(self.write_guard()?))
     }
+}
+
+/// The manifest `digest` names (a layer's manifest is followed), with objects read by
+/// `read`.
+pub(crate) fn manifest_via(
+    read: &dyn Fn(&Digest) -> Result<Object>,
+    digest: &Digest,
+) -> Result<Manifest> {
+    match read(digest)? {
+        Object::Manifest(m) => Ok(m),
+        Object::Layer(l) => manifest_via(read, &l.manifest),
+        Object::Platform(_) => Err(Error::WrongKind {
+            reference: digest.to_string(),
+            actual: "platform",
+            expected: "a manifest or layer",
+        }),
+    }
+}
+
+/// The tree seen when `manifests` (bottom first, read by `read`) are laid over each
+/// other.
+pub(crate) fn merge_via(
+    read: &dyn Fn(&Digest) -> Result<Manifest>,
+    manifests: &[Digest],
+) -> Result<Manifest> {
+    let mut merged = Manifest::default();
+    for m in manifests {
+        merged.overlay(&read(m)?);
+    }
+    Ok(merged)
 }
 
 #[cfg(test)]
