@@ -1,5 +1,13 @@
 # Shared helpers for the benchmark scripts (sourced).
 
+# The scripts take a work directory as their first argument: one that looks like an
+# option prints the script's leading comment instead of filling a directory named
+# `--help` with generated trees.
+case "${1:-}" in
+  -h | --help) sed -n '2,/^[^#]/s/^# \{0,1\}//p' "$0" | sed '$d'; exit 0 ;;
+  -*) printf 'error: unknown option %s\nhelp: the argument is a work directory (see --help)\n' "$1" >&2; exit 2 ;;
+esac
+
 # now_ns: monotonic-enough wall clock in nanoseconds.
 now_ns() { date +%s%N; }
 

@@ -4,6 +4,10 @@
 # and enters an `spk env` with them. usage: scripts/quickstart.sh [WORKDIR]
 # Builds enter runtimes, which need root (or unprivileged user namespaces and /spfs).
 set -euo pipefail
+case "${1:-}" in
+  -h | --help) sed -n '2,5s/^# \{0,1\}//p' "$0"; exit 0 ;;
+  -*) printf 'error: unknown option %s\nhelp: the argument is a work directory (see --help)\n' "$1" >&2; exit 2 ;;
+esac
 cd "$(dirname "$0")/.."
 need=()
 for tool in cc:gcc git:git; do
