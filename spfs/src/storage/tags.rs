@@ -820,31 +820,35 @@ impl DirsToSync {
     /// Creates `dir` and its missing parents below `top`, noting the parents that
     /// gained an entry.
     fn create(&mut self, dir: &Path, top: &Path) -> Result<()> {
-        if self.exist.contains(dir) || dir.is_dir() {
-            self.exist.insert(dir.to_path_buf());
+        if self.exist.contains(dir) {
             return Ok(());
         }
-        let mut missing = vec![dir];
-        let mut d = dir;
-        while let Some(p) = d.parent() {
-            if !p.starts_with(top) || self.exist.contains(p) || p.is_dir() {
-                break;
-            }
-            missing.push(p);
-            d = p;
-        }
-        for m in missing.into_iter().rev() {
-            match fs::create_dir(m) {
-                Ok(()) => {
-                    if let Some(p) = m.parent() {
-                        self.changed.insert(p.to_path_buf());
-                    }
+        // Made directly (no look first): most directories a batch needs are new.
+        match fs::create_dir(dir) {
+            Ok(()) => {
+                if let Some(p) = dir.parent() {
+                    self.changed.insert(p.to_path_buf());
                 }
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-                Err(e) => return Err(Error::io("creating", m, e)),
             }
-            self.exist.insert(m.to_path_buf());
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let parent = dir.parent().filter(|p| p.starts_with(top) && *p != dir);
+                let Some(parent) = parent else {
+                    return Err(Error::io("creating", dir, e));
+                };
+                self.exist.remove(parent);
+                self.create(parent, top)?;
+                match fs::create_dir(dir) {
+                    Ok(()) => {
+                        self.changed.insert(parent.to_path_buf());
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                    Err(e) => return Err(Error::io("creating", dir, e)),
+                }
+            }
+            Err(e) => return Err(Error::io("creating", dir, e)),
         }
+        self.exist.insert(dir.to_path_buf());
         Ok(())
     }
 
