@@ -21,6 +21,9 @@ const TAG_SUFFIX: &str = ".tag";
 const LOCK_SUFFIX: &str = ".tag.lock";
 use super::STAGE_PREFIX;
 
+/// The most tag locks (open files) one batch holds at once.
+const MAX_TAG_LOCKS: usize = if cfg!(test) { 4 } else { 256 };
+
 /// One version of a tag.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TagEntry {
@@ -235,6 +238,12 @@ impl LocalRepository {
             .copied()
             .filter(|n| !current[n].is_empty())
             .collect();
+        if locked.len() > MAX_TAG_LOCKS {
+            // A lock is an open file: a batch updating thousands of tags goes in parts
+            // (in the order given), each holding at most MAX_TAG_LOCKS of them.
+            drop(guard);
+            return self.push_tags_in_parts(tags, &current);
+        }
         locked.sort_unstable();
         let mut locks = std::collections::HashMap::new();
         for n in &locked {
@@ -302,6 +311,29 @@ impl LocalRepository {
         dirs.sync(self)?;
         drop(locks);
         Ok(())
+    }
+
+    /// [`Self::push_tags`] for a batch updating more than [`MAX_TAG_LOCKS`] existing
+    /// tags: consecutive parts, each updating at most that many.
+    fn push_tags_in_parts(
+        &self,
+        tags: &[(String, Digest)],
+        current: &std::collections::HashMap<&str, Vec<TagEntry>>,
+    ) -> Result<()> {
+        let mut start = 0;
+        let mut existing = std::collections::HashSet::new();
+        for (i, (name, _)) in tags.iter().enumerate() {
+            if current.get(name.as_str()).is_some_and(|h| !h.is_empty())
+                && existing.insert(name.as_str())
+                && existing.len() > MAX_TAG_LOCKS
+            {
+                self.push_tags(&tags[start..i])?;
+                start = i;
+                existing.clear();
+                existing.insert(name.as_str());
+            }
+        }
+        self.push_tags(&tags[start..])
     }
 
     /// Writes a tag file's new content to a temporary file beside it (named
@@ -880,4 +912,43 @@ pub(crate) fn current_user() -> String {
                 .map(|u| u.name)
                 .unwrap_or_else(|| uid.to_string())
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::test_fixture::fixture;
+
+    #[test]
+    fn a_batch_updating_more_tags_than_it_may_lock_goes_in_parts_in_order() {
+        let f = fixture();
+        let repo = &f.src;
+        let old = repo.write_blob(b"old").unwrap();
+        let new = repo.write_blob(b"new").unwrap();
+        // Ten existing tags (more than the 4 locks a batch may hold under test), one
+        // new tag among them, and one existing tag pushed twice.
+        let names: Vec<String> = (0..10).map(|i| format!("org/t{i}")).collect();
+        let first: Vec<(String, _)> = names.iter().map(|n| (n.clone(), old)).collect();
+        repo.push_tags(&first).unwrap();
+        let mut batch: Vec<(String, _)> = names.iter().map(|n| (n.clone(), new)).collect();
+        batch.insert(5, ("org/fresh".to_string(), new));
+        batch.push(("org/t0".to_string(), old));
+        repo.push_tags(&batch).unwrap();
+        for n in &names[1..] {
+            let h: Vec<_> = repo
+                .tag_history(n)
+                .unwrap()
+                .iter()
+                .map(|e| e.target)
+                .collect();
+            assert_eq!(h, vec![new, old], "{n}");
+        }
+        let h: Vec<_> = repo
+            .tag_history("org/t0")
+            .unwrap()
+            .iter()
+            .map(|e| e.target)
+            .collect();
+        assert_eq!(h, vec![old, new, old]);
+        assert_eq!(repo.resolve_tag("org/fresh").unwrap(), Some(new));
+    }
 }
