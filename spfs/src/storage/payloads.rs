@@ -188,15 +188,35 @@ pub(crate) fn set_mode(path: &Path, mode: u32) -> Result<()> {
 /// when given. Stops early on an interrupt.
 pub fn hash_stream(
     reader: &mut impl Read,
-    mut sink: Option<&mut fs::File>,
+    sink: Option<&mut fs::File>,
     src: &Path,
 ) -> Result<(Digest, u64)> {
+    // One buffer per thread, reused: allocating and zeroing a fresh megabyte for each
+    // of thousands of small files costs more than hashing them.
+    let mut buf = BUFFER.take();
+    if buf.len() < CHUNK {
+        buf = vec![0u8; CHUNK];
+    }
+    let result = hash_into(reader, sink, src, &mut buf);
+    BUFFER.set(buf);
+    result
+}
+
+thread_local! {
+    static BUFFER: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+fn hash_into(
+    reader: &mut impl Read,
+    mut sink: Option<&mut fs::File>,
+    src: &Path,
+    buf: &mut [u8],
+) -> Result<(Digest, u64)> {
     let mut hasher = Hasher::new();
-    let mut buf = vec![0u8; CHUNK];
     let mut size = 0u64;
     loop {
         crate::signals::check()?;
-        let n = reader.read(&mut buf).ctx("reading", src)?;
+        let n = reader.read(buf).ctx("reading", src)?;
         if n == 0 {
             return Ok((hasher.finish(), size));
         }

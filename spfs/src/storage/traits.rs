@@ -266,11 +266,8 @@ impl PayloadStore for LocalRepository {
         if super::touch(&path)? {
             return Ok(0);
         }
-        let tmp_dir = self.tmp_dir();
-        let mut tmp = tempfile::Builder::new()
-            .prefix(".sync-")
-            .tempfile_in(&tmp_dir)
-            .ctx("creating a file in", &tmp_dir)?;
+        // Staged beside its final name, renamed there only once it hashed right.
+        let mut tmp = self.stage_beside(&path)?;
         let mut reader = reader;
         let (actual, size) = super::hash_stream(&mut reader, Some(tmp.as_file_mut()), &path)?;
         if actual != *digest {
@@ -371,6 +368,59 @@ mod tests {
         fn set_tags(&self, tags: &[(String, Digest)]) -> Result<()> {
             self.0.push_tags(tags)
         }
+    }
+
+    /// A reader that yields some bytes, then fails, as a dropped connection does.
+    struct Broken(usize);
+
+    impl Read for Broken {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            if self.0 == 0 {
+                return Err(std::io::Error::other("connection reset"));
+            }
+            let n = self.0.min(buf.len());
+            buf[..n].fill(b'x');
+            self.0 -= n;
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn a_payload_cut_off_or_corrupt_in_transfer_leaves_nothing_in_its_shard() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = LocalRepository::create(dir.path()).unwrap();
+        let content = vec![b'x'; 3000];
+        let digest = Digest::of(&content);
+        let shard = repo.payload_path(&digest).parent().unwrap().to_path_buf();
+        let names = || -> Vec<String> {
+            std::fs::read_dir(&shard)
+                .map(|d| {
+                    d.flatten()
+                        .map(|e| e.file_name().to_string_lossy().into_owned())
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        // Cut off after 1000 of its 3000 bytes.
+        let err = repo
+            .write_payload_stream(&digest, &mut Broken(1000), 0o644)
+            .unwrap_err();
+        assert!(err.to_string().contains("connection reset"), "{err}");
+        assert!(!repo.has_payload(&digest));
+        assert_eq!(names(), Vec::<String>::new());
+        // The wrong bytes.
+        let err = repo
+            .write_payload_stream(&digest, &mut &b"other"[..], 0o644)
+            .unwrap_err();
+        assert!(matches!(err, Error::Corrupt { .. }), "{err}");
+        assert_eq!(names(), Vec::<String>::new());
+        // The right ones land under their digest, alone in the shard.
+        let n = repo
+            .write_payload_stream(&digest, &mut &content[..], 0o644)
+            .unwrap();
+        assert_eq!(n, 3000);
+        assert_eq!(names(), vec![digest.to_hex()[2..].to_string()]);
+        assert_eq!(repo.read_blob(&digest).unwrap(), content);
     }
 
     #[test]

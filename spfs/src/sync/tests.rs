@@ -4,8 +4,22 @@ use super::*;
 use crate::storage::LocalRepository;
 use crate::test_fixture::fixture;
 
+/// Nothing left in `tmp/`, and no staged file beside any object or payload.
 fn no_temporaries(repo: &LocalRepository) {
-    let left: Vec<_> = fs::read_dir(repo.tmp_dir()).unwrap().flatten().collect();
+    let mut left: Vec<_> = fs::read_dir(repo.tmp_dir())
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    for area in ["objects", "payloads"] {
+        for shard in fs::read_dir(repo.root().join(area)).unwrap().flatten() {
+            for e in fs::read_dir(shard.path()).unwrap().flatten() {
+                if e.file_name().to_string_lossy().starts_with('.') {
+                    left.push(e.path());
+                }
+            }
+        }
+    }
     assert!(left.is_empty(), "{left:?}");
 }
 
