@@ -222,11 +222,7 @@ impl LocalRepository {
     /// killed writer left behind.
     pub(super) fn stage_beside(&self, path: &Path) -> Result<tempfile::NamedTempFile> {
         let parent = path.parent().unwrap_or(&self.root);
-        let staged = || {
-            tempfile::Builder::new()
-                .prefix(super::STAGE_PREFIX)
-                .tempfile_in(parent)
-        };
+        let staged = || stage_in(parent);
         match staged() {
             Ok(t) => Ok(t),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -429,6 +425,13 @@ fn is_populated(root: &Path) -> Result<bool> {
         }
     }
     Ok(false)
+}
+
+/// A new empty file in `dir` named with [`super::STAGE_PREFIX`].
+pub(super) fn stage_in(dir: &Path) -> std::io::Result<tempfile::NamedTempFile> {
+    tempfile::Builder::new()
+        .prefix(super::STAGE_PREFIX)
+        .tempfile_in(dir)
 }
 
 #[cfg(test)]

@@ -356,10 +356,7 @@ impl LocalRepository {
         let mut attempt = 0;
         let mut tmp = loop {
             dirs.create(parent, &self.tags_dir())?;
-            match tempfile::Builder::new()
-                .prefix(STAGE_PREFIX)
-                .tempfile_in(parent)
-            {
+            match super::local::stage_in(parent) {
                 Ok(t) => break t,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound && attempt < 8 => {
                     dirs.exist.remove(parent);

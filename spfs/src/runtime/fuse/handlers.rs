@@ -148,6 +148,18 @@ impl SpfsFs {
             .collect()
     }
 
+    /// The entries of directory `ino` after `offset`: (child, next offset, name).
+    fn listing(
+        &self,
+        ino: INodeNo,
+        offset: u64,
+    ) -> Result<impl Iterator<Item = (u64, u64, &[u8])> + '_, Errno> {
+        let node = self.table.node(ino).ok_or(Errno::ENOENT)?;
+        self.table
+            .dir_entries(ino.0, node, offset)
+            .ok_or(Errno::ENOTDIR)
+    }
+
     fn attr(&self, ino: u64, node: &Node) -> FileAttr {
         let time = UNIX_EPOCH + FIXED_TIME;
         let (kind, size, nlink) = match &node.kind {
@@ -487,11 +499,9 @@ impl Filesystem for SpfsFs {
         offset: u64,
         mut reply: ReplyDirectory,
     ) {
-        let Some(node) = self.table.node(ino) else {
-            return reply.error(Errno::ENOENT);
-        };
-        let Some(entries) = self.table.dir_entries(ino.0, node, offset) else {
-            return reply.error(Errno::ENOTDIR);
+        let entries = match self.listing(ino, offset) {
+            Ok(e) => e,
+            Err(e) => return reply.error(e),
         };
         for (child, next, name) in entries {
             let kind = self.attr(child, &self.table.nodes[child as usize]).kind;
@@ -510,11 +520,9 @@ impl Filesystem for SpfsFs {
         offset: u64,
         mut reply: ReplyDirectoryPlus,
     ) {
-        let Some(node) = self.table.node(ino) else {
-            return reply.error(Errno::ENOENT);
-        };
-        let Some(entries) = self.table.dir_entries(ino.0, node, offset) else {
-            return reply.error(Errno::ENOTDIR);
+        let entries = match self.listing(ino, offset) {
+            Ok(e) => e,
+            Err(e) => return reply.error(e),
         };
         let all = self.stat_walkers.contains(req.pid());
         for (child, next, name) in entries {
