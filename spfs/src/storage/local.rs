@@ -245,14 +245,23 @@ impl LocalRepository {
         tmp.as_file()
             .set_permissions(fs::Permissions::from_mode(mode))
             .ctx("setting permissions on", tmp.path())?;
-        let parent = path.parent().unwrap_or(&self.root);
-        if !parent.exists() {
-            fs::create_dir_all(parent).ctx("creating", parent)?;
-        }
-        match tmp.persist_noclobber(path) {
-            Ok(_) => Ok(()),
-            Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        // A file staged beside `path` finds its directory there; one staged elsewhere
+        // may need it made first (not looked for in advance: it is the rare case).
+        // An existing file wins: the contents are equal by construction.
+        let stored = |r: std::result::Result<fs::File, tempfile::PersistError>| match r {
+            Ok(_) => Ok(None),
+            Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => Ok(None),
+            Err(e) if e.error.kind() == std::io::ErrorKind::NotFound => Ok(Some(e)),
             Err(e) => Err(Error::io("storing", path, e.error)),
+        };
+        let Some(missing) = stored(tmp.persist_noclobber(path))? else {
+            return Ok(());
+        };
+        let parent = path.parent().unwrap_or(&self.root);
+        fs::create_dir_all(parent).ctx("creating", parent)?;
+        match stored(missing.file.persist_noclobber(path))? {
+            None => Ok(()),
+            Some(e) => Err(Error::io("storing", path, e.error)),
         }
     }
 
