@@ -295,7 +295,7 @@ fn path_sources_follow_gitignore_unless_excludes_are_given() {
     // Modes and symlinks survive.
     let m = env.spfs();
     let layer = m
-        .resolve_tag("spk/pkg/path-src/1.0.0/src/src")
+        .resolve_tag("spk/spec/path-src/1.0.0/src.src")
         .unwrap()
         .unwrap();
     let manifest = m

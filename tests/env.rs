@@ -237,10 +237,10 @@ fn missing_layers_and_payloads_name_the_package_and_component() {
     let env = Env::new();
     package(&env, "base", &[], 50);
     let spfs = env.spfs();
-    let tags = spfs.list_tags("spk/pkg/base/1.0.0").unwrap();
+    let tags = spfs.list_tags("spk/spec/base/1.0.0").unwrap();
     let run_tag = tags
         .iter()
-        .find(|t| t.ends_with("/run"))
+        .find(|t| t.ends_with(".run"))
         .expect("run tag")
         .clone();
     let layer = spfs.resolve_tag(&run_tag).unwrap().unwrap();

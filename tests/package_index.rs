@@ -66,6 +66,11 @@ fn truth(root: &Path, pkg: &str) -> BTreeMap<String, bool> {
     let repo = LocalRepository::open(root).unwrap();
     let mut out = BTreeMap::new();
     for tag in repo.list_tags(&format!("spk/spec/{pkg}/")).unwrap() {
+        // Component tags (`VERSION/BUILD.COMPONENT`) name layers, not specs.
+        let rest = tag.trim_start_matches(&format!("spk/spec/{pkg}/"));
+        if rest.split('/').nth(1).is_some_and(|b| b.contains('.')) {
+            continue;
+        }
         let digest = repo.resolve_tag(&tag).unwrap().unwrap();
         let text = String::from_utf8(repo.read_blob(&digest).unwrap()).unwrap();
         let s = spec(&text);

@@ -229,7 +229,7 @@ fn env_pulls_the_layers_it_needs_from_the_remote_without_tags() {
         let p: Vec<&str> = build.split('/').collect();
         s.remote
             .spfs()
-            .resolve_tag(&format!("spk/pkg/{}/{}/{}/run", p[0], p[1], p[2]))
+            .resolve_tag(&format!("spk/spec/{}/{}/{}.run", p[0], p[1], p[2]))
             .unwrap()
             .expect("a run layer")
     };
@@ -327,7 +327,7 @@ fn build_solves_its_build_environment_from_the_remotes_and_pulls_its_layers() {
         .map(|c| {
             s.remote
                 .spfs()
-                .resolve_tag(&format!("spk/pkg/{base}/{c}"))
+                .resolve_tag(&format!("spk/spec/{base}.{c}"))
                 .unwrap()
                 .expect("a component layer")
         })

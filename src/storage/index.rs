@@ -619,7 +619,12 @@ fn refresh(
             dir: DirRecord::new(vlist.stamp, clock),
             builds: BTreeMap::new(),
         };
-        for (build, stamp) in &vlist.tags {
+        // The level also holds the builds' component tags (`BUILD.COMPONENT`).
+        for (build, stamp) in vlist
+            .tags
+            .iter()
+            .filter(|(b, _)| b.parse::<Build>().is_ok())
+        {
             let tag = format!("{vdir}/{build}");
             let prev_entry = prev.and_then(|p| p.builds.get(build));
             let what = format!("build {name}/{seg}/{build}");

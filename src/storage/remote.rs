@@ -24,8 +24,29 @@ use crate::spec::Spec;
 use crate::version::Version;
 
 pub(super) const SPEC_PREFIX: &str = "spk/spec";
+/// Where the first layout kept component tags (`spk/pkg/NAME/VERSION/BUILD/COMPONENT`):
+/// still read, copied and removed, never written.
 pub(super) const PKG_PREFIX: &str = "spk/pkg";
 pub(super) const EMBED_PREFIX: &str = "spk/embedded";
+
+/// The tag of a build's component layer: beside the build's spec tag, named
+/// `BUILD.COMPONENT` (docs/spk-storage.md).
+pub(super) fn component_tag(name: &PkgName, v: &str, build: &Build, c: &Component) -> String {
+    format!("{SPEC_PREFIX}/{name}/{v}/{build}.{c}")
+}
+
+/// The component tags of `build` among the tag names of one version's level, with
+/// their components.
+pub(super) fn components_in_level<'a>(
+    tags: &'a [String],
+    build: &'a Build,
+) -> impl Iterator<Item = (Component, &'a str)> + 'a {
+    let build = build.to_string();
+    tags.iter().filter_map(move |t| {
+        let c = t.strip_prefix(build.as_str())?.strip_prefix('.')?;
+        Some((c.parse::<Component>().ok()?, t.as_str()))
+    })
+}
 
 /// A package repository read through the spfs storage traits.
 pub struct RemoteRepository {
@@ -210,8 +231,20 @@ impl PackageRepository for RemoteRepository {
         let Some(seg) = self.version_segment(&ident.version_ident())? else {
             return Ok(ComponentLayers::new());
         };
-        let prefix = format!("{PKG_PREFIX}/{}/{seg}/{}/", ident.name, ident.build);
         let mut out = ComponentLayers::new();
+        let level = self
+            .store
+            .list_tag_dir(&format!("{SPEC_PREFIX}/{}/{seg}", ident.name))?;
+        for (c, leaf) in components_in_level(&level.tags, &ident.build) {
+            let tag = format!("{SPEC_PREFIX}/{}/{seg}/{leaf}", ident.name);
+            if let Some(e) = self.store.tag_versions(&tag)?.first() {
+                out.insert(c, e.target);
+            }
+        }
+        if !out.is_empty() {
+            return Ok(out);
+        }
+        let prefix = format!("{PKG_PREFIX}/{}/{seg}/{}/", ident.name, ident.build);
         for tag in self.store.list_tag_names(&prefix)? {
             let Some(c) = tag
                 .strip_prefix(&prefix)
@@ -294,26 +327,33 @@ pub fn package_tags(
     store: &dyn Repository,
     ident: &AnyIdent,
 ) -> Result<Vec<(String, spfs::Digest)>> {
+    let mut names = Vec::new();
     let base = match &ident.version {
         None => ident.name.to_string(),
         Some(version) => {
             let v = stored_version(store, &ident.name, version)?
                 .unwrap_or_else(|| version.clone())
                 .to_string();
+            // The recipe tag sits beside its version directory; a build's spec tag
+            // and its component tags sit in that directory.
+            let vdir = format!("{SPEC_PREFIX}/{}/{v}", ident.name);
             match &ident.build {
-                None => format!("{}/{v}", ident.name),
-                Some(b) => format!("{}/{v}/{b}", ident.name),
+                None => {
+                    names.push(vdir);
+                    format!("{}/{v}", ident.name)
+                }
+                Some(b) => {
+                    let level = store.list_tag_dir(&vdir)?;
+                    names.extend(
+                        components_in_level(&level.tags, b)
+                            .map(|(_, leaf)| format!("{vdir}/{leaf}")),
+                    );
+                    names.push(format!("{vdir}/{b}"));
+                    format!("{}/{v}/{b}", ident.name)
+                }
             }
         }
     };
-    let mut names = Vec::new();
-    // The recipe tag itself sits beside its version directory.
-    if ident.version.is_some() && ident.build.is_none() {
-        names.push(format!("{SPEC_PREFIX}/{base}"));
-    }
-    if ident.build.is_some() {
-        names.push(format!("{SPEC_PREFIX}/{base}"));
-    }
     names.extend(store.list_tag_names(&format!("{SPEC_PREFIX}/{base}/"))?);
     names.extend(store.list_tag_names(&format!("{PKG_PREFIX}/{base}/"))?);
     names.sort();

@@ -14,7 +14,7 @@ use crate::spec::Spec;
 use crate::version::Version;
 use spfs::storage::LocalRepository;
 
-use super::remote::{EMBED_PREFIX, PKG_PREFIX, SPEC_PREFIX};
+use super::remote::{component_tag, components_in_level, EMBED_PREFIX, PKG_PREFIX, SPEC_PREFIX};
 
 /// A package repository inside an spfs repository.
 pub struct SpfsRepository {
@@ -86,6 +86,44 @@ impl SpfsRepository {
             Some(v) if v.to_string() != written => self.read_spec_tag(&tag(&v.to_string()), what),
             _ => Ok(None),
         }
+    }
+
+    /// The component tags of a build stored under version segment `v`, with their
+    /// components and targets: beside the build's spec tag, else (a build published in
+    /// the first layout) under `spk/pkg/NAME/VERSION/BUILD/`.
+    fn component_tags(
+        &self,
+        ident: &BuildIdent,
+        v: &str,
+    ) -> Result<Vec<(Component, String, spfs::Digest)>> {
+        let mut out = Vec::new();
+        let vdir = format!("{SPEC_PREFIX}/{}/{v}", ident.name);
+        if let Some((tags, _)) = self.repo.tag_dir_names(&vdir)? {
+            for (c, leaf) in components_in_level(&tags, &ident.build) {
+                let tag = format!("{vdir}/{leaf}");
+                if let Some(d) = self.repo.resolve_tag(&tag)? {
+                    out.push((c, tag, d));
+                }
+            }
+        }
+        if !out.is_empty() {
+            return Ok(out);
+        }
+        let prefix = format!("{PKG_PREFIX}/{}/{v}/{}", ident.name, ident.build);
+        for tag in self.repo.list_tags(&format!("{prefix}/"))? {
+            let s = segments(&tag, PKG_PREFIX);
+            if s.len() != 4
+                || s[0] != ident.name.as_str()
+                || s[1] != v
+                || s[2] != ident.build.to_string()
+            {
+                continue;
+            }
+            if let (Ok(c), Some(d)) = (s[3].parse::<Component>(), self.repo.resolve_tag(&tag)?) {
+                out.push((c, tag, d));
+            }
+        }
+        Ok(out)
     }
 
     /// Rebuilds the package index of every package (`spk index --rebuild`) and removes
@@ -163,27 +201,34 @@ impl SpfsRepository {
 
 /// What one publish batch has learned of the stored layout: each version's tag segment
 /// (looked up once per version, and shared by every spec of that version in the batch,
-/// even before its tags exist) and which versions have component tags at all.
+/// even before its tags exist) and which versions may have builds at all.
 #[derive(Default)]
 struct BatchNames {
     segments: std::collections::HashMap<PkgName, Vec<(Version, String)>>,
-    with_builds: std::collections::HashMap<(PkgName, String), bool>,
+    /// Per package, the versions with a directory of build tags.
+    version_dirs: std::collections::HashMap<PkgName, std::collections::HashSet<String>>,
+    with_legacy: std::collections::HashMap<(PkgName, String), bool>,
 }
 
 impl BatchNames {
     fn segment(&mut self, repo: &SpfsRepository, ident: &VersionIdent) -> Result<String> {
-        let known = match self.segments.entry(ident.name.clone()) {
-            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-            std::collections::hash_map::Entry::Vacant(e) => e.insert(
-                repo.list_versions(&ident.name)?
-                    .into_iter()
-                    .map(|v| {
-                        let s = v.to_string();
-                        (v, s)
-                    })
-                    .collect(),
-            ),
-        };
+        if !self.segments.contains_key(&ident.name) {
+            let (tags, dirs) = repo
+                .repo
+                .tag_dir_names(&format!("{SPEC_PREFIX}/{}", ident.name))?
+                .unwrap_or_default();
+            let known = super::versions_in_level(&tags, &dirs)
+                .into_iter()
+                .map(|v| {
+                    let s = v.to_string();
+                    (v, s)
+                })
+                .collect();
+            self.segments.insert(ident.name.clone(), known);
+            self.version_dirs
+                .insert(ident.name.clone(), dirs.into_iter().collect());
+        }
+        let known = self.segments.entry(ident.name.clone()).or_default();
         if let Some((_, s)) = known.iter().find(|(v, _)| *v == ident.version) {
             return Ok(s.clone());
         }
@@ -192,17 +237,21 @@ impl BatchNames {
         Ok(s)
     }
 
-    /// False when no build of the version has component tags (its directory under
-    /// `spk/pkg` does not exist), so no stale component can need removing.
+    /// False when no build of the version has tags (neither its directory under
+    /// `spk/spec` nor one of the first layout under `spk/pkg` exists), so no stale
+    /// component can need removing. Call after [`Self::segment`] for the version.
     fn may_have_builds(&mut self, repo: &SpfsRepository, name: &PkgName, v: &str) -> Result<bool> {
-        if let Some(b) = self.with_builds.get(&(name.clone(), v.to_string())) {
+        if self.version_dirs.get(name).is_some_and(|d| d.contains(v)) {
+            return Ok(true);
+        }
+        if let Some(b) = self.with_legacy.get(&(name.clone(), v.to_string())) {
             return Ok(*b);
         }
         let b = repo
             .repo
             .tag_dir_names(&format!("{PKG_PREFIX}/{name}/{v}"))?
             .is_some();
-        self.with_builds.insert((name.clone(), v.to_string()), b);
+        self.with_legacy.insert((name.clone(), v.to_string()), b);
         Ok(b)
     }
 }
@@ -267,22 +316,11 @@ impl PackageRepository for SpfsRepository {
 
     fn read_components(&self, ident: &BuildIdent) -> Result<ComponentLayers> {
         let v = self.version_segment(&ident.version_ident())?;
-        let prefix = format!("{PKG_PREFIX}/{}/{v}/{}", ident.name, ident.build);
-        let mut out = ComponentLayers::new();
-        for tag in self.repo.list_tags(&format!("{prefix}/"))? {
-            let s = segments(&tag, PKG_PREFIX);
-            if s.len() != 4
-                || s[0] != ident.name.as_str()
-                || s[1] != v
-                || s[2] != ident.build.to_string()
-            {
-                continue;
-            }
-            if let (Ok(c), Some(d)) = (s[3].parse::<Component>(), self.repo.resolve_tag(&tag)?) {
-                out.insert(c, d);
-            }
-        }
-        Ok(out)
+        Ok(self
+            .component_tags(ident, &v)?
+            .into_iter()
+            .map(|(c, _, d)| (c, d))
+            .collect())
     }
 
     fn publish_recipe(&self, spec: &Spec, force: bool) -> Result<()> {
@@ -328,23 +366,20 @@ impl PackageRepository for SpfsRepository {
         for (spec, components) in builds {
             let ident = check_build_components(spec, components)?;
             let v = batch.segment(self, &ident.version_ident())?;
-            let old = if batch.may_have_builds(self, &ident.name, &v)? {
-                self.read_components(&ident).unwrap_or_default()
-            } else {
-                ComponentLayers::new()
-            };
-            for c in old.keys().filter(|c| !components.contains_key(*c)) {
-                stale.push(format!(
-                    "{PKG_PREFIX}/{}/{v}/{}/{c}",
-                    ident.name, ident.build
-                ));
+            let new_tags: Vec<(String, spfs::Digest)> = components
+                .iter()
+                .map(|(c, d)| (component_tag(&ident.name, &v, &ident.build, c), *d))
+                .collect();
+            if batch.may_have_builds(self, &ident.name, &v)? {
+                // Components the build no longer has, and any of the first layout.
+                stale.extend(
+                    self.component_tags(&ident, &v)?
+                        .into_iter()
+                        .map(|(_, tag, _)| tag)
+                        .filter(|tag| !new_tags.iter().any(|(t, _)| t == tag)),
+                );
             }
-            for (c, d) in components {
-                tags.push((
-                    format!("{PKG_PREFIX}/{}/{v}/{}/{c}", ident.name, ident.build),
-                    *d,
-                ));
-            }
+            tags.extend(new_tags);
             let spec_digest = self.repo.write_blob(spec.to_yaml().as_bytes())?;
             tags.push((
                 format!("{SPEC_PREFIX}/{}/{v}/{}", ident.name, ident.build),
@@ -362,10 +397,12 @@ impl PackageRepository for SpfsRepository {
                 ));
             }
         }
+        self.repo.push_tags(&tags)?;
+        // Only after the new tags landed: an interrupted publish never leaves a build
+        // without its layers' tags (a stale one lingers at worst).
         for tag in stale {
             self.repo.remove_tag(&tag)?;
         }
-        self.repo.push_tags(&tags)?;
         Ok(())
     }
 
@@ -402,11 +439,8 @@ impl PackageRepository for SpfsRepository {
                 self.repo.remove_tag(&tag)?;
             }
         }
-        for c in self.read_components(ident)?.keys() {
-            self.repo.remove_tag(&format!(
-                "{PKG_PREFIX}/{}/{v}/{}/{c}",
-                ident.name, ident.build
-            ))?;
+        for (_, tag, _) in self.component_tags(ident, &v)? {
+            self.repo.remove_tag(&tag)?;
         }
         Ok(())
     }

@@ -143,13 +143,63 @@ fn spfs_tag_layout() {
         .unwrap()
         .is_some());
     assert_eq!(
-        s.resolve_tag("spk/pkg/py/3.7.3/ABCDEFGH/docs").unwrap(),
+        s.resolve_tag("spk/spec/py/3.7.3/ABCDEFGH.docs").unwrap(),
         Some(digest)
     );
     assert!(s
-        .resolve_tag("spk/pkg/py/3.7.3/ABCDEFGH/run")
+        .resolve_tag("spk/spec/py/3.7.3/ABCDEFGH.run")
         .unwrap()
         .is_some());
+}
+
+#[test]
+fn builds_of_the_first_layout_are_read_moved_on_republish_and_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = SpfsRepository::open_or_create(dir.path()).unwrap();
+    let b = spec("pkg: py/3.7.3/ABCDEFGH\ninstall:\n  components:\n    - name: docs\n");
+    let ident = b.build_ident().unwrap();
+    let docs = repo.spfs().write_blob(b"docs layer").unwrap();
+    let run = repo.spfs().write_blob(b"run layer").unwrap();
+    // A build as the first layout stored it: spec tag, components under spk/pkg.
+    let s = repo.spfs();
+    let spec_blob = s.write_blob(b.to_yaml().as_bytes()).unwrap();
+    let old = |c: &str| format!("spk/pkg/py/3.7.3/ABCDEFGH/{c}");
+    s.push_tags(&[
+        (old("docs"), docs),
+        (old("run"), run),
+        ("spk/spec/py/3.7.3/ABCDEFGH".to_string(), spec_blob),
+    ])
+    .unwrap();
+    let want: ComponentLayers = [
+        (Component::Named("docs".into()), docs),
+        (Component::Run, run),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(repo.read_components(&ident).unwrap(), want);
+    assert_eq!(
+        repo.list_builds(&ident.version_ident()).unwrap(),
+        vec![ident.clone()]
+    );
+
+    // Republished with one component fewer: the new layout only, nothing left behind.
+    let layers: ComponentLayers = [(Component::Run, run)].into_iter().collect();
+    repo.publish_build(&b, &layers).unwrap();
+    assert_eq!(repo.read_components(&ident).unwrap(), layers);
+    assert!(s.list_tags("spk/pkg/").unwrap().is_empty());
+    assert_eq!(
+        s.list_tags("spk/spec/py/3.7.3/").unwrap(),
+        vec![
+            "spk/spec/py/3.7.3/ABCDEFGH".to_string(),
+            "spk/spec/py/3.7.3/ABCDEFGH.run".to_string()
+        ]
+    );
+
+    // Removing a build of the first layout removes its component tags too.
+    s.push_tags(&[(old("docs"), docs)]).unwrap();
+    s.remove_tag("spk/spec/py/3.7.3/ABCDEFGH.run").unwrap();
+    repo.remove_build(&ident).unwrap();
+    assert!(s.list_tags("spk/").unwrap().is_empty());
 }
 
 /// A repository whose build writes fail after `ok_builds` successes.
@@ -371,7 +421,7 @@ fn a_remote_reads_the_same_packages_listing_only_the_prefix_of_the_package_asked
     );
     assert_eq!(
         store.listed.lock().unwrap().last().unwrap(),
-        &format!("spk/pkg/my-pkg/1.0.0/{}/", builds[0].build)
+        "spk/spec/my-pkg/1.0.0/"
     );
     // Listing packages reads the spec prefix only, not the whole store.
     store.listed.lock().unwrap().clear();

@@ -95,7 +95,10 @@ impl Env {
     pub fn component_files(&self, build: &str, component: &str) -> Vec<(String, Vec<u8>)> {
         let repo = self.spfs();
         let parts: Vec<&str> = build.split('/').collect();
-        let tag = format!("spk/pkg/{}/{}/{}/{component}", parts[0], parts[1], parts[2]);
+        let tag = format!(
+            "spk/spec/{}/{}/{}.{component}",
+            parts[0], parts[1], parts[2]
+        );
         let layer = repo
             .resolve_tag(&tag)
             .unwrap()
