@@ -389,3 +389,53 @@ fn build_solves_its_build_environment_from_the_remotes_and_pulls_its_layers() {
     assert!(!err.contains("pulled"), "{err}");
     assert_eq!(built(&out).len(), 1, "{out}");
 }
+
+#[test]
+fn env_with_the_fuse_backend_reads_remote_layers_as_files_are_opened() {
+    if !privileged("env_with_the_fuse_backend_reads_remote_layers_as_files_are_opened") {
+        return;
+    }
+    let s = Setup::new();
+    package(&s.remote, "base", &[]);
+    package(&s.remote, "app", &["base"]);
+    stub(&s.local, "localonly", "1.0.0");
+    // A payload is named by the BLAKE3 digest of its content (docs/object-encoding.md).
+    let app_txt = spfs::Digest::of(b"app\n");
+    let base_txt = spfs::Digest::of(b"base\n");
+    assert!(s.remote.spfs().has_payload(&app_txt));
+    assert!(!s.local.spfs().has_payload(&app_txt));
+
+    let (out, err) = s.ok(&[
+        "env",
+        "--no-host",
+        "--backend",
+        "fuse",
+        "app",
+        "--",
+        "cat",
+        "/spfs/share/app.txt",
+    ]);
+    assert_eq!(out, "app\n");
+    assert!(
+        err.contains("reading 2 layer(s) from origin as files are opened"),
+        "{err}"
+    );
+    assert!(!err.contains("pulled"), "{err}");
+    assert_eq!(runtime_mounts(), Vec::<String>::new());
+    // Only what was opened came over, and it stays for next time.
+    let local = s.local.spfs();
+    assert!(local.has_payload(&app_txt));
+    assert!(!local.has_payload(&base_txt));
+
+    // The render backend needs every payload first: it pulls, as before.
+    let (out, err) = s.ok(&[
+        "env",
+        "--no-host",
+        "app",
+        "--",
+        "cat",
+        "/spfs/share/base.txt",
+    ]);
+    assert_eq!(out, "base\n");
+    assert!(err.contains("pulled 2 layer(s) from origin"), "{err}");
+}

@@ -33,7 +33,8 @@ pub struct EnvCmd {
     /// Make /spfs writable
     #[arg(long)]
     pub edit: bool,
-    /// Lower-directory backend: render or fuse
+    /// Lower-directory backend: render or fuse (fuse reads layers that one remote
+    /// holds from it as files are opened, instead of pulling them first)
     #[arg(long, env = "SPFS_BACKEND", default_value = "render")]
     pub backend: String,
     /// Size limit of the scratch tmpfs that holds edits, like 2G or 50%
@@ -203,6 +204,7 @@ pub fn env(cli: &Cli, a: &EnvCmd, shell: bool) -> Result<i32, CliError> {
     let mut view = open_view(cli, &a.repos, writes)?;
     let backend = Backend::parse(&a.backend)?;
     let mut named = Vec::new();
+    let mut lazy = None;
     let (layers, requests, packages, links) = match &a.load {
         Some(file) => {
             let text = std::fs::read_to_string(file).map_err(|e| {
@@ -261,8 +263,13 @@ pub fn env(cli: &Cli, a: &EnvCmd, shell: bool) -> Result<i32, CliError> {
                 // the remotes.)
                 view.ensure_local(cli)?;
                 let repo = view.local(cli)?;
-                pull_layers(repo, &view, &layers).map_err(|e| pull_error(e, &named))?;
-                crate::env::check_layers(repo.spfs(), &named).map_err(stack_error)?;
+                if a.save.is_none() && backend == Backend::Fuse {
+                    lazy = lazy_source(repo, &view, &layers)?;
+                }
+                if lazy.is_none() {
+                    pull_layers(repo, &view, &layers).map_err(|e| pull_error(e, &named))?;
+                    crate::env::check_layers(repo.spfs(), &named).map_err(stack_error)?;
+                }
             }
             let links =
                 crate::bosh::runtime_links(solution.packages.iter().map(|p| p.spec.as_ref()));
@@ -290,6 +297,7 @@ pub fn env(cli: &Cli, a: &EnvCmd, shell: bool) -> Result<i32, CliError> {
     };
     let mut run = RunOptions::new(layers.clone(), program);
     run.backend = backend;
+    run.payloads_from = lazy;
     run.tmpfs_size = a.size.clone();
     run.keep = a.keep_runtime;
     run.edit = Some(a.edit || requests.iter().any(|r| r.contains("@build")));
@@ -470,6 +478,41 @@ pub fn install(cli: &Cli, a: &Install) -> Result<i32, CliError> {
     )?;
     eprintln!("/spfs now holds the new environment; start a new shell (or re-source the startup scripts) for its activation");
     Ok(0)
+}
+
+/// For a FUSE runtime: the address of the first remote in view that holds every layer
+/// the local repository lacks, which the runtime then reads as files are opened (each
+/// payload fetched once, verified and kept locally) instead of pulling the whole stack
+/// first. `None` when everything is local or no one remote holds all of it (then the
+/// layers are pulled). One existence check per missing layer and remote.
+fn lazy_source(
+    repo: &SpfsRepository,
+    view: &View,
+    layers: &[Digest],
+) -> Result<Option<String>, CliError> {
+    let missing = spfs::sync::missing(repo.spfs(), layers)?;
+    if missing.is_empty() {
+        return Ok(None);
+    }
+    for r in &view.remotes {
+        let mut holds = true;
+        for d in &missing {
+            if !r.store().has_object(d)? {
+                holds = false;
+                break;
+            }
+        }
+        if holds {
+            let address = spfs::config::current()?.remote(Some(r.label()))?;
+            eprintln!(
+                "reading {} layer(s) from {} as files are opened",
+                missing.len(),
+                r.label()
+            );
+            return Ok(Some(address.to_string()));
+        }
+    }
+    Ok(None)
 }
 
 /// Pulls into the local repository the layers it lacks from the remotes in view
