@@ -65,7 +65,30 @@ pub enum Address {
 }
 
 impl Address {
-    /// Parses `file:///path`, `tar:///path` or `s3://bucket[/prefix]`.
+    /// This address as text that [`Address::parse`] reads back whole: as displayed, plus
+    /// an S3 remote's configured endpoint and region as `?endpoint=URL&region=NAME`
+    /// (what a runtime records to reopen the remote later, whatever the configuration
+    /// then says).
+    pub fn to_full_string(&self) -> String {
+        let mut text = self.to_string();
+        if let Address::S3 {
+            endpoint, region, ..
+        } = self
+        {
+            let query: Vec<String> = [("endpoint", endpoint), ("region", region)]
+                .into_iter()
+                .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={v}")))
+                .collect();
+            if !query.is_empty() {
+                text.push('?');
+                text.push_str(&query.join("&"));
+            }
+        }
+        text
+    }
+
+    /// Parses `file:///path`, `tar:///path` or `s3://bucket[/prefix]` (which may end
+    /// with `?endpoint=URL&region=NAME`, as [`Address::to_full_string`] writes).
     pub fn parse(text: &str) -> Result<Address> {
         let bad = |problem: &str| Error::InvalidAddress {
             input: text.to_string(),
@@ -84,15 +107,28 @@ impl Address {
             "file" => Ok(Address::File(absolute(rest)?)),
             "tar" => Ok(Address::Tar(absolute(rest)?)),
             "s3" => {
+                let (rest, query) = rest.split_once('?').unwrap_or((rest, ""));
                 let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
                 if bucket.is_empty() {
                     return Err(bad("no bucket"));
                 }
+                let (mut endpoint, mut region) = (None, None);
+                for pair in query.split('&').filter(|p| !p.is_empty()) {
+                    match pair.split_once('=') {
+                        Some(("endpoint", v)) if !v.is_empty() => endpoint = Some(v.to_string()),
+                        Some(("region", v)) if !v.is_empty() => region = Some(v.to_string()),
+                        _ => {
+                            return Err(bad(&format!(
+                                "unknown query '{pair}' (only endpoint=URL and region=NAME)"
+                            )))
+                        }
+                    }
+                }
                 Ok(Address::S3 {
                     bucket: bucket.to_string(),
                     prefix: prefix.trim_matches('/').to_string(),
-                    endpoint: None,
-                    region: None,
+                    endpoint,
+                    region,
                 })
             }
             other => Err(bad(&format!("unknown scheme '{other}'"))),

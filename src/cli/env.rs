@@ -509,7 +509,7 @@ fn lazy_source(
                 missing.len(),
                 r.label()
             );
-            return Ok(Some(address.to_string()));
+            return Ok(Some(address.to_full_string()));
         }
     }
     Ok(None)

@@ -192,12 +192,14 @@ pub fn runtime(repo: &LocalRepository, cmd: &RuntimeCmd) -> Result<i32> {
 /// as `file://` (made absolute), otherwise a configured remote's name.
 fn payloads_remote(given: &str) -> Result<String> {
     if given.contains("://") {
-        return Ok(spfs::config::Address::parse(given)?.to_string());
+        return Ok(spfs::config::Address::parse(given)?.to_full_string());
     }
     let path = std::path::Path::new(given);
     if path.is_dir() {
         let abs = std::path::absolute(path).map_err(|e| spfs::Error::io("resolving", path, e))?;
         return Ok(spfs::config::Address::File(abs).to_string());
     }
-    Ok(spfs::config::current()?.remote(Some(given))?.to_string())
+    Ok(spfs::config::current()?
+        .remote(Some(given))?
+        .to_full_string())
 }

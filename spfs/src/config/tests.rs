@@ -175,3 +175,24 @@ fn s3_remotes_take_an_endpoint_and_a_region_and_other_remotes_refuse_them() {
         "{e}"
     );
 }
+
+#[test]
+fn an_s3_address_keeps_its_endpoint_and_region_in_full_text() {
+    let configured = Address::S3 {
+        bucket: "b".into(),
+        prefix: "p/q".into(),
+        endpoint: Some("http://127.0.0.1:7480".into()),
+        region: Some("eu-1".into()),
+    };
+    let text = configured.to_full_string();
+    assert_eq!(
+        text,
+        "s3://b/p/q?endpoint=http://127.0.0.1:7480&region=eu-1"
+    );
+    assert_eq!(Address::parse(&text).unwrap(), configured);
+    // Displayed for people without them; a plain address has no query.
+    assert_eq!(configured.to_string(), "s3://b/p/q");
+    let plain = Address::parse("s3://b").unwrap();
+    assert_eq!(plain.to_full_string(), "s3://b");
+    assert!(Address::parse("s3://b?color=red").is_err());
+}
