@@ -77,7 +77,15 @@ impl Address {
         {
             let query: Vec<String> = [("endpoint", endpoint), ("region", region)]
                 .into_iter()
-                .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={v}")))
+                .filter_map(|(k, v)| {
+                    v.as_ref().map(|v| {
+                        let v = v
+                            .replace('%', "%25")
+                            .replace('&', "%26")
+                            .replace('?', "%3F");
+                        format!("{k}={v}")
+                    })
+                })
                 .collect();
             if !query.is_empty() {
                 text.push('?');
@@ -107,22 +115,18 @@ impl Address {
             "file" => Ok(Address::File(absolute(rest)?)),
             "tar" => Ok(Address::Tar(absolute(rest)?)),
             "s3" => {
-                let (rest, query) = rest.split_once('?').unwrap_or((rest, ""));
+                // A trailing `?endpoint=…&region=…` (see `s3_query`); anything else
+                // after a `?` belongs to the key prefix.
+                let (rest, endpoint, region) = match rest.rsplit_once('?') {
+                    Some((before, query)) => match s3_query(query) {
+                        Some((e, r)) => (before, e, r),
+                        None => (rest, None, None),
+                    },
+                    None => (rest, None, None),
+                };
                 let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
                 if bucket.is_empty() {
                     return Err(bad("no bucket"));
-                }
-                let (mut endpoint, mut region) = (None, None);
-                for pair in query.split('&').filter(|p| !p.is_empty()) {
-                    match pair.split_once('=') {
-                        Some(("endpoint", v)) if !v.is_empty() => endpoint = Some(v.to_string()),
-                        Some(("region", v)) if !v.is_empty() => region = Some(v.to_string()),
-                        _ => {
-                            return Err(bad(&format!(
-                                "unknown query '{pair}' (only endpoint=URL and region=NAME)"
-                            )))
-                        }
-                    }
                 }
                 Ok(Address::S3 {
                     bucket: bucket.to_string(),
@@ -134,6 +138,38 @@ impl Address {
             other => Err(bad(&format!("unknown scheme '{other}'"))),
         }
     }
+}
+
+/// The endpoint and region of an S3 address's query, if it is one
+/// (`endpoint=URL&region=NAME`, either or both; `%25`, `%26` and `%3F` in values stand
+/// for `%`, `&` and `?`).
+fn s3_query(query: &str) -> Option<(Option<String>, Option<String>)> {
+    let unescape = |v: &str| {
+        let mut out = String::with_capacity(v.len());
+        let mut rest = v;
+        while let Some(i) = rest.find('%') {
+            out.push_str(&rest[..i]);
+            let (c, skip) = match rest.get(i + 1..i + 3) {
+                Some("25") => ('%', 3),
+                Some("26") => ('&', 3),
+                Some("3F") => ('?', 3),
+                _ => ('%', 1),
+            };
+            out.push(c);
+            rest = &rest[i + skip..];
+        }
+        out.push_str(rest);
+        out
+    };
+    let (mut endpoint, mut region) = (None, None);
+    for pair in query.split('&') {
+        match pair.split_once('=')? {
+            ("endpoint", v) if !v.is_empty() && endpoint.is_none() => endpoint = Some(unescape(v)),
+            ("region", v) if !v.is_empty() && region.is_none() => region = Some(unescape(v)),
+            _ => return None,
+        }
+    }
+    Some((endpoint, region))
 }
 
 impl fmt::Display for Address {
@@ -357,8 +393,12 @@ impl Config {
                                     "remote.{name}: 'endpoint' and 'region' apply to s3:// addresses only"
                                 )));
                             };
-                            *e = endpoint;
-                            *r = region;
+                            if endpoint.is_some() {
+                                *e = endpoint;
+                            }
+                            if region.is_some() {
+                                *r = region;
+                            }
                         }
                         self.remotes.insert(
                             name.to_string(),

@@ -241,8 +241,13 @@ impl PackageRepository for RemoteRepository {
                 out.insert(c, e.target);
             }
         }
+        // Then the first layout, for components not found beside the spec (not listed
+        // when every component the build's spec names was found).
         if !out.is_empty() {
-            return Ok(out);
+            let spec = self.read_build(ident)?;
+            if spec.component_names().iter().all(|c| out.contains_key(c)) {
+                return Ok(out);
+            }
         }
         let prefix = format!("{PKG_PREFIX}/{}/{seg}/{}/", ident.name, ident.build);
         for tag in self.store.list_tag_names(&prefix)? {
@@ -253,6 +258,9 @@ impl PackageRepository for RemoteRepository {
             else {
                 continue;
             };
+            if out.contains_key(&c) {
+                continue;
+            }
             if let Some(e) = self.store.tag_versions(&tag)?.first() {
                 out.insert(c, e.target);
             }

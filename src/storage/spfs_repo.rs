@@ -88,26 +88,24 @@ impl SpfsRepository {
         }
     }
 
-    /// The component tags of a build stored under version segment `v`, with their
-    /// components and targets: beside the build's spec tag, else (a build published in
-    /// the first layout) under `spk/pkg/NAME/VERSION/BUILD/`.
-    fn component_tags(
-        &self,
-        ident: &BuildIdent,
-        v: &str,
-    ) -> Result<Vec<(Component, String, spfs::Digest)>> {
+    /// Every component tag of a build stored under version segment `v`: those beside
+    /// the build's spec tag, then any of the first layout (under
+    /// `spk/pkg/NAME/VERSION/BUILD/`, `legacy` true), each with its component and target.
+    fn component_tags(&self, ident: &BuildIdent, v: &str) -> Result<Vec<ComponentTag>> {
         let mut out = Vec::new();
         let vdir = format!("{SPEC_PREFIX}/{}/{v}", ident.name);
         if let Some((tags, _)) = self.repo.tag_dir_names(&vdir)? {
-            for (c, leaf) in components_in_level(&tags, &ident.build) {
+            for (component, leaf) in components_in_level(&tags, &ident.build) {
                 let tag = format!("{vdir}/{leaf}");
-                if let Some(d) = self.repo.resolve_tag(&tag)? {
-                    out.push((c, tag, d));
+                if let Some(target) = self.repo.resolve_tag(&tag)? {
+                    out.push(ComponentTag {
+                        component,
+                        tag,
+                        target,
+                        legacy: false,
+                    });
                 }
             }
-        }
-        if !out.is_empty() {
-            return Ok(out);
         }
         let prefix = format!("{PKG_PREFIX}/{}/{v}/{}", ident.name, ident.build);
         for tag in self.repo.list_tags(&format!("{prefix}/"))? {
@@ -119,8 +117,15 @@ impl SpfsRepository {
             {
                 continue;
             }
-            if let (Ok(c), Some(d)) = (s[3].parse::<Component>(), self.repo.resolve_tag(&tag)?) {
-                out.push((c, tag, d));
+            if let (Ok(component), Some(target)) =
+                (s[3].parse::<Component>(), self.repo.resolve_tag(&tag)?)
+            {
+                out.push(ComponentTag {
+                    component,
+                    tag,
+                    target,
+                    legacy: true,
+                });
             }
         }
         Ok(out)
@@ -197,6 +202,15 @@ impl SpfsRepository {
             .unwrap_or_else(|| ident.version.clone())
             .to_string())
     }
+}
+
+/// One component tag of a build.
+struct ComponentTag {
+    component: Component,
+    tag: String,
+    target: spfs::Digest,
+    /// Of the first layout (`spk/pkg/NAME/VERSION/BUILD/COMPONENT`).
+    legacy: bool,
 }
 
 /// What one publish batch has learned of the stored layout: each version's tag segment
@@ -316,11 +330,12 @@ impl PackageRepository for SpfsRepository {
 
     fn read_components(&self, ident: &BuildIdent) -> Result<ComponentLayers> {
         let v = self.version_segment(&ident.version_ident())?;
-        Ok(self
-            .component_tags(ident, &v)?
-            .into_iter()
-            .map(|(c, _, d)| (c, d))
-            .collect())
+        let mut out = ComponentLayers::new();
+        // Beside the spec first: a component in both layouts is read from there.
+        for t in self.component_tags(ident, &v)? {
+            out.entry(t.component).or_insert(t.target);
+        }
+        Ok(out)
     }
 
     fn publish_recipe(&self, spec: &Spec, force: bool) -> Result<()> {
@@ -362,7 +377,10 @@ impl PackageRepository for SpfsRepository {
             }
             tags.push((tag, self.repo.write_blob(spec.to_yaml().as_bytes())?));
         }
-        let mut stale = Vec::new();
+        // Components a build no longer has go before its new tags land (its spec must
+        // never name fewer components than it has tags); first-layout tags of components
+        // it keeps go after (a build never lacks a layer's tag).
+        let (mut dropped, mut moved) = (Vec::new(), Vec::new());
         for (spec, components) in builds {
             let ident = check_build_components(spec, components)?;
             let v = batch.segment(self, &ident.version_ident())?;
@@ -371,13 +389,13 @@ impl PackageRepository for SpfsRepository {
                 .map(|(c, d)| (component_tag(&ident.name, &v, &ident.build, c), *d))
                 .collect();
             if batch.may_have_builds(self, &ident.name, &v)? {
-                // Components the build no longer has, and any of the first layout.
-                stale.extend(
-                    self.component_tags(&ident, &v)?
-                        .into_iter()
-                        .map(|(_, tag, _)| tag)
-                        .filter(|tag| !new_tags.iter().any(|(t, _)| t == tag)),
-                );
+                for t in self.component_tags(&ident, &v)? {
+                    if !components.contains_key(&t.component) {
+                        dropped.push(t.tag);
+                    } else if t.legacy {
+                        moved.push(t.tag);
+                    }
+                }
             }
             tags.extend(new_tags);
             let spec_digest = self.repo.write_blob(spec.to_yaml().as_bytes())?;
@@ -397,10 +415,11 @@ impl PackageRepository for SpfsRepository {
                 ));
             }
         }
+        for tag in dropped {
+            self.repo.remove_tag(&tag)?;
+        }
         self.repo.push_tags(&tags)?;
-        // Only after the new tags landed: an interrupted publish never leaves a build
-        // without its layers' tags (a stale one lingers at worst).
-        for tag in stale {
+        for tag in moved {
             self.repo.remove_tag(&tag)?;
         }
         Ok(())
@@ -439,8 +458,8 @@ impl PackageRepository for SpfsRepository {
                 self.repo.remove_tag(&tag)?;
             }
         }
-        for (_, tag, _) in self.component_tags(ident, &v)? {
-            self.repo.remove_tag(&tag)?;
+        for t in self.component_tags(ident, &v)? {
+            self.repo.remove_tag(&t.tag)?;
         }
         Ok(())
     }

@@ -195,9 +195,12 @@ fn builds_of_the_first_layout_are_read_moved_on_republish_and_removed() {
         ]
     );
 
-    // Removing a build of the first layout removes its component tags too.
-    s.push_tags(&[(old("docs"), docs)]).unwrap();
-    s.remove_tag("spk/spec/py/3.7.3/ABCDEFGH.run").unwrap();
+    // Both layouts at once (a pull of the first layout over the second): a component
+    // beside the spec wins, the others are read from the first layout, and removing
+    // the build removes every one of them.
+    s.push_tags(&[(old("docs"), docs), (old("run"), docs)])
+        .unwrap();
+    assert_eq!(repo.read_components(&ident).unwrap(), want);
     repo.remove_build(&ident).unwrap();
     assert!(s.list_tags("spk/").unwrap().is_empty());
 }
@@ -419,9 +422,11 @@ fn a_remote_reads_the_same_packages_listing_only_the_prefix_of_the_package_asked
         remote.read_components(&builds[0]).unwrap(),
         local.read_components(&builds[0]).unwrap()
     );
+    // A build's components: one listing of the version's level (every component its
+    // spec names is there, so the first layout's directory is not listed).
     assert_eq!(
-        store.listed.lock().unwrap().last().unwrap(),
-        "spk/spec/my-pkg/1.0.0/"
+        store.listed.lock().unwrap()[1..],
+        ["spk/spec/my-pkg/1.0.0/".to_string()]
     );
     // Listing packages reads the spec prefix only, not the whole store.
     store.listed.lock().unwrap().clear();

@@ -21,8 +21,8 @@ thread_local! {
 /// How long a server thread keeps asking for the next request after the last one
 /// before it sleeps (zero, the default: it sleeps at once). Answering a request that
 /// arrives within the window saves waking the server; the price is a core kept busy
-/// for up to the window after each burst of requests. Applies to sessions created
-/// afterwards.
+/// for up to the window after each burst of requests. Each channel (session) keeps the
+/// window set when it was created.
 pub fn set_receive_spin(spin: std::time::Duration) {
     RECEIVE_SPIN_NS.store(spin.as_nanos() as u64, Ordering::Relaxed);
 }
@@ -55,7 +55,7 @@ fn stop_spinning() {
 
 /// A raw communication channel to the FUSE kernel driver
 #[derive(Debug, Clone)]
-pub(crate) struct Channel(Arc<DevFuse>);
+pub(crate) struct Channel(Arc<DevFuse>, std::time::Duration);
 
 impl AsFd for Channel {
     fn as_fd(&self) -> BorrowedFd<'_> {
@@ -68,7 +68,9 @@ impl Channel {
     /// given path. The kernel driver will delegate filesystem operations of
     /// the given path to the channel.
     pub(crate) fn new(device: Arc<DevFuse>) -> Self {
-        if !receive_spin().is_zero() {
+        // The window is fixed for the channel's life: it decides the device's mode.
+        let spin = receive_spin();
+        if !spin.is_zero() {
             use std::os::fd::AsRawFd;
             let fd = device.as_fd().as_raw_fd();
             // SAFETY: status flag changes on an open descriptor.
@@ -79,7 +81,7 @@ impl Channel {
                 }
             }
         }
-        Self(device)
+        Self(device, spin)
     }
 
     /// Receives data up to the capacity of the given buffer (can block).
@@ -98,7 +100,7 @@ impl Channel {
     /// thread that finds no request keeps asking until the window after its last
     /// request closes (one thread of the process at a time), then sleeps in `poll`.
     pub(crate) fn receive_retrying(&self, buffer: &mut [u8]) -> nix::Result<usize> {
-        let spin = receive_spin();
+        let spin = self.1;
         let mut deadline: Option<std::time::Instant> = None;
         loop {
             match self.receive(buffer) {
@@ -120,7 +122,12 @@ impl Channel {
                         revents: 0,
                     };
                     // SAFETY: one valid pollfd, for the duration of the call.
-                    unsafe { libc::poll(&mut pfd, 1, -1) };
+                    if unsafe { libc::poll(&mut pfd, 1, -1) } < 0 {
+                        let err = Errno::last();
+                        if err != Errno::EINTR {
+                            return Err(err);
+                        }
+                    }
                     deadline = None;
                 }
                 Err(Errno::ENOENT | Errno::EINTR | Errno::EAGAIN) => continue,
