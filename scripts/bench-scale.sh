@@ -7,6 +7,8 @@
 # growth of each figure against the smallest size.
 # Usage: scripts/bench-scale.sh [SIZE...]    (default: 10000 50000 100000)
 # The repositories go under $BENCH_DIR (default: a directory in $TMPDIR), removed after.
+# On ext4 without a journal, creating files is many times slower for a few minutes
+# after a large removal (docs/benchmarks.md): start it at least 7 minutes after one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build -j 1 --release --quiet --bin spk --example bench_scale
