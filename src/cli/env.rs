@@ -494,15 +494,16 @@ fn lazy_source(
     if missing.is_empty() {
         return Ok(None);
     }
-    for r in &view.remotes {
-        let mut holds = true;
+    let holds_all = |r: &crate::storage::RemoteRepository| -> spfs::Result<bool> {
         for d in &missing {
             if !r.store().has_object(d)? {
-                holds = false;
-                break;
+                return Ok(false);
             }
         }
-        if holds {
+        Ok(true)
+    };
+    for r in &view.remotes {
+        if holds_all(r)? {
             let address = spfs::config::current()?.remote(Some(r.label()))?;
             eprintln!(
                 "reading {} layer(s) from {} as files are opened",

@@ -48,6 +48,65 @@ pub(super) fn components_in_level<'a>(
     })
 }
 
+/// One component tag of a build.
+pub(super) struct ComponentTag {
+    pub component: Component,
+    pub tag: String,
+    pub target: spfs::Digest,
+    /// Of the first layout (`spk/pkg/NAME/VERSION/BUILD/COMPONENT`).
+    pub legacy: bool,
+}
+
+/// The component tags of `build` of package `name`, whose version is stored as segment
+/// `v` in `store`: those beside its spec tag, or with `legacy` those of the first
+/// layout. One listing of one level, then one read per component.
+pub(super) fn component_tags(
+    store: &dyn Repository,
+    name: &PkgName,
+    v: &str,
+    build: &Build,
+    legacy: bool,
+) -> Result<Vec<ComponentTag>> {
+    let dir = if legacy {
+        format!("{PKG_PREFIX}/{name}/{v}/{build}")
+    } else {
+        format!("{SPEC_PREFIX}/{name}/{v}")
+    };
+    let level = store.list_tag_dir(&dir)?;
+    let named: Vec<(Component, &str)> = if legacy {
+        level
+            .tags
+            .iter()
+            .filter_map(|t| Some((t.parse().ok()?, t.as_str())))
+            .collect()
+    } else {
+        components_in_level(&level.tags, build).collect()
+    };
+    let mut out = Vec::new();
+    for (component, leaf) in named {
+        let tag = format!("{dir}/{leaf}");
+        if let Some(e) = store.tag_versions(&tag)?.first() {
+            out.push(ComponentTag {
+                component,
+                tag,
+                target: e.target,
+                legacy,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// The layer of each component among `tags`; where a component has several tags (both
+/// layouts), the first wins.
+pub(super) fn layers_of(tags: Vec<ComponentTag>) -> ComponentLayers {
+    let mut out = ComponentLayers::new();
+    for t in tags {
+        out.entry(t.component).or_insert(t.target);
+    }
+    out
+}
+
 /// A package repository read through the spfs storage traits.
 pub struct RemoteRepository {
     label: String,
@@ -231,41 +290,19 @@ impl PackageRepository for RemoteRepository {
         let Some(seg) = self.version_segment(&ident.version_ident())? else {
             return Ok(ComponentLayers::new());
         };
-        let mut out = ComponentLayers::new();
-        let level = self
-            .store
-            .list_tag_dir(&format!("{SPEC_PREFIX}/{}/{seg}", ident.name))?;
-        for (c, leaf) in components_in_level(&level.tags, &ident.build) {
-            let tag = format!("{SPEC_PREFIX}/{}/{seg}/{leaf}", ident.name);
-            if let Some(e) = self.store.tag_versions(&tag)?.first() {
-                out.insert(c, e.target);
-            }
+        let (name, build) = (&ident.name, &ident.build);
+        let mut tags = component_tags(&*self.store, name, &seg, build, false)?;
+        // The first layout is listed only when a component the build's spec names was
+        // not found beside the spec.
+        let spec = self.read_build(ident)?;
+        if !spec
+            .component_names()
+            .iter()
+            .all(|c| tags.iter().any(|t| t.component == *c))
+        {
+            tags.extend(component_tags(&*self.store, name, &seg, build, true)?);
         }
-        // Then the first layout, for components not found beside the spec (not listed
-        // when every component the build's spec names was found).
-        if !out.is_empty() {
-            let spec = self.read_build(ident)?;
-            if spec.component_names().iter().all(|c| out.contains_key(c)) {
-                return Ok(out);
-            }
-        }
-        let prefix = format!("{PKG_PREFIX}/{}/{seg}/{}/", ident.name, ident.build);
-        for tag in self.store.list_tag_names(&prefix)? {
-            let Some(c) = tag
-                .strip_prefix(&prefix)
-                .filter(|c| !c.contains('/'))
-                .and_then(|c| c.parse::<Component>().ok())
-            else {
-                continue;
-            };
-            if out.contains_key(&c) {
-                continue;
-            }
-            if let Some(e) = self.store.tag_versions(&tag)?.first() {
-                out.insert(c, e.target);
-            }
-        }
-        Ok(out)
+        Ok(layers_of(tags))
     }
 
     fn publish_recipe(&self, _spec: &Spec, _force: bool) -> Result<()> {

@@ -9,12 +9,14 @@ use super::{
     Result, StorageError,
 };
 use crate::ident::{Build, BuildIdent, VersionIdent};
-use crate::name::{Component, PkgName};
+use crate::name::PkgName;
 use crate::spec::Spec;
 use crate::version::Version;
 use spfs::storage::LocalRepository;
 
-use super::remote::{component_tag, components_in_level, EMBED_PREFIX, PKG_PREFIX, SPEC_PREFIX};
+use super::remote::{
+    component_tag, component_tags, layers_of, ComponentTag, EMBED_PREFIX, PKG_PREFIX, SPEC_PREFIX,
+};
 
 /// A package repository inside an spfs repository.
 pub struct SpfsRepository {
@@ -89,46 +91,12 @@ impl SpfsRepository {
     }
 
     /// Every component tag of a build stored under version segment `v`: those beside
-    /// the build's spec tag, then any of the first layout (under
-    /// `spk/pkg/NAME/VERSION/BUILD/`, `legacy` true), each with its component and target.
+    /// the build's spec tag first, then any of the first layout.
     fn component_tags(&self, ident: &BuildIdent, v: &str) -> Result<Vec<ComponentTag>> {
-        let mut out = Vec::new();
-        let vdir = format!("{SPEC_PREFIX}/{}/{v}", ident.name);
-        if let Some((tags, _)) = self.repo.tag_dir_names(&vdir)? {
-            for (component, leaf) in components_in_level(&tags, &ident.build) {
-                let tag = format!("{vdir}/{leaf}");
-                if let Some(target) = self.repo.resolve_tag(&tag)? {
-                    out.push(ComponentTag {
-                        component,
-                        tag,
-                        target,
-                        legacy: false,
-                    });
-                }
-            }
-        }
-        let prefix = format!("{PKG_PREFIX}/{}/{v}/{}", ident.name, ident.build);
-        for tag in self.repo.list_tags(&format!("{prefix}/"))? {
-            let s = segments(&tag, PKG_PREFIX);
-            if s.len() != 4
-                || s[0] != ident.name.as_str()
-                || s[1] != v
-                || s[2] != ident.build.to_string()
-            {
-                continue;
-            }
-            if let (Ok(component), Some(target)) =
-                (s[3].parse::<Component>(), self.repo.resolve_tag(&tag)?)
-            {
-                out.push(ComponentTag {
-                    component,
-                    tag,
-                    target,
-                    legacy: true,
-                });
-            }
-        }
-        Ok(out)
+        let (name, build) = (&ident.name, &ident.build);
+        let mut tags = component_tags(&self.repo, name, v, build, false)?;
+        tags.extend(component_tags(&self.repo, name, v, build, true)?);
+        Ok(tags)
     }
 
     /// Rebuilds the package index of every package (`spk index --rebuild`) and removes
@@ -204,15 +172,6 @@ impl SpfsRepository {
     }
 }
 
-/// One component tag of a build.
-struct ComponentTag {
-    component: Component,
-    tag: String,
-    target: spfs::Digest,
-    /// Of the first layout (`spk/pkg/NAME/VERSION/BUILD/COMPONENT`).
-    legacy: bool,
-}
-
 /// What one publish batch has learned of the stored layout: each version's tag segment
 /// (looked up once per version, and shared by every spec of that version in the batch,
 /// even before its tags exist) and which versions may have builds at all.
@@ -270,15 +229,6 @@ impl BatchNames {
     }
 }
 
-fn segments(tag: &str, prefix: &str) -> Vec<String> {
-    tag.strip_prefix(prefix)
-        .unwrap_or(tag)
-        .trim_start_matches('/')
-        .split('/')
-        .map(str::to_string)
-        .collect()
-}
-
 impl PackageRepository for SpfsRepository {
     fn describe(&self) -> String {
         format!("spfs repository {}", self.root.display())
@@ -330,12 +280,8 @@ impl PackageRepository for SpfsRepository {
 
     fn read_components(&self, ident: &BuildIdent) -> Result<ComponentLayers> {
         let v = self.version_segment(&ident.version_ident())?;
-        let mut out = ComponentLayers::new();
         // Beside the spec first: a component in both layouts is read from there.
-        for t in self.component_tags(ident, &v)? {
-            out.entry(t.component).or_insert(t.target);
-        }
-        Ok(out)
+        Ok(layers_of(self.component_tags(ident, &v)?))
     }
 
     fn publish_recipe(&self, spec: &Spec, force: bool) -> Result<()> {
@@ -384,10 +330,6 @@ impl PackageRepository for SpfsRepository {
         for (spec, components) in builds {
             let ident = check_build_components(spec, components)?;
             let v = batch.segment(self, &ident.version_ident())?;
-            let new_tags: Vec<(String, spfs::Digest)> = components
-                .iter()
-                .map(|(c, d)| (component_tag(&ident.name, &v, &ident.build, c), *d))
-                .collect();
             if batch.may_have_builds(self, &ident.name, &v)? {
                 for t in self.component_tags(&ident, &v)? {
                     if !components.contains_key(&t.component) {
@@ -397,7 +339,11 @@ impl PackageRepository for SpfsRepository {
                     }
                 }
             }
-            tags.extend(new_tags);
+            tags.extend(
+                components
+                    .iter()
+                    .map(|(c, d)| (component_tag(&ident.name, &v, &ident.build, c), *d)),
+            );
             let spec_digest = self.repo.write_blob(spec.to_yaml().as_bytes())?;
             tags.push((
                 format!("{SPEC_PREFIX}/{}/{v}/{}", ident.name, ident.build),

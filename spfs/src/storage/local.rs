@@ -51,20 +51,16 @@ pub fn builtin_root() -> PathBuf {
 /// that is ignored, since it is only a placement hint.
 fn spread_subdirs(dir: &Path) {
     use std::os::fd::AsRawFd;
-    /// `FS_TOPDIR_FL` of `<linux/fs.h>`.
-    const TOPDIR: libc::c_int = 0x0002_0000;
     let Ok(f) = fs::File::open(dir) else {
         return;
     };
-    let mut flags: libc::c_int = 0;
-    // SAFETY: FS_IOC_GETFLAGS writes one int to the valid pointer given, on an open
-    // descriptor.
-    if unsafe { libc::ioctl(f.as_raw_fd(), libc::FS_IOC_GETFLAGS, &mut flags) } != 0
-        || flags & TOPDIR != 0
-    {
+    let Ok(mut flags) = inode_flags(&f) else {
+        return;
+    };
+    if flags & TOPDIR_FL != 0 {
         return;
     }
-    flags |= TOPDIR;
+    flags |= TOPDIR_FL;
     // SAFETY: FS_IOC_SETFLAGS reads one int from the valid pointer given.
     if unsafe { libc::ioctl(f.as_raw_fd(), libc::FS_IOC_SETFLAGS, &flags) } != 0 {
         tracing::debug!(
@@ -73,6 +69,21 @@ fn spread_subdirs(dir: &Path) {
             "could not ask the filesystem to spread subdirectories"
         );
     }
+}
+
+/// `FS_TOPDIR_FL` of `<linux/fs.h>` (`chattr +T`).
+const TOPDIR_FL: libc::c_int = 0x0002_0000;
+
+/// The inode flags of an open file, as `lsattr` reads them.
+fn inode_flags(f: &fs::File) -> std::io::Result<libc::c_int> {
+    use std::os::fd::AsRawFd;
+    let mut flags: libc::c_int = 0;
+    // SAFETY: FS_IOC_GETFLAGS writes one int to the valid pointer given, on an open
+    // descriptor.
+    if unsafe { libc::ioctl(f.as_raw_fd(), libc::FS_IOC_GETFLAGS, &mut flags) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(flags)
 }
 
 /// A repository stored in a local (or network-mounted) directory.
@@ -447,15 +458,8 @@ pub(super) fn stage_in(dir: &Path) -> std::io::Result<tempfile::NamedTempFile> {
 mod tests {
     use super::*;
 
-    /// The inode flags of `path`, as `lsattr` reads them.
     fn flags(path: &Path) -> libc::c_int {
-        use std::os::fd::AsRawFd;
-        let f = fs::File::open(path).unwrap();
-        let mut flags: libc::c_int = 0;
-        // SAFETY: FS_IOC_GETFLAGS writes one int to the valid pointer given.
-        let rc = unsafe { libc::ioctl(f.as_raw_fd(), libc::FS_IOC_GETFLAGS, &mut flags) };
-        assert_eq!(rc, 0, "{}", std::io::Error::last_os_error());
-        flags
+        inode_flags(&fs::File::open(path).unwrap()).unwrap()
     }
 
     #[test]

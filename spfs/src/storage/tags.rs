@@ -852,30 +852,25 @@ impl DirsToSync {
         if self.exist.contains(dir) {
             return Ok(());
         }
-        // Made directly (no look first): most directories a batch needs are new.
-        match fs::create_dir(dir) {
-            Ok(()) => {
-                if let Some(p) = dir.parent() {
-                    self.changed.insert(p.to_path_buf());
-                }
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let parent = dir.parent().filter(|p| p.starts_with(top) && *p != dir);
-                let Some(parent) = parent else {
-                    return Err(Error::io("creating", dir, e));
-                };
+        // Made directly (no look first): most directories a batch needs are new. True
+        // when made, false when it existed.
+        let mkdir = || match fs::create_dir(dir) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+            Err(e) => Err(e),
+        };
+        let parent = dir.parent().filter(|p| p.starts_with(top) && *p != dir);
+        let made = match (mkdir(), parent) {
+            (Err(e), Some(parent)) if e.kind() == std::io::ErrorKind::NotFound => {
                 self.exist.remove(parent);
                 self.create(parent, top)?;
-                match fs::create_dir(dir) {
-                    Ok(()) => {
-                        self.changed.insert(parent.to_path_buf());
-                    }
-                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-                    Err(e) => return Err(Error::io("creating", dir, e)),
-                }
+                mkdir()
             }
-            Err(e) => return Err(Error::io("creating", dir, e)),
+            (other, _) => other,
+        }
+        .map_err(|e| Error::io("creating", dir, e))?;
+        if let (true, Some(p)) = (made, dir.parent()) {
+            self.changed.insert(p.to_path_buf());
         }
         self.exist.insert(dir.to_path_buf());
         Ok(())
@@ -930,22 +925,17 @@ mod tests {
         batch.insert(5, ("org/fresh".to_string(), new));
         batch.push(("org/t0".to_string(), old));
         repo.push_tags(&batch).unwrap();
-        for n in &names[1..] {
-            let h: Vec<_> = repo
-                .tag_history(n)
+        let targets = |n: &str| -> Vec<_> {
+            repo.tag_history(n)
                 .unwrap()
                 .iter()
                 .map(|e| e.target)
-                .collect();
-            assert_eq!(h, vec![new, old], "{n}");
+                .collect()
+        };
+        for n in &names[1..] {
+            assert_eq!(targets(n), vec![new, old], "{n}");
         }
-        let h: Vec<_> = repo
-            .tag_history("org/t0")
-            .unwrap()
-            .iter()
-            .map(|e| e.target)
-            .collect();
-        assert_eq!(h, vec![old, new, old]);
+        assert_eq!(targets("org/t0"), vec![old, new, old]);
         assert_eq!(repo.resolve_tag("org/fresh").unwrap(), Some(new));
     }
 }

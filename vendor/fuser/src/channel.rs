@@ -3,32 +3,18 @@ use std::os::fd::AsFd;
 use std::os::fd::BorrowedFd;
 use std::cell::Cell;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use nix::errno::Errno;
 
 use crate::dev_fuse::DevFuse;
 use crate::passthrough::BackingId;
 
-static RECEIVE_SPIN_NS: AtomicU64 = AtomicU64::new(0);
 /// Held by the one thread of the process that may spin.
 static SPINNER: AtomicBool = AtomicBool::new(false);
 
 thread_local! {
     static IS_SPINNER: Cell<bool> = const { Cell::new(false) };
-}
-
-/// How long a server thread keeps asking for the next request after the last one
-/// before it sleeps (zero, the default: it sleeps at once). Answering a request that
-/// arrives within the window saves waking the server; the price is a core kept busy
-/// for up to the window after each burst of requests. Each channel (session) keeps the
-/// window set when it was created.
-pub fn set_receive_spin(spin: std::time::Duration) {
-    RECEIVE_SPIN_NS.store(spin.as_nanos() as u64, Ordering::Relaxed);
-}
-
-fn receive_spin() -> std::time::Duration {
-    std::time::Duration::from_nanos(RECEIVE_SPIN_NS.load(Ordering::Relaxed))
 }
 
 /// True if this thread is (or now becomes) the spinning one.
@@ -67,9 +53,9 @@ impl Channel {
     /// Create a new communication channel to the kernel driver by mounting the
     /// given path. The kernel driver will delegate filesystem operations of
     /// the given path to the channel.
-    pub(crate) fn new(device: Arc<DevFuse>) -> Self {
-        // The window is fixed for the channel's life: it decides the device's mode.
-        let spin = receive_spin();
+    /// With a non-zero spin window (`Config::receive_spin`) the device is made
+    /// non-blocking; the window is fixed for the channel's life.
+    pub(crate) fn new(device: Arc<DevFuse>, spin: std::time::Duration) -> Self {
         if !spin.is_zero() {
             use std::os::fd::AsRawFd;
             let fd = device.as_fd().as_raw_fd();
@@ -96,7 +82,7 @@ impl Channel {
     /// - EINTR: Interrupted system call, retry.
     /// - EAGAIN: Explicitly instructed to try again.
     ///
-    /// With a spin window set ([`set_receive_spin`]), the device is non-blocking and a
+    /// With a spin window (`Config::receive_spin`), the device is non-blocking and a
     /// thread that finds no request keeps asking until the window after its last
     /// request closes (one thread of the process at a time), then sleeps in `poll`.
     pub(crate) fn receive_retrying(&self, buffer: &mut [u8]) -> nix::Result<usize> {
@@ -167,7 +153,7 @@ impl Channel {
             crate::ll::ioctl::fuse_dev_ioc_clone(new_dev.as_raw_fd(), &mut source_fd)?;
         }
 
-        Ok(Channel::new(Arc::new(new_dev)))
+        Ok(Channel::new(Arc::new(new_dev), self.1))
     }
 }
 

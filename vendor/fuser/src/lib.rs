@@ -24,7 +24,6 @@ use std::time::SystemTime;
 use log::warn;
 #[cfg(target_os = "macos")]
 pub use reply::ReplyXTimes;
-pub use crate::channel::set_receive_spin;
 #[cfg(feature = "serializable")]
 use serde::Deserialize;
 #[cfg(feature = "serializable")]

@@ -172,7 +172,7 @@ impl<FS: Filesystem> Session<FS> {
         }
         let (file, mount) = Mount::new(mountpoint, &options.mount_options, options.acl)?;
 
-        let ch = Channel::new(file);
+        let ch = Channel::new(file, options.receive_spin);
 
         let mut session = Session {
             filesystem: FilesystemHolder {
@@ -201,7 +201,7 @@ impl<FS: Filesystem> Session<FS> {
         acl: SessionACL,
         config: Config,
     ) -> io::Result<Self> {
-        let ch = Channel::new(Arc::new(DevFuse(File::from(fd))));
+        let ch = Channel::new(Arc::new(DevFuse(File::from(fd))), config.receive_spin);
         let mut session = Session {
             filesystem: FilesystemHolder {
                 fs: Some(filesystem),

@@ -139,9 +139,9 @@ impl FuseMount {
         .map_err(|e| fuse_err(FuseProblem::Mount(e)))?;
         tracing::debug!(mountpoint = %mountpoint.display(), "FUSE filesystem mounted");
 
-        fuser::set_receive_spin(receive_spin());
         let mut config = Config::default();
         config.n_threads = Some(worker_threads());
+        config.receive_spin = receive_spin();
         let acl = if allow_other {
             SessionACL::All
         } else {
