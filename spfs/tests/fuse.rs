@@ -20,7 +20,8 @@ use nix::sched::{unshare, CloneFlags};
 use spfs::commit::{commit_tree, CommitOptions};
 use spfs::object::{EntryKind, Manifest, Object};
 use spfs::progress::Progress;
-use spfs::runtime::fuse::{FuseMount, FuseOptions};
+use spfs::runtime::fuse::{FuseMount, FuseOptions, InodeTable};
+use spfs::runtime::image::ImageView;
 use spfs::storage::LocalRepository;
 
 const BIG: usize = 6 * 1024 * 1024 + 12345;
@@ -286,74 +287,128 @@ fn serves_the_committed_tree_exactly() {
     for passthrough in [false, true] {
         let at = fx.dir(&format!("mnt-{passthrough}"));
         let m = fx.mount(&at, passthrough);
-
-        let root = fs::metadata(&at).unwrap();
-        assert!(root.is_dir());
-        assert_eq!(root.mode() & 0o7777, 0o755);
-        assert_eq!(root.uid(), nix::unistd::geteuid().as_raw());
-        assert_eq!(root.gid(), nix::unistd::getegid().as_raw());
-
-        let seen = snapshot(&at);
-        let missing: Vec<_> = expected.keys().filter(|k| !seen.contains_key(*k)).collect();
-        let extra: Vec<_> = seen.keys().filter(|k| !expected.contains_key(*k)).collect();
-        assert!(
-            missing.is_empty() && extra.is_empty(),
-            "missing {missing:?}, extra {extra:?}"
-        );
-        for (path, want) in &expected {
-            assert_eq!(&seen[path], want, "{}", String::from_utf8_lossy(path));
-        }
-
-        for (path, entry) in &seen {
-            let rel = Path::new(osname(path));
-            let meta = fs::symlink_metadata(at.join(rel)).unwrap();
-            assert_eq!(meta.uid(), nix::unistd::geteuid().as_raw());
-            assert!(meta.mtime() > 315_532_800, "timestamps are before 1980");
-            if entry.kind == '-' {
-                let got = fs::read(at.join(rel)).unwrap();
-                let want = fs::read(fx.src.join(rel)).unwrap();
-                assert!(got == want, "{rel:?}: content differs");
-                assert_eq!(meta.blocks(), meta.len().div_ceil(512));
-            }
-        }
-
-        // Programs run from the mount.
-        let status = std::process::Command::new(at.join("bin/true"))
-            .status()
-            .unwrap();
-        assert!(status.success());
-        let out = std::process::Command::new(at.join("bin/tool"))
-            .output()
-            .unwrap();
-        assert_eq!(out.stdout, b"tool\n");
-
-        // Paths through symlinks and `..` resolve inside the mount.
-        assert_eq!(
-            fs::read(at.join("bin/conf-link")).unwrap(),
-            b"key = value\n"
-        );
-        assert_eq!(
-            fs::read(at.join("bin/../etc/conf")).unwrap(),
-            b"key = value\n"
-        );
-        assert_eq!(fs::read(at.join("latin-link")).unwrap(), b"latin-1 name");
-        let err = fs::metadata(at.join("no-such-name")).unwrap_err();
-        assert_eq!(err.kind(), ErrorKind::NotFound);
-        let err = fs::metadata(at.join("etc/conf/below-a-file")).unwrap_err();
-        assert_eq!(errno_of(&err), libc::ENOTDIR);
-
-        // statfs describes the served tree.
-        let st = nix::sys::statvfs::statvfs(&at).unwrap();
-        assert!(st.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY));
-        assert_eq!(
-            st.files() as usize,
-            expected.len() + 1,
-            "inodes, root included"
-        );
-
+        check_served_tree(&fx, &expected, &at, true);
         m.unmount().unwrap();
         assert_eq!(mounted_at(&at), None);
     }
+}
+
+/// The image view (an EROFS image of the metadata under an overlay whose data-only
+/// layer is the repository's payloads) shows what the FUSE server shows.
+#[test]
+fn image_view_serves_the_committed_tree_exactly() {
+    if !privileged("image_view_serves_the_committed_tree_exactly") {
+        return;
+    }
+    private_mount_ns();
+    let fx = Fixture::new(sample_tree);
+    let expected = snapshot(&fx.src);
+    let table = InodeTable::from_manifest(fx.manifest.clone());
+    let key = [Object::Manifest(fx.manifest.clone()).digest()];
+    let (meta, at) = (fx.dir("image"), fx.dir("view"));
+    let view = ImageView::mount(&fx.repo, &table, &key, &meta, &at)
+        .unwrap_or_else(|e| panic!("image view: {e:?}"));
+    assert_eq!(mounted_at(&meta).as_deref(), Some("erofs"));
+    assert_eq!(mounted_at(&at).as_deref(), Some("overlay"));
+    check_served_tree(&fx, &expected, &at, false);
+    // Writes are refused, and the payloads stay as committed.
+    let file = at.join("etc/conf");
+    let err = fs::OpenOptions::new().write(true).open(&file).unwrap_err();
+    assert_eq!(errno_of(&err), libc::EROFS);
+    let err = fs::set_permissions(&file, fs::Permissions::from_mode(0o777)).unwrap_err();
+    assert_eq!(errno_of(&err), libc::EROFS);
+    view.unmount().unwrap();
+    assert_eq!(mounted_at(&at), None);
+    assert_eq!(mounted_at(&meta), None);
+    // The image is derived: a second view of the same stack reuses it, and a deleted
+    // one is written again.
+    let image = spfs::runtime::image::image_path(
+        &fx.repo,
+        &key,
+        nix::unistd::geteuid().as_raw(),
+        nix::unistd::getegid().as_raw(),
+    );
+    assert!(image.is_file());
+    fs::remove_file(&image).unwrap();
+    let view = ImageView::mount(&fx.repo, &table, &key, &meta, &at).unwrap();
+    check_served_tree(&fx, &expected, &at, false);
+    view.unmount().unwrap();
+}
+
+/// Checks the tree served at `at` against the snapshot of the committed source:
+/// entries, kinds, modes, sizes, link counts, targets, owners, contents, resolution.
+/// `exact_blocks`: `st_blocks` is the size in 512-byte units (the FUSE server's answer).
+fn check_served_tree(
+    fx: &Fixture,
+    expected: &BTreeMap<Vec<u8>, Seen>,
+    at: &Path,
+    exact_blocks: bool,
+) {
+    let root = fs::metadata(at).unwrap();
+    assert!(root.is_dir());
+    assert_eq!(root.mode() & 0o7777, 0o755);
+    assert_eq!(root.uid(), nix::unistd::geteuid().as_raw());
+    assert_eq!(root.gid(), nix::unistd::getegid().as_raw());
+
+    let seen = snapshot(at);
+    let missing: Vec<_> = expected.keys().filter(|k| !seen.contains_key(*k)).collect();
+    let extra: Vec<_> = seen.keys().filter(|k| !expected.contains_key(*k)).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "missing {missing:?}, extra {extra:?}"
+    );
+    for (path, want) in expected {
+        assert_eq!(&seen[path], want, "{}", String::from_utf8_lossy(path));
+    }
+
+    for (path, entry) in &seen {
+        let rel = Path::new(osname(path));
+        let meta = fs::symlink_metadata(at.join(rel)).unwrap();
+        assert_eq!(meta.uid(), nix::unistd::geteuid().as_raw());
+        assert!(meta.mtime() > 315_532_800, "timestamps are before 1980");
+        if entry.kind == '-' {
+            let got = fs::read(at.join(rel)).unwrap();
+            let want = fs::read(fx.src.join(rel)).unwrap();
+            assert!(got == want, "{rel:?}: content differs");
+            if exact_blocks {
+                assert_eq!(meta.blocks(), meta.len().div_ceil(512));
+            }
+        }
+    }
+
+    // Programs run from the mount.
+    let status = std::process::Command::new(at.join("bin/true"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = std::process::Command::new(at.join("bin/tool"))
+        .output()
+        .unwrap();
+    assert_eq!(out.stdout, b"tool\n");
+
+    // Paths through symlinks and `..` resolve inside the mount.
+    assert_eq!(
+        fs::read(at.join("bin/conf-link")).unwrap(),
+        b"key = value\n"
+    );
+    assert_eq!(
+        fs::read(at.join("bin/../etc/conf")).unwrap(),
+        b"key = value\n"
+    );
+    assert_eq!(fs::read(at.join("latin-link")).unwrap(), b"latin-1 name");
+    let err = fs::metadata(at.join("no-such-name")).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound);
+    let err = fs::metadata(at.join("etc/conf/below-a-file")).unwrap_err();
+    assert_eq!(errno_of(&err), libc::ENOTDIR);
+
+    // statfs describes the served tree.
+    let st = nix::sys::statvfs::statvfs(at).unwrap();
+    assert!(st.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY));
+    assert_eq!(
+        (st.files() - st.files_free()) as usize,
+        expected.len() + 1,
+        "inodes in use, root included"
+    );
 }
 
 /// (name, d_ino, d_type is dir, d_type is symlink) of every entry of `dir`.

@@ -2,6 +2,7 @@
 
 pub mod edits;
 pub mod fuse;
+pub mod image;
 pub mod monitor;
 pub mod mounts;
 pub mod namespace;

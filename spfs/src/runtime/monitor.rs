@@ -146,7 +146,8 @@ struct Monitor<'a> {
     record: RuntimeRecord,
     lowers: Vec<PathBuf>,
     scratch: PathBuf,
-    fuse: Option<super::fuse::FuseMount>,
+    /// What serves a FUSE-backend stack: the FUSE server, or an image view.
+    view: Option<View>,
     mounted: Vec<PathBuf>,
     /// /spfs is a read-only bind of the single lower dir rather than an overlay.
     bound: bool,
@@ -224,7 +225,7 @@ impl<'a> Monitor<'a> {
             privilege,
             lowers: Vec::new(),
             scratch,
-            fuse: None,
+            view: None,
             mounted: Vec::new(),
             bound: false,
             bindable: false,
@@ -293,16 +294,19 @@ impl<'a> Monitor<'a> {
                     .scratch
                     .join(format!("lower-{}", self.record.generation));
                 fs::create_dir_all(&mnt).ctx("creating", &mnt)?;
-                let fuse = super::fuse::FuseMount::mount_table(
-                    self.repo,
-                    m,
-                    &mnt,
-                    &super::fuse::FuseOptions {
-                        passthrough: true,
-                        fallback: self.payloads_from.clone(),
-                    },
-                )?;
-                self.fuse = Some(fuse);
+                let view = match self.image_view(&m, manifests, &mnt)? {
+                    Some(image) => View::Image(image),
+                    None => View::Fuse(super::fuse::FuseMount::mount_table(
+                        self.repo,
+                        m,
+                        &mnt,
+                        &super::fuse::FuseOptions {
+                            passthrough: true,
+                            fallback: self.payloads_from.clone(),
+                        },
+                    )?),
+                };
+                self.view = Some(view);
                 self.bindable = true;
                 self.lowers = vec![mnt];
             }
@@ -314,6 +318,36 @@ impl<'a> Monitor<'a> {
             self.bindable = true;
         }
         Ok(())
+    }
+
+    /// Serves the merged stack `table` at `mnt` from a kernel image when that is
+    /// possible: as root, with every payload local, on a kernel with file-backed EROFS
+    /// and overlayfs data-only layers, unless `SPFS_FUSE_IMAGE=0`. `None`: use the FUSE
+    /// server.
+    fn image_view(
+        &self,
+        table: &InodeTable,
+        manifests: &[Digest],
+        mnt: &Path,
+    ) -> Result<Option<super::image::ImageView>> {
+        if self.privilege != Privilege::Root
+            || self.payloads_from.is_some()
+            || !super::image::enabled()
+        {
+            return Ok(None);
+        }
+        let meta = self
+            .scratch
+            .join(format!("image-{}", self.record.generation));
+        fs::create_dir_all(&meta).ctx("creating", &meta)?;
+        match super::image::ImageView::mount(self.repo, table, manifests, &meta, mnt) {
+            Ok(view) => Ok(Some(view)),
+            Err(super::image::Unavailable::Kernel(what)) => {
+                tracing::debug!("no image view ({what} unavailable): serving through FUSE");
+                Ok(None)
+            }
+            Err(super::image::Unavailable::Failed(e)) => Err(e),
+        }
     }
 
     fn start(&mut self, opts: &RunOptions) -> Result<std::process::Child> {
@@ -539,18 +573,18 @@ impl<'a> Monitor<'a> {
         if rec.stack != self.record.stack {
             // A new stack (`spk install`): prepare it fully, then swap the view.
             let (manifests, prepared) = self.prepare_lowers(&rec.stack)?;
-            let old_fuse = self.fuse.take();
+            let old_view = self.view.take();
             self.record.generation = rec.generation + 1;
             if let Err(e) = self.install_lowers(&manifests, prepared) {
-                self.fuse = old_fuse;
+                self.view = old_view;
                 return Err(e);
             }
             self.record.stack = rec.stack.clone();
             mounts::unmount(target)?;
             self.mount_spfs()?;
-            if let Some(f) = old_fuse {
-                if let Err(e) = f.unmount() {
-                    tracing::warn!("the previous stack's FUSE server did not stop cleanly: {e}");
+            if let Some(v) = old_view {
+                if let Err(e) = v.unmount() {
+                    tracing::warn!("the previous stack's view did not stop cleanly: {e}");
                 }
             }
         } else if fresh || self.bound {
@@ -603,8 +637,8 @@ impl<'a> Monitor<'a> {
         // server's threads end with the process. The mounts were never visible
         // outside the namespace (`/` is private), so nothing is left behind.
         if self.alone_in_namespace() {
-            if let Some(f) = self.fuse.take() {
-                f.abandon();
+            if let Some(v) = self.view.take() {
+                v.abandon();
             }
             self.mounted.clear();
         }
@@ -613,8 +647,8 @@ impl<'a> Monitor<'a> {
                 first_err.get_or_insert(e);
             }
         }
-        if let Some(f) = self.fuse.take() {
-            if let Err(e) = f.unmount() {
+        if let Some(v) = self.view.take() {
+            if let Err(e) = v.unmount() {
                 first_err.get_or_insert(e);
             }
         }
@@ -644,6 +678,29 @@ impl<'a> Monitor<'a> {
 enum Lowers {
     Rendered(Vec<PathBuf>),
     Merged(InodeTable),
+}
+
+/// What serves a FUSE-backend stack.
+enum View {
+    Fuse(super::fuse::FuseMount),
+    Image(super::image::ImageView),
+}
+
+impl View {
+    fn unmount(self) -> Result<()> {
+        match self {
+            View::Fuse(f) => f.unmount(),
+            View::Image(i) => i.unmount(),
+        }
+    }
+
+    /// Leaves everything to the dying mount namespace (see `Monitor::teardown`).
+    fn abandon(self) {
+        match self {
+            View::Fuse(f) => f.abandon(),
+            View::Image(_) => {}
+        }
+    }
 }
 
 /// The FUSE backend's inode table of a stack: from the derived cache under

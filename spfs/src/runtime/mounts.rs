@@ -4,7 +4,7 @@
 //! `move_mount`), adding each lower directory with `lowerdir+`, so the number of
 //! layers is not limited by the one-page size of a mount option string.
 
-use std::ffi::CString;
+use std::ffi::{CString, OsStr};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -118,9 +118,51 @@ pub fn mount_overlay(spec: &OverlaySpec, target: &Path) -> Result<()> {
     }
 }
 
-enum MountApiError {
+/// How a mount with the new mount API failed.
+#[derive(Debug)]
+pub enum MountApiError {
+    /// The kernel lacks the API or the filesystem feature asked for.
     Unsupported,
+    /// Anything else.
     Failed(Error),
+}
+
+/// Mounts the EROFS image file `image` read-only at `target` (a mount backed by the
+/// file itself, no loop device).
+pub fn mount_image(image: &Path, target: &Path) -> std::result::Result<(), MountApiError> {
+    let flags = MsFlags::MS_RDONLY | MsFlags::MS_NODEV | MsFlags::MS_NOSUID;
+    // No ACLs: the image holds none, and without them neither EROFS nor the overlay on
+    // top looks for them on every stat walker's `getxattr`.
+    match nix::mount::mount(Some(image), target, Some("erofs"), flags, Some("noacl")) {
+        Ok(()) => Ok(()),
+        // No EROFS, or no file-backed mounts (the source is not a block device).
+        Err(nix::errno::Errno::ENODEV) | Err(nix::errno::Errno::ENOTBLK) => {
+            Err(MountApiError::Unsupported)
+        }
+        Err(e) => Err(MountApiError::Failed(Error::Mount {
+            action: format!("mount the image {} at", image.display()),
+            target: target.to_path_buf(),
+            source: e.into(),
+            kernel: None,
+        })),
+    }
+}
+
+/// Mounts a read-only overlay at `target` over the metadata tree `meta`, whose metacopy
+/// files redirect to their contents in the data-only layer `data`.
+pub fn mount_data_view(
+    meta: &Path,
+    data: &Path,
+    target: &Path,
+) -> std::result::Result<(), MountApiError> {
+    let on = OsStr::new("on");
+    let options = [
+        ("lowerdir+", Some(meta.as_os_str())),
+        ("datadir+", Some(data.as_os_str())),
+        ("metacopy", Some(on)),
+        ("redirect_dir", Some(OsStr::new("follow"))),
+    ];
+    overlay_new_api(&options, true, target)
 }
 
 fn last_errno() -> std::io::Error {
@@ -150,6 +192,25 @@ fn mount_overlay_new_api(
     spec: &OverlaySpec,
     target: &Path,
 ) -> std::result::Result<(), MountApiError> {
+    let mut options: Vec<(&str, Option<&OsStr>)> = spec
+        .lowers
+        .iter()
+        .map(|l| ("lowerdir+", Some(l.as_os_str())))
+        .collect();
+    options.push(("upperdir", Some(spec.upper.as_os_str())));
+    options.push(("workdir", Some(spec.work.as_os_str())));
+    if spec.user_xattr {
+        options.push(("userxattr", None));
+    }
+    overlay_new_api(&options, spec.read_only, target)
+}
+
+/// Mounts an overlay with the new mount API: each option a key with a value or a flag.
+fn overlay_new_api(
+    options: &[(&str, Option<&OsStr>)],
+    read_only: bool,
+    target: &Path,
+) -> std::result::Result<(), MountApiError> {
     let fstype = CString::new("overlay").expect("static string");
     // SAFETY: fsopen takes a NUL-terminated name and flags; returns a new descriptor.
     let fd = unsafe { libc::syscall(libc::SYS_fsopen, fstype.as_ptr(), FSOPEN_CLOEXEC) };
@@ -176,10 +237,10 @@ fn mount_overlay_new_api(
             kernel: Some(context_messages(&fs)),
         })
     };
-    let set = |key: &str, value: Option<&Path>| -> std::result::Result<(), MountApiError> {
+    let set = |key: &str, value: Option<&OsStr>| -> std::result::Result<(), MountApiError> {
         let k = CString::new(key).expect("static key");
         let v = match value {
-            Some(p) => Some(cstr(p).map_err(MountApiError::Failed)?),
+            Some(p) => Some(cstr(Path::new(p)).map_err(MountApiError::Failed)?),
             None => None,
         };
         let (cmd, vptr) = match &v {
@@ -191,27 +252,22 @@ fn mount_overlay_new_api(
             unsafe { libc::syscall(libc::SYS_fsconfig, fs.as_raw_fd(), cmd, k.as_ptr(), vptr, 0) };
         if rc < 0 {
             let e = last_errno();
-            if key == "lowerdir+"
+            if (key == "lowerdir+" || key == "datadir+")
                 && e.raw_os_error() == Some(libc::EINVAL)
                 && context_messages(&fs).contains("Unknown parameter")
             {
                 return Err(MountApiError::Unsupported);
             }
             let what = match value {
-                Some(p) => format!("set overlay option {key}={} for", p.display()),
+                Some(p) => format!("set overlay option {key}={} for", Path::new(p).display()),
                 None => format!("set overlay option {key} for"),
             };
             return Err(fail(what, e));
         }
         Ok(())
     };
-    for lower in &spec.lowers {
-        set("lowerdir+", Some(lower))?;
-    }
-    set("upperdir", Some(&spec.upper))?;
-    set("workdir", Some(&spec.work))?;
-    if spec.user_xattr {
-        set("userxattr", None)?;
+    for (key, value) in options {
+        set(key, *value)?;
     }
     // SAFETY: plain syscall on our descriptor.
     let rc = unsafe {
@@ -227,7 +283,7 @@ fn mount_overlay_new_api(
     if rc < 0 {
         return Err(fail("create the overlay for".into(), last_errno()));
     }
-    let attrs = if spec.read_only { MOUNT_ATTR_RDONLY } else { 0 };
+    let attrs = if read_only { MOUNT_ATTR_RDONLY } else { 0 };
     // SAFETY: plain syscall on our descriptor.
     let mfd = unsafe { libc::syscall(libc::SYS_fsmount, fs.as_raw_fd(), FSMOUNT_CLOEXEC, attrs) };
     if mfd < 0 {

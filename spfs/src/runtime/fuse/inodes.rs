@@ -11,14 +11,14 @@ use crate::object::{EntryKind, Manifest, Tree};
 
 /// One inode of the served tree.
 #[derive(Debug, Clone)]
-pub(super) struct Node {
-    pub(super) parent: u64,
-    pub(super) perm: u16,
-    pub(super) kind: NodeKind,
+pub(crate) struct Node {
+    pub(crate) parent: u64,
+    pub(crate) perm: u16,
+    pub(crate) kind: NodeKind,
 }
 
 #[derive(Debug, Clone)]
-pub(super) enum NodeKind {
+pub(crate) enum NodeKind {
     /// Children are `InodeTable::children[start..start + len]`, sorted by name bytes.
     Dir {
         start: u64,
@@ -38,10 +38,10 @@ pub(super) enum NodeKind {
 
 /// One directory entry: its name in `InodeTable::names` and its inode.
 #[derive(Debug, Clone, Copy)]
-pub(super) struct Child {
-    pub(super) name_off: u64,
-    pub(super) name_len: u64,
-    pub(super) ino: u64,
+pub(crate) struct Child {
+    pub(crate) name_off: u64,
+    pub(crate) name_len: u64,
+    pub(crate) ino: u64,
 }
 
 /// The inode table a [`FuseMount`](super::FuseMount) serves: built from a merged manifest, or loaded from
@@ -50,9 +50,9 @@ pub(super) struct Child {
 /// Index = inode number; root = 1; index 0 unused.
 #[derive(Debug)]
 pub struct InodeTable {
-    pub(super) nodes: Vec<Node>,
-    pub(super) children: Vec<Child>,
-    pub(super) names: Vec<u8>,
+    pub(crate) nodes: Vec<Node>,
+    pub(crate) children: Vec<Child>,
+    pub(crate) names: Vec<u8>,
 }
 
 impl InodeTable {
@@ -88,11 +88,11 @@ impl InodeTable {
     }
 
     /// The bytes `names[off..off + len]` (an entry name or a symlink target).
-    pub(super) fn name(&self, off: u64, len: u64) -> &[u8] {
+    pub(crate) fn name(&self, off: u64, len: u64) -> &[u8] {
         &self.names[off as usize..(off + len) as usize]
     }
 
-    fn children_of(&self, node: &Node) -> Option<&[Child]> {
+    pub(crate) fn children_of(&self, node: &Node) -> Option<&[Child]> {
         match node.kind {
             NodeKind::Dir { start, len, .. } => {
                 Some(&self.children[start as usize..(start + len) as usize])

@@ -30,6 +30,7 @@ mod lazy_fetch;
 mod mount;
 
 pub use inodes::InodeTable;
+pub(crate) use inodes::NodeKind;
 pub use mount::{FuseMount, FuseOptions};
 
 /// Timestamp (2000-01-01T00:00:00Z) reported as atime, mtime and ctime of every entry.
