@@ -94,10 +94,15 @@ const SHARED_WRITES: &str = "for f in /spfs/d/grp /spfs/d/all /spfs/d/exe /spfs/
      (echo planted > /spfs/d/tmp/new) 2>&1 | sed 's/.*: //'";
 
 /// Runs spfs as root, or as [`USER`] (with a private /dev/fuse node that the user may
-/// open, so the FUSE backend is reachable).
-fn spfs_as(env: &Env, user: bool, args: &[&str]) -> Output {
+/// open, so the FUSE backend is reachable). `image`: the `SPFS_FUSE_IMAGE` setting
+/// (`0`: root's FUSE-backend runtimes use the FUSE server rather than an image view).
+fn spfs_as(env: &Env, user: bool, image: &str, args: &[&str]) -> Output {
     if !user {
-        return env.run(args);
+        return env
+            .cmd(args)
+            .env("SPFS_FUSE_IMAGE", image)
+            .output()
+            .unwrap();
     }
     let fuse_dir = env.path("dev");
     fs::create_dir_all(&fuse_dir).unwrap();
@@ -115,6 +120,7 @@ fn spfs_as(env: &Env, user: bool, args: &[&str]) -> Output {
         .args(["-m", "--propagation", "private", "sh", "-c", &script])
         .env("SPFS_ROOT", &env.repo)
         .env("HOME", env.tmp.path())
+        .env("SPFS_FUSE_IMAGE", image)
         .env_remove("RUST_LOG")
         .output()
         .unwrap()
@@ -155,13 +161,16 @@ fn views_for(user: bool) {
     }
     let who = if user { "user" } else { "root" };
     let stack = "views+top+deletion";
-    for backend in ["render", "fuse"] {
+    // As root, the FUSE backend serves an image view unless told to use its server.
+    for (backend, image) in [("render", "1"), ("fuse", "1"), ("fuse", "0")] {
+        let who = format!("{who} (SPFS_FUSE_IMAGE={image})");
         let expected = EXACT;
         let listing = format!("{STAT}; ls /spfs");
         let out = ok(
             spfs_as(
                 &env,
                 user,
+                image,
                 &[
                     "run",
                     "--backend",
@@ -186,6 +195,7 @@ fn views_for(user: bool) {
             let out = spfs_as(
                 &env,
                 user,
+                image,
                 &[
                     "run",
                     "--backend",
@@ -240,6 +250,7 @@ fn views_for(user: bool) {
             spfs_as(
                 &env,
                 user,
+                image,
                 &[
                     "run",
                     "--backend",
@@ -266,6 +277,7 @@ fn views_for(user: bool) {
             spfs_as(
                 &env,
                 user,
+                image,
                 &[
                     "run",
                     "--backend",
@@ -299,6 +311,7 @@ fn views_for(user: bool) {
             spfs_as(
                 &env,
                 user,
+                image,
                 &[
                     "run",
                     "--backend",
@@ -708,47 +721,63 @@ fn fuse_inode_cache_is_derived_and_rebuilt_when_damaged() {
     let env = Env::new();
     sample_layer(&env);
     let cache_dir = env.repo.join("renders/fuse");
-    let caches = || -> Vec<PathBuf> {
-        fs::read_dir(&cache_dir)
+    // The derived files of the FUSE backend: inode tables (`.inodes`, read by the FUSE
+    // server) and, as root, metadata images (`.erofs`, mounted by the kernel).
+    let caches = |ext: &str| -> Vec<PathBuf> {
+        let mut found: Vec<PathBuf> = fs::read_dir(&cache_dir)
             .map(|rd| rd.map(|e| e.unwrap().path()).collect())
-            .unwrap_or_default()
+            .unwrap_or_default();
+        found.retain(|p| p.extension().is_some_and(|e| e == ext));
+        found
     };
     let listing = "stat -c '%a %n' /spfs/d/rw /spfs/d/x; cat /spfs/d/ro";
     let expected = "644 /spfs/d/rw\n755 /spfs/d/x\nread only\n";
-    assert!(caches().is_empty());
-    let run = || {
-        env.ok(&[
-            "run",
-            "--backend",
-            "fuse",
-            "views",
-            "--",
-            "sh",
-            "-c",
-            listing,
-        ])
-    };
-    assert_eq!(run(), expected);
-    let cached = caches();
-    assert_eq!(cached.len(), 1, "{cached:?}");
-    let good = fs::read(&cached[0]).unwrap();
-    // Served from the cache: same view.
-    assert_eq!(run(), expected);
-    // Damaged (a flipped byte, then a truncation): ignored, rebuilt, same view.
-    let mut bad = good.clone();
-    let mid = bad.len() / 2;
-    bad[mid] ^= 1;
-    fs::write(&cached[0], &bad).unwrap();
-    assert_eq!(run(), expected);
-    assert_eq!(fs::read(&cached[0]).unwrap(), good);
-    fs::write(&cached[0], &good[..good.len() / 3]).unwrap();
-    assert_eq!(run(), expected);
-    assert_eq!(fs::read(&cached[0]).unwrap(), good);
-    // Deleted: rebuilt too.
-    fs::remove_dir_all(&cache_dir).unwrap();
-    assert_eq!(run(), expected);
-    assert_eq!(caches().len(), 1);
-    // Another stack gets its own table.
+    assert!(caches("inodes").is_empty());
+    for (ext, server) in [("inodes", "0"), ("erofs", "1")] {
+        let run = || {
+            let out = env
+                .cmd(&[
+                    "run",
+                    "--backend",
+                    "fuse",
+                    "views",
+                    "--",
+                    "sh",
+                    "-c",
+                    listing,
+                ])
+                .env("SPFS_FUSE_IMAGE", server)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            String::from_utf8(out.stdout).unwrap()
+        };
+        assert_eq!(run(), expected, "{ext}");
+        let cached = caches(ext);
+        assert_eq!(cached.len(), 1, "{cached:?}");
+        let good = fs::read(&cached[0]).unwrap();
+        // Served from the cache: same view.
+        assert_eq!(run(), expected, "{ext}");
+        // Damaged (a flipped byte, then a truncation): ignored, rebuilt, same view.
+        let mut bad = good.clone();
+        let mid = bad.len() / 2;
+        bad[mid] ^= 1;
+        fs::write(&cached[0], &bad).unwrap();
+        assert_eq!(run(), expected, "{ext}");
+        assert_eq!(fs::read(&cached[0]).unwrap(), good, "{ext}");
+        fs::write(&cached[0], &good[..good.len() / 3]).unwrap();
+        assert_eq!(run(), expected, "{ext}");
+        assert_eq!(fs::read(&cached[0]).unwrap(), good, "{ext}");
+        // Deleted: rebuilt too.
+        fs::remove_dir_all(&cache_dir).unwrap();
+        assert_eq!(run(), expected, "{ext}");
+        assert_eq!(caches(ext).len(), 1, "{ext}");
+    }
+    // Another stack gets its own table and image.
     let top = env.path("layers/top");
     write(&top.join("d/rw"), b"top\n", 0o600);
     env.commit(&top, &["top"]);
@@ -763,5 +792,6 @@ fn fuse_inode_cache_is_derived_and_rebuilt_when_damaged() {
         "stat -c %a /spfs/d/rw; cat /spfs/d/rw",
     ]);
     assert_eq!(out, "600\ntop\n");
-    assert_eq!(caches().len(), 2);
+    assert_eq!(caches("inodes").len(), 2);
+    assert_eq!(caches("erofs").len(), 2);
 }

@@ -346,6 +346,14 @@ impl<'a> Monitor<'a> {
                 tracing::debug!("no image view ({what} unavailable): serving through FUSE");
                 Ok(None)
             }
+            Err(super::image::Unavailable::Payload(digest)) => {
+                tracing::warn!(
+                    %digest,
+                    "a payload is missing or damaged: serving the stack through FUSE, \
+                     where opening that file fails (`spfs check --repair` restores it from a remote)"
+                );
+                Ok(None)
+            }
             Err(super::image::Unavailable::Failed(e)) => Err(e),
         }
     }

@@ -86,8 +86,7 @@ pub fn write_image(
     let mut records = Vec::with_capacity(n);
     let mut offsets = vec![0u64; n];
     let mut cur = FIRST_SLOT * 32;
-    for ino in 1..n {
-        let node = &table.nodes[ino];
+    for (node, offset) in table.nodes.iter().zip(offsets.iter_mut()).skip(1) {
         let record = match &node.kind {
             NodeKind::Dir { .. } => Record {
                 layout: LAYOUT_FLAT_PLAIN,
@@ -133,7 +132,7 @@ pub fn write_image(
         if at % BLOCK + size > BLOCK {
             at = at.next_multiple_of(BLOCK);
         }
-        offsets[ino] = at;
+        *offset = at;
         cur = at + size;
         records.push(record);
     }

@@ -19,6 +19,8 @@ mod erofs;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
+use rayon::prelude::*;
+
 pub use erofs::{write_image, Stamp};
 
 use super::fuse::{InodeTable, FIXED_TIME};
@@ -45,6 +47,9 @@ pub struct ImageView {
 pub enum Unavailable {
     /// This kernel lacks EROFS images backed by files, or overlayfs data-only layers.
     Kernel(String),
+    /// A payload of the stack is missing or not the size its manifest says: the FUSE
+    /// server serves the stack, failing opens of that file with EIO.
+    Payload(Digest),
     /// Anything else: writing the image, mounting.
     Failed(Error),
 }
@@ -71,18 +76,44 @@ pub fn image_path(repo: &LocalRepository, manifests: &[Digest], uid: u32, gid: u
 }
 
 /// The image of `table` (the stack `manifests`) owned by `uid:gid`: the cached one, or
-/// a new one written beside it and moved into place.
+/// a new one written beside it and moved into place once every payload is checked to
+/// be there with its size.
 pub fn ensure_image(
     repo: &LocalRepository,
     table: &InodeTable,
     manifests: &[Digest],
     uid: u32,
     gid: u32,
-) -> Result<PathBuf> {
+) -> std::result::Result<PathBuf, Unavailable> {
     let path = image_path(repo, manifests, uid, gid);
-    if path.is_file() {
-        return Ok(path);
+    match checked(&path) {
+        Ok(true) => return Ok(path),
+        Ok(false) => {
+            tracing::warn!(path = %path.display(), "rewriting a damaged image (derived data)")
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => {
+            tracing::warn!(path = %path.display(), error = %e, "rewriting an unreadable image")
+        }
     }
+    let payloads: Vec<(&Digest, u64)> = table.payloads().collect();
+    let bad = payloads.par_iter().find_any(|(digest, size)| {
+        std::fs::metadata(repo.payload_path(digest)).map_or(true, |m| m.len() != *size)
+    });
+    if let Some((digest, _)) = bad {
+        return Err(Unavailable::Payload(**digest));
+    }
+    write_new_image(repo, table, &path, uid, gid).map_err(Unavailable::Failed)?;
+    Ok(path)
+}
+
+fn write_new_image(
+    repo: &LocalRepository,
+    table: &InodeTable,
+    path: &Path,
+    uid: u32,
+    gid: u32,
+) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).ctx("creating", dir)?;
     let tmp = tempfile::NamedTempFile::new_in(dir).ctx("creating a file in", dir)?;
@@ -97,13 +128,64 @@ pub fn ensure_image(
         gid,
         mtime: FIXED_TIME.as_secs(),
     };
-    let mut out = BufWriter::with_capacity(1 << 20, tmp.as_file());
+    let mut out = HashingWriter {
+        inner: BufWriter::with_capacity(1 << 20, tmp.as_file()),
+        hasher: crate::digest::Hasher::new(),
+    };
     write_image(table, stamp, &redirect, &mut out).ctx("writing", tmp.path())?;
-    out.flush().ctx("writing", tmp.path())?;
+    let digest = out.hasher.finish();
+    out.inner
+        .write_all(digest.as_bytes())
+        .and_then(|()| out.inner.flush())
+        .ctx("writing", tmp.path())?;
     drop(out);
-    tmp.persist(&path)
-        .map_err(|e| Error::io("storing", &path, e.error))?;
-    Ok(path)
+    tmp.persist(path)
+        .map_err(|e| Error::io("storing", path, e.error))?;
+    Ok(())
+}
+
+/// Bytes of the checksum after the image: blake3 of everything before it. The kernel
+/// reads only the image's blocks, so the trailer is invisible to it.
+const TRAILER: u64 = 32;
+
+/// True if the image at `path` matches its trailing checksum.
+fn checked(path: &Path) -> std::io::Result<bool> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path)?;
+    let len = file.metadata()?.len();
+    if len < TRAILER + 4096 {
+        return Ok(false);
+    }
+    let mut hasher = crate::digest::Hasher::new();
+    let mut left = len - TRAILER;
+    let mut buf = vec![0u8; 256 << 10];
+    while left > 0 {
+        let want = buf.len().min(left as usize);
+        file.read_exact(&mut buf[..want])?;
+        hasher.update(&buf[..want]);
+        left -= want as u64;
+    }
+    let mut trailer = [0u8; TRAILER as usize];
+    file.read_exact(&mut trailer)?;
+    Ok(hasher.finish().as_bytes() == &trailer)
+}
+
+/// Passes writes through, hashing them.
+struct HashingWriter<W: Write> {
+    inner: W,
+    hasher: crate::digest::Hasher,
+}
+
+impl<W: Write> Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 impl ImageView {
@@ -118,7 +200,7 @@ impl ImageView {
     ) -> std::result::Result<ImageView, Unavailable> {
         let uid = nix::unistd::geteuid().as_raw();
         let gid = nix::unistd::getegid().as_raw();
-        let image = ensure_image(repo, table, manifests, uid, gid).map_err(Unavailable::Failed)?;
+        let image = ensure_image(repo, table, manifests, uid, gid)?;
         match mounts::mount_image(&image, meta) {
             Ok(()) => {}
             Err(mounts::MountApiError::Unsupported) => {
@@ -156,5 +238,3 @@ impl ImageView {
     }
 }
 
-#[cfg(test)]
-mod tests;
