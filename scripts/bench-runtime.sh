@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-# Runtime benchmark (root): entry cost, metadata walks and reads through /spfs, for both
-# backends, warm and cold, on the 45k-file layer and the 200-layer stack, plus FUSE
+# Runtime benchmark (root): entry cost, metadata walks and reads through /spfs, for each
+# view (render; fuse, which as root is an image view; fuse-server, the FUSE server that
+# rootless and lazy runtimes use, forced with SPFS_FUSE_IMAGE=0), warm and cold, on the 45k-file layer and the 200-layer stack, plus FUSE
 # with payloads fetched lazily from a second repository (and from S3 when
 # SPFS_TEST_S3_ENDPOINT is set: see the lazy S3 part below). Every row is a ratio to a
 # baseline measured in the same run (native tree, or `unshare -m true` for entry).
 # Medians of RUNS runs (default 5). Reuses the tree of scripts/bench-store.sh.
 #
 # usage: sudo scripts/bench-runtime.sh [WORKDIR]     (WORKDIR default: /var/tmp/spfs-bench)
-# env:   RUNS=5 BACKENDS="render fuse" SECTIONS="entry walks pairs lazy ab"
+# env:   RUNS=5 BACKENDS="render fuse fuse-server" SECTIONS="entry walks pairs lazy ab"
 #        SPFS (a prebuilt binary to measure instead of building one)
 #        SPFS_BEFORE (section ab: a second binary, e.g. built from an earlier commit;
 #          warm entries of both and `unshare -m true` are timed in turn, RUNS×3 rounds)
@@ -18,7 +19,7 @@ source scripts/bench-common.sh
 [ "$(id -u)" = 0 ] || { echo "error: run as root (mounts, namespaces, drop_caches)" >&2; exit 1; }
 WORK=${1:-/var/tmp/spfs-bench}
 RUNS=${RUNS:-5}
-BACKENDS=${BACKENDS:-render fuse}
+BACKENDS=${BACKENDS:-render fuse fuse-server}
 SECTIONS=${SECTIONS:-entry walks pairs lazy ab}
 want() { [[ " $SECTIONS " == *" $1 "* ]]; }
 if [ -z "${SPFS:-}" ]; then
@@ -36,6 +37,16 @@ if ! "$SPFS" tags bench/ 2>/dev/null | grep -q bench/big; then
     "$SPFS" commit layer --path "$d" -t "bench/small/l$i" >/dev/null 2>&1
   done
 fi
+# `spfs run` through a view: render, fuse (an image view as root) or fuse-server.
+spfs_run() {
+  local b=$1; shift
+  case $b in
+    fuse-server) SPFS_FUSE_IMAGE=0 "$SPFS" run --backend fuse "$@" ;;
+    *) SPFS_FUSE_IMAGE=1 "$SPFS" run --backend "$b" "$@" ;;
+  esac
+}
+# The same with another binary ($SPFS_BEFORE).
+spfs_run_before() { SPFS=$SPFS_BEFORE spfs_run "$@"; }
 stack() { local s=""; for i in $(seq 0 $(($1 - 1))); do s="$s${s:+ +}bench/small/l$i"; done; echo "${s// /}"; }
 S50=$(stack 50); S200=$(stack 200)
 # Native copy of the 200-layer stack's merged tree: the walk baseline for that stack.
@@ -59,18 +70,18 @@ for backend in $BACKENDS; do
   for case in big S50 S200; do
     case $case in big) ref=bench/big ;; S50) ref=$S50 ;; S200) ref=$S200 ;; esac
     label="$backend: ${case/S/stack of }"
-    "$SPFS" run --backend "$backend" "$ref" -- true; sync  # warm up, then flush
-    t_warm=$(median_of "$RUNS" "$SPFS" run --backend "$backend" "$ref" -- true)
+    spfs_run "$backend" "$ref" -- true; sync  # warm up, then flush
+    t_warm=$(median_of "$RUNS" spfs_run "$backend" "$ref" -- true)
     row "$label (warm)" "$t_warm" "unshare -m true" "$t_unshare" -
     overhead "  warm entry overhead" "$t_warm" "$t_unshare"
     if [ "$backend" = render ]; then
       t_cold=$(BENCH_RESET=drop_renders median_of 3 "$SPFS" run --backend render "$ref" -- true)
       row "$label (cold: no render cache)" "$t_cold" "unshare -m true" "$t_unshare" -
     else
-      t_cold=$(BENCH_RESET=drop_fuse_cache median_of 3 "$SPFS" run --backend fuse "$ref" -- true)
-      row "$label (cold: no inode cache)" "$t_cold" "unshare -m true" "$t_unshare" -
+      t_cold=$(BENCH_RESET=drop_fuse_cache median_of 3 spfs_run "$backend" "$ref" -- true)
+      row "$label (cold: no inode cache or image)" "$t_cold" "unshare -m true" "$t_unshare" -
     fi
-    "$SPFS" run --backend "$backend" "$ref" -- true  # leave the caches warm
+    spfs_run "$backend" "$ref" -- true  # leave the caches warm
   done
 done
 echo
@@ -90,9 +101,9 @@ mincol() { awk -v c="$1" '{print $c}' | sort -n | head -1 | awk '{printf "%.1f",
 for backend in $BACKENDS; do
   for case in big S200; do
     case $case in big) ref=bench/big ;; S200) ref=$S200 ;; esac
-    "$SPFS_BEFORE" run --backend "$backend" "$ref" -- true; "$SPFS" run --backend "$backend" "$ref" -- true
+    spfs_run_before "$backend" "$ref" -- true; spfs_run "$backend" "$ref" -- true
     rounds=$(for _ in $(seq $((RUNS * 3))); do
-      echo "$(once unshare -m true) $(once "$SPFS_BEFORE" run --backend "$backend" "$ref" -- true) $(once "$SPFS" run --backend "$backend" "$ref" -- true)"
+      echo "$(once unshare -m true) $(once spfs_run_before "$backend" "$ref" -- true) $(once spfs_run "$backend" "$ref" -- true)"
     done)
     u=$(medcol 1 <<<"$rounds"); b=$(medcol 2 <<<"$rounds"); a=$(medcol 3 <<<"$rounds")
     d=$(awk '{print $3 - $2}' <<<"$rounds" | sort -n | awk '{a[NR]=$1} END {printf "%.1f", a[int((NR+1)/2)]/1000}')
@@ -108,7 +119,7 @@ echo
 fi
 # Reads and walks are timed inside the runtime (entry cost excluded); every run is a
 # fresh runtime, so FUSE walks always start on a fresh mount.
-inner() { local b=$1 ref=$2; shift 2; "$SPFS" run --backend "$b" "$ref" -- sh -c "$*"; }
+inner() { local b=$1 ref=$2; shift 2; spfs_run "$b" "$ref" -- sh -c "$*"; }
 time_in() { local s e; s=$(date +%s%N); eval "$1" >/dev/null 2>&1; e=$(date +%s%N); echo $(( (e - s) / 1000 )); }
 med() { sort -n | awk '{a[NR]=$1} END {printf "%.3f\n", a[int((NR+1)/2)]/1e6}'; }
 median_inner() { # backend ref command-on-/spfs [setup]

@@ -139,6 +139,10 @@ fn sample_tree(src: &Path) {
     symlink("/etc/hostname", src.join("absolute-link")).unwrap();
     symlink("no/such/target", src.join("dangling")).unwrap();
     symlink(osname(b"caf\xe9.txt"), src.join("latin-link")).unwrap();
+    // A name that sorts before `.` and `..`, and a target too long to sit beside its
+    // inode in one 4 KiB block of an image.
+    write(&src.join("+sorts-before-dot"), b"plus", 0o644);
+    symlink("t/".repeat(2000), src.join("long-link")).unwrap();
     // Enough entries that a directory listing takes several readdir calls.
     for i in 0..400 {
         write(
