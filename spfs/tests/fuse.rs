@@ -21,7 +21,7 @@ use spfs::commit::{commit_tree, CommitOptions};
 use spfs::object::{EntryKind, Manifest, Object};
 use spfs::progress::Progress;
 use spfs::runtime::fuse::{FuseMount, FuseOptions, InodeTable};
-use spfs::runtime::image::ImageView;
+use spfs::runtime::image::{cached_image, ensure_image, ImageView};
 use spfs::storage::LocalRepository;
 
 const BIG: usize = 6 * 1024 * 1024 + 12345;
@@ -310,7 +310,13 @@ fn image_view_serves_the_committed_tree_exactly() {
     let table = InodeTable::from_manifest(fx.manifest.clone());
     let key = [Object::Manifest(fx.manifest.clone()).digest()];
     let (meta, at) = (fx.dir("image"), fx.dir("view"));
-    let view = ImageView::mount(&fx.repo, &table, &key, &meta, &at)
+    let (uid, gid) = (
+        nix::unistd::geteuid().as_raw(),
+        nix::unistd::getegid().as_raw(),
+    );
+    let image =
+        ensure_image(&fx.repo, &table, &key, uid, gid).unwrap_or_else(|e| panic!("image: {e:?}"));
+    let view = ImageView::mount(&fx.repo, &image, &meta, &at)
         .unwrap_or_else(|e| panic!("image view: {e:?}"));
     assert_eq!(mounted_at(&meta).as_deref(), Some("erofs"));
     assert_eq!(mounted_at(&at).as_deref(), Some("overlay"));
@@ -324,17 +330,13 @@ fn image_view_serves_the_committed_tree_exactly() {
     view.unmount().unwrap();
     assert_eq!(mounted_at(&at), None);
     assert_eq!(mounted_at(&meta), None);
-    // The image is derived: a second view of the same stack reuses it, and a deleted
-    // one is written again.
-    let image = spfs::runtime::image::image_path(
-        &fx.repo,
-        &key,
-        nix::unistd::geteuid().as_raw(),
-        nix::unistd::getegid().as_raw(),
-    );
-    assert!(image.is_file());
+    // The image is derived: cached for the next view of the stack, written again when
+    // deleted.
+    assert_eq!(cached_image(&fx.repo, &key, uid, gid), Some(image.clone()));
     fs::remove_file(&image).unwrap();
-    let view = ImageView::mount(&fx.repo, &table, &key, &meta, &at).unwrap();
+    assert_eq!(cached_image(&fx.repo, &key, uid, gid), None);
+    let image = ensure_image(&fx.repo, &table, &key, uid, gid).unwrap();
+    let view = ImageView::mount(&fx.repo, &image, &meta, &at).unwrap();
     check_served_tree(&fx, &expected, &at, false);
     view.unmount().unwrap();
 }

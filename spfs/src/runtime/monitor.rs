@@ -250,15 +250,30 @@ impl<'a> Monitor<'a> {
                 if !Path::new("/dev/fuse").exists() {
                     return Err(Error::NoFuseDevice);
                 }
-                Lowers::Merged(fuse_table(
-                    self.repo,
-                    &manifests,
-                    self.payloads_from.is_none(),
-                    |m| self.repo.merge_manifests(m),
-                )?)
+                // A valid cached image needs no inode table.
+                match self
+                    .image_wanted()
+                    .then(|| image_cached(self.repo, &manifests))
+                {
+                    Some(Some(image)) => Lowers::Image(image),
+                    _ => Lowers::Merged(self.local_table(&manifests)?),
+                }
             }
         };
         Ok((manifests, prepared))
+    }
+
+    /// The inode table of a stack whose objects are local.
+    fn local_table(&self, manifests: &[Digest]) -> Result<InodeTable> {
+        fuse_table(self.repo, manifests, self.payloads_from.is_none(), |m| {
+            self.repo.merge_manifests(m)
+        })
+    }
+
+    /// True when a FUSE-backend stack may be served by an image view: as root, with
+    /// every payload local, unless `SPFS_FUSE_IMAGE=0`.
+    fn image_wanted(&self) -> bool {
+        self.privilege == Privilege::Root && self.payloads_from.is_none() && super::image::enabled()
     }
 
     /// A FUSE stack whose objects are (partly) only in the lazy remote: the missing
@@ -289,16 +304,32 @@ impl<'a> Monitor<'a> {
                     && !crate::render::whiteout_marker(&paths[0]).exists();
                 self.lowers = paths
             }
-            Lowers::Merged(m) => {
+            Lowers::Merged(_) | Lowers::Image(_) => {
                 let mnt = self
                     .scratch
                     .join(format!("lower-{}", self.record.generation));
                 fs::create_dir_all(&mnt).ctx("creating", &mnt)?;
-                let view = match self.image_view(&m, manifests, &mnt)? {
-                    Some(image) => View::Image(image),
-                    None => View::Fuse(super::fuse::FuseMount::mount_table(
+                let table = match prepared {
+                    Lowers::Image(image) => match self.image_view(&image, &mnt)? {
+                        Some(view) => {
+                            self.install_view(View::Image(view), mnt);
+                            return Ok(());
+                        }
+                        None => self.local_table(manifests)?,
+                    },
+                    Lowers::Merged(table) => table,
+                    Lowers::Rendered(_) => unreachable!("matched above"),
+                };
+                let image = if self.image_wanted() {
+                    ensure_image(self.repo, &table, manifests)
+                } else {
+                    None
+                };
+                let view = match image.map(|i| self.image_view(&i, &mnt)).transpose()? {
+                    Some(Some(view)) => View::Image(view),
+                    _ => View::Fuse(super::fuse::FuseMount::mount_table(
                         self.repo,
-                        m,
+                        table,
                         &mnt,
                         &super::fuse::FuseOptions {
                             passthrough: true,
@@ -306,9 +337,7 @@ impl<'a> Monitor<'a> {
                         },
                     )?),
                 };
-                self.view = Some(view);
-                self.bindable = true;
-                self.lowers = vec![mnt];
+                self.install_view(view, mnt);
             }
         }
         if self.lowers.is_empty() {
@@ -320,41 +349,30 @@ impl<'a> Monitor<'a> {
         Ok(())
     }
 
-    /// Serves the merged stack `table` at `mnt` from a kernel image when that is
-    /// possible: as root, with every payload local, on a kernel with file-backed EROFS
-    /// and overlayfs data-only layers, unless `SPFS_FUSE_IMAGE=0`. `None`: use the FUSE
+    fn install_view(&mut self, view: View, mnt: PathBuf) {
+        self.view = Some(view);
+        self.bindable = true;
+        self.lowers = vec![mnt];
+    }
+
+    /// Mounts the image view of `image` at `mnt` when the kernel can (file-backed EROFS,
+    /// overlayfs data-only layers). `None` (logged when something failed): use the FUSE
     /// server.
-    fn image_view(
-        &self,
-        table: &InodeTable,
-        manifests: &[Digest],
-        mnt: &Path,
-    ) -> Result<Option<super::image::ImageView>> {
-        if self.privilege != Privilege::Root
-            || self.payloads_from.is_some()
-            || !super::image::enabled()
-        {
-            return Ok(None);
-        }
+    fn image_view(&self, image: &Path, mnt: &Path) -> Result<Option<super::image::ImageView>> {
         let meta = self
             .scratch
             .join(format!("image-{}", self.record.generation));
         fs::create_dir_all(&meta).ctx("creating", &meta)?;
-        match super::image::ImageView::mount(self.repo, table, manifests, &meta, mnt) {
+        match super::image::ImageView::mount(self.repo, image, &meta, mnt) {
             Ok(view) => Ok(Some(view)),
             Err(super::image::Unavailable::Kernel(what)) => {
                 tracing::debug!("no image view ({what} unavailable): serving through FUSE");
                 Ok(None)
             }
-            Err(super::image::Unavailable::Payload(digest)) => {
-                tracing::warn!(
-                    %digest,
-                    "a payload is missing or damaged: serving the stack through FUSE, \
-                     where opening that file fails (`spfs check --repair` restores it from a remote)"
-                );
+            Err(e) => {
+                unavailable(e);
                 Ok(None)
             }
-            Err(super::image::Unavailable::Failed(e)) => Err(e),
         }
     }
 
@@ -686,6 +704,47 @@ impl<'a> Monitor<'a> {
 enum Lowers {
     Rendered(Vec<PathBuf>),
     Merged(InodeTable),
+    /// A checked image of the stack (`renders/fuse/<key>.erofs`).
+    Image(PathBuf),
+}
+
+/// The image of the stack `manifests` for this process's owner, if a valid one is cached.
+fn image_cached(repo: &LocalRepository, manifests: &[Digest]) -> Option<PathBuf> {
+    let (uid, gid) = (nix::unistd::geteuid(), nix::unistd::getegid());
+    super::image::cached_image(repo, manifests, uid.as_raw(), gid.as_raw())
+}
+
+/// The image of `table` (the stack `manifests`), written if need be; `None` (logged):
+/// use the FUSE server.
+fn ensure_image(
+    repo: &LocalRepository,
+    table: &InodeTable,
+    manifests: &[Digest],
+) -> Option<PathBuf> {
+    let (uid, gid) = (nix::unistd::geteuid(), nix::unistd::getegid());
+    super::image::ensure_image(repo, table, manifests, uid.as_raw(), gid.as_raw())
+        .map_err(unavailable)
+        .ok()
+}
+
+/// Logs why an image view is not used; the FUSE server serves the stack instead.
+fn unavailable(why: super::image::Unavailable) {
+    match why {
+        super::image::Unavailable::Kernel(what) => {
+            tracing::debug!("no image view ({what} unavailable): serving through FUSE")
+        }
+        super::image::Unavailable::Payload(digest) => tracing::warn!(
+            %digest,
+            "a payload is missing or damaged: serving the stack through FUSE, where \
+             opening that file fails (`spfs check --repair` restores it from a remote)"
+        ),
+        // The view only speeds things up: anything that keeps it from being set up (a
+        // repository on a filesystem overlayfs refuses as a layer, a full disk) leaves
+        // the runtime to the FUSE server.
+        super::image::Unavailable::Failed(e) => {
+            tracing::warn!("no image view ({e}): serving the stack through FUSE")
+        }
+    }
 }
 
 /// What serves a FUSE-backend stack.

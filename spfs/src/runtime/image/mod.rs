@@ -75,6 +75,29 @@ pub fn image_path(repo: &LocalRepository, manifests: &[Digest], uid: u32, gid: u
         .join(format!("{}.erofs", h.finish().to_hex()))
 }
 
+/// The image of the stack `manifests` owned by `uid:gid`, if one is cached and matches
+/// its checksum (a damaged one is logged and ignored).
+pub fn cached_image(
+    repo: &LocalRepository,
+    manifests: &[Digest],
+    uid: u32,
+    gid: u32,
+) -> Option<PathBuf> {
+    let path = image_path(repo, manifests, uid, gid);
+    match checked(&path) {
+        Ok(true) => Some(path),
+        Ok(false) => {
+            tracing::warn!(path = %path.display(), "rewriting a damaged image (derived data)");
+            None
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => {
+            tracing::warn!(path = %path.display(), error = %e, "rewriting an unreadable image");
+            None
+        }
+    }
+}
+
 /// The image of `table` (the stack `manifests`) owned by `uid:gid`: the cached one, or
 /// a new one written beside it and moved into place once every payload is checked to
 /// be there with its size.
@@ -85,17 +108,10 @@ pub fn ensure_image(
     uid: u32,
     gid: u32,
 ) -> std::result::Result<PathBuf, Unavailable> {
-    let path = image_path(repo, manifests, uid, gid);
-    match checked(&path) {
-        Ok(true) => return Ok(path),
-        Ok(false) => {
-            tracing::warn!(path = %path.display(), "rewriting a damaged image (derived data)")
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => {
-            tracing::warn!(path = %path.display(), error = %e, "rewriting an unreadable image")
-        }
+    if let Some(path) = cached_image(repo, manifests, uid, gid) {
+        return Ok(path);
     }
+    let path = image_path(repo, manifests, uid, gid);
     let payloads: Vec<(&Digest, u64)> = table.payloads().collect();
     let bad = payloads.par_iter().find_any(|(digest, size)| {
         std::fs::metadata(repo.payload_path(digest)).map_or(true, |m| m.len() != *size)
@@ -189,19 +205,15 @@ impl<W: Write> Write for HashingWriter<W> {
 }
 
 impl ImageView {
-    /// Serves `table` (the stack `manifests`) at `view`, mounting its image at `meta`
-    /// (both existing directories). Every payload of the table must be local.
+    /// Serves the image `image` at `view`, mounting it at `meta` (both existing
+    /// directories). Every payload the image names must be local.
     pub fn mount(
         repo: &LocalRepository,
-        table: &InodeTable,
-        manifests: &[Digest],
+        image: &Path,
         meta: &Path,
         view: &Path,
     ) -> std::result::Result<ImageView, Unavailable> {
-        let uid = nix::unistd::geteuid().as_raw();
-        let gid = nix::unistd::getegid().as_raw();
-        let image = ensure_image(repo, table, manifests, uid, gid)?;
-        match mounts::mount_image(&image, meta) {
+        match mounts::mount_image(image, meta) {
             Ok(()) => {}
             Err(mounts::MountApiError::Unsupported) => {
                 return Err(Unavailable::Kernel("EROFS images backed by files".into()))
@@ -237,4 +249,3 @@ impl ImageView {
         first.and(second)
     }
 }
-
