@@ -309,21 +309,24 @@ impl<'a> Monitor<'a> {
                     .scratch
                     .join(format!("lower-{}", self.record.generation));
                 fs::create_dir_all(&mnt).ctx("creating", &mnt)?;
-                let table = match prepared {
+                let (table, image) = match prepared {
+                    // A cached image the kernel refuses: the FUSE server, from the table.
                     Lowers::Image(image) => match self.image_view(&image, &mnt)? {
                         Some(view) => {
                             self.install_view(View::Image(view), mnt);
                             return Ok(());
                         }
-                        None => self.local_table(manifests)?,
+                        None => (self.local_table(manifests)?, None),
                     },
-                    Lowers::Merged(table) => table,
+                    // No valid cached image: write one if wanted.
+                    Lowers::Merged(table) => {
+                        let image = self
+                            .image_wanted()
+                            .then(|| new_image(self.repo, &table, manifests))
+                            .flatten();
+                        (table, image)
+                    }
                     Lowers::Rendered(_) => unreachable!("matched above"),
-                };
-                let image = if self.image_wanted() {
-                    ensure_image(self.repo, &table, manifests)
-                } else {
-                    None
                 };
                 let view = match image.map(|i| self.image_view(&i, &mnt)).transpose()? {
                     Some(Some(view)) => View::Image(view),
@@ -714,15 +717,10 @@ fn image_cached(repo: &LocalRepository, manifests: &[Digest]) -> Option<PathBuf>
     super::image::cached_image(repo, manifests, uid.as_raw(), gid.as_raw())
 }
 
-/// The image of `table` (the stack `manifests`), written if need be; `None` (logged):
-/// use the FUSE server.
-fn ensure_image(
-    repo: &LocalRepository,
-    table: &InodeTable,
-    manifests: &[Digest],
-) -> Option<PathBuf> {
+/// A new image of `table` (the stack `manifests`); `None` (logged): use the FUSE server.
+fn new_image(repo: &LocalRepository, table: &InodeTable, manifests: &[Digest]) -> Option<PathBuf> {
     let (uid, gid) = (nix::unistd::geteuid(), nix::unistd::getegid());
-    super::image::ensure_image(repo, table, manifests, uid.as_raw(), gid.as_raw())
+    super::image::new_image(repo, table, manifests, uid.as_raw(), gid.as_raw())
         .map_err(unavailable)
         .ok()
 }

@@ -99,8 +99,7 @@ pub fn cached_image(
 }
 
 /// The image of `table` (the stack `manifests`) owned by `uid:gid`: the cached one, or
-/// a new one written beside it and moved into place once every payload is checked to
-/// be there with its size.
+/// a new one from [`new_image`].
 pub fn ensure_image(
     repo: &LocalRepository,
     table: &InodeTable,
@@ -108,9 +107,21 @@ pub fn ensure_image(
     uid: u32,
     gid: u32,
 ) -> std::result::Result<PathBuf, Unavailable> {
-    if let Some(path) = cached_image(repo, manifests, uid, gid) {
-        return Ok(path);
+    match cached_image(repo, manifests, uid, gid) {
+        Some(path) => Ok(path),
+        None => new_image(repo, table, manifests, uid, gid),
     }
+}
+
+/// Writes the image of `table` (the stack `manifests`) owned by `uid:gid` beside its
+/// place and moves it there, once every payload is checked to be there with its size.
+pub fn new_image(
+    repo: &LocalRepository,
+    table: &InodeTable,
+    manifests: &[Digest],
+    uid: u32,
+    gid: u32,
+) -> std::result::Result<PathBuf, Unavailable> {
     let path = image_path(repo, manifests, uid, gid);
     let payloads: Vec<(&Digest, u64)> = table.payloads().collect();
     let bad = payloads.par_iter().find_any(|(digest, size)| {
