@@ -309,18 +309,22 @@ fn image_view_serves_the_committed_tree_exactly() {
     let expected = snapshot(&fx.src);
     let table = InodeTable::from_manifest(fx.manifest.clone());
     let key = [Object::Manifest(fx.manifest.clone()).digest()];
-    let (meta, at) = (fx.dir("image"), fx.dir("view"));
+    let (meta, at, probe) = (fx.dir("image"), fx.dir("view"), fx.dir("probe"));
     let (uid, gid) = (
         nix::unistd::geteuid().as_raw(),
         nix::unistd::getegid().as_raw(),
     );
     let image =
         ensure_image(&fx.repo, &table, &key, uid, gid).unwrap_or_else(|e| panic!("image: {e:?}"));
-    let view = ImageView::mount(&fx.repo, &image, &meta, &at)
+    let view = ImageView::mount(&fx.repo, &image, &meta, &at, &probe)
         .unwrap_or_else(|e| panic!("image view: {e:?}"));
     assert_eq!(mounted_at(&meta).as_deref(), Some("erofs"));
     assert_eq!(mounted_at(&at).as_deref(), Some("overlay"));
     check_served_tree(&fx, &expected, &at, false);
+    // No setuid programs or device files through the view.
+    let st = nix::sys::statvfs::statvfs(&at).unwrap();
+    assert!(st.flags().contains(nix::sys::statvfs::FsFlags::ST_NOSUID));
+    assert!(st.flags().contains(nix::sys::statvfs::FsFlags::ST_NODEV));
     // Writes are refused, and the payloads stay as committed.
     let file = at.join("etc/conf");
     let err = fs::OpenOptions::new().write(true).open(&file).unwrap_err();
@@ -332,11 +336,23 @@ fn image_view_serves_the_committed_tree_exactly() {
     assert_eq!(mounted_at(&meta), None);
     // The image is derived: cached for the next view of the stack, written again when
     // deleted.
-    assert_eq!(cached_image(&fx.repo, &key, uid, gid), Some(image.clone()));
-    fs::remove_file(&image).unwrap();
-    assert_eq!(cached_image(&fx.repo, &key, uid, gid), None);
+    let cached = cached_image(&fx.repo, &key, uid, gid).expect("a cached image");
+    assert_eq!(cached.path(), image.path());
+    // Only an image this user wrote counts: one handed to another owner is ignored.
+    std::os::unix::fs::chown(image.path(), Some(uid + 1), None).unwrap();
+    assert!(cached_image(&fx.repo, &key, uid, gid).is_none());
+    // Nor does one moved to another stack's name (the checksum covers the stack).
+    std::os::unix::fs::chown(image.path(), Some(uid), None).unwrap();
+    let other = [key[0], key[0]];
+    fs::rename(
+        image.path(),
+        spfs::runtime::image::image_path(&fx.repo, &other, uid, gid),
+    )
+    .unwrap();
+    assert!(cached_image(&fx.repo, &other, uid, gid).is_none());
+    assert!(cached_image(&fx.repo, &key, uid, gid).is_none());
     let image = ensure_image(&fx.repo, &table, &key, uid, gid).unwrap();
-    let view = ImageView::mount(&fx.repo, &image, &meta, &at).unwrap();
+    let view = ImageView::mount(&fx.repo, &image, &meta, &at, &probe).unwrap();
     check_served_tree(&fx, &expected, &at, false);
     view.unmount().unwrap();
 }

@@ -361,17 +361,17 @@ impl<'a> Monitor<'a> {
     /// Mounts the image view of `image` at `mnt` when the kernel can (file-backed EROFS,
     /// overlayfs data-only layers). `None` (logged when something failed): use the FUSE
     /// server.
-    fn image_view(&self, image: &Path, mnt: &Path) -> Result<Option<super::image::ImageView>> {
-        let meta = self
-            .scratch
-            .join(format!("image-{}", self.record.generation));
+    fn image_view(
+        &self,
+        image: &super::image::Image,
+        mnt: &Path,
+    ) -> Result<Option<super::image::ImageView>> {
+        let generation = self.record.generation;
+        let meta = self.scratch.join(format!("image-{generation}"));
         fs::create_dir_all(&meta).ctx("creating", &meta)?;
-        match super::image::ImageView::mount(self.repo, image, &meta, mnt) {
+        let probe = self.scratch.join(format!("probe-{generation}"));
+        match super::image::ImageView::mount(self.repo, image, &meta, mnt, &probe) {
             Ok(view) => Ok(Some(view)),
-            Err(super::image::Unavailable::Kernel(what)) => {
-                tracing::debug!("no image view ({what} unavailable): serving through FUSE");
-                Ok(None)
-            }
             Err(e) => {
                 unavailable(e);
                 Ok(None)
@@ -708,17 +708,21 @@ enum Lowers {
     Rendered(Vec<PathBuf>),
     Merged(InodeTable),
     /// A checked image of the stack (`renders/fuse/<key>.erofs`).
-    Image(PathBuf),
+    Image(super::image::Image),
 }
 
 /// The image of the stack `manifests` for this process's owner, if a valid one is cached.
-fn image_cached(repo: &LocalRepository, manifests: &[Digest]) -> Option<PathBuf> {
+fn image_cached(repo: &LocalRepository, manifests: &[Digest]) -> Option<super::image::Image> {
     let (uid, gid) = (nix::unistd::geteuid(), nix::unistd::getegid());
     super::image::cached_image(repo, manifests, uid.as_raw(), gid.as_raw())
 }
 
 /// A new image of `table` (the stack `manifests`); `None` (logged): use the FUSE server.
-fn new_image(repo: &LocalRepository, table: &InodeTable, manifests: &[Digest]) -> Option<PathBuf> {
+fn new_image(
+    repo: &LocalRepository,
+    table: &InodeTable,
+    manifests: &[Digest],
+) -> Option<super::image::Image> {
     let (uid, gid) = (nix::unistd::geteuid(), nix::unistd::getegid());
     super::image::new_image(repo, table, manifests, uid.as_raw(), gid.as_raw())
         .map_err(unavailable)
@@ -763,7 +767,7 @@ impl View {
     fn abandon(self) {
         match self {
             View::Fuse(f) => f.abandon(),
-            View::Image(_) => {}
+            View::Image(i) => i.abandon(),
         }
     }
 }

@@ -22,6 +22,8 @@ const FSCONFIG_SET_FLAG: libc::c_uint = 0;
 const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
 const FSMOUNT_CLOEXEC: libc::c_uint = 1;
 const MOUNT_ATTR_RDONLY: libc::c_uint = 1;
+const MOUNT_ATTR_NOSUID: libc::c_uint = 2;
+const MOUNT_ATTR_NODEV: libc::c_uint = 4;
 const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 4;
 
 /// What to stack at a mount point.
@@ -80,14 +82,19 @@ pub fn bind_read_only(source: &Path, target: &Path) -> Result<()> {
         None::<&str>,
     )
     .map_err(fail)?;
-    nix::mount::mount(
-        None::<&str>,
-        target,
-        None::<&str>,
-        MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
-        None::<&str>,
-    )
-    .map_err(fail)
+    // The remount sets the flags anew: keep the source mount's nosuid and nodev (a
+    // FUSE mount's or an image view's).
+    let mut flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY;
+    if let Ok(st) = nix::sys::statvfs::statvfs(source) {
+        use nix::sys::statvfs::FsFlags;
+        if st.flags().contains(FsFlags::ST_NOSUID) {
+            flags |= MsFlags::MS_NOSUID;
+        }
+        if st.flags().contains(FsFlags::ST_NODEV) {
+            flags |= MsFlags::MS_NODEV;
+        }
+    }
+    nix::mount::mount(None::<&str>, target, None::<&str>, flags, None::<&str>).map_err(fail)
 }
 
 /// Detaches whatever is mounted at `target`; a missing mount is not an error.
@@ -127,25 +134,48 @@ pub enum MountApiError {
     Failed(Error),
 }
 
-/// Mounts the EROFS image file `image` read-only at `target` (a mount backed by the
-/// file itself, no loop device).
-pub fn mount_image(image: &Path, target: &Path) -> std::result::Result<(), MountApiError> {
+/// Mounts the EROFS image file `source` (a path, or `/proc/self/fd/N` for an open
+/// one; `shown` names it in errors) read-only at `target`: a mount backed by the file
+/// itself, no loop device.
+pub fn mount_image(
+    source: &Path,
+    shown: &Path,
+    target: &Path,
+) -> std::result::Result<(), MountApiError> {
     let flags = MsFlags::MS_RDONLY | MsFlags::MS_NODEV | MsFlags::MS_NOSUID;
     // No ACLs: the image holds none, and without them neither EROFS nor the overlay on
     // top looks for them on every stat walker's `getxattr`.
-    match nix::mount::mount(Some(image), target, Some("erofs"), flags, Some("noacl")) {
+    match nix::mount::mount(Some(source), target, Some("erofs"), flags, Some("noacl")) {
         Ok(()) => Ok(()),
         // No EROFS, or no file-backed mounts (the source is not a block device).
         Err(nix::errno::Errno::ENODEV) | Err(nix::errno::Errno::ENOTBLK) => {
             Err(MountApiError::Unsupported)
         }
         Err(e) => Err(MountApiError::Failed(Error::Mount {
-            action: format!("mount the image {} at", image.display()),
+            action: format!("mount the image {} at", shown.display()),
             target: target.to_path_buf(),
             source: e.into(),
             kernel: None,
         })),
     }
+}
+
+/// Mounts and detaches a writable overlay on `lower` in `dir` (on the scratch tmpfs):
+/// whether a runtime's editable `/spfs` could stack there.
+pub fn probe_overlay_on(lower: &Path, dir: &Path) -> Result<()> {
+    let (upper, work, mnt) = (dir.join("upper"), dir.join("work"), dir.join("mnt"));
+    for d in [&upper, &work, &mnt] {
+        std::fs::create_dir_all(d).map_err(|e| Error::io("creating", d, e))?;
+    }
+    let spec = OverlaySpec {
+        lowers: vec![lower.to_path_buf()],
+        upper,
+        work,
+        read_only: false,
+        user_xattr: false,
+    };
+    mount_overlay(&spec, &mnt)?;
+    unmount(&mnt)
 }
 
 /// Mounts a read-only overlay at `target` over the metadata tree `meta`, whose metacopy
@@ -162,7 +192,11 @@ pub fn mount_data_view(
         ("metacopy", Some(on)),
         ("redirect_dir", Some(OsStr::new("follow"))),
     ];
-    overlay_new_api(&options, true, target)
+    overlay_new_api(
+        &options,
+        MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
+        target,
+    )
 }
 
 fn last_errno() -> std::io::Error {
@@ -202,13 +236,15 @@ fn mount_overlay_new_api(
     if spec.user_xattr {
         options.push(("userxattr", None));
     }
-    overlay_new_api(&options, spec.read_only, target)
+    let attrs = if spec.read_only { MOUNT_ATTR_RDONLY } else { 0 };
+    overlay_new_api(&options, attrs, target)
 }
 
-/// Mounts an overlay with the new mount API: each option a key with a value or a flag.
+/// Mounts an overlay with the new mount API: each option a key with a value or a flag;
+/// `attrs`: the mount's `MOUNT_ATTR_*` flags.
 fn overlay_new_api(
     options: &[(&str, Option<&OsStr>)],
-    read_only: bool,
+    attrs: libc::c_uint,
     target: &Path,
 ) -> std::result::Result<(), MountApiError> {
     let fstype = CString::new("overlay").expect("static string");
@@ -283,7 +319,6 @@ fn overlay_new_api(
     if rc < 0 {
         return Err(fail("create the overlay for".into(), last_errno()));
     }
-    let attrs = if read_only { MOUNT_ATTR_RDONLY } else { 0 };
     // SAFETY: plain syscall on our descriptor.
     let mfd = unsafe { libc::syscall(libc::SYS_fsmount, fs.as_raw_fd(), FSMOUNT_CLOEXEC, attrs) };
     if mfd < 0 {

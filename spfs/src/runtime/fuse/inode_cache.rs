@@ -13,21 +13,29 @@ use crate::storage::LocalRepository;
 impl InodeTable {
     /// Where the cached table of the stack `manifests` (bottom first) lives.
     pub fn cache_path(repo: &LocalRepository, manifests: &[Digest]) -> PathBuf {
-        let mut h = crate::digest::Hasher::new();
-        h.update(CACHE_MAGIC);
-        for m in manifests {
-            h.update(m.as_bytes());
-        }
         repo.renders_dir()
             .join("fuse")
-            .join(format!("{}.inodes", h.finish().to_hex()))
+            .join(format!("{}.inodes", cache_key(manifests).to_hex()))
     }
 
     /// The cached table of the stack `manifests`, if a valid one exists. The cache is
-    /// derived data: a missing, truncated or corrupt file is ignored (and logged).
+    /// derived data: a missing, truncated or corrupt file is ignored (and logged), and
+    /// so is one that neither this user nor root wrote, or that others may write.
     pub fn load_cached(repo: &LocalRepository, manifests: &[Digest]) -> Option<Self> {
+        use std::os::unix::fs::MetadataExt;
         let path = Self::cache_path(repo, manifests);
+        let euid = nix::unistd::geteuid().as_raw();
         let (file, len) = match crate::storage::files::open_file(&path) {
+            Ok(Some((_, meta)))
+                if (meta.uid() != euid && meta.uid() != 0) || meta.mode() & 0o022 != 0 =>
+            {
+                tracing::warn!(
+                    path = %path.display(),
+                    owner = meta.uid(),
+                    "ignoring an inode cache that another user wrote or may write"
+                );
+                return None;
+            }
             Ok(Some((f, meta))) if meta.len() <= MAX_CACHE_BYTES => (f, meta.len()),
             Ok(Some(_)) => {
                 tracing::warn!(path = %path.display(), "ignoring an oversized inode cache");
@@ -39,7 +47,7 @@ impl InodeTable {
                 return None;
             }
         };
-        match read_table(file, len) {
+        match read_table(file, len, &cache_key(manifests)) {
             Some(table) => Some(table),
             None => {
                 tracing::warn!(
@@ -60,7 +68,7 @@ impl InodeTable {
         std::fs::create_dir_all(dir).map_err(|e| Error::io("creating", dir, e))?;
         let mut tmp = tempfile::NamedTempFile::new_in(dir)
             .map_err(|e| Error::io("creating a file in", dir, e))?;
-        tmp.write_all(&encode_table(self))
+        tmp.write_all(&encode_table(self, &cache_key(manifests)))
             .map_err(|e| Error::io("writing", tmp.path(), e))?;
         tmp.persist(&path)
             .map_err(|e| Error::io("storing", &path, e.error))?;
@@ -69,7 +77,18 @@ impl InodeTable {
 }
 
 /// Identifies (and versions) the inode cache format.
-const CACHE_MAGIC: &[u8] = b"spfs-fuse-inodes-v1\n";
+const CACHE_MAGIC: &[u8] = b"spfs-fuse-inodes-v2\n";
+
+/// The key of the stack `manifests` (bottom first): it names the cache file and is
+/// written in it, so a table moved to another stack's name is refused.
+fn cache_key(manifests: &[Digest]) -> Digest {
+    let mut h = crate::digest::Hasher::new();
+    h.update(CACHE_MAGIC);
+    for m in manifests {
+        h.update(m.as_bytes());
+    }
+    h.finish()
+}
 /// Larger cache files are not read (tens of millions of entries).
 const MAX_CACHE_BYTES: u64 = 4 << 30;
 const TAG_DIR: u8 = 1;
@@ -81,13 +100,14 @@ const NODE_BYTES: usize = 64;
 /// Bytes of one encoded child: name_off u64, name_len u64, ino u64.
 const CHILD_BYTES: usize = 24;
 
-/// `magic, node count u64, child count u64, names length u64, nodes, children, names,
-/// blake3 of everything before`; integers little-endian. A directory's `a, b` are its
+/// `magic, stack key [32], node count u64, child count u64, names length u64, nodes,
+/// children, names, blake3 of everything before`; integers little-endian. A directory's `a, b` are its
 /// children's start and count, a file's its size (and digest), a symlink's the target's
 /// offset and length in the names.
-fn encode_table(t: &InodeTable) -> Vec<u8> {
+fn encode_table(t: &InodeTable, key: &Digest) -> Vec<u8> {
     let mut out = Vec::with_capacity(
         CACHE_MAGIC.len()
+            + 32
             + 24
             + t.nodes.len() * NODE_BYTES
             + t.children.len() * CHILD_BYTES
@@ -95,6 +115,7 @@ fn encode_table(t: &InodeTable) -> Vec<u8> {
             + 32,
     );
     out.extend_from_slice(CACHE_MAGIC);
+    out.extend_from_slice(key.as_bytes());
     for n in [t.nodes.len(), t.children.len(), t.names.len()] {
         out.extend_from_slice(&(n as u64).to_le_bytes());
     }
@@ -133,8 +154,8 @@ fn le64(b: &[u8], at: usize) -> u64 {
 
 /// Reads [`encode_table`] output back; `None` for anything inconsistent.
 #[cfg(test)]
-fn decode_table(bytes: &[u8]) -> Option<InodeTable> {
-    read_table(bytes, bytes.len() as u64)
+fn decode_table(bytes: &[u8], key: &Digest) -> Option<InodeTable> {
+    read_table(bytes, bytes.len() as u64, key)
 }
 
 /// How much of the file [`read_table`] holds in memory at once.
@@ -194,10 +215,10 @@ impl<R: io::Read> Stream<R> {
 /// Reads a table of `len` bytes from `r` ([`encode_table`]'s format); `None` for
 /// anything inconsistent or unreadable. Streams: the file is never held in memory
 /// whole, only the decoded table is.
-fn read_table(r: impl io::Read, len: u64) -> Option<InodeTable> {
+fn read_table(r: impl io::Read, len: u64, key: &Digest) -> Option<InodeTable> {
     let body_len = len.checked_sub(32)?;
     let mut s = Stream::new(r, body_len);
-    if s.take(CACHE_MAGIC.len())? != CACHE_MAGIC {
+    if s.take(CACHE_MAGIC.len())? != CACHE_MAGIC || s.take(32)? != key.as_bytes() {
         return None;
     }
     let head = s.take(24)?;
@@ -206,7 +227,7 @@ fn read_table(r: impl io::Read, len: u64) -> Option<InodeTable> {
     let child_bytes = n_children.checked_mul(CHILD_BYTES as u64)?;
     let total = node_bytes.checked_add(child_bytes)?.checked_add(n_names)?;
     // The counts agree with the file's length before anything is allocated for them.
-    if Some(total) != body_len.checked_sub(CACHE_MAGIC.len() as u64 + 24) || n_nodes < 2 {
+    if Some(total) != body_len.checked_sub(CACHE_MAGIC.len() as u64 + 32 + 24) || n_nodes < 2 {
         return None;
     }
     let in_names = |off: u64, len: u64| off.checked_add(len).is_some_and(|e| e <= n_names);
@@ -321,11 +342,17 @@ mod tests {
         for i in (0..good.len()).step_by(7) {
             let mut bad = good.clone();
             bad[i] ^= 0x40;
-            assert!(decode_table(&bad).is_none(), "byte {i}");
+            assert!(decode_table(&bad, &cache_key(&stack)).is_none(), "byte {i}");
         }
         for len in [0, 10, good.len() / 2, good.len() - 1] {
-            assert!(decode_table(&good[..len]).is_none(), "length {len}");
+            assert!(
+                decode_table(&good[..len], &cache_key(&stack)).is_none(),
+                "length {len}"
+            );
         }
+        // The whole file, read for another stack: refused.
+        assert!(decode_table(&good, &cache_key(&stack)).is_some());
+        assert!(decode_table(&good, &cache_key(&stack[..0])).is_none());
         std::fs::write(&path, b"garbage").unwrap();
         assert!(InodeTable::load_cached(&repo, &stack).is_none());
     }

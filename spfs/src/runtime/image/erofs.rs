@@ -153,11 +153,12 @@ pub fn write_image(
                 data.extend_from_slice(&bytes);
             }
             NodeKind::Symlink { off, len } if !records[ino - 1].inline => {
+                let blocks = len.div_ceil(BLOCK);
                 placed[ino] = (block_addr(next_block)?, *len);
-                next_block += 1;
+                next_block += blocks;
                 let start = data.len();
                 data.extend_from_slice(table.name(*off, *len));
-                data.resize(start + BLOCK as usize, 0);
+                data.resize(start + (blocks * BLOCK) as usize, 0);
             }
             _ => {}
         }

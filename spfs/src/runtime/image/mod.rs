@@ -2,7 +2,8 @@
 //!
 //! The merged tree of a FUSE runtime's stack, when every payload is local and the
 //! runtime runs as root, is written once as an EROFS image holding metadata only
-//! (`renders/fuse/<key>.erofs`, derived: deleted at any time and rebuilt). The runtime
+//! (`renders/fuse/<key>.erofs`, derived: deleted at any time and rebuilt; only an
+//! image the runtime's own user wrote is used). The runtime
 //! mounts that image and stacks a read-only overlayfs on it whose data-only layer is
 //! the repository's `payloads/` directory: every file of the image is a metacopy whose
 //! redirect names its payload, so walks and stats are answered by the kernel from the
@@ -17,6 +18,8 @@
 mod erofs;
 
 use std::io::{BufWriter, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
@@ -34,11 +37,29 @@ const IMAGE_MAGIC: &[u8] = b"spfs-erofs-image-v1\n";
 /// Set to `0` to serve FUSE-backend runtimes from the FUSE server even as root.
 pub const DISABLE_ENV: &str = "SPFS_FUSE_IMAGE";
 
-/// A mounted image view: the image at `meta`, the overlay over it at `view`.
+/// A mounted image view: the image at `meta`, the overlay over it at `view`. Dropping
+/// it detaches both.
 #[derive(Debug)]
 pub struct ImageView {
     meta: PathBuf,
     view: PathBuf,
+    /// Unmounted (or left to the dying mount namespace) already.
+    done: bool,
+}
+
+/// An image file, open: checked against its owner and its stack, and mounted through
+/// this descriptor, so what was checked is what the kernel reads.
+#[derive(Debug)]
+pub struct Image {
+    file: std::fs::File,
+    path: PathBuf,
+}
+
+impl Image {
+    /// Where the image lives.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
 }
 
 /// Why an image view could not be set up; the caller serves the stack from the FUSE
@@ -54,15 +75,28 @@ pub enum Unavailable {
     Failed(Error),
 }
 
-/// True when image views are allowed by the environment (`SPFS_FUSE_IMAGE` is not `0`).
+/// True when image views may be used: allowed by the environment (`SPFS_FUSE_IMAGE` is
+/// not `0`) and on a kernel that has file-backed EROFS mounts (Linux 6.12; overlayfs
+/// data-only layers through `datadir+` came in 6.8).
 pub fn enabled() -> bool {
-    std::env::var(DISABLE_ENV)
+    let allowed = std::env::var(DISABLE_ENV)
         .map(|v| v.trim() != "0")
-        .unwrap_or(true)
+        .unwrap_or(true);
+    allowed && kernel_at_least(6, 12)
 }
 
-/// Where the image of the stack `manifests` (bottom first), owned by `uid:gid`, lives.
-pub fn image_path(repo: &LocalRepository, manifests: &[Digest], uid: u32, gid: u32) -> PathBuf {
+fn kernel_at_least(major: u32, minor: u32) -> bool {
+    let Ok(release) = std::fs::read_to_string("/proc/sys/kernel/osrelease") else {
+        return false;
+    };
+    let mut parts = release.split(|c: char| !c.is_ascii_digit());
+    let num = |p: Option<&str>| p.and_then(|p| p.parse::<u32>().ok()).unwrap_or(0);
+    (num(parts.next()), num(parts.next())) >= (major, minor)
+}
+
+/// The key of the stack `manifests` (bottom first) served to `uid:gid`: it names the
+/// image and is part of its checksum, so an image moved to another stack's name fails.
+fn image_key(manifests: &[Digest], uid: u32, gid: u32) -> Digest {
     let mut h = crate::digest::Hasher::new();
     h.update(IMAGE_MAGIC);
     h.update(&uid.to_le_bytes());
@@ -70,27 +104,51 @@ pub fn image_path(repo: &LocalRepository, manifests: &[Digest], uid: u32, gid: u
     for m in manifests {
         h.update(m.as_bytes());
     }
-    repo.renders_dir()
-        .join("fuse")
-        .join(format!("{}.erofs", h.finish().to_hex()))
+    h.finish()
 }
 
-/// The image of the stack `manifests` owned by `uid:gid`, if one is cached and matches
-/// its checksum (a damaged one is logged and ignored).
+/// Where the image of the stack `manifests` (bottom first), owned by `uid:gid`, lives.
+pub fn image_path(repo: &LocalRepository, manifests: &[Digest], uid: u32, gid: u32) -> PathBuf {
+    let key = image_key(manifests, uid, gid);
+    repo.renders_dir()
+        .join("fuse")
+        .join(format!("{}.erofs", key.to_hex()))
+}
+
+/// The image of the stack `manifests` owned by `uid:gid`, if one is cached, belongs to
+/// this process's user (nobody else may have written it) and matches its checksum. A
+/// damaged or foreign one is logged and ignored.
 pub fn cached_image(
     repo: &LocalRepository,
     manifests: &[Digest],
     uid: u32,
     gid: u32,
-) -> Option<PathBuf> {
+) -> Option<Image> {
     let path = image_path(repo, manifests, uid, gid);
-    match checked(&path) {
-        Ok(true) => Some(path),
+    let (file, meta) = match crate::storage::files::open_file(&path) {
+        Ok(Some(found)) => found,
+        Ok(None) => return None,
+        Err(e) => {
+            tracing::warn!("rewriting an unreadable image: {e}");
+            return None;
+        }
+    };
+    let euid = nix::unistd::geteuid().as_raw();
+    if meta.uid() != euid || meta.mode() & 0o022 != 0 {
+        tracing::warn!(
+            path = %path.display(),
+            owner = meta.uid(),
+            mode = format!("{:o}", meta.mode() & 0o7777),
+            "ignoring an image that another user wrote or may write"
+        );
+        return None;
+    }
+    match checked(&file, meta.len(), &image_key(manifests, uid, gid)) {
+        Ok(true) => Some(Image { file, path }),
         Ok(false) => {
             tracing::warn!(path = %path.display(), "rewriting a damaged image (derived data)");
             None
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
         Err(e) => {
             tracing::warn!(path = %path.display(), error = %e, "rewriting an unreadable image");
             None
@@ -106,9 +164,9 @@ pub fn ensure_image(
     manifests: &[Digest],
     uid: u32,
     gid: u32,
-) -> std::result::Result<PathBuf, Unavailable> {
+) -> std::result::Result<Image, Unavailable> {
     match cached_image(repo, manifests, uid, gid) {
-        Some(path) => Ok(path),
+        Some(image) => Ok(image),
         None => new_image(repo, table, manifests, uid, gid),
     }
 }
@@ -121,8 +179,7 @@ pub fn new_image(
     manifests: &[Digest],
     uid: u32,
     gid: u32,
-) -> std::result::Result<PathBuf, Unavailable> {
-    let path = image_path(repo, manifests, uid, gid);
+) -> std::result::Result<Image, Unavailable> {
     let payloads: Vec<(&Digest, u64)> = table.payloads().collect();
     let bad = payloads.par_iter().find_any(|(digest, size)| {
         std::fs::metadata(repo.payload_path(digest)).map_or(true, |m| m.len() != *size)
@@ -130,17 +187,32 @@ pub fn new_image(
     if let Some((digest, _)) = bad {
         return Err(Unavailable::Payload(**digest));
     }
-    write_new_image(repo, table, &path, uid, gid).map_err(Unavailable::Failed)?;
-    Ok(path)
+    let path = image_path(repo, manifests, uid, gid);
+    let key = image_key(manifests, uid, gid);
+    let file = write_new_image(
+        repo,
+        table,
+        &path,
+        &key,
+        Stamp {
+            uid,
+            gid,
+            mtime: FIXED_TIME.as_secs(),
+        },
+    )
+    .map_err(Unavailable::Failed)?;
+    Ok(Image { file, path })
 }
 
+/// Writes the image into a new file beside `path`, then moves it there; returns the
+/// file, still open.
 fn write_new_image(
     repo: &LocalRepository,
     table: &InodeTable,
     path: &Path,
-    uid: u32,
-    gid: u32,
-) -> Result<()> {
+    key: &Digest,
+    stamp: Stamp,
+) -> Result<std::fs::File> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).ctx("creating", dir)?;
     let tmp = tempfile::NamedTempFile::new_in(dir).ctx("creating a file in", dir)?;
@@ -150,16 +222,12 @@ fn write_new_image(
         let rel = p.strip_prefix(&payloads).unwrap_or(&p);
         format!("/{}", rel.display())
     };
-    let stamp = Stamp {
-        uid,
-        gid,
-        mtime: FIXED_TIME.as_secs(),
-    };
     let mut out = HashingWriter {
         inner: BufWriter::with_capacity(1 << 20, tmp.as_file()),
         hasher: crate::digest::Hasher::new(),
     };
     write_image(table, stamp, &redirect, &mut out).ctx("writing", tmp.path())?;
+    out.hasher.update(key.as_bytes());
     let digest = out.hasher.finish();
     out.inner
         .write_all(digest.as_bytes())
@@ -167,19 +235,17 @@ fn write_new_image(
         .ctx("writing", tmp.path())?;
     drop(out);
     tmp.persist(path)
-        .map_err(|e| Error::io("storing", path, e.error))?;
-    Ok(())
+        .map_err(|e| Error::io("storing", path, e.error))
 }
 
-/// Bytes of the checksum after the image: blake3 of everything before it. The kernel
-/// reads only the image's blocks, so the trailer is invisible to it.
+/// Bytes of the checksum after the image: blake3 of everything before it, then of the
+/// stack's key. The kernel reads only the image's blocks, so the trailer is invisible
+/// to it.
 const TRAILER: u64 = 32;
 
-/// True if the image at `path` matches its trailing checksum.
-fn checked(path: &Path) -> std::io::Result<bool> {
+/// True if the image `file` of `len` bytes matches its trailing checksum for `key`.
+fn checked(mut file: &std::fs::File, len: u64, key: &Digest) -> std::io::Result<bool> {
     use std::io::Read;
-    let mut file = std::fs::File::open(path)?;
-    let len = file.metadata()?.len();
     if len < TRAILER + 4096 {
         return Ok(false);
     }
@@ -192,6 +258,7 @@ fn checked(path: &Path) -> std::io::Result<bool> {
         hasher.update(&buf[..want]);
         left -= want as u64;
     }
+    hasher.update(key.as_bytes());
     let mut trailer = [0u8; TRAILER as usize];
     file.read_exact(&mut trailer)?;
     Ok(hasher.finish().as_bytes() == &trailer)
@@ -216,47 +283,65 @@ impl<W: Write> Write for HashingWriter<W> {
 }
 
 impl ImageView {
-    /// Serves the image `image` at `view`, mounting it at `meta` (both existing
-    /// directories). Every payload the image names must be local.
+    /// Serves `image` at `view`, mounting it at `meta` (both existing directories).
+    /// Every payload the image names must be local. Fails (`Kernel`) when the kernel
+    /// could not stack a runtime's writable overlay on the view.
     pub fn mount(
         repo: &LocalRepository,
-        image: &Path,
+        image: &Image,
         meta: &Path,
         view: &Path,
+        probe: &Path,
     ) -> std::result::Result<ImageView, Unavailable> {
-        match mounts::mount_image(image, meta) {
+        let source = PathBuf::from(format!("/proc/self/fd/{}", image.file.as_raw_fd()));
+        match mounts::mount_image(&source, &image.path, meta) {
             Ok(()) => {}
             Err(mounts::MountApiError::Unsupported) => {
                 return Err(Unavailable::Kernel("EROFS images backed by files".into()))
             }
             Err(mounts::MountApiError::Failed(e)) => return Err(Unavailable::Failed(e)),
         }
+        // From here on, dropping `mounted` detaches whatever got mounted.
+        let mounted = ImageView {
+            meta: meta.to_path_buf(),
+            view: view.to_path_buf(),
+            done: false,
+        };
         let payloads = repo.root().join("payloads");
-        if let Err(e) = std::fs::create_dir_all(&payloads) {
-            let _ = mounts::unmount(meta);
-            return Err(Unavailable::Failed(Error::io("creating", &payloads, e)));
-        }
-        match mounts::mount_data_view(meta, &payloads, view) {
-            Ok(()) => Ok(ImageView {
-                meta: meta.to_path_buf(),
-                view: view.to_path_buf(),
-            }),
-            Err(e) => {
-                let _ = mounts::unmount(meta);
-                Err(match e {
-                    mounts::MountApiError::Unsupported => {
-                        Unavailable::Kernel("overlayfs data-only layers (datadir+)".into())
-                    }
-                    mounts::MountApiError::Failed(e) => Unavailable::Failed(e),
-                })
+        std::fs::create_dir_all(&payloads)
+            .map_err(|e| Unavailable::Failed(Error::io("creating", &payloads, e)))?;
+        mounts::mount_data_view(meta, &payloads, view).map_err(|e| match e {
+            mounts::MountApiError::Unsupported => {
+                Unavailable::Kernel("overlayfs data-only layers (datadir+)".into())
             }
-        }
+            mounts::MountApiError::Failed(e) => Unavailable::Failed(e),
+        })?;
+        // An editable runtime stacks one more overlay on the view (image, view,
+        // /spfs): some kernels count a file-backed EROFS as stacked already and refuse.
+        mounts::probe_overlay_on(view, probe)
+            .map_err(|e| Unavailable::Kernel(format!("an overlay on the view ({e})")))?;
+        Ok(mounted)
     }
 
     /// Detaches the view, then the image.
-    pub fn unmount(self) -> Result<()> {
+    pub fn unmount(mut self) -> Result<()> {
+        self.done = true;
         let first = mounts::unmount(&self.view);
         let second = mounts::unmount(&self.meta);
         first.and(second)
+    }
+
+    /// Leaves both mounts to a mount namespace about to die with its last process.
+    pub fn abandon(mut self) {
+        self.done = true;
+    }
+}
+
+impl Drop for ImageView {
+    fn drop(&mut self) {
+        if !self.done {
+            let _ = mounts::unmount(&self.view);
+            let _ = mounts::unmount(&self.meta);
+        }
     }
 }
