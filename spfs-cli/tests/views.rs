@@ -185,6 +185,32 @@ fn views_for(user: bool) {
             &format!("{who} {backend} listing"),
         );
         assert_eq!(out, format!("{expected}d\nnew\n"), "{who}, {backend}");
+        // What serves the view: renders under an overlay, the FUSE server (`fuse`
+        // filesystems), or, for root, an image view (an overlay over EROFS).
+        let mounts = ok(
+            spfs_as(
+                &env,
+                user,
+                image,
+                &[
+                    "run",
+                    "--backend",
+                    backend,
+                    stack,
+                    "--",
+                    "cat",
+                    "/proc/self/mounts",
+                ],
+            ),
+            &format!("{who} {backend} mounts"),
+        );
+        let erofs = mounts.lines().any(|l| l.split(' ').nth(2) == Some("erofs"));
+        let fuse = mounts.lines().any(|l| l.contains("fuse.spfs"));
+        let want = (
+            backend == "fuse" && image == "1" && !user,
+            backend == "fuse" && !erofs,
+        );
+        assert_eq!((erofs, fuse), want, "{who}, {backend}: {mounts}");
 
         // Render every cached render first, so the snapshot covers them.
         let before = snapshot(&env.repo);
