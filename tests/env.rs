@@ -208,22 +208,35 @@ fn install_inside_an_environment_swaps_its_layers_in_place() {
          {spk} install --no-host extra --yes 2>/dev/null; echo installed=$?; ls /spfs/share; {spk} env --show",
         spk = SPK
     );
-    let out = env.ok(&["env", "--no-host", "base", "--", "sh", "-c", &script]);
-    assert_eq!(
-        out.lines().take(8).collect::<Vec<_>>(),
-        vec![
-            "base.txt",
-            "common.txt",
-            "refused=1",
-            "installed=0",
-            "base.txt",
-            "common.txt",
-            "extra.txt",
-            "requests: base extra"
-        ],
-        "{out}"
-    );
-    assert!(out.contains("extra/1.0.0/"), "{out}");
+    // Both backends: renders, and (as root) an image view swapped for a new one.
+    for backend in ["render", "fuse"] {
+        let out = env.ok(&[
+            "env",
+            "--no-host",
+            "--backend",
+            backend,
+            "base",
+            "--",
+            "sh",
+            "-c",
+            &script,
+        ]);
+        assert_eq!(
+            out.lines().take(8).collect::<Vec<_>>(),
+            vec![
+                "base.txt",
+                "common.txt",
+                "refused=1",
+                "installed=0",
+                "base.txt",
+                "common.txt",
+                "extra.txt",
+                "requests: base extra"
+            ],
+            "{backend}: {out}"
+        );
+        assert!(out.contains("extra/1.0.0/"), "{backend}: {out}");
+    }
     // Outside an environment there is nothing to install into.
     let err = env.fail(&["install", "extra", "--yes"]);
     assert!(err.contains("not inside an spk environment"), "{err}");
