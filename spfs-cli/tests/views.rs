@@ -165,7 +165,9 @@ fn views_for(user: bool) {
     for (backend, image) in [("render", "1"), ("fuse", "1"), ("fuse", "0")] {
         let who = format!("{who} (SPFS_FUSE_IMAGE={image})");
         let expected = EXACT;
-        let listing = format!("{STAT}; ls /spfs");
+        // The listing, then what serves the view: renders under an overlay, the FUSE
+        // server (`fuse` filesystems), or, for root, an image view (overlay over EROFS).
+        let listing = format!("{STAT}; ls /spfs; echo ==; cat /proc/self/mounts");
         let out = ok(
             spfs_as(
                 &env,
@@ -184,26 +186,10 @@ fn views_for(user: bool) {
             ),
             &format!("{who} {backend} listing"),
         );
+        let (out, mounts) = out
+            .split_once("==\n")
+            .expect("the listing, then the mounts");
         assert_eq!(out, format!("{expected}d\nnew\n"), "{who}, {backend}");
-        // What serves the view: renders under an overlay, the FUSE server (`fuse`
-        // filesystems), or, for root, an image view (an overlay over EROFS).
-        let mounts = ok(
-            spfs_as(
-                &env,
-                user,
-                image,
-                &[
-                    "run",
-                    "--backend",
-                    backend,
-                    stack,
-                    "--",
-                    "cat",
-                    "/proc/self/mounts",
-                ],
-            ),
-            &format!("{who} {backend} mounts"),
-        );
         let erofs = mounts.lines().any(|l| l.split(' ').nth(2) == Some("erofs"));
         let fuse = mounts.lines().any(|l| l.contains("fuse.spfs"));
         let want = (
@@ -761,26 +747,17 @@ fn fuse_inode_cache_is_derived_and_rebuilt_when_damaged() {
     assert!(caches("inodes").is_empty());
     for (ext, server) in [("inodes", "0"), ("erofs", "1")] {
         let run = || {
-            let out = env
-                .cmd(&[
-                    "run",
-                    "--backend",
-                    "fuse",
-                    "views",
-                    "--",
-                    "sh",
-                    "-c",
-                    listing,
-                ])
-                .env("SPFS_FUSE_IMAGE", server)
-                .output()
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            String::from_utf8(out.stdout).unwrap()
+            let args = [
+                "run",
+                "--backend",
+                "fuse",
+                "views",
+                "--",
+                "sh",
+                "-c",
+                listing,
+            ];
+            ok(spfs_as(&env, false, server, &args), ext)
         };
         assert_eq!(run(), expected, "{ext}");
         let cached = caches(ext);

@@ -21,7 +21,7 @@ use spfs::commit::{commit_tree, CommitOptions};
 use spfs::object::{EntryKind, Manifest, Object};
 use spfs::progress::Progress;
 use spfs::runtime::fuse::{FuseMount, FuseOptions, InodeTable};
-use spfs::runtime::image::{cached_image, ensure_image, ImageView};
+use spfs::runtime::image::{cached_image, image_path, new_image, ImageView};
 use spfs::storage::LocalRepository;
 
 const BIG: usize = 6 * 1024 * 1024 + 12345;
@@ -310,12 +310,8 @@ fn image_view_serves_the_committed_tree_exactly() {
     let table = InodeTable::from_manifest(fx.manifest.clone());
     let key = [Object::Manifest(fx.manifest.clone()).digest()];
     let (meta, at, probe) = (fx.dir("image"), fx.dir("view"), fx.dir("probe"));
-    let (uid, gid) = (
-        nix::unistd::geteuid().as_raw(),
-        nix::unistd::getegid().as_raw(),
-    );
-    let image =
-        ensure_image(&fx.repo, &table, &key, uid, gid).unwrap_or_else(|e| panic!("image: {e:?}"));
+    let uid = nix::unistd::geteuid().as_raw();
+    let image = new_image(&fx.repo, &table, &key).unwrap_or_else(|e| panic!("image: {e:?}"));
     let view = ImageView::mount(&fx.repo, &image, &meta, &at, &probe)
         .unwrap_or_else(|e| panic!("image view: {e:?}"));
     assert_eq!(mounted_at(&meta).as_deref(), Some("erofs"));
@@ -336,22 +332,18 @@ fn image_view_serves_the_committed_tree_exactly() {
     assert_eq!(mounted_at(&meta), None);
     // The image is derived: cached for the next view of the stack, written again when
     // deleted.
-    let cached = cached_image(&fx.repo, &key, uid, gid).expect("a cached image");
+    let cached = cached_image(&fx.repo, &key).expect("a cached image");
     assert_eq!(cached.path(), image.path());
     // Only an image this user wrote counts: one handed to another owner is ignored.
     std::os::unix::fs::chown(image.path(), Some(uid + 1), None).unwrap();
-    assert!(cached_image(&fx.repo, &key, uid, gid).is_none());
+    assert!(cached_image(&fx.repo, &key).is_none());
     // Nor does one moved to another stack's name (the checksum covers the stack).
     std::os::unix::fs::chown(image.path(), Some(uid), None).unwrap();
     let other = [key[0], key[0]];
-    fs::rename(
-        image.path(),
-        spfs::runtime::image::image_path(&fx.repo, &other, uid, gid),
-    )
-    .unwrap();
-    assert!(cached_image(&fx.repo, &other, uid, gid).is_none());
-    assert!(cached_image(&fx.repo, &key, uid, gid).is_none());
-    let image = ensure_image(&fx.repo, &table, &key, uid, gid).unwrap();
+    fs::rename(image.path(), image_path(&fx.repo, &other)).unwrap();
+    assert!(cached_image(&fx.repo, &other).is_none());
+    assert!(cached_image(&fx.repo, &key).is_none());
+    let image = new_image(&fx.repo, &table, &key).unwrap();
     let view = ImageView::mount(&fx.repo, &image, &meta, &at, &probe).unwrap();
     check_served_tree(&fx, &expected, &at, false);
     view.unmount().unwrap();

@@ -148,6 +148,9 @@ struct Monitor<'a> {
     scratch: PathBuf,
     /// What serves a FUSE-backend stack: the FUSE server, or an image view.
     view: Option<View>,
+    /// A FUSE-backend stack may be served by an image view: as root, with every payload
+    /// local, on a kernel that has them, unless `SPFS_FUSE_IMAGE=0`.
+    image_views: bool,
     mounted: Vec<PathBuf>,
     /// /spfs is a read-only bind of the single lower dir rather than an overlay.
     bound: bool,
@@ -226,6 +229,9 @@ impl<'a> Monitor<'a> {
             lowers: Vec::new(),
             scratch,
             view: None,
+            image_views: privilege == Privilege::Root
+                && record.payloads_from.is_none()
+                && super::image::enabled(),
             mounted: Vec::new(),
             bound: false,
             bindable: false,
@@ -251,12 +257,13 @@ impl<'a> Monitor<'a> {
                     return Err(Error::NoFuseDevice);
                 }
                 // A valid cached image needs no inode table.
-                match self
-                    .image_wanted()
-                    .then(|| image_cached(self.repo, &manifests))
-                {
-                    Some(Some(image)) => Lowers::Image(image),
-                    _ => Lowers::Merged(self.local_table(&manifests)?),
+                let cached = self
+                    .image_views
+                    .then(|| super::image::cached_image(self.repo, &manifests))
+                    .flatten();
+                match cached {
+                    Some(image) => Lowers::Image(image),
+                    None => Lowers::Merged(self.local_table(&manifests)?),
                 }
             }
         };
@@ -268,12 +275,6 @@ impl<'a> Monitor<'a> {
         fuse_table(self.repo, manifests, self.payloads_from.is_none(), |m| {
             self.repo.merge_manifests(m)
         })
-    }
-
-    /// True when a FUSE-backend stack may be served by an image view: as root, with
-    /// every payload local, unless `SPFS_FUSE_IMAGE=0`.
-    fn image_wanted(&self) -> bool {
-        self.privilege == Privilege::Root && self.payloads_from.is_none() && super::image::enabled()
     }
 
     /// A FUSE stack whose objects are (partly) only in the lazy remote: the missing
@@ -304,44 +305,17 @@ impl<'a> Monitor<'a> {
                     && !crate::render::whiteout_marker(&paths[0]).exists();
                 self.lowers = paths
             }
-            Lowers::Merged(_) | Lowers::Image(_) => {
-                let mnt = self
-                    .scratch
-                    .join(format!("lower-{}", self.record.generation));
-                fs::create_dir_all(&mnt).ctx("creating", &mnt)?;
-                let (table, image) = match prepared {
-                    // A cached image the kernel refuses: the FUSE server, from the table.
-                    Lowers::Image(image) => match self.image_view(&image, &mnt)? {
-                        Some(view) => {
-                            self.install_view(View::Image(view), mnt);
-                            return Ok(());
-                        }
-                        None => (self.local_table(manifests)?, None),
-                    },
-                    // No valid cached image: write one if wanted.
-                    Lowers::Merged(table) => {
-                        let image = self
-                            .image_wanted()
-                            .then(|| new_image(self.repo, &table, manifests))
-                            .flatten();
-                        (table, image)
-                    }
-                    Lowers::Rendered(_) => unreachable!("matched above"),
+            Lowers::Merged(table) => {
+                let image = if self.image_views {
+                    super::image::new_image(self.repo, &table, manifests)
+                        .map_err(unavailable)
+                        .ok()
+                } else {
+                    None
                 };
-                let view = match image.map(|i| self.image_view(&i, &mnt)).transpose()? {
-                    Some(Some(view)) => View::Image(view),
-                    _ => View::Fuse(super::fuse::FuseMount::mount_table(
-                        self.repo,
-                        table,
-                        &mnt,
-                        &super::fuse::FuseOptions {
-                            passthrough: true,
-                            fallback: self.payloads_from.clone(),
-                        },
-                    )?),
-                };
-                self.install_view(view, mnt);
+                self.install_fuse_backend(manifests, image, Some(table))?
             }
+            Lowers::Image(image) => self.install_fuse_backend(manifests, Some(image), None)?,
         }
         if self.lowers.is_empty() {
             let empty = self.scratch.join("empty");
@@ -352,31 +326,46 @@ impl<'a> Monitor<'a> {
         Ok(())
     }
 
-    fn install_view(&mut self, view: View, mnt: PathBuf) {
+    /// Serves a FUSE-backend stack at a new lower dir: from `image` when the kernel
+    /// mounts it, otherwise from the FUSE server, with `table` if already built.
+    fn install_fuse_backend(
+        &mut self,
+        manifests: &[Digest],
+        image: Option<super::image::Image>,
+        table: Option<InodeTable>,
+    ) -> Result<()> {
+        let generation = self.record.generation;
+        let mnt = self.scratch.join(format!("lower-{generation}"));
+        fs::create_dir_all(&mnt).ctx("creating", &mnt)?;
+        let meta = self.scratch.join(format!("image-{generation}"));
+        let probe = self.scratch.join(format!("probe-{generation}"));
+        let image_view = image.and_then(|image| {
+            super::image::ImageView::mount(self.repo, &image, &meta, &mnt, &probe)
+                .map_err(unavailable)
+                .ok()
+        });
+        let view = match image_view {
+            Some(view) => View::Image(view),
+            None => {
+                let table = match table {
+                    Some(table) => table,
+                    None => self.local_table(manifests)?,
+                };
+                View::Fuse(super::fuse::FuseMount::mount_table(
+                    self.repo,
+                    table,
+                    &mnt,
+                    &super::fuse::FuseOptions {
+                        passthrough: true,
+                        fallback: self.payloads_from.clone(),
+                    },
+                )?)
+            }
+        };
         self.view = Some(view);
         self.bindable = true;
         self.lowers = vec![mnt];
-    }
-
-    /// Mounts the image view of `image` at `mnt` when the kernel can (file-backed EROFS,
-    /// overlayfs data-only layers). `None` (logged when something failed): use the FUSE
-    /// server.
-    fn image_view(
-        &self,
-        image: &super::image::Image,
-        mnt: &Path,
-    ) -> Result<Option<super::image::ImageView>> {
-        let generation = self.record.generation;
-        let meta = self.scratch.join(format!("image-{generation}"));
-        fs::create_dir_all(&meta).ctx("creating", &meta)?;
-        let probe = self.scratch.join(format!("probe-{generation}"));
-        match super::image::ImageView::mount(self.repo, image, &meta, mnt, &probe) {
-            Ok(view) => Ok(Some(view)),
-            Err(e) => {
-                unavailable(e);
-                Ok(None)
-            }
-        }
+        Ok(())
     }
 
     fn start(&mut self, opts: &RunOptions) -> Result<std::process::Child> {
@@ -709,24 +698,6 @@ enum Lowers {
     Merged(InodeTable),
     /// A checked image of the stack (`renders/fuse/<key>.erofs`).
     Image(super::image::Image),
-}
-
-/// The image of the stack `manifests` for this process's owner, if a valid one is cached.
-fn image_cached(repo: &LocalRepository, manifests: &[Digest]) -> Option<super::image::Image> {
-    let (uid, gid) = (nix::unistd::geteuid(), nix::unistd::getegid());
-    super::image::cached_image(repo, manifests, uid.as_raw(), gid.as_raw())
-}
-
-/// A new image of `table` (the stack `manifests`); `None` (logged): use the FUSE server.
-fn new_image(
-    repo: &LocalRepository,
-    table: &InodeTable,
-    manifests: &[Digest],
-) -> Option<super::image::Image> {
-    let (uid, gid) = (nix::unistd::geteuid(), nix::unistd::getegid());
-    super::image::new_image(repo, table, manifests, uid.as_raw(), gid.as_raw())
-        .map_err(unavailable)
-        .ok()
 }
 
 /// Logs why an image view is not used; the FUSE server serves the stack instead.

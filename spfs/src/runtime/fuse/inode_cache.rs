@@ -89,6 +89,7 @@ fn cache_key(manifests: &[Digest]) -> Digest {
     }
     h.finish()
 }
+
 /// Larger cache files are not read (tens of millions of entries).
 const MAX_CACHE_BYTES: u64 = 4 << 30;
 const TAG_DIR: u8 = 1;
@@ -101,9 +102,9 @@ const NODE_BYTES: usize = 64;
 const CHILD_BYTES: usize = 24;
 
 /// `magic, stack key [32], node count u64, child count u64, names length u64, nodes,
-/// children, names, blake3 of everything before`; integers little-endian. A directory's `a, b` are its
-/// children's start and count, a file's its size (and digest), a symlink's the target's
-/// offset and length in the names.
+/// children, names, blake3 of everything before`; integers little-endian. A
+/// directory's `a, b` are its children's start and count, a file's its size (and
+/// digest), a symlink's the target's offset and length in the names.
 fn encode_table(t: &InodeTable, key: &Digest) -> Vec<u8> {
     let mut out = Vec::with_capacity(
         CACHE_MAGIC.len()

@@ -38,10 +38,10 @@ pub(crate) enum NodeKind {
 
 /// One directory entry: its name in `InodeTable::names` and its inode.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Child {
-    pub(crate) name_off: u64,
-    pub(crate) name_len: u64,
-    pub(crate) ino: u64,
+pub(super) struct Child {
+    pub(super) name_off: u64,
+    pub(super) name_len: u64,
+    pub(super) ino: u64,
 }
 
 /// The inode table a [`FuseMount`](super::FuseMount) serves: built from a merged manifest, or loaded from
@@ -51,8 +51,8 @@ pub(crate) struct Child {
 #[derive(Debug)]
 pub struct InodeTable {
     pub(crate) nodes: Vec<Node>,
-    pub(crate) children: Vec<Child>,
-    pub(crate) names: Vec<u8>,
+    pub(super) children: Vec<Child>,
+    pub(super) names: Vec<u8>,
 }
 
 impl InodeTable {
@@ -92,7 +92,7 @@ impl InodeTable {
         &self.names[off as usize..(off + len) as usize]
     }
 
-    pub(crate) fn children_of(&self, node: &Node) -> Option<&[Child]> {
+    fn children_of(&self, node: &Node) -> Option<&[Child]> {
         match node.kind {
             NodeKind::Dir { start, len, .. } => {
                 Some(&self.children[start as usize..(start + len) as usize])
@@ -116,7 +116,7 @@ impl InodeTable {
     }
 
     /// Directory entries from position `offset`: `.`, `..`, then the children.
-    pub(super) fn dir_entries<'a>(
+    pub(crate) fn dir_entries<'a>(
         &'a self,
         ino: u64,
         node: &'a Node,

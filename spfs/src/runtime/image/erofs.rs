@@ -58,14 +58,25 @@ struct Record {
     /// Chunk map entries (chunk-based files).
     chunks: u32,
     chunk_bits: u16,
-    /// Symlink target stored after the inode.
-    inline: bool,
 }
 
 impl Record {
+    /// No data, or data in blocks of its own: directories, empty files, long targets.
+    const PLAIN: Record = Record {
+        layout: LAYOUT_FLAT_PLAIN,
+        xattrs: Vec::new(),
+        chunks: 0,
+        chunk_bits: 0,
+    };
+
+    /// A symlink target stored right after the inode.
+    fn inline(&self) -> bool {
+        self.layout == LAYOUT_FLAT_INLINE
+    }
+
     /// Bytes the record takes in the metadata area.
     fn size(&self, kind: &NodeKind) -> u64 {
-        let inline = match (self.inline, kind) {
+        let inline = match (self.inline(), kind) {
             (true, NodeKind::Symlink { len, .. }) => *len,
             _ => 0,
         };
@@ -82,26 +93,14 @@ pub fn write_image(
     out: &mut dyn Write,
 ) -> io::Result<u64> {
     let n = table.nodes.len();
-    // Pass 1: what each inode holds, and where it goes in the metadata area.
-    let mut records = Vec::with_capacity(n);
+    // Pass 1: what each inode holds, and where it goes in the metadata area. Both are
+    // indexed by inode number (0 unused, as in the table).
+    let mut records = vec![Record::PLAIN];
     let mut offsets = vec![0u64; n];
     let mut cur = FIRST_SLOT * 32;
     for (node, offset) in table.nodes.iter().zip(offsets.iter_mut()).skip(1) {
         let record = match &node.kind {
-            NodeKind::Dir { .. } => Record {
-                layout: LAYOUT_FLAT_PLAIN,
-                xattrs: Vec::new(),
-                chunks: 0,
-                chunk_bits: 0,
-                inline: false,
-            },
-            NodeKind::File { size: 0, .. } => Record {
-                layout: LAYOUT_FLAT_PLAIN,
-                xattrs: Vec::new(),
-                chunks: 0,
-                chunk_bits: 0,
-                inline: false,
-            },
+            NodeKind::Dir { .. } | NodeKind::File { size: 0, .. } => Record::PLAIN,
             NodeKind::File { size, digest } => {
                 let (chunk_bits, chunks) = one_chunk(*size);
                 Record {
@@ -109,23 +108,13 @@ pub fn write_image(
                     xattrs: overlay_xattrs(redirect(digest).as_bytes()),
                     chunks,
                     chunk_bits,
-                    inline: false,
                 }
             }
-            NodeKind::Symlink { len, .. } => {
-                let inline = INODE_SIZE + len <= BLOCK;
-                Record {
-                    layout: if inline {
-                        LAYOUT_FLAT_INLINE
-                    } else {
-                        LAYOUT_FLAT_PLAIN
-                    },
-                    xattrs: Vec::new(),
-                    chunks: 0,
-                    chunk_bits: 0,
-                    inline,
-                }
-            }
+            NodeKind::Symlink { len, .. } if INODE_SIZE + len <= BLOCK => Record {
+                layout: LAYOUT_FLAT_INLINE,
+                ..Record::PLAIN
+            },
+            NodeKind::Symlink { .. } => Record::PLAIN,
         };
         let size = record.size(&node.kind);
         let mut at = cur.next_multiple_of(32);
@@ -152,7 +141,7 @@ pub fn write_image(
                 next_block += blocks;
                 data.extend_from_slice(&bytes);
             }
-            NodeKind::Symlink { off, len } if !records[ino - 1].inline => {
+            NodeKind::Symlink { off, len } if !records[ino].inline() => {
                 let blocks = len.div_ceil(BLOCK);
                 placed[ino] = (block_addr(next_block)?, *len);
                 next_block += blocks;
@@ -177,7 +166,7 @@ pub fn write_image(
     put32(sb, 80, INCOMPAT_CHUNKED_FILE);
     for ino in 1..n {
         let node = &table.nodes[ino];
-        let record = &records[ino - 1];
+        let record = &records[ino];
         let at = offsets[ino] as usize;
         let (mode, size, nlink, i_u) = match &node.kind {
             NodeKind::Dir { subdirs, .. } => (
@@ -197,7 +186,7 @@ pub fn write_image(
                 libc::S_IFLNK as u16 | node.perm,
                 *len,
                 1,
-                if record.inline { 0 } else { placed[ino].0 },
+                if record.inline() { 0 } else { placed[ino].0 },
             ),
         };
         let inode = &mut meta[at..at + INODE_SIZE as usize];
@@ -223,7 +212,7 @@ pub fn write_image(
             put32(&mut meta[pos..], 0, NULL_ADDR);
             pos += 4;
         }
-        if let (true, NodeKind::Symlink { off, len }) = (record.inline, &node.kind) {
+        if let (true, NodeKind::Symlink { off, len }) = (record.inline(), &node.kind) {
             meta[pos..pos + *len as usize].copy_from_slice(table.name(*off, *len));
         }
     }
@@ -269,23 +258,19 @@ fn overlay_xattrs(target: &[u8]) -> Vec<u8> {
 /// the bytes it uses).
 fn dir_blocks(table: &InodeTable, ino: u64, offsets: &[u64]) -> (Vec<u8>, u64) {
     let node = &table.nodes[ino as usize];
-    let parent = if ino == 1 { 1 } else { node.parent };
-    let mut entries: Vec<(&[u8], u64, u8)> = vec![
-        (b".", offsets[ino as usize] / 32, FT_DIR),
-        (b"..", offsets[parent as usize] / 32, FT_DIR),
-    ];
-    for c in table.children_of(node).unwrap_or(&[]) {
-        let ft = match table.nodes[c.ino as usize].kind {
-            NodeKind::Dir { .. } => FT_DIR,
-            NodeKind::File { .. } => FT_REG_FILE,
-            NodeKind::Symlink { .. } => FT_SYMLINK,
-        };
-        entries.push((
-            table.name(c.name_off, c.name_len),
-            offsets[c.ino as usize] / 32,
-            ft,
-        ));
-    }
+    let mut entries: Vec<(&[u8], u64, u8)> = table
+        .dir_entries(ino, node, 0)
+        .into_iter()
+        .flatten()
+        .map(|(child, _, name)| {
+            let ft = match table.nodes[child as usize].kind {
+                NodeKind::Dir { .. } => FT_DIR,
+                NodeKind::File { .. } => FT_REG_FILE,
+                NodeKind::Symlink { .. } => FT_SYMLINK,
+            };
+            (name, offsets[child as usize] / 32, ft)
+        })
+        .collect();
     entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
     let mut out = Vec::new();
     let mut used_last = 0;

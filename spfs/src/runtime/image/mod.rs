@@ -17,14 +17,14 @@
 
 mod erofs;
 
-use std::io::{BufWriter, Write};
+use std::io::{BufWriter, Read, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
-pub use erofs::{write_image, Stamp};
+use erofs::{write_image, Stamp};
 
 use super::fuse::{InodeTable, FIXED_TIME};
 use super::mounts;
@@ -33,7 +33,7 @@ use crate::error::{Error, IoContext, Result};
 use crate::storage::LocalRepository;
 
 /// Identifies (and versions) the image format in the cache key.
-const IMAGE_MAGIC: &[u8] = b"spfs-erofs-image-v2\n";
+const IMAGE_MAGIC: &[u8] = b"spfs-erofs-image-v3\n";
 /// Set to `0` to serve FUSE-backend runtimes from the FUSE server even as root.
 pub const DISABLE_ENV: &str = "SPFS_FUSE_IMAGE";
 
@@ -75,6 +75,16 @@ pub enum Unavailable {
     Failed(Error),
 }
 
+impl Unavailable {
+    /// A mount that failed: `Kernel(what)` when the kernel lacks the feature.
+    fn from_mount(e: mounts::MountApiError, what: &str) -> Self {
+        match e {
+            mounts::MountApiError::Unsupported => Unavailable::Kernel(what.into()),
+            mounts::MountApiError::Failed(e) => Unavailable::Failed(e),
+        }
+    }
+}
+
 /// True when image views may be used: allowed by the environment (`SPFS_FUSE_IMAGE` is
 /// not `0`) and on a kernel that has file-backed EROFS mounts (Linux 6.12; overlayfs
 /// data-only layers through `datadir+` came in 6.8).
@@ -94,38 +104,34 @@ fn kernel_at_least(major: u32, minor: u32) -> bool {
     (num(parts.next()), num(parts.next())) >= (major, minor)
 }
 
-/// The key of the stack `manifests` (bottom first) served to `uid:gid`: it names the
-/// image and is part of its checksum, so an image moved to another stack's name fails.
-fn image_key(manifests: &[Digest], uid: u32, gid: u32) -> Digest {
+/// The key of the stack `manifests` (bottom first) as served to this process's user:
+/// it names the image and is part of its checksum, so an image moved to another
+/// stack's name fails.
+fn image_key(manifests: &[Digest]) -> Digest {
     let mut h = crate::digest::Hasher::new();
     h.update(IMAGE_MAGIC);
-    h.update(&uid.to_le_bytes());
-    h.update(&gid.to_le_bytes());
+    h.update(&nix::unistd::geteuid().as_raw().to_le_bytes());
+    h.update(&nix::unistd::getegid().as_raw().to_le_bytes());
     for m in manifests {
         h.update(m.as_bytes());
     }
     h.finish()
 }
 
-/// Where the image of the stack `manifests` (bottom first), owned by `uid:gid`, lives.
-pub fn image_path(repo: &LocalRepository, manifests: &[Digest], uid: u32, gid: u32) -> PathBuf {
-    let key = image_key(manifests, uid, gid);
+/// Where the image of the stack `manifests` (bottom first) for this process's user
+/// lives.
+pub fn image_path(repo: &LocalRepository, manifests: &[Digest]) -> PathBuf {
     repo.renders_dir()
         .join("fuse")
-        .join(format!("{}.erofs", key.to_hex()))
+        .join(format!("{}.erofs", image_key(manifests).to_hex()))
 }
 
-/// The image of the stack `manifests` owned by `uid:gid`, if one is cached, belongs to
-/// this process's user (nobody else may have written it) and matches its checksum. A
+/// The image of the stack `manifests` for this process's user, if one is cached,
+/// belongs to that user (nobody else may have written it) and matches its checksum. A
 /// damaged or foreign one is logged and ignored.
-pub fn cached_image(
-    repo: &LocalRepository,
-    manifests: &[Digest],
-    uid: u32,
-    gid: u32,
-) -> Option<Image> {
-    let path = image_path(repo, manifests, uid, gid);
-    let (file, meta) = match crate::storage::files::open_file(&path) {
+pub fn cached_image(repo: &LocalRepository, manifests: &[Digest]) -> Option<Image> {
+    let path = image_path(repo, manifests);
+    let (mut file, meta) = match crate::storage::files::open_file(&path) {
         Ok(Some(found)) => found,
         Ok(None) => return None,
         Err(e) => {
@@ -133,8 +139,7 @@ pub fn cached_image(
             return None;
         }
     };
-    let euid = nix::unistd::geteuid().as_raw();
-    if meta.uid() != euid || meta.mode() & 0o022 != 0 {
+    if meta.uid() != nix::unistd::geteuid().as_raw() || meta.mode() & 0o022 != 0 {
         tracing::warn!(
             path = %path.display(),
             owner = meta.uid(),
@@ -143,42 +148,26 @@ pub fn cached_image(
         );
         return None;
     }
-    match checked(&file, meta.len(), &image_key(manifests, uid, gid)) {
+    match checked(&mut file, meta.len(), &image_key(manifests), &path) {
         Ok(true) => Some(Image { file, path }),
         Ok(false) => {
             tracing::warn!(path = %path.display(), "rewriting a damaged image (derived data)");
             None
         }
         Err(e) => {
-            tracing::warn!(path = %path.display(), error = %e, "rewriting an unreadable image");
+            tracing::warn!("rewriting an unreadable image: {e}");
             None
         }
     }
 }
 
-/// The image of `table` (the stack `manifests`) owned by `uid:gid`: the cached one, or
-/// a new one from [`new_image`].
-pub fn ensure_image(
-    repo: &LocalRepository,
-    table: &InodeTable,
-    manifests: &[Digest],
-    uid: u32,
-    gid: u32,
-) -> std::result::Result<Image, Unavailable> {
-    match cached_image(repo, manifests, uid, gid) {
-        Some(image) => Ok(image),
-        None => new_image(repo, table, manifests, uid, gid),
-    }
-}
-
-/// Writes the image of `table` (the stack `manifests`) owned by `uid:gid` beside its
-/// place and moves it there, once every payload is checked to be there with its size.
+/// Writes the image of `table` (the stack `manifests`) for this process's user beside
+/// its place and moves it there, once every payload is checked to be there with its
+/// size.
 pub fn new_image(
     repo: &LocalRepository,
     table: &InodeTable,
     manifests: &[Digest],
-    uid: u32,
-    gid: u32,
 ) -> std::result::Result<Image, Unavailable> {
     let payloads: Vec<(&Digest, u64)> = table.payloads().collect();
     let bad = payloads.par_iter().find_any(|(digest, size)| {
@@ -187,20 +176,9 @@ pub fn new_image(
     if let Some((digest, _)) = bad {
         return Err(Unavailable::Payload(**digest));
     }
-    let path = image_path(repo, manifests, uid, gid);
-    let key = image_key(manifests, uid, gid);
-    let file = write_new_image(
-        repo,
-        table,
-        &path,
-        &key,
-        Stamp {
-            uid,
-            gid,
-            mtime: FIXED_TIME.as_secs(),
-        },
-    )
-    .map_err(Unavailable::Failed)?;
+    let path = image_path(repo, manifests);
+    let file =
+        write_new_image(repo, table, &path, &image_key(manifests)).map_err(Unavailable::Failed)?;
     Ok(Image { file, path })
 }
 
@@ -211,7 +189,6 @@ fn write_new_image(
     table: &InodeTable,
     path: &Path,
     key: &Digest,
-    stamp: Stamp,
 ) -> Result<std::fs::File> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).ctx("creating", dir)?;
@@ -222,15 +199,19 @@ fn write_new_image(
         let rel = p.strip_prefix(&payloads).unwrap_or(&p);
         format!("/{}", rel.display())
     };
+    let stamp = Stamp {
+        uid: nix::unistd::geteuid().as_raw(),
+        gid: nix::unistd::getegid().as_raw(),
+        mtime: FIXED_TIME.as_secs(),
+    };
     let mut out = HashingWriter {
         inner: BufWriter::with_capacity(1 << 20, tmp.as_file()),
         hasher: crate::digest::Hasher::new(),
     };
     write_image(table, stamp, &redirect, &mut out).ctx("writing", tmp.path())?;
-    out.hasher.update(key.as_bytes());
-    let digest = out.hasher.finish();
+    let trailer = seal(key, out.hasher.finish());
     out.inner
-        .write_all(digest.as_bytes())
+        .write_all(trailer.as_bytes())
         .and_then(|()| out.inner.flush())
         .ctx("writing", tmp.path())?;
     drop(out);
@@ -238,30 +219,24 @@ fn write_new_image(
         .map_err(|e| Error::io("storing", path, e.error))
 }
 
-/// Bytes of the checksum after the image: blake3 of everything before it, then of the
-/// stack's key. The kernel reads only the image's blocks, so the trailer is invisible
-/// to it.
+/// Bytes of the checksum after the image ([`seal`]). The kernel reads only the image's
+/// blocks, so the trailer is invisible to it.
 const TRAILER: u64 = 32;
 
-/// True if the image `file` of `len` bytes matches its trailing checksum for `key`.
-fn checked(mut file: &std::fs::File, len: u64, key: &Digest) -> std::io::Result<bool> {
-    use std::io::Read;
+/// The trailer of an image whose bytes hash to `body`, for the stack `key`.
+fn seal(key: &Digest, body: Digest) -> Digest {
+    Digest::of(&[key.as_bytes().as_slice(), body.as_bytes()].concat())
+}
+
+/// True if the image `file` (at `path`) of `len` bytes matches its trailer for `key`.
+fn checked(file: &mut std::fs::File, len: u64, key: &Digest, path: &Path) -> Result<bool> {
     if len < TRAILER + 4096 {
         return Ok(false);
     }
-    let mut hasher = crate::digest::Hasher::new();
-    let mut left = len - TRAILER;
-    let mut buf = vec![0u8; 256 << 10];
-    while left > 0 {
-        let want = buf.len().min(left as usize);
-        file.read_exact(&mut buf[..want])?;
-        hasher.update(&buf[..want]);
-        left -= want as u64;
-    }
-    hasher.update(key.as_bytes());
+    let (body, _) = crate::storage::hash_stream(&mut file.take(len - TRAILER), None, path)?;
     let mut trailer = [0u8; TRAILER as usize];
-    file.read_exact(&mut trailer)?;
-    Ok(hasher.finish().as_bytes() == &trailer)
+    file.read_exact(&mut trailer).ctx("reading", path)?;
+    Ok(seal(key, body).as_bytes() == &trailer)
 }
 
 /// Passes writes through, hashing them.
@@ -283,9 +258,10 @@ impl<W: Write> Write for HashingWriter<W> {
 }
 
 impl ImageView {
-    /// Serves `image` at `view`, mounting it at `meta` (both existing directories).
-    /// Every payload the image names must be local. Fails (`Kernel`) when the kernel
-    /// could not stack a runtime's writable overlay on the view.
+    /// Serves `image` at `view` (an existing directory), mounting it at `meta` (made if
+    /// missing). Every payload the image names must be local. Fails (`Kernel`) when the
+    /// kernel could not stack a runtime's writable overlay on the view (tried in
+    /// `probe`).
     pub fn mount(
         repo: &LocalRepository,
         image: &Image,
@@ -293,14 +269,11 @@ impl ImageView {
         view: &Path,
         probe: &Path,
     ) -> std::result::Result<ImageView, Unavailable> {
+        std::fs::create_dir_all(meta)
+            .map_err(|e| Unavailable::Failed(Error::io("creating", meta, e)))?;
         let source = PathBuf::from(format!("/proc/self/fd/{}", image.file.as_raw_fd()));
-        match mounts::mount_image(&source, &image.path, meta) {
-            Ok(()) => {}
-            Err(mounts::MountApiError::Unsupported) => {
-                return Err(Unavailable::Kernel("EROFS images backed by files".into()))
-            }
-            Err(mounts::MountApiError::Failed(e)) => return Err(Unavailable::Failed(e)),
-        }
+        mounts::mount_image(&source, &image.path, meta)
+            .map_err(|e| Unavailable::from_mount(e, "EROFS images backed by files"))?;
         // From here on, dropping `mounted` detaches whatever got mounted.
         let mounted = ImageView {
             meta: meta.to_path_buf(),
@@ -310,12 +283,8 @@ impl ImageView {
         let payloads = repo.root().join("payloads");
         std::fs::create_dir_all(&payloads)
             .map_err(|e| Unavailable::Failed(Error::io("creating", &payloads, e)))?;
-        mounts::mount_data_view(meta, &payloads, view).map_err(|e| match e {
-            mounts::MountApiError::Unsupported => {
-                Unavailable::Kernel("overlayfs data-only layers (datadir+)".into())
-            }
-            mounts::MountApiError::Failed(e) => Unavailable::Failed(e),
-        })?;
+        mounts::mount_data_view(meta, &payloads, view)
+            .map_err(|e| Unavailable::from_mount(e, "overlayfs data-only layers (datadir+)"))?;
         // An editable runtime stacks one more overlay on the view (image, view,
         // /spfs): some kernels count a file-backed EROFS as stacked already and refuse.
         mounts::probe_overlay_on(view, probe)
@@ -325,23 +294,26 @@ impl ImageView {
 
     /// Detaches the view, then the image.
     pub fn unmount(mut self) -> Result<()> {
-        self.done = true;
-        let first = mounts::unmount(&self.view);
-        let second = mounts::unmount(&self.meta);
-        first.and(second)
+        self.detach()
     }
 
     /// Leaves both mounts to a mount namespace about to die with its last process.
     pub fn abandon(mut self) {
         self.done = true;
     }
+
+    fn detach(&mut self) -> Result<()> {
+        self.done = true;
+        let first = mounts::unmount(&self.view);
+        let second = mounts::unmount(&self.meta);
+        first.and(second)
+    }
 }
 
 impl Drop for ImageView {
     fn drop(&mut self) {
         if !self.done {
-            let _ = mounts::unmount(&self.view);
-            let _ = mounts::unmount(&self.meta);
+            let _ = self.detach();
         }
     }
 }
