@@ -106,6 +106,9 @@ pub struct CleanReport {
     pub bytes: u64,
     /// Digests referenced but missing (nothing to protect; `spfs check` reports them).
     pub missing: usize,
+    /// Kept image views of the repository dropped (they could hold removed payloads'
+    /// space until they expire).
+    pub views: usize,
 }
 
 /// A file's modification time in nanoseconds since the epoch.
@@ -157,6 +160,15 @@ pub fn clean(repo: &LocalRepository, opts: &CleanOptions) -> Result<CleanReport>
         Ok(pool) => pool.install(|| clean_in_pool(repo, opts)),
         Err(_) => clean_in_pool(repo, opts),
     }
+    .map(|mut report| {
+        if !opts.dry_run && report.payloads > 0 && nix::unistd::geteuid().is_root() {
+            match crate::runtime::image::keeper::drop_views(Some(repo)) {
+                Ok(n) => report.views = n,
+                Err(e) => tracing::warn!("kept views were not dropped: {e}"),
+            }
+        }
+        report
+    })
 }
 
 fn clean_in_pool(repo: &LocalRepository, opts: &CleanOptions) -> Result<CleanReport> {

@@ -312,11 +312,13 @@ fn image_view_serves_the_committed_tree_exactly() {
     let (meta, at, probe) = (fx.dir("image"), fx.dir("view"), fx.dir("probe"));
     let uid = nix::unistd::geteuid().as_raw();
     let image = new_image(&fx.repo, &table, &key).unwrap_or_else(|e| panic!("image: {e:?}"));
-    let view = ImageView::mount(&fx.repo, &image, &meta, &at, &probe)
+    let (view, kept) = ImageView::mount(&fx.repo, &image, &meta, &at, &probe)
         .unwrap_or_else(|e| panic!("image view: {e:?}"));
-    assert_eq!(mounted_at(&meta).as_deref(), Some("erofs"));
+    // The image needs no mount of its own once the overlay holds it as its layer.
+    assert_eq!(mounted_at(&meta), None);
     assert_eq!(mounted_at(&at).as_deref(), Some("overlay"));
     check_served_tree(&fx, &expected, &at, false);
+    let instance = fs::metadata(&at).unwrap().dev();
     // No setuid programs or device files through the view.
     let st = nix::sys::statvfs::statvfs(&at).unwrap();
     assert!(st.flags().contains(nix::sys::statvfs::FsFlags::ST_NOSUID));
@@ -329,7 +331,15 @@ fn image_view_serves_the_committed_tree_exactly() {
     assert_eq!(errno_of(&err), libc::EROFS);
     view.unmount().unwrap();
     assert_eq!(mounted_at(&at), None);
-    assert_eq!(mounted_at(&meta), None);
+    // The detached copy kept for later runtimes outlives the view, and mounts the same
+    // filesystem instance again (so the same cached inodes), serving the same tree.
+    let kept = kept.expect("this kernel (6.18) clones detached mounts");
+    let again = fx.dir("again");
+    let clone = ImageView::mount_kept(&kept, &again, &probe).unwrap();
+    assert_eq!(fs::metadata(&again).unwrap().dev(), instance);
+    check_served_tree(&fx, &expected, &again, false);
+    clone.unmount().unwrap();
+    assert_eq!(mounted_at(&again), None);
     // The image is derived: cached for the next view of the stack, written again when
     // deleted.
     let cached = cached_image(&fx.repo, &key).expect("a cached image");
@@ -344,8 +354,9 @@ fn image_view_serves_the_committed_tree_exactly() {
     assert!(cached_image(&fx.repo, &other).is_none());
     assert!(cached_image(&fx.repo, &key).is_none());
     let image = new_image(&fx.repo, &table, &key).unwrap();
-    let view = ImageView::mount(&fx.repo, &image, &meta, &at, &probe).unwrap();
+    let (view, _) = ImageView::mount(&fx.repo, &image, &meta, &at, &probe).unwrap();
     check_served_tree(&fx, &expected, &at, false);
+    assert_ne!(fs::metadata(&at).unwrap().dev(), instance);
     view.unmount().unwrap();
 }
 

@@ -148,6 +148,9 @@ fn print_report(r: &CleanReport, verb: &str) {
         r.tag_versions,
         r.kept
     );
+    if r.views > 0 {
+        outln!("dropped {} kept view(s) of this repository", r.views);
+    }
     if r.missing > 0 {
         eprintln!(
             "warning: {} referenced digest(s) are missing; run 'spfs check'",

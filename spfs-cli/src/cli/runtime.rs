@@ -68,6 +68,16 @@ pub enum RuntimeCmd {
     },
     /// Remove the records of runtimes that are no longer running (kept ones stay)
     Prune,
+    /// List the image views kept for later runtimes on this host (root's FUSE-backend
+    /// runtimes; kept $SPFS_VIEW_KEEP seconds after last use, default 600)
+    Views {
+        /// Drop them now (those of every repository with --all-repos)
+        #[arg(long)]
+        drop: bool,
+        /// List or drop the views of every repository, not only this one
+        #[arg(long)]
+        all_repos: bool,
+    },
 }
 
 /// `spfs run` / `spfs shell`: never returns before the runtime ends.
@@ -178,6 +188,25 @@ pub fn runtime(repo: &LocalRepository, cmd: &RuntimeCmd) -> Result<i32> {
             }
             record::remove(repo, name)?;
             eprintln!("removed runtime {name}");
+            Ok(0)
+        }
+        RuntimeCmd::Views { drop, all_repos } => {
+            use spfs::runtime::image::keeper;
+            let this = keeper::repo_id(repo).map(|id| format!("{id}."));
+            let mine = |id: &str| *all_repos || this.as_deref().is_some_and(|p| id.starts_with(p));
+            if *drop {
+                let n = keeper::drop_views((!*all_repos).then_some(repo))
+                    .map_err(|e| invalid(e.to_string()).help("run it as root"))?;
+                eprintln!("dropped {n} kept view(s)");
+                return Ok(0);
+            }
+            for v in keeper::list()
+                .map_err(|e| invalid(e.to_string()).help("run it as root"))?
+                .into_iter()
+                .filter(|v| mine(&v.id))
+            {
+                outln!("{}  idle {:>5}s  {}", v.id, v.idle, v.repo.display());
+            }
             Ok(0)
         }
         RuntimeCmd::Prune => {

@@ -9,6 +9,7 @@
 //! every mount in it, disappears with its last process.
 
 use std::fs;
+use std::os::fd::OwnedFd;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -19,6 +20,7 @@ use nix::unistd::Pid;
 use rayon::prelude::*;
 
 use super::fuse::InodeTable;
+use super::image::keeper;
 use super::mounts::{self, OverlaySpec, MAX_OVERLAY_LOWERS};
 use super::namespace::{self, Privilege};
 use super::record::{self, Backend, RuntimeRecord};
@@ -130,8 +132,17 @@ pub fn prepare() -> Result<Privilege> {
 /// (entered with [`prepare`]) must exit once this returns: when no process of the
 /// runtime is left, its mounts are left to the teardown of its mount namespace, which
 /// dies with the process.
-pub fn run(repo: &LocalRepository, privilege: Privilege, opts: RunOptions) -> Result<i32> {
+///
+/// `host_ns`: the mount namespace the process was started in, where a keeper of image
+/// views may be started (see [`super::image::keeper`]).
+pub fn run(
+    repo: &LocalRepository,
+    privilege: Privilege,
+    opts: RunOptions,
+    host_ns: Option<OwnedFd>,
+) -> Result<i32> {
     let mut rt = Monitor::new(repo, privilege, &opts)?;
+    rt.host_ns = host_ns;
     let result = rt.start(&opts).and_then(|child| rt.supervise(child));
     let cleanup = rt.teardown();
     let code = result?;
@@ -151,6 +162,10 @@ struct Monitor<'a> {
     /// A FUSE-backend stack may be served by an image view: as root, with every payload
     /// local, on a kernel that has them, unless `SPFS_FUSE_IMAGE=0`.
     image_views: bool,
+    /// Image views are handed to the keeper and asked of it (`SPFS_VIEW_KEEP` not 0).
+    keep_views: bool,
+    /// Where a keeper may be started, until the monitor becomes a subreaper.
+    host_ns: Option<OwnedFd>,
     mounted: Vec<PathBuf>,
     /// /spfs is a read-only bind of the single lower dir rather than an overlay.
     bound: bool,
@@ -223,15 +238,18 @@ impl<'a> Monitor<'a> {
                 .clone()
                 .or_else(|| previous.and_then(|p| p.payloads_from)),
         };
+        let image_views = privilege == Privilege::Root
+            && record.payloads_from.is_none()
+            && super::image::enabled();
         Ok(Monitor {
             repo,
             privilege,
             lowers: Vec::new(),
             scratch,
             view: None,
-            image_views: privilege == Privilege::Root
-                && record.payloads_from.is_none()
-                && super::image::enabled(),
+            image_views,
+            keep_views: image_views && keeper::keep_secs() > 0,
+            host_ns: None,
             mounted: Vec::new(),
             bound: false,
             bindable: false,
@@ -252,22 +270,32 @@ impl<'a> Monitor<'a> {
         let manifests = keep_last_occurrence(self.repo.manifests_of(stack)?);
         let prepared = match self.record.backend {
             Backend::Render => Lowers::Rendered(self.render_lowers(&manifests)?),
-            Backend::Fuse => {
-                if !Path::new("/dev/fuse").exists() {
-                    return Err(Error::NoFuseDevice);
-                }
-                // A valid cached image needs no inode table.
-                let cached = self
-                    .image_views
-                    .then(|| super::image::cached_image(self.repo, &manifests))
-                    .flatten();
-                match cached {
-                    Some(image) => Lowers::Image(image),
-                    None => Lowers::Merged(self.local_table(&manifests)?),
-                }
-            }
+            Backend::Fuse => self.fuse_lowers(&manifests, true)?,
         };
         Ok((manifests, prepared))
+    }
+
+    /// What serves a FUSE-backend stack whose objects are local: a kept view (if
+    /// `ask_keeper`), a valid cached image (which needs no inode table), or the table.
+    fn fuse_lowers(&self, manifests: &[Digest], ask_keeper: bool) -> Result<Lowers> {
+        if !Path::new("/dev/fuse").exists() {
+            return Err(Error::NoFuseDevice);
+        }
+        if ask_keeper && self.keep_views {
+            if let Some(view) =
+                keeper::view_id(self.repo, manifests).and_then(|id| keeper::fetch(&id))
+            {
+                return Ok(Lowers::Kept(view));
+            }
+        }
+        let cached = self
+            .image_views
+            .then(|| super::image::cached_image(self.repo, manifests))
+            .flatten();
+        Ok(match cached {
+            Some(image) => Lowers::Image(image),
+            None => Lowers::Merged(self.local_table(manifests)?),
+        })
     }
 
     /// The inode table of a stack whose objects are local.
@@ -316,6 +344,21 @@ impl<'a> Monitor<'a> {
                 self.install_fuse_backend(manifests, image, Some(table))?
             }
             Lowers::Image(image) => self.install_fuse_backend(manifests, Some(image), None)?,
+            Lowers::Kept(kept) => {
+                let (mnt, _, probe) = self.view_dirs()?;
+                match super::image::ImageView::mount_kept(&kept, &mnt, &probe) {
+                    Ok(view) => {
+                        self.view = Some(View::Image(view));
+                        self.bindable = true;
+                        self.lowers = vec![mnt];
+                    }
+                    Err(why) => {
+                        unavailable(why);
+                        let fallback = self.fuse_lowers(manifests, false)?;
+                        return self.install_lowers(manifests, fallback);
+                    }
+                }
+            }
         }
         if self.lowers.is_empty() {
             let empty = self.scratch.join("empty");
@@ -334,18 +377,19 @@ impl<'a> Monitor<'a> {
         image: Option<super::image::Image>,
         table: Option<InodeTable>,
     ) -> Result<()> {
-        let generation = self.record.generation;
-        let mnt = self.scratch.join(format!("lower-{generation}"));
-        fs::create_dir_all(&mnt).ctx("creating", &mnt)?;
-        let meta = self.scratch.join(format!("image-{generation}"));
-        let probe = self.scratch.join(format!("probe-{generation}"));
+        let (mnt, meta, probe) = self.view_dirs()?;
         let image_view = image.and_then(|image| {
             super::image::ImageView::mount(self.repo, &image, &meta, &mnt, &probe)
                 .map_err(unavailable)
                 .ok()
         });
         let view = match image_view {
-            Some(view) => View::Image(view),
+            Some((view, kept)) => {
+                if let Some(kept) = kept.filter(|_| self.keep_views) {
+                    self.keep(manifests, kept);
+                }
+                View::Image(view)
+            }
             None => {
                 let table = match table {
                     Some(table) => table,
@@ -366,6 +410,40 @@ impl<'a> Monitor<'a> {
         self.bindable = true;
         self.lowers = vec![mnt];
         Ok(())
+    }
+
+    /// This generation's view directories: the view, the image's mount while the view
+    /// is built, and the probe's.
+    fn view_dirs(&self) -> Result<(PathBuf, PathBuf, PathBuf)> {
+        let generation = self.record.generation;
+        let mnt = self.scratch.join(format!("lower-{generation}"));
+        fs::create_dir_all(&mnt).ctx("creating", &mnt)?;
+        Ok((
+            mnt,
+            self.scratch.join(format!("image-{generation}")),
+            self.scratch.join(format!("probe-{generation}")),
+        ))
+    }
+
+    /// Hands the detached image view of `manifests` to the keeper, starting one if
+    /// none runs and this runtime still may. Failing only costs later runtimes a cold
+    /// view, so it is logged, never an error.
+    fn keep(&self, manifests: &[Digest], view: OwnedFd) {
+        let Some(id) = keeper::view_id(self.repo, manifests) else {
+            return;
+        };
+        let result = match keeper::put(&id, self.repo.root(), &view) {
+            Ok(true) => Ok(()),
+            Ok(false) => match &self.host_ns {
+                Some(ns) => keeper::spawn(&view, &id, self.repo.root(), ns)
+                    .map_err(|e| format!("cannot start the view keeper: {e}")),
+                None => Ok(()),
+            },
+            Err(e) => Err(e.to_string()),
+        };
+        if let Err(e) = result {
+            tracing::warn!("the view is not kept for later runtimes: {e}");
+        }
     }
 
     fn start(&mut self, opts: &RunOptions) -> Result<std::process::Child> {
@@ -392,6 +470,8 @@ impl<'a> Monitor<'a> {
             cmd.current_dir(dir);
         }
         let parent = std::process::id() as i32;
+        // A keeper started from now on would be adopted by the monitor.
+        self.host_ns = None;
         // Orphans of the command become the monitor's children, so that once the
         // command has exited the monitor knows whether any process of the runtime is
         // left (see `teardown`).
@@ -698,6 +778,8 @@ enum Lowers {
     Merged(InodeTable),
     /// A checked image of the stack (`renders/fuse/<key>.erofs`).
     Image(super::image::Image),
+    /// The stack's image view, kept from an earlier runtime (detached).
+    Kept(OwnedFd),
 }
 
 /// Logs why an image view is not used; the FUSE server serves the stack instead.
@@ -855,7 +937,7 @@ pub fn verify_payloads(repo: &LocalRepository, m: &Manifest) -> Result<()> {
 
 /// Gives the command the signal state of a fresh process: nothing blocked, every
 /// disposition the monitor changed back to its default. Async-signal-safe.
-unsafe fn reset_signals() {
+pub(crate) unsafe fn reset_signals() {
     // SAFETY: sigemptyset/sigprocmask/signal are async-signal-safe and the set lives on
     // this stack frame.
     unsafe {

@@ -25,6 +25,8 @@ const MOUNT_ATTR_RDONLY: libc::c_uint = 1;
 const MOUNT_ATTR_NOSUID: libc::c_uint = 2;
 const MOUNT_ATTR_NODEV: libc::c_uint = 4;
 const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 4;
+const OPEN_TREE_CLONE: libc::c_uint = 1;
+const OPEN_TREE_CLOEXEC: libc::c_uint = libc::O_CLOEXEC as libc::c_uint;
 
 /// What to stack at a mount point.
 #[derive(Debug, Clone)]
@@ -178,13 +180,10 @@ pub fn probe_overlay_on(lower: &Path, dir: &Path) -> Result<()> {
     unmount(&mnt)
 }
 
-/// Mounts a read-only overlay at `target` over the metadata tree `meta`, whose metacopy
-/// files redirect to their contents in the data-only layer `data`.
-pub fn mount_data_view(
-    meta: &Path,
-    data: &Path,
-    target: &Path,
-) -> std::result::Result<(), MountApiError> {
+/// A read-only overlay over the metadata tree `meta`, whose metacopy files redirect
+/// to their contents in the data-only layer `data`: created detached (in no mount
+/// table), for [`attach`] and [`clone_detached`].
+pub fn data_view(meta: &Path, data: &Path) -> std::result::Result<OwnedFd, MountApiError> {
     let on = OsStr::new("on");
     let options = [
         ("lowerdir+", Some(meta.as_os_str())),
@@ -192,11 +191,57 @@ pub fn mount_data_view(
         ("metacopy", Some(on)),
         ("redirect_dir", Some(OsStr::new("follow"))),
     ];
-    overlay_new_api(
+    overlay_detached(
         &options,
         MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
-        target,
+        meta,
     )
+}
+
+/// A new detached mount of the same filesystem instance as the detached or attached
+/// mount `mnt` (so the same cached inodes), with the same mount flags.
+pub fn clone_detached(mnt: &impl AsRawFd) -> std::io::Result<OwnedFd> {
+    let empty = CString::new("").expect("static string");
+    // SAFETY: the path is NUL-terminated; the descriptor is valid.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_open_tree,
+            mnt.as_raw_fd(),
+            empty.as_ptr(),
+            OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | libc::AT_EMPTY_PATH as libc::c_uint,
+        )
+    };
+    if fd < 0 {
+        return Err(last_errno());
+    }
+    // SAFETY: fd is a fresh descriptor we own.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// Attaches the detached mount `mnt` at `target`.
+pub fn attach(mnt: OwnedFd, target: &Path) -> Result<()> {
+    let empty = CString::new("").expect("static string");
+    let tgt = cstr(target)?;
+    // SAFETY: both strings are NUL-terminated; descriptors are valid.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            mnt.as_raw_fd(),
+            empty.as_ptr(),
+            libc::AT_FDCWD,
+            tgt.as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH,
+        )
+    };
+    if rc < 0 {
+        return Err(Error::Mount {
+            action: "attach a mount at".into(),
+            target: target.to_path_buf(),
+            source: last_errno(),
+            kernel: None,
+        });
+    }
+    Ok(())
 }
 
 fn last_errno() -> std::io::Error {
@@ -240,13 +285,23 @@ fn mount_overlay_new_api(
     overlay_new_api(&options, attrs, target)
 }
 
-/// Mounts an overlay with the new mount API: each option a key with a value or a flag;
-/// `attrs`: the mount's `MOUNT_ATTR_*` flags.
+/// Mounts an overlay at `target` with the new mount API: each option a key with a
+/// value or a flag; `attrs`: the mount's `MOUNT_ATTR_*` flags.
 fn overlay_new_api(
     options: &[(&str, Option<&OsStr>)],
     attrs: libc::c_uint,
     target: &Path,
 ) -> std::result::Result<(), MountApiError> {
+    let mnt = overlay_detached(options, attrs, target)?;
+    attach(mnt, target).map_err(MountApiError::Failed)
+}
+
+/// A detached overlay (see [`overlay_new_api`]); `target` names it in errors.
+fn overlay_detached(
+    options: &[(&str, Option<&OsStr>)],
+    attrs: libc::c_uint,
+    target: &Path,
+) -> std::result::Result<OwnedFd, MountApiError> {
     let fstype = CString::new("overlay").expect("static string");
     // SAFETY: fsopen takes a NUL-terminated name and flags; returns a new descriptor.
     let fd = unsafe { libc::syscall(libc::SYS_fsopen, fstype.as_ptr(), FSOPEN_CLOEXEC) };
@@ -325,24 +380,7 @@ fn overlay_new_api(
         return Err(fail("mount the overlay for".into(), last_errno()));
     }
     // SAFETY: mfd is a fresh descriptor we own.
-    let mnt = unsafe { OwnedFd::from_raw_fd(mfd as i32) };
-    let empty = CString::new("").expect("static string");
-    let tgt = cstr(target).map_err(MountApiError::Failed)?;
-    // SAFETY: both strings are NUL-terminated; descriptors are valid.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_move_mount,
-            mnt.as_raw_fd(),
-            empty.as_ptr(),
-            libc::AT_FDCWD,
-            tgt.as_ptr(),
-            MOVE_MOUNT_F_EMPTY_PATH,
-        )
-    };
-    if rc < 0 {
-        return Err(fail("attach the overlay at".into(), last_errno()));
-    }
-    Ok(())
+    Ok(unsafe { OwnedFd::from_raw_fd(mfd as i32) })
 }
 
 fn mount_overlay_legacy(spec: &OverlaySpec, target: &Path) -> Result<()> {

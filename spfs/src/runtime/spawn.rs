@@ -64,6 +64,9 @@ pub fn is_monitor() -> bool {
 /// Call it first thing in `main`, before any thread exists:
 /// `if let Some(code) = spfs::runtime::spawn::monitor_entry() { std::process::exit(code) }`.
 pub fn monitor_entry() -> Option<i32> {
+    if super::image::keeper::is_keeper() {
+        return Some(super::image::keeper::run_keeper());
+    }
     if !is_monitor() {
         return None;
     }
@@ -93,9 +96,18 @@ fn run_monitor() -> i32 {
         nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
     );
     crate::signals::install();
+    // Root may start a keeper of image views, in this (the host's) mount namespace.
+    let host_ns = nix::unistd::geteuid()
+        .is_root()
+        .then(|| {
+            std::fs::File::open("/proc/self/ns/mnt")
+                .ok()
+                .map(OwnedFd::from)
+        })
+        .flatten();
     let result = monitor::prepare().and_then(|privilege| {
         let repo = LocalRepository::open(&request.repo)?;
-        monitor::run(&repo, privilege, request.options)
+        monitor::run(&repo, privilege, request.options, host_ns)
     });
     let (outcome, code) = match result {
         Ok(code) => (Outcome::Exited(code), code),

@@ -16,9 +16,10 @@
 //! [`FIXED_TIME`]: crate::runtime::fuse::FIXED_TIME
 
 mod erofs;
+pub mod keeper;
 
 use std::io::{BufWriter, Read, Write};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -37,11 +38,10 @@ const IMAGE_MAGIC: &[u8] = b"spfs-erofs-image-v3\n";
 /// Set to `0` to serve FUSE-backend runtimes from the FUSE server even as root.
 pub const DISABLE_ENV: &str = "SPFS_FUSE_IMAGE";
 
-/// A mounted image view: the image at `meta`, the overlay over it at `view`. Dropping
-/// it detaches both.
+/// A mounted image view: the overlay over the image at `view`. Dropping it detaches
+/// the view.
 #[derive(Debug)]
 pub struct ImageView {
-    meta: PathBuf,
     view: PathBuf,
     /// Unmounted (or left to the dying mount namespace) already.
     done: bool,
@@ -259,32 +259,71 @@ impl<W: Write> Write for HashingWriter<W> {
 
 impl ImageView {
     /// Serves `image` at `view` (an existing directory), mounting it at `meta` (made if
-    /// missing). Every payload the image names must be local. Fails (`Kernel`) when the
-    /// kernel could not stack a runtime's writable overlay on the view (tried in
-    /// `probe`).
+    /// missing) while the view is built. Every payload the image names must be local.
+    /// Fails (`Kernel`) when the kernel could not stack a runtime's writable overlay
+    /// on the view (tried in `probe`). Also returns, where the kernel can clone a
+    /// detached mount, a detached copy of the view to keep for later runtimes.
     pub fn mount(
         repo: &LocalRepository,
         image: &Image,
         meta: &Path,
         view: &Path,
         probe: &Path,
-    ) -> std::result::Result<ImageView, Unavailable> {
+    ) -> std::result::Result<(ImageView, Option<OwnedFd>), Unavailable> {
         std::fs::create_dir_all(meta)
             .map_err(|e| Unavailable::Failed(Error::io("creating", meta, e)))?;
         let source = PathBuf::from(format!("/proc/self/fd/{}", image.file.as_raw_fd()));
         mounts::mount_image(&source, &image.path, meta)
             .map_err(|e| Unavailable::from_mount(e, "EROFS images backed by files"))?;
-        // From here on, dropping `mounted` detaches whatever got mounted.
+        let payloads = repo.root().join("payloads");
+        let detached = std::fs::create_dir_all(&payloads)
+            .map_err(|e| Unavailable::Failed(Error::io("creating", &payloads, e)))
+            .and_then(|()| {
+                mounts::data_view(meta, &payloads).map_err(|e| {
+                    Unavailable::from_mount(e, "overlayfs data-only layers (datadir+)")
+                })
+            });
+        // The overlay holds a private copy of its layer's mount, so the image needs no
+        // mount of its own any more, and a kept view none in any runtime.
+        let _ = mounts::unmount(meta);
+        let detached = detached?;
+        let kept = mounts::clone_detached(&detached)
+            .map_err(|e| tracing::debug!("the view cannot be kept (open_tree: {e})"))
+            .ok();
+        Ok((ImageView::attach(detached, view, probe)?, kept))
+    }
+
+    /// Serves at `view` a clone of `kept`, a view kept from an earlier runtime: the
+    /// same filesystem instance, with the kernel's caches of it.
+    pub fn mount_kept(
+        kept: &OwnedFd,
+        view: &Path,
+        probe: &Path,
+    ) -> std::result::Result<ImageView, Unavailable> {
+        let clone = mounts::clone_detached(kept).map_err(|e| {
+            Unavailable::Failed(Error::Mount {
+                action: "clone the kept view for".into(),
+                target: view.to_path_buf(),
+                source: e,
+                kernel: None,
+            })
+        })?;
+        ImageView::attach(clone, view, probe)
+    }
+
+    /// Attaches the detached view `mnt` at `view` and checks that an editable runtime
+    /// could stack on it.
+    fn attach(
+        mnt: OwnedFd,
+        view: &Path,
+        probe: &Path,
+    ) -> std::result::Result<ImageView, Unavailable> {
+        mounts::attach(mnt, view).map_err(Unavailable::Failed)?;
+        // From here on, dropping `mounted` detaches the view.
         let mounted = ImageView {
-            meta: meta.to_path_buf(),
             view: view.to_path_buf(),
             done: false,
         };
-        let payloads = repo.root().join("payloads");
-        std::fs::create_dir_all(&payloads)
-            .map_err(|e| Unavailable::Failed(Error::io("creating", &payloads, e)))?;
-        mounts::mount_data_view(meta, &payloads, view)
-            .map_err(|e| Unavailable::from_mount(e, "overlayfs data-only layers (datadir+)"))?;
         // An editable runtime stacks one more overlay on the view (image, view,
         // /spfs): some kernels count a file-backed EROFS as stacked already and refuse.
         mounts::probe_overlay_on(view, probe)
@@ -292,21 +331,19 @@ impl ImageView {
         Ok(mounted)
     }
 
-    /// Detaches the view, then the image.
+    /// Detaches the view.
     pub fn unmount(mut self) -> Result<()> {
         self.detach()
     }
 
-    /// Leaves both mounts to a mount namespace about to die with its last process.
+    /// Leaves the view to a mount namespace about to die with its last process.
     pub fn abandon(mut self) {
         self.done = true;
     }
 
     fn detach(&mut self) -> Result<()> {
         self.done = true;
-        let first = mounts::unmount(&self.view);
-        let second = mounts::unmount(&self.meta);
-        first.and(second)
+        mounts::unmount(&self.view)
     }
 }
 
