@@ -190,13 +190,17 @@ fn views_for(user: bool) {
             .split_once("==\n")
             .expect("the listing, then the mounts");
         assert_eq!(out, format!("{expected}d\nnew\n"), "{who}, {backend}");
-        let erofs = mounts.lines().any(|l| l.split(' ').nth(2) == Some("erofs"));
+        // An image view is an overlay with a data-only layer (the EROFS image under it
+        // is in no mount table: the overlay holds it).
+        let image_view = mounts
+            .lines()
+            .any(|l| l.split(' ').nth(2) == Some("overlay") && l.contains("datadir+="));
         let fuse = mounts.lines().any(|l| l.contains("fuse.spfs"));
         let want = (
             backend == "fuse" && image == "1" && !user,
-            backend == "fuse" && !erofs,
+            backend == "fuse" && !image_view,
         );
-        assert_eq!((erofs, fuse), want, "{who}, {backend}: {mounts}");
+        assert_eq!((image_view, fuse), want, "{who}, {backend}: {mounts}");
 
         // Render every cached render first, so the snapshot covers them.
         let before = snapshot(&env.repo);
@@ -757,7 +761,14 @@ fn fuse_inode_cache_is_derived_and_rebuilt_when_damaged() {
                 "-c",
                 listing,
             ];
-            ok(spfs_as(&env, false, server, &args), ext)
+            // No kept views here: each runtime reads the image.
+            let out = env
+                .cmd(&args)
+                .env("SPFS_FUSE_IMAGE", server)
+                .env("SPFS_VIEW_KEEP", "0")
+                .output()
+                .unwrap();
+            ok(out, ext)
         };
         assert_eq!(run(), expected, "{ext}");
         let cached = caches(ext);
@@ -797,4 +808,168 @@ fn fuse_inode_cache_is_derived_and_rebuilt_when_damaged() {
     assert_eq!(out, "600\ntop\n");
     assert_eq!(caches("inodes").len(), 2);
     assert_eq!(caches("erofs").len(), 2);
+}
+
+/// Runs `cmd`, failing the test if it is not done within a minute (a process left
+/// holding its output pipe, such as a view keeper that inherited it, would hang it).
+fn output_within_a_minute(mut cmd: Command, what: &str) -> String {
+    use std::io::Read;
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut pipe = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut out = String::new();
+        let _ = pipe.read_to_string(&mut out);
+        let _ = tx.send(out);
+    });
+    let out = rx
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .unwrap_or_else(|_| panic!("{what}: its output stayed open after a minute"));
+    let status = child.wait().unwrap();
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(status.success(), "{what} failed ({status:?}): {err}");
+    out
+}
+
+fn alive(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+        && !fs::read_to_string(format!("/proc/{pid}/stat"))
+            .unwrap_or_default()
+            .contains(") Z ")
+}
+
+/// Root's image views outlive their runtime in the keeper, so a later runtime of the
+/// same stack mounts the same filesystem instance (caches warm): shown by its device
+/// number, which no other live filesystem can have while the keeper holds the view.
+/// The keeper leaves no mount anywhere, holds no pipe of the runtime, answers only
+/// root, drops views on request, on `spfs clean`, and when idle, and its death costs
+/// later runtimes nothing but a cold view.
+#[test]
+fn image_views_are_kept_for_later_runtimes_of_the_stack() {
+    if !privileged("image_views_are_kept_for_later_runtimes_of_the_stack") {
+        return;
+    }
+    let env = Env::new();
+    sample_layer(&env);
+    let socket = env.path("keeper/views.sock");
+    fs::create_dir_all(socket.parent().unwrap()).unwrap();
+    let spfs = |keep: &str, args: &[&str]| {
+        let mut c = env.cmd(args);
+        c.env("SPFS_VIEW_KEEPER", &socket)
+            .env("SPFS_VIEW_KEEP", keep)
+            .env("SPFS_FUSE_IMAGE", "1");
+        c
+    };
+    let probe = "stat -c %d /spfs; cat /spfs/d/rw /spfs/d/ro";
+    let run = |keep: &str| {
+        let out = output_within_a_minute(
+            spfs(
+                keep,
+                &["run", "--backend", "fuse", "views", "--", "sh", "-c", probe],
+            ),
+            "a runtime",
+        );
+        let (dev, content) = out.split_once('\n').unwrap();
+        assert_eq!(content, "rw\nread only\n");
+        dev.parse::<u64>().unwrap()
+    };
+    let keeper = || {
+        let out = spfs("30", &["runtime", "views"]).output().unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        let err = stderr(&out);
+        let pid = err
+            .split_once("view keeper: pid ")
+            .map(|(_, rest)| rest.split(',').next().unwrap().parse::<u32>().unwrap());
+        (pid, String::from_utf8(out.stdout).unwrap())
+    };
+    assert_eq!(keeper(), (None, String::new()));
+
+    let first = run("30");
+    let (pid, listed) = keeper();
+    let pid = pid.expect("a keeper after the first runtime");
+    assert_eq!(listed.lines().count(), 1, "{listed}");
+    assert!(
+        listed.trim_end().ends_with(env.repo.to_str().unwrap()),
+        "{listed}"
+    );
+    // The keeper's view is the first runtime's filesystem instance...
+    let held = fs::metadata(format!("/proc/{pid}/fd/3")).unwrap().dev();
+    assert_eq!(first, held);
+    // ...and the next runtime's.
+    assert_eq!(run("30"), held);
+    // A runtime told not to use kept views gets its own instance.
+    assert_ne!(run("0"), held);
+    // The keeper runs in this mount namespace, in its own session, and nothing of the
+    // runtimes or their views is in any mount table here.
+    assert_eq!(
+        fs::read_link(format!("/proc/{pid}/ns/mnt")).unwrap(),
+        fs::read_link("/proc/self/ns/mnt").unwrap()
+    );
+    let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mounts.contains(env.repo.to_str().unwrap()), "{mounts}");
+    assert!(!mounts.contains("spfs-runtime"), "{mounts}");
+
+    // Only root may ask it anything.
+    let out = Command::new("setpriv")
+        .args([
+            &format!("--reuid={USER}"),
+            &format!("--regid={USER}"),
+            "--clear-groups",
+            SPFS,
+        ])
+        .args(["runtime", "views", "--all-repos"])
+        .env("SPFS_VIEW_KEEPER", &socket)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("help: run it as root"),
+        "{}",
+        stderr(&out)
+    );
+
+    // Killed, it takes its views with it; the next runtime works and starts a new one.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    wait_until("the killed keeper to go", 10, || !alive(pid));
+    run("30");
+    let (again, _) = keeper();
+    let again = again.expect("a new keeper");
+    assert_ne!(again, pid);
+
+    // `spfs clean` that removes payloads drops the repository's views; the keeper then
+    // holds none and exits, removing its socket.
+    env.ok(&["untag", "--all", "views"]);
+    let out = spfs("30", &["clean", "-y", "--grace", "0"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("dropped 1 kept view(s)"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    wait_until("the emptied keeper to exit", 10, || !alive(again));
+    assert!(!socket.exists());
+
+    // Idle views expire on their own.
+    sample_layer(&env);
+    run("1");
+    let (short, _) = keeper();
+    let short = short.expect("a keeper");
+    wait_until("the idle keeper to exit", 10, || !alive(short));
+    assert_eq!(keeper(), (None, String::new()));
 }

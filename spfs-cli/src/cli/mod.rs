@@ -273,7 +273,7 @@ fn run(cli: &Cli) -> Result<i32> {
         Command::Shell { args } => runtime::run(cli, args, &[]),
         Command::Edit { off } => runtime::edit(&cli.open_repo()?, *off),
         Command::Reset { paths } => runtime::reset(&cli.open_repo()?, paths),
-        Command::Runtime(cmd) => runtime::runtime(&cli.open_repo()?, cmd),
+        Command::Runtime(cmd) => runtime::runtime(|| cli.open_repo(), cmd),
         Command::Render {
             reference,
             dir,

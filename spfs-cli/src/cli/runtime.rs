@@ -144,9 +144,14 @@ pub fn reset(repo: &LocalRepository, paths: &[String]) -> Result<i32> {
     Ok(0)
 }
 
-pub fn runtime(repo: &LocalRepository, cmd: &RuntimeCmd) -> Result<i32> {
+pub fn runtime(open: impl Fn() -> Result<LocalRepository>, cmd: &RuntimeCmd) -> Result<i32> {
     match cmd {
+        RuntimeCmd::Views { drop, all_repos } => {
+            let repo = if *all_repos { None } else { Some(open()?) };
+            views(repo.as_ref(), *drop)
+        }
         RuntimeCmd::List => {
+            let repo = &open()?;
             for r in record::list(repo)? {
                 let state = r.state().name();
                 outln!(
@@ -161,6 +166,7 @@ pub fn runtime(repo: &LocalRepository, cmd: &RuntimeCmd) -> Result<i32> {
             Ok(0)
         }
         RuntimeCmd::Info { name } => {
+            let repo = &open()?;
             let r = record::load(repo, name)?;
             outln!("name:       {}", r.name);
             outln!("running:    {}", r.is_alive());
@@ -179,6 +185,7 @@ pub fn runtime(repo: &LocalRepository, cmd: &RuntimeCmd) -> Result<i32> {
             Ok(0)
         }
         RuntimeCmd::Rm { name, force } => {
+            let repo = &open()?;
             let r = record::load(repo, name)?;
             if r.is_alive() && !force {
                 return Err(
@@ -190,31 +197,43 @@ pub fn runtime(repo: &LocalRepository, cmd: &RuntimeCmd) -> Result<i32> {
             eprintln!("removed runtime {name}");
             Ok(0)
         }
-        RuntimeCmd::Views { drop, all_repos } => {
-            use spfs::runtime::image::keeper;
-            let this = keeper::repo_id(repo).map(|id| format!("{id}."));
-            let mine = |id: &str| *all_repos || this.as_deref().is_some_and(|p| id.starts_with(p));
-            if *drop {
-                let n = keeper::drop_views((!*all_repos).then_some(repo))
-                    .map_err(|e| invalid(e.to_string()).help("run it as root"))?;
-                eprintln!("dropped {n} kept view(s)");
-                return Ok(0);
-            }
-            for v in keeper::list()
-                .map_err(|e| invalid(e.to_string()).help("run it as root"))?
-                .into_iter()
-                .filter(|v| mine(&v.id))
-            {
-                outln!("{}  idle {:>5}s  {}", v.id, v.idle, v.repo.display());
-            }
-            Ok(0)
-        }
         RuntimeCmd::Prune => {
+            let repo = &open()?;
             let n = record::prune(repo)?;
             eprintln!("removed {n} dead runtime record(s)");
             Ok(0)
         }
     }
+}
+
+/// `spfs runtime views`: the image views kept on this host, of `repo` (or of every
+/// repository); `drop`: drop them.
+fn views(repo: Option<&LocalRepository>, drop: bool) -> Result<i32> {
+    use spfs::runtime::image::keeper;
+    let as_root = |e: keeper::KeeperError| invalid(e.to_string()).help("run it as root");
+    if drop {
+        let n = keeper::drop_views(repo).map_err(as_root)?;
+        eprintln!("dropped {n} kept view(s)");
+        return Ok(0);
+    }
+    match keeper::keeper_pid() {
+        Some(pid) => eprintln!(
+            "view keeper: pid {pid}, {}",
+            keeper::socket_path().display()
+        ),
+        None => eprintln!("no view keeper runs ({})", keeper::socket_path().display()),
+    }
+    let prefix = repo.map(|r| keeper::repo_id(r).map(|id| format!("{id}.")));
+    for v in keeper::list().map_err(as_root)? {
+        let mine = match &prefix {
+            None => true,
+            Some(p) => p.as_deref().is_some_and(|p| v.id.starts_with(p)),
+        };
+        if mine {
+            outln!("{}  idle {:>5}s  {}", v.id, v.idle, v.repo.display());
+        }
+    }
+    Ok(0)
 }
 
 /// The address `--payloads-from` designates: an address as given, an existing directory

@@ -244,6 +244,18 @@ pub fn spawn(view: &OwnedFd, id: &str, repo: &Path, host_ns: &OwnedFd) -> std::i
     Ok(())
 }
 
+/// The running keeper's process id (from its lock file), if one runs.
+pub fn keeper_pid() -> Option<u32> {
+    let text = std::fs::read_to_string(socket_path().with_extension("lock")).ok()?;
+    let pid: u32 = text.trim().parse().ok()?;
+    let lock = std::fs::File::open(socket_path().with_extension("lock")).ok()?;
+    // Held by a live keeper only: a lock we can take is stale.
+    match nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockSharedNonblock) {
+        Ok(_) => None,
+        Err(_) => Some(pid),
+    }
+}
+
 /// Sends `line` (and `fd`) to the keeper; its answer, or `None` when no keeper runs.
 fn ask(line: &str, fd: Option<RawFd>) -> Result<Option<(String, Option<OwnedFd>)>, KeeperError> {
     let socket = socket_path();
@@ -398,7 +410,12 @@ fn serve(id: String, repo: PathBuf, first: OwnedFd) -> std::io::Result<()> {
         .open(socket.with_extension("lock"))?;
     let locked = nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusiveNonblock);
     let _lock = match locked {
-        Ok(l) => l,
+        Ok(mut l) => {
+            // Who holds the lock: `spfs runtime views` names the keeper.
+            l.set_len(0)?;
+            writeln!(l, "{}", std::process::id())?;
+            l
+        }
         Err(_) => {
             // Another keeper runs (perhaps still binding its socket): hand it the view.
             for _ in 0..50 {
