@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # Runtime benchmark (root): entry cost, metadata walks and reads through /spfs, for each
-# view (render; fuse, which as root is an image view; fuse-server, the FUSE server that
-# rootless and lazy runtimes use, forced with SPFS_FUSE_IMAGE=0), warm and cold, on the 45k-file layer and the 200-layer stack, plus FUSE
+# view (render; fuse, which as root is an image view kept between runtimes; fuse-cold,
+# a new image view for every runtime, forced with SPFS_VIEW_KEEP=0, as the first runtime
+# of a stack on a host gets; fuse-server, the FUSE server that rootless and lazy
+# runtimes use, forced with SPFS_FUSE_IMAGE=0), warm and cold, on the 45k-file layer
+# and the 200-layer stack, plus FUSE
 # with payloads fetched lazily from a second repository (and from S3 when
 # SPFS_TEST_S3_ENDPOINT is set: see the lazy S3 part below). Every row is a ratio to a
 # baseline measured in the same run (native tree, or `unshare -m true` for entry).
 # Medians of RUNS runs (default 5). Reuses the tree of scripts/bench-store.sh.
 #
 # usage: sudo scripts/bench-runtime.sh [WORKDIR]     (WORKDIR default: /var/tmp/spfs-bench)
-# env:   RUNS=5 BACKENDS="render fuse fuse-server" SECTIONS="entry walks pairs lazy ab"
+# env:   RUNS=5 BACKENDS="render fuse fuse-cold fuse-server" SECTIONS="entry walks pairs lazy ab"
 #        SPFS (a prebuilt binary to measure instead of building one)
 #        SPFS_BEFORE (section ab: a second binary, e.g. built from an earlier commit;
 #          warm entries of both and `unshare -m true` are timed in turn, RUNS×3 rounds)
@@ -19,7 +22,7 @@ source scripts/bench-common.sh
 [ "$(id -u)" = 0 ] || { echo "error: run as root (mounts, namespaces, drop_caches)" >&2; exit 1; }
 WORK=${1:-/var/tmp/spfs-bench}
 RUNS=${RUNS:-5}
-BACKENDS=${BACKENDS:-render fuse fuse-server}
+BACKENDS=${BACKENDS:-render fuse fuse-cold fuse-server}
 SECTIONS=${SECTIONS:-entry walks pairs lazy ab}
 want() { [[ " $SECTIONS " == *" $1 "* ]]; }
 if [ -z "${SPFS:-}" ]; then
@@ -28,6 +31,9 @@ if [ -z "${SPFS:-}" ]; then
 fi
 bench_tree "$WORK"
 export SPFS_ROOT=$WORK/rt-repo
+# The benchmark's own view keeper, dropped at the end.
+export SPFS_VIEW_KEEPER=$WORK/views.sock
+trap '"$SPFS" runtime views --drop --all-repos >/dev/null 2>&1 || true' EXIT
 if ! "$SPFS" tags bench/ 2>/dev/null | grep -q bench/big; then
   rm -rf "$SPFS_ROOT"
   "$SPFS" commit layer --path "$TREE" -t bench/big >/dev/null 2>&1
@@ -42,6 +48,7 @@ spfs_run() {
   local b=$1; shift
   case $b in
     fuse-server) SPFS_FUSE_IMAGE=0 "$SPFS" run --backend fuse "$@" ;;
+    fuse-cold) SPFS_FUSE_IMAGE=1 SPFS_VIEW_KEEP=0 "$SPFS" run --backend fuse "$@" ;;
     *) SPFS_FUSE_IMAGE=1 "$SPFS" run --backend "$b" "$@" ;;
   esac
 }
@@ -52,7 +59,8 @@ S50=$(stack 50); S200=$(stack 200)
 # Native copy of the 200-layer stack's merged tree: the walk baseline for that stack.
 if [ ! -d "$WORK/s200-native" ]; then "$SPFS" render --strategy copy "$S200" "$WORK/s200-native" >/dev/null 2>&1; fi
 drop_renders() { rm -rf "$SPFS_ROOT/renders"; }
-drop_fuse_cache() { rm -rf "$SPFS_ROOT/renders/fuse"; }
+# Cold FUSE entry: no inode table, no image and no kept view.
+drop_fuse_cache() { rm -rf "$SPFS_ROOT/renders/fuse"; "$SPFS" runtime views --drop --all-repos >/dev/null 2>&1; }
 drop_caches() { sync; echo 3 > /proc/sys/vm/drop_caches; }
 overhead() { printf '| %-40s | %8.1f ms above unshare (target ≤ 20 ms) |\n' "$1" "$(awk -v a="$2" -v b="$3" 'BEGIN{print (a-b)*1000}')"; }
 
@@ -79,7 +87,7 @@ for backend in $BACKENDS; do
       row "$label (cold: no render cache)" "$t_cold" "unshare -m true" "$t_unshare" -
     else
       t_cold=$(BENCH_RESET=drop_fuse_cache median_of 3 spfs_run "$backend" "$ref" -- true)
-      row "$label (cold: no inode cache or image)" "$t_cold" "unshare -m true" "$t_unshare" -
+      row "$label (cold: no inode cache, image or kept view)" "$t_cold" "unshare -m true" "$t_unshare" -
     fi
     spfs_run "$backend" "$ref" -- true  # leave the caches warm
   done
@@ -174,6 +182,9 @@ echo
 printf '| %-34s | %10s | %10s | %8s | %14s | %6s |\n' walk "min spfs" "min native" "min ratio" "median ratio" target
 printf '|%s|%s|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..36})" "------------" "------------" "----------" "----------------" "--------"
 for backend in $BACKENDS; do
+  # One earlier runtime walked the stack: what a kept view keeps (fuse); the other views
+  # start every runtime on a new mount anyway.
+  inner "$backend" bench/big "ls -lR /spfs >/dev/null"
   for walk in "find @ -type f" "ls -lR @"; do
     target=1.5; [ "$walk" = "ls -lR @" ] && target=1.3
     pairs=$(for _ in $(seq "$RUNS"); do

@@ -106,6 +106,7 @@ const TABLE: &[(Tool, Repo, Access, &[&str], i32)] = &[
     (Spfs, Missing, Reads, &["runtime", "info", "rt"], 1),
     (Spfs, Missing, Reads, &["runtime", "rm", "rt"], 1),
     (Spfs, Missing, Reads, &["runtime", "prune"], 1),
+    (Spfs, Missing, Reads, &["runtime", "views"], 1),
     (Spk, Missing, Reads, &["ls"], 1),
     (Spk, Missing, Reads, &["ls", "python"], 1),
     (Spk, Missing, Reads, &["search", "py"], 1),
