@@ -161,11 +161,8 @@ pub fn clean(repo: &LocalRepository, opts: &CleanOptions) -> Result<CleanReport>
         Err(_) => clean_in_pool(repo, opts),
     }
     .map(|mut report| {
-        if !opts.dry_run && report.payloads > 0 && nix::unistd::geteuid().is_root() {
-            match crate::runtime::image::keeper::drop_views(Some(repo)) {
-                Ok(n) => report.views = n,
-                Err(e) => tracing::warn!("kept views were not dropped: {e}"),
-            }
+        if !opts.dry_run && report.payloads > 0 {
+            report.views = crate::runtime::image::keeper::forget_repo(repo);
         }
         report
     })

@@ -53,6 +53,7 @@ pub fn repair(
             .collect();
         if todo.is_empty() {
             report.check = found;
+            forget_kept_views(repo, &report);
             return Ok(report);
         }
         // From an archive, the payloads wanted come in one pass over it.
@@ -97,7 +98,19 @@ pub fn repair(
         }
     }
     report.check = check(repo, roots, progress)?;
+    forget_kept_views(repo, &report);
     Ok(report)
+}
+
+/// A kept image view may hold a replaced payload's old file: drop the repository's.
+fn forget_kept_views(repo: &LocalRepository, report: &RepairReport) {
+    if report
+        .repaired
+        .iter()
+        .any(|(_, what, _)| *what == "payload")
+    {
+        crate::runtime::image::keeper::forget_repo(repo);
+    }
 }
 
 /// Fetches `digest` from `source` into `repo`, replacing what is there. Returns what

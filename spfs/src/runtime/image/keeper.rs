@@ -196,6 +196,23 @@ pub fn drop_views(repo: Option<&LocalRepository>) -> Result<usize, KeeperError> 
     }
 }
 
+/// Drops this host's kept views of `repo` after its payloads changed under them (a
+/// clean removed some, a repair replaced some): how many. Only root's views are kept,
+/// so for anyone else there is nothing to drop; a keeper that does not answer is
+/// logged.
+pub fn forget_repo(repo: &LocalRepository) -> usize {
+    if !nix::unistd::geteuid().is_root() {
+        return 0;
+    }
+    drop_views(Some(repo)).unwrap_or_else(|e| {
+        tracing::warn!(
+            "kept views of {} were not dropped: {e}",
+            repo.root().display()
+        );
+        0
+    })
+}
+
 /// Starts a keeper holding `view` as `id`, in the host's mount namespace `host_ns`
 /// (not the runtime's, which it would otherwise keep alive), detached from the
 /// caller's session, stdio and descriptors. Call before becoming a subreaper: the
