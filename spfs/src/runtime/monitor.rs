@@ -347,11 +347,7 @@ impl<'a> Monitor<'a> {
             Lowers::Kept(kept) => {
                 let (mnt, _, probe) = self.view_dirs()?;
                 match super::image::ImageView::mount_kept(&kept, &mnt, &probe) {
-                    Ok(view) => {
-                        self.view = Some(View::Image(view));
-                        self.bindable = true;
-                        self.lowers = vec![mnt];
-                    }
+                    Ok(view) => self.use_view(View::Image(view), mnt),
                     Err(why) => {
                         unavailable(why);
                         let fallback = self.fuse_lowers(manifests, false)?;
@@ -406,10 +402,15 @@ impl<'a> Monitor<'a> {
                 )?)
             }
         };
+        self.use_view(view, mnt);
+        Ok(())
+    }
+
+    /// Makes `view`, mounted at `mnt`, the stack's single lower dir.
+    fn use_view(&mut self, view: View, mnt: PathBuf) {
         self.view = Some(view);
         self.bindable = true;
         self.lowers = vec![mnt];
-        Ok(())
     }
 
     /// This generation's view directories: the view, the image's mount while the view
