@@ -852,8 +852,9 @@ fn alive(pid: u32) -> bool {
 /// same stack mounts the same filesystem instance (caches warm): shown by its device
 /// number, which no other live filesystem can have while the keeper holds the view.
 /// The keeper leaves no mount anywhere, holds no pipe of the runtime, answers only
-/// root, drops views on request, on `spfs clean`, and when idle, and its death costs
-/// later runtimes nothing but a cold view.
+/// root and is used only if root, is never started by a nested runtime, drops views on
+/// request, on `spfs clean`, and when idle, and its death costs later runtimes nothing
+/// but a cold view.
 #[test]
 fn image_views_are_kept_for_later_runtimes_of_the_stack() {
     if !privileged("image_views_are_kept_for_later_runtimes_of_the_stack") {
@@ -861,13 +862,13 @@ fn image_views_are_kept_for_later_runtimes_of_the_stack() {
     }
     let env = Env::new();
     sample_layer(&env);
-    let socket = env.path("keeper/views.sock");
-    fs::create_dir_all(socket.parent().unwrap()).unwrap();
+    let socket = env.keeper_socket();
+    // Kept long enough that a keeper holding the runtime's output pipe would hang the
+    // run past `output_within_a_minute`'s limit.
+    const KEEP: &str = "120";
     let spfs = |keep: &str, args: &[&str]| {
         let mut c = env.cmd(args);
-        c.env("SPFS_VIEW_KEEPER", &socket)
-            .env("SPFS_VIEW_KEEP", keep)
-            .env("SPFS_FUSE_IMAGE", "1");
+        c.env("SPFS_VIEW_KEEP", keep).env("SPFS_FUSE_IMAGE", "1");
         c
     };
     let probe = "stat -c %d /spfs; cat /spfs/d/rw /spfs/d/ro";
@@ -883,8 +884,9 @@ fn image_views_are_kept_for_later_runtimes_of_the_stack() {
         assert_eq!(content, "rw\nread only\n");
         dev.parse::<u64>().unwrap()
     };
+    // The keeper's pid (from `spfs runtime views`) and the views it lists.
     let keeper = || {
-        let out = spfs("30", &["runtime", "views"]).output().unwrap();
+        let out = spfs(KEEP, &["runtime", "views"]).output().unwrap();
         assert!(out.status.success(), "{}", stderr(&out));
         let err = stderr(&out);
         let pid = err
@@ -894,7 +896,7 @@ fn image_views_are_kept_for_later_runtimes_of_the_stack() {
     };
     assert_eq!(keeper(), (None, String::new()));
 
-    let first = run("30");
+    let first = run(KEEP);
     let (pid, listed) = keeper();
     let pid = pid.expect("a keeper after the first runtime");
     assert_eq!(listed.lines().count(), 1, "{listed}");
@@ -906,7 +908,7 @@ fn image_views_are_kept_for_later_runtimes_of_the_stack() {
     let held = fs::metadata(format!("/proc/{pid}/fd/3")).unwrap().dev();
     assert_eq!(first, held);
     // ...and the next runtime's.
-    assert_eq!(run("30"), held);
+    assert_eq!(run(KEEP), held);
     // A runtime told not to use kept views gets its own instance.
     assert_ne!(run("0"), held);
     // The keeper runs in this mount namespace, in its own session, and nothing of the
@@ -915,28 +917,115 @@ fn image_views_are_kept_for_later_runtimes_of_the_stack() {
         fs::read_link(format!("/proc/{pid}/ns/mnt")).unwrap(),
         fs::read_link("/proc/self/ns/mnt").unwrap()
     );
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let fields: Vec<&str> = stat.rsplit_once(") ").unwrap().1.split(' ').collect();
+    assert_eq!(fields[3], pid.to_string(), "session of the keeper: {stat}");
     let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap();
     assert!(!mounts.contains(env.repo.to_str().unwrap()), "{mounts}");
     assert!(!mounts.contains("spfs-runtime"), "{mounts}");
 
-    // Only root may ask it anything.
-    let out = Command::new("setpriv")
-        .args([
-            &format!("--reuid={USER}"),
-            &format!("--regid={USER}"),
-            "--clear-groups",
-            SPFS,
-        ])
-        .args(["runtime", "views", "--all-repos"])
-        .env("SPFS_VIEW_KEEPER", &socket)
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
+    // Only root may ask it anything: with its socket opened up to everyone, a user's
+    // request is refused...
+    let as_user = |args: &[&str], sock: &Path| {
+        Command::new("setpriv")
+            .args([
+                &format!("--reuid={USER}"),
+                &format!("--regid={USER}"),
+                "--clear-groups",
+                SPFS,
+            ])
+            .args(args)
+            .env("SPFS_VIEW_KEEPER", sock)
+            .output()
+            .unwrap()
+    };
+    let mode = |p: &Path, m: u32| {
+        fs::set_permissions(p, std::os::unix::fs::PermissionsExt::from_mode(m)).unwrap()
+    };
+    for (p, m) in [(env.tmp.path(), 0o711), (socket.parent().unwrap(), 0o711)] {
+        mode(p, m);
+    }
+    mode(&socket, 0o666);
+    let out = as_user(&["runtime", "views", "--all-repos"], &socket);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(
-        stderr(&out).contains("help: run it as root"),
+        stderr(&out).contains("refused: only root may use it"),
         "{}",
         stderr(&out)
     );
+    assert!(out.stdout.is_empty());
+    mode(&socket, 0o600);
+    // ...and a keeper that is not root's is never used by root.
+    let theirs = tempfile::tempdir().unwrap();
+    chown_r(theirs.path(), USER, USER);
+    let fake = theirs.path().join("views.sock");
+    let status = Command::new("sh")
+        .args([
+            "-c",
+            &format!(
+                "exec setpriv --reuid={USER} --regid={USER} --clear-groups {SPFS} \
+                 __spfs-view-keeper {id} 2f 3</dev/null",
+                id = "0.0.0"
+            ),
+        ])
+        .env("SPFS_VIEW_KEEPER", &fake)
+        .env("SPFS_VIEW_KEEP", "60")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    wait_until("the user's keeper to listen", 10, || fake.exists());
+    let out = env
+        .cmd(&["runtime", "views", "--all-repos"])
+        .env("SPFS_VIEW_KEEPER", &fake)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!("runs as uid {USER}, not root")),
+        "{}",
+        stderr(&out)
+    );
+    let mut c = spfs(
+        KEEP,
+        &[
+            "run",
+            "--backend",
+            "fuse",
+            "views",
+            "--",
+            "cat",
+            "/spfs/d/rw",
+        ],
+    );
+    c.env("SPFS_VIEW_KEEPER", &fake);
+    assert_eq!(
+        output_within_a_minute(c, "a runtime beside a user's keeper"),
+        "rw\n"
+    );
+    for entry in fs::read_dir("/proc").unwrap().flatten() {
+        let cmdline = fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        if cmdline.ends_with(b"__spfs-view-keeper\x000.0.0\x002f\x00") {
+            let pid: i32 = entry.file_name().to_str().unwrap().parse().unwrap();
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
+
+    // A runtime inside a runtime never starts a keeper (it would start in the outer
+    // runtime's namespace and keep it alive).
+    let nested_socket = env.path("nested/views.sock");
+    let inner = format!(
+        "SPFS_VIEW_KEEPER={} {SPFS} run --backend fuse views -- cat /spfs/d/ro",
+        nested_socket.display()
+    );
+    let out = env.ok(&["run", "--backend", "render", "-", "--", "sh", "-c", &inner]);
+    assert_eq!(out, "read only\n");
+    assert!(!nested_socket.exists());
 
     // Killed, it takes its views with it; the next runtime works and starts a new one.
     nix::sys::signal::kill(
@@ -945,7 +1034,7 @@ fn image_views_are_kept_for_later_runtimes_of_the_stack() {
     )
     .unwrap();
     wait_until("the killed keeper to go", 10, || !alive(pid));
-    run("30");
+    run(KEEP);
     let (again, _) = keeper();
     let again = again.expect("a new keeper");
     assert_ne!(again, pid);
@@ -953,7 +1042,7 @@ fn image_views_are_kept_for_later_runtimes_of_the_stack() {
     // `spfs clean` that removes payloads drops the repository's views; the keeper then
     // holds none and exits, removing its socket.
     env.ok(&["untag", "--all", "views"]);
-    let out = spfs("30", &["clean", "-y", "--grace", "0"])
+    let out = spfs(KEEP, &["clean", "-y", "--grace", "0"])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
@@ -967,9 +1056,9 @@ fn image_views_are_kept_for_later_runtimes_of_the_stack() {
 
     // Idle views expire on their own.
     sample_layer(&env);
-    run("1");
+    run("5");
     let (short, _) = keeper();
     let short = short.expect("a keeper");
-    wait_until("the idle keeper to exit", 10, || !alive(short));
+    wait_until("the idle keeper to exit", 30, || !alive(short));
     assert_eq!(keeper(), (None, String::new()));
 }

@@ -216,15 +216,16 @@ fn views(repo: Option<&LocalRepository>, drop: bool) -> Result<i32> {
         eprintln!("dropped {n} kept view(s)");
         return Ok(0);
     }
-    match keeper::keeper_pid() {
-        Some(pid) => eprintln!(
-            "view keeper: pid {pid}, {}",
-            keeper::socket_path().display()
-        ),
-        None => eprintln!("no view keeper runs ({})", keeper::socket_path().display()),
-    }
+    let Some((pid, kept)) = keeper::list().map_err(as_root)? else {
+        eprintln!("no view keeper runs ({})", keeper::socket_path().display());
+        return Ok(0);
+    };
+    eprintln!(
+        "view keeper: pid {pid}, {}",
+        keeper::socket_path().display()
+    );
     let prefix = repo.map(|r| keeper::repo_id(r).map(|id| format!("{id}.")));
-    for v in keeper::list().map_err(as_root)? {
+    for v in kept {
         let mine = match &prefix {
             None => true,
             Some(p) => p.as_deref().is_some_and(|p| v.id.starts_with(p)),

@@ -14,6 +14,17 @@ pub struct Env {
     pub repo: PathBuf,
 }
 
+impl Drop for Env {
+    fn drop(&mut self) {
+        if self.keeper_socket().exists() {
+            let _ = Command::new(SPFS)
+                .args(["runtime", "views", "--drop", "--all-repos"])
+                .env("SPFS_VIEW_KEEPER", self.keeper_socket())
+                .output();
+        }
+    }
+}
+
 impl Env {
     pub fn new() -> Self {
         let tmp = tempfile::tempdir().unwrap();
@@ -29,8 +40,15 @@ impl Env {
         let mut c = Command::new(SPFS);
         c.args(args)
             .env("SPFS_ROOT", &self.repo)
+            .env("SPFS_VIEW_KEEPER", self.keeper_socket())
             .env_remove("RUST_LOG");
         c
+    }
+
+    /// The socket of this scratch directory's own view keeper (root's image views kept
+    /// between runtimes), dropped with the directory.
+    pub fn keeper_socket(&self) -> PathBuf {
+        self.path("keeper/views.sock")
     }
 
     /// Runs spfs and returns its output, whatever the exit code.

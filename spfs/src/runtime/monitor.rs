@@ -113,6 +113,15 @@ fn monitor_signals() -> SigSet {
     set
 }
 
+/// True when this process runs in a runtime's mount namespace (its scratch tmpfs is
+/// mounted), as a nested runtime's monitor does before entering its own.
+pub fn inside_a_runtime() -> bool {
+    std::fs::read_to_string("/proc/self/mountinfo").is_ok_and(|text| {
+        text.lines()
+            .any(|l| l.split(' ').nth(4) == Some(SCRATCH_DIR))
+    })
+}
+
 /// Enters the runtime's namespace. Call first, while the process is single-threaded;
 /// everything else of the runtime happens in [`run`].
 pub fn prepare() -> Result<Privilege> {
@@ -350,6 +359,10 @@ impl<'a> Monitor<'a> {
                     Ok(view) => self.use_view(View::Image(view), mnt),
                     Err(why) => {
                         unavailable(why);
+                        // Let the view this runtime makes next replace it.
+                        if let Some(id) = keeper::view_id(self.repo, manifests) {
+                            keeper::drop_view(&id);
+                        }
                         let fallback = self.fuse_lowers(manifests, false)?;
                         return self.install_lowers(manifests, fallback);
                     }

@@ -23,7 +23,7 @@
 use std::collections::BTreeMap;
 use std::io::{IoSlice, IoSliceMut, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -51,6 +51,10 @@ const DEFAULT_KEEP_SECS: u64 = 600;
 const IO_TIMEOUT: Duration = Duration::from_secs(2);
 /// The descriptor a new keeper finds its first view at.
 const FIRST_VIEW_FD: RawFd = 3;
+/// Most views one keeper holds (one descriptor each); the least recently used go first.
+const MAX_VIEWS: usize = 512;
+/// Longest keep time honoured (a week).
+const MAX_KEEP_SECS: u64 = 7 * 24 * 3600;
 
 /// A view the keeper holds, as `spfs runtime views` lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,6 +86,12 @@ pub enum KeeperError {
         /// Who listens there.
         uid: u32,
     },
+    /// The keeper refused the request: only root may use it.
+    #[error("the view keeper at {socket} refused: only root may use it")]
+    Refused {
+        /// The keeper's socket.
+        socket: PathBuf,
+    },
     /// The keeper answered something this version does not understand.
     #[error("the view keeper at {socket} answered {answer:?}")]
     Answer {
@@ -95,12 +105,16 @@ pub enum KeeperError {
 /// Seconds views are kept (`SPFS_VIEW_KEEP`, default 600); `0` turns keeping off.
 pub fn keep_secs() -> u64 {
     match std::env::var(KEEP_ENV) {
-        Ok(v) => v.trim().parse().unwrap_or_else(|_| {
-            tracing::warn!(
-                "{KEEP_ENV}={v:?} is not a number of seconds: using {DEFAULT_KEEP_SECS}"
-            );
-            DEFAULT_KEEP_SECS
-        }),
+        Ok(v) => v
+            .trim()
+            .parse::<u64>()
+            .map(|n| n.min(MAX_KEEP_SECS))
+            .unwrap_or_else(|_| {
+                tracing::warn!(
+                    "{KEEP_ENV}={v:?} is not a number of seconds: using {DEFAULT_KEEP_SECS}"
+                );
+                DEFAULT_KEEP_SECS
+            }),
         Err(_) => DEFAULT_KEEP_SECS,
     }
 }
@@ -154,13 +168,21 @@ pub fn put(id: &str, repo: &Path, view: &OwnedFd) -> Result<bool, KeeperError> {
     }
 }
 
-/// The views the keeper holds (none when it does not run).
-pub fn list() -> Result<Vec<KeptView>, KeeperError> {
+/// The keeper's process id and the views it holds; `None` when no keeper runs.
+pub fn list() -> Result<Option<(u32, Vec<KeptView>)>, KeeperError> {
     let Some((answer, _)) = ask("list\n", None)? else {
-        return Ok(Vec::new());
+        return Ok(None);
     };
-    Ok(answer
-        .lines()
+    let mut lines = answer.lines();
+    let pid = lines
+        .next()
+        .and_then(|l| l.strip_prefix("keeper "))
+        .and_then(|p| p.parse().ok())
+        .ok_or_else(|| KeeperError::Answer {
+            socket: socket_path(),
+            answer: answer.clone(),
+        })?;
+    let views = lines
         .filter_map(|line| {
             let mut f = line.split('\t');
             let (id, repo, idle) = (f.next()?, f.next()?, f.next()?);
@@ -170,7 +192,15 @@ pub fn list() -> Result<Vec<KeptView>, KeeperError> {
                 idle: idle.parse().ok()?,
             })
         })
-        .collect())
+        .collect();
+    Ok(Some((pid, views)))
+}
+
+/// Drops the kept view `id` (one that no longer mounts, so that a new one replaces it).
+pub fn drop_view(id: &str) {
+    if let Err(e) = ask(&format!("drop {id}\n"), None) {
+        tracing::warn!("{e}");
+    }
 }
 
 /// Drops the kept views of `repo` (all of them with `None`); how many it held. The
@@ -243,12 +273,15 @@ pub fn spawn(view: &OwnedFd, id: &str, repo: &Path, host_ns: &OwnedFd) -> std::i
             // Whatever else is open stays behind at exec (a leaked pipe would keep a
             // reader of the runtime's output waiting for the keeper).
             const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
-            libc::syscall(
+            if libc::syscall(
                 libc::SYS_close_range,
                 (FIRST_VIEW_FD + 1) as libc::c_uint,
                 libc::c_uint::MAX,
                 CLOSE_RANGE_CLOEXEC,
-            );
+            ) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
             Ok(())
         });
     }
@@ -261,18 +294,6 @@ pub fn spawn(view: &OwnedFd, id: &str, repo: &Path, host_ns: &OwnedFd) -> std::i
     Ok(())
 }
 
-/// The running keeper's process id (from its lock file), if one runs.
-pub fn keeper_pid() -> Option<u32> {
-    let text = std::fs::read_to_string(socket_path().with_extension("lock")).ok()?;
-    let pid: u32 = text.trim().parse().ok()?;
-    let lock = std::fs::File::open(socket_path().with_extension("lock")).ok()?;
-    // Held by a live keeper only: a lock we can take is stale.
-    match nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockSharedNonblock) {
-        Ok(_) => None,
-        Err(_) => Some(pid),
-    }
-}
-
 /// Sends `line` (and `fd`) to the keeper; its answer, or `None` when no keeper runs.
 fn ask(line: &str, fd: Option<RawFd>) -> Result<Option<(String, Option<OwnedFd>)>, KeeperError> {
     let socket = socket_path();
@@ -280,16 +301,9 @@ fn ask(line: &str, fd: Option<RawFd>) -> Result<Option<(String, Option<OwnedFd>)
         socket: socket.clone(),
         source,
     };
-    let stream = match UnixStream::connect(&socket) {
-        Ok(s) => s,
-        Err(e)
-            if matches!(
-                e.raw_os_error(),
-                Some(libc::ENOENT) | Some(libc::ECONNREFUSED)
-            ) =>
-        {
-            return Ok(None)
-        }
+    let stream = match connect(&socket) {
+        Ok(Some(s)) => s,
+        Ok(None) => return Ok(None),
         Err(e) => return Err(io(e)),
     };
     let uid = peer_uid(&stream).map_err(io)?;
@@ -298,9 +312,49 @@ fn ask(line: &str, fd: Option<RawFd>) -> Result<Option<(String, Option<OwnedFd>)
     }
     stream.set_read_timeout(Some(IO_TIMEOUT)).map_err(io)?;
     stream.set_write_timeout(Some(IO_TIMEOUT)).map_err(io)?;
-    send(&stream, line, fd).map_err(io)?;
-    stream.shutdown(std::net::Shutdown::Write).map_err(io)?;
-    receive(&stream).map(Some).map_err(io)
+    // A keeper that refuses closes at once; its answer is still there to read.
+    let closed =
+        |e: &std::io::Error| matches!(e.raw_os_error(), Some(libc::EPIPE) | Some(libc::ECONNRESET));
+    match send(&stream, line, fd) {
+        Err(e) if !closed(&e) => return Err(io(e)),
+        _ => {}
+    }
+    let _ = stream.shutdown(std::net::Shutdown::Write);
+    match receive(&stream) {
+        Ok((answer, _)) if answer.starts_with("refused") => Err(KeeperError::Refused { socket }),
+        // A keeper on its way out closes without answering: as good as none.
+        Ok((answer, None)) if answer.is_empty() => Ok(None),
+        Err(e) if closed(&e) => Ok(None),
+        other => other.map(Some).map_err(io),
+    }
+}
+
+/// Connects to the keeper's socket without waiting on a full backlog for longer than
+/// [`IO_TIMEOUT`]; `None` when nothing listens there.
+fn connect(socket: &Path) -> std::io::Result<Option<UnixStream>> {
+    use nix::sys::socket::{socket as new_socket, AddressFamily, SockFlag, SockType, UnixAddr};
+    let fd = new_socket(
+        AddressFamily::Unix,
+        SockType::Stream,
+        SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
+        None,
+    )?;
+    let addr = UnixAddr::new(socket)?;
+    let started = Instant::now();
+    loop {
+        match nix::sys::socket::connect(fd.as_raw_fd(), &addr) {
+            Ok(()) => break,
+            Err(nix::errno::Errno::ENOENT | nix::errno::Errno::ECONNREFUSED) => return Ok(None),
+            // A full backlog: the keeper is busy or stuck.
+            Err(nix::errno::Errno::EAGAIN) if started.elapsed() < IO_TIMEOUT => {
+                std::thread::sleep(Duration::from_millis(10))
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let stream = UnixStream::from(fd);
+    stream.set_nonblocking(false)?;
+    Ok(Some(stream))
 }
 
 fn peer_uid(stream: &UnixStream) -> std::io::Result<u32> {
@@ -328,7 +382,9 @@ fn send(mut stream: &UnixStream, text: &str, fd: Option<RawFd>) -> std::io::Resu
 /// Reads everything up to the end of the stream, and the descriptor passed with it.
 fn receive(mut stream: &UnixStream) -> std::io::Result<(String, Option<OwnedFd>)> {
     let mut buf = vec![0u8; 4096];
-    let mut space = nix::cmsg_space!([RawFd; 1]);
+    // Room for more descriptors than any request carries, so none is left installed
+    // and unowned by a truncated message.
+    let mut space = nix::cmsg_space!([RawFd; 8]);
     let (n, fd) = {
         let mut iov = [IoSliceMut::new(&mut buf)];
         let msg = recvmsg::<()>(
@@ -352,7 +408,14 @@ fn receive(mut stream: &UnixStream) -> std::io::Result<(String, Option<OwnedFd>)
     };
     buf.truncate(n);
     if n > 0 {
-        stream.read_to_end(&mut buf)?;
+        match stream.read_to_end(&mut buf) {
+            // A peer that closed without reading all we sent resets the connection
+            // once its answer has been read: the answer stands.
+            Err(e) if e.raw_os_error() == Some(libc::ECONNRESET) => {}
+            other => {
+                other?;
+            }
+        }
     }
     Ok((String::from_utf8_lossy(&buf).into_owned(), fd))
 }
@@ -389,7 +452,12 @@ pub fn run_keeper() -> i32 {
         eprintln!("error: {KEEPER_ARG} is an internal entry point of spfs runtimes");
         return 2;
     };
-    // SAFETY: `spawn` put the view there for us.
+    // SAFETY: F_GETFD only reads the descriptor's flags.
+    if unsafe { libc::fcntl(FIRST_VIEW_FD, libc::F_GETFD) } < 0 {
+        eprintln!("error: {KEEPER_ARG} expects a view at descriptor {FIRST_VIEW_FD}");
+        return 2;
+    }
+    // SAFETY: `spawn` put the view there for us, and it is open.
     let first = unsafe { OwnedFd::from_raw_fd(FIRST_VIEW_FD) };
     // Leave the parent (the runtime's monitor waits for it) and its session.
     // SAFETY: the process is single-threaded (it was just started).
@@ -414,39 +482,37 @@ struct Held {
 
 fn serve(id: String, repo: PathBuf, first: OwnedFd) -> std::io::Result<()> {
     let socket = socket_path();
-    if socket == Path::new(DEFAULT_SOCKET) {
-        let dir = Path::new(DEFAULT_SOCKET).parent().expect("has a parent");
-        std::fs::create_dir_all(dir)?;
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
-    }
+    trusted_dir(&socket)?;
+    // The socket and lock are the keeper's alone from the moment they exist.
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
     let lock = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
         .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
         .open(socket.with_extension("lock"))?;
-    let locked = nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusiveNonblock);
-    let _lock = match locked {
-        Ok(mut l) => {
-            // Who holds the lock: `spfs runtime views` names the keeper.
-            l.set_len(0)?;
-            writeln!(l, "{}", std::process::id())?;
-            l
-        }
-        Err(_) => {
-            // Another keeper runs (perhaps still binding its socket): hand it the view.
-            for _ in 0..50 {
+    // Another keeper runs (perhaps still binding its socket, or on its way out): hand
+    // it the view, or take over once it has gone.
+    let mut lock = Some(lock);
+    let _lock = loop {
+        let attempt = nix::fcntl::Flock::lock(
+            lock.take().expect("the lock file"),
+            nix::fcntl::FlockArg::LockExclusiveNonblock,
+        );
+        match attempt {
+            Ok(held) => break held,
+            Err((file, _)) => {
                 if put(&id, &repo, &first).unwrap_or(false) {
-                    break;
+                    return Ok(());
                 }
+                lock = Some(file);
                 std::thread::sleep(Duration::from_millis(20));
             }
-            return Ok(());
         }
     };
     let _ = std::fs::remove_file(&socket);
     let listener = UnixListener::bind(&socket)?;
-    std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600))?;
     let bound = std::fs::metadata(&socket)?.ino();
     let keep = Duration::from_secs(keep_secs());
     let mut views = BTreeMap::new();
@@ -461,6 +527,14 @@ fn serve(id: String, repo: PathBuf, first: OwnedFd) -> std::io::Result<()> {
     loop {
         let now = Instant::now();
         views.retain(|_, h: &mut Held| now.duration_since(h.used) < keep);
+        while views.len() > MAX_VIEWS {
+            let oldest = views
+                .iter()
+                .min_by_key(|(_, h)| h.used)
+                .map(|(id, _)| id.clone())
+                .expect("not empty");
+            views.remove(&oldest);
+        }
         let Some(next) = views.values().map(|h| h.used + keep).min() else {
             break;
         };
@@ -469,13 +543,14 @@ fn serve(id: String, repo: PathBuf, first: OwnedFd) -> std::io::Result<()> {
             listener.as_fd(),
             nix::poll::PollFlags::POLLIN,
         )];
-        match nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(wait.max(1))) {
-            Ok(n) if n > 0 => {
-                if let Ok((stream, _)) = listener.accept() {
-                    answer(&stream, &mut views);
+        if let Ok(n) = nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(wait.max(1))) {
+            if n > 0 {
+                match listener.accept() {
+                    Ok((stream, _)) => answer(&stream, &mut views),
+                    // Out of descriptors, say: wait rather than spin.
+                    Err(_) => std::thread::sleep(Duration::from_millis(100)),
                 }
             }
-            _ => {}
         }
     }
     // Leave the socket to whoever bound it since, if anyone did.
@@ -485,9 +560,35 @@ fn serve(id: String, repo: PathBuf, first: OwnedFd) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Makes sure the socket's directory exists and nobody but this user can change what
+/// is in it: owned by this user, not writable by group or others, not a symlink.
+fn trusted_dir(socket: &Path) -> std::io::Result<()> {
+    let dir = socket
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    if std::fs::symlink_metadata(dir).is_err() {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
+    }
+    let meta = std::fs::symlink_metadata(dir)?;
+    let me = nix::unistd::geteuid().as_raw();
+    if !meta.is_dir() || meta.uid() != me || meta.mode() & 0o022 != 0 {
+        return Err(std::io::Error::other(format!(
+            "{} must be a directory of uid {me} that nobody else may write",
+            dir.display()
+        )));
+    }
+    Ok(())
+}
+
 /// Answers one request; a client that is not root, or is too slow, gets nothing.
 fn answer(stream: &UnixStream, views: &mut BTreeMap<String, Held>) {
     if peer_uid(stream).ok() != Some(0) {
+        let _ = send(stream, "refused: only root may use the view keeper\n", None);
         return;
     }
     let _ = stream.set_read_timeout(Some(IO_TIMEOUT));
@@ -519,7 +620,7 @@ fn answer(stream: &UnixStream, views: &mut BTreeMap<String, Held>) {
         },
         (Some("list"), None, None, None) => {
             let now = Instant::now();
-            let text = views
+            let views: String = views
                 .iter()
                 .map(|(id, h)| {
                     format!(
@@ -529,7 +630,7 @@ fn answer(stream: &UnixStream, views: &mut BTreeMap<String, Held>) {
                     )
                 })
                 .collect();
-            (text, None)
+            (format!("keeper {}\n{views}", std::process::id()), None)
         }
         (Some("drop"), prefix, None, None) => {
             let before = views.len();
