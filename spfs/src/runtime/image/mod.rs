@@ -13,6 +13,9 @@
 //! bits, sizes and symlink targets, the mounting user as owner, [`FIXED_TIME`] as every
 //! timestamp, nothing writable.
 //!
+//! Views outlive their runtime in the [`keeper`], so that later runtimes of the stack
+//! mount the same filesystem instance, its caches warm.
+//!
 //! [`FIXED_TIME`]: crate::runtime::fuse::FIXED_TIME
 
 mod erofs;
