@@ -12,6 +12,12 @@
 //!   its contents in a data-only layer; an empty file is a plain empty inode.
 //!
 //! Every record (inode, xattrs, chunk map or inline target) lies within one block.
+//!
+//! Each file's xattr header carries the xattr name filter
+//! (`EROFS_FEATURE_COMPAT_XATTR_FILTER`): one bit per xxh32 hash of a name, set where
+//! no xattr of the file hashes, so a lookup of an absent name (a stat walker's SELinux
+//! or ACL probe, overlayfs's checks for other `trusted.overlay.*` names) ends before
+//! the entries are read.
 
 use std::io::{self, Write};
 
@@ -24,6 +30,12 @@ const SUPER_OFFSET: usize = 1024;
 const MAGIC: u32 = 0xE0F5_E1E2;
 /// `EROFS_FEATURE_INCOMPAT_CHUNKED_FILE`.
 const INCOMPAT_CHUNKED_FILE: u32 = 0x4;
+/// `EROFS_FEATURE_COMPAT_XATTR_FILTER`.
+const COMPAT_XATTR_FILTER: u32 = 0x4;
+/// `EROFS_XATTR_FILTER_SEED`: the xxh32 seed of a name's filter bit, plus its index.
+const XATTR_FILTER_SEED: u32 = 0x25BB_E08F;
+/// `EROFS_XATTR_FILTER_BITS`.
+const XATTR_FILTER_BITS: u32 = 32;
 const INODE_SIZE: u64 = 64;
 /// First node id: the first 32-byte slot after the superblock.
 const FIRST_SLOT: u64 = (SUPER_OFFSET as u64 + 128) / 32;
@@ -163,6 +175,7 @@ pub fn write_image(
     put64(sb, 16, (n - 1) as u64);
     put64(sb, 24, stamp.mtime);
     put32(sb, 36, block_addr(next_block)?);
+    put32(sb, 8, COMPAT_XATTR_FILTER);
     put32(sb, 80, INCOMPAT_CHUNKED_FILE);
     for ino in 1..n {
         let node = &table.nodes[ino];
@@ -239,11 +252,16 @@ fn block_addr(block: u64) -> io::Result<u32> {
 /// The inline xattr body of a metacopy file: header, then `trusted.overlay.metacopy`
 /// (empty) and `trusted.overlay.redirect` (`target`), each padded to 4 bytes.
 fn overlay_xattrs(target: &[u8]) -> Vec<u8> {
-    let mut body = vec![0u8; XATTR_HEADER];
-    for (name, value) in [
+    let xattrs = [
         (&b"overlay.metacopy"[..], &b""[..]),
         (b"overlay.redirect", target),
-    ] {
+    ];
+    let mut body = vec![0u8; XATTR_HEADER];
+    let absent = xattrs.iter().fold(u32::MAX, |filter, (name, _)| {
+        filter & !filter_bit(XATTR_INDEX_TRUSTED, name)
+    });
+    put32(&mut body, 0, absent);
+    for (name, value) in xattrs {
         body.push(name.len() as u8);
         body.push(XATTR_INDEX_TRUSTED);
         body.extend_from_slice(&(value.len() as u16).to_le_bytes());
@@ -252,6 +270,13 @@ fn overlay_xattrs(target: &[u8]) -> Vec<u8> {
         body.resize(body.len().next_multiple_of(4), 0);
     }
     body
+}
+
+/// The xattr name filter's bit for `name` (the part after its index's prefix, such as
+/// `overlay.redirect` for `trusted.overlay.redirect`).
+fn filter_bit(index: u8, name: &[u8]) -> u32 {
+    let hash = xxhash_rust::xxh32::xxh32(name, XATTR_FILTER_SEED.wrapping_add(index as u32));
+    1 << (hash & (XATTR_FILTER_BITS - 1))
 }
 
 /// The data blocks of directory `ino` and its `i_size` (the last block counts only

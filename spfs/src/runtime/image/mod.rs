@@ -37,7 +37,7 @@ use crate::error::{Error, IoContext, Result};
 use crate::storage::LocalRepository;
 
 /// Identifies (and versions) the image format in the cache key.
-const IMAGE_MAGIC: &[u8] = b"spfs-erofs-image-v3\n";
+const IMAGE_MAGIC: &[u8] = b"spfs-erofs-image-v4\n";
 /// Set to `0` to serve FUSE-backend runtimes from the FUSE server even as root.
 pub const DISABLE_ENV: &str = "SPFS_FUSE_IMAGE";
 
