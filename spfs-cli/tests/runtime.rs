@@ -330,10 +330,7 @@ fn cleanup_after_exit_crash_and_kill() {
         .unwrap();
     child.kill().unwrap();
     child.wait().unwrap();
-    wait_until("the command dies with a killed spfs", 10, || {
-        let stat = fs::read_to_string(format!("/proc/{cmd_pid}/stat")).unwrap_or_default();
-        stat.is_empty() || stat.contains(") Z")
-    });
+    wait_until("the command dies with a killed spfs", 10, || gone(cmd_pid));
     assert_no_leaks();
     // The dead runtime's record is pruned.
     let list = env.ok(&["runtime", "list"]);

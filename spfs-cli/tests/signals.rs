@@ -128,11 +128,6 @@ fn spawn_sleeper(
     (child, pid)
 }
 
-fn gone(pid: i32) -> bool {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    stat.is_empty() || stat.contains(") Z")
-}
-
 #[test]
 fn kill_reaches_the_command_and_spfs_exits_with_its_status() {
     if !privileged("kill_reaches_the_command_and_spfs_exits_with_its_status") {

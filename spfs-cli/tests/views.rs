@@ -841,13 +841,6 @@ fn output_within_a_minute(mut cmd: Command, what: &str) -> String {
     out
 }
 
-fn alive(pid: u32) -> bool {
-    Path::new(&format!("/proc/{pid}")).exists()
-        && !fs::read_to_string(format!("/proc/{pid}/stat"))
-            .unwrap_or_default()
-            .contains(") Z ")
-}
-
 /// Root's image views outlive their runtime in the keeper, so a later runtime of the
 /// same stack mounts the same filesystem instance (caches warm): shown by its device
 /// number, which no other live filesystem can have while the keeper holds the view.
@@ -1033,7 +1026,7 @@ fn image_views_are_kept_for_later_runtimes_of_the_stack() {
         nix::sys::signal::Signal::SIGKILL,
     )
     .unwrap();
-    wait_until("the killed keeper to go", 10, || !alive(pid));
+    wait_until("the killed keeper to go", 10, || gone(pid as i32));
     run(KEEP);
     let (again, _) = keeper();
     let again = again.expect("a new keeper");
@@ -1051,7 +1044,7 @@ fn image_views_are_kept_for_later_runtimes_of_the_stack() {
         "{}",
         String::from_utf8_lossy(&out.stdout)
     );
-    wait_until("the emptied keeper to exit", 10, || !alive(again));
+    wait_until("the emptied keeper to exit", 10, || gone(again as i32));
     assert!(!socket.exists());
 
     // Idle views expire on their own.
@@ -1059,6 +1052,6 @@ fn image_views_are_kept_for_later_runtimes_of_the_stack() {
     run("5");
     let (short, _) = keeper();
     let short = short.expect("a keeper");
-    wait_until("the idle keeper to exit", 30, || !alive(short));
+    wait_until("the idle keeper to exit", 30, || gone(short as i32));
     assert_eq!(keeper(), (None, String::new()));
 }

@@ -224,15 +224,11 @@ fn views(repo: Option<&LocalRepository>, drop: bool) -> Result<i32> {
         "view keeper: pid {pid}, {}",
         keeper::socket_path().display()
     );
-    let prefix = repo.map(|r| keeper::repo_id(r).map(|id| format!("{id}.")));
-    for v in kept {
-        let mine = match &prefix {
-            None => true,
-            Some(p) => p.as_deref().is_some_and(|p| v.id.starts_with(p)),
-        };
-        if mine {
-            outln!("{}  idle {:>5}s  {}", v.id, v.idle, v.repo.display());
-        }
+    let Some(prefix) = keeper::repo_prefix(repo) else {
+        return Ok(0);
+    };
+    for v in kept.iter().filter(|v| v.id.starts_with(&prefix)) {
+        outln!("{}  idle {:>5}s  {}", v.id, v.idle, v.repo.display());
     }
     Ok(0)
 }

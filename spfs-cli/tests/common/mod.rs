@@ -215,6 +215,12 @@ pub fn chown_r(dir: &Path, uid: u32, gid: u32) {
 }
 
 /// Polls `cond` until it holds, failing with `what` after `secs` seconds.
+/// True once process `pid` has exited (gone, or a zombie not yet reaped).
+pub fn gone(pid: i32) -> bool {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    stat.is_empty() || stat.contains(") Z")
+}
+
 pub fn wait_until(what: &str, secs: u64, mut cond: impl FnMut() -> bool) {
     let start = std::time::Instant::now();
     while !cond() {

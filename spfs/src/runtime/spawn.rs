@@ -96,9 +96,12 @@ fn run_monitor() -> i32 {
         nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
     );
     crate::signals::install();
-    // Root may start a keeper of image views in this mount namespace, unless it is
-    // another runtime's (a nested runtime), which the keeper would keep alive.
-    let host_ns = (nix::unistd::geteuid().is_root() && !monitor::inside_a_runtime())
+    // Root's FUSE-backend runtimes may start a keeper of image views in this mount
+    // namespace, unless it is another runtime's (a nested runtime), which the keeper
+    // would keep alive. Other runtimes skip the check (a read of the mount table).
+    let may_keep =
+        request.options.backend == super::record::Backend::Fuse && nix::unistd::geteuid().is_root();
+    let host_ns = (may_keep && !monitor::inside_a_runtime())
         .then(|| {
             std::fs::File::open("/proc/self/ns/mnt")
                 .ok()

@@ -145,6 +145,14 @@ pub(crate) fn clear_nonblock(file: &fs::File) {
     }
 }
 
+/// True if only `uid` can have written what `meta` describes: it owns it and neither
+/// group nor others may write it. Derived files that a privileged process trusts (an
+/// inode cache, an image, a keeper's socket directory) must pass this.
+pub fn written_only_by(meta: &fs::Metadata, uid: u32) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    meta.uid() == uid && meta.mode() & 0o022 == 0
+}
+
 /// Opens a regular repository file for reading. `Ok(None)` if it does not exist.
 pub fn open_file(path: &Path) -> Result<Option<(fs::File, fs::Metadata)>> {
     open(path, Expect::File, Access::Read)

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use super::inodes::{Child, InodeTable, Node, NodeKind};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
+use crate::storage::files::written_only_by;
 use crate::storage::LocalRepository;
 
 impl InodeTable {
@@ -26,9 +27,7 @@ impl InodeTable {
         let path = Self::cache_path(repo, manifests);
         let euid = nix::unistd::geteuid().as_raw();
         let (file, len) = match crate::storage::files::open_file(&path) {
-            Ok(Some((_, meta)))
-                if (meta.uid() != euid && meta.uid() != 0) || meta.mode() & 0o022 != 0 =>
-            {
+            Ok(Some((_, meta))) if !written_only_by(&meta, euid) && !written_only_by(&meta, 0) => {
                 tracing::warn!(
                     path = %path.display(),
                     owner = meta.uid(),

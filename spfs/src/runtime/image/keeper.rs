@@ -196,9 +196,18 @@ pub fn list() -> Result<Option<(u32, Vec<KeptView>)>, KeeperError> {
     Ok(Some((pid, views)))
 }
 
+/// What the ids of `repo`'s views start with (every id starts with `""`, for `None`);
+/// `None` when `repo` has no payloads, so no views.
+pub fn repo_prefix(repo: Option<&LocalRepository>) -> Option<String> {
+    match repo {
+        Some(repo) => repo_id(repo).map(|id| format!("{id}.")),
+        None => Some(String::new()),
+    }
+}
+
 /// Drops the kept view `id` (one that no longer mounts, so that a new one replaces it).
 pub fn drop_view(id: &str) {
-    if let Err(e) = ask(&format!("drop {id}\n"), None) {
+    if let Err(e) = drop_prefixed(id) {
         tracing::warn!("{e}");
     }
 }
@@ -206,14 +215,15 @@ pub fn drop_view(id: &str) {
 /// Drops the kept views of `repo` (all of them with `None`); how many it held. The
 /// keeper exits once it holds none.
 pub fn drop_views(repo: Option<&LocalRepository>) -> Result<usize, KeeperError> {
-    let line = match repo {
-        Some(repo) => match repo_id(repo) {
-            Some(id) => format!("drop {id}.\n"),
-            None => return Ok(0),
-        },
-        None => "drop\n".to_string(),
-    };
-    match ask(&line, None)? {
+    match repo_prefix(repo) {
+        Some(prefix) => drop_prefixed(&prefix),
+        None => Ok(0),
+    }
+}
+
+/// Drops the kept views whose ids start with `prefix`; how many.
+fn drop_prefixed(prefix: &str) -> Result<usize, KeeperError> {
+    match ask(&format!("drop {prefix}\n"), None)? {
         None => Ok(0),
         Some((answer, _)) => answer
             .trim()
@@ -485,7 +495,7 @@ fn serve(id: String, repo: PathBuf, first: OwnedFd) -> std::io::Result<()> {
     trusted_dir(&socket)?;
     // The socket and lock are the keeper's alone from the moment they exist.
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
-    let lock = std::fs::OpenOptions::new()
+    let mut lock = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
@@ -494,19 +504,14 @@ fn serve(id: String, repo: PathBuf, first: OwnedFd) -> std::io::Result<()> {
         .open(socket.with_extension("lock"))?;
     // Another keeper runs (perhaps still binding its socket, or on its way out): hand
     // it the view, or take over once it has gone.
-    let mut lock = Some(lock);
     let _lock = loop {
-        let attempt = nix::fcntl::Flock::lock(
-            lock.take().expect("the lock file"),
-            nix::fcntl::FlockArg::LockExclusiveNonblock,
-        );
-        match attempt {
+        match nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusiveNonblock) {
             Ok(held) => break held,
             Err((file, _)) => {
                 if put(&id, &repo, &first).unwrap_or(false) {
                     return Ok(());
                 }
-                lock = Some(file);
+                lock = file;
                 std::thread::sleep(Duration::from_millis(20));
             }
         }
@@ -527,14 +532,6 @@ fn serve(id: String, repo: PathBuf, first: OwnedFd) -> std::io::Result<()> {
     loop {
         let now = Instant::now();
         views.retain(|_, h: &mut Held| now.duration_since(h.used) < keep);
-        while views.len() > MAX_VIEWS {
-            let oldest = views
-                .iter()
-                .min_by_key(|(_, h)| h.used)
-                .map(|(id, _)| id.clone())
-                .expect("not empty");
-            views.remove(&oldest);
-        }
         let Some(next) = views.values().map(|h| h.used + keep).min() else {
             break;
         };
@@ -576,7 +573,7 @@ fn trusted_dir(socket: &Path) -> std::io::Result<()> {
     }
     let meta = std::fs::symlink_metadata(dir)?;
     let me = nix::unistd::geteuid().as_raw();
-    if !meta.is_dir() || meta.uid() != me || meta.mode() & 0o022 != 0 {
+    if !meta.is_dir() || !crate::storage::files::written_only_by(&meta, me) {
         return Err(std::io::Error::other(format!(
             "{} must be a directory of uid {me} that nobody else may write",
             dir.display()
@@ -607,6 +604,12 @@ fn answer(stream: &UnixStream, views: &mut BTreeMap<String, Held>) {
         },
         (Some("put"), Some(id), Some(repo), Some(view)) => match unhex_path(repo) {
             Some(repo) => {
+                if !views.contains_key(id) && views.len() == MAX_VIEWS {
+                    let oldest = views.iter().min_by_key(|(_, h)| h.used).map(|(i, _)| i);
+                    if let Some(oldest) = oldest.cloned() {
+                        views.remove(&oldest);
+                    }
+                }
                 // A view already kept stays: its caches may be warm.
                 let held = views.entry(id.to_string()).or_insert(Held {
                     view,

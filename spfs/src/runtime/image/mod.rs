@@ -142,7 +142,7 @@ pub fn cached_image(repo: &LocalRepository, manifests: &[Digest]) -> Option<Imag
             return None;
         }
     };
-    if meta.uid() != nix::unistd::geteuid().as_raw() || meta.mode() & 0o022 != 0 {
+    if !crate::storage::files::written_only_by(&meta, nix::unistd::geteuid().as_raw()) {
         tracing::warn!(
             path = %path.display(),
             owner = meta.uid(),
